@@ -1,0 +1,87 @@
+"""The click entry point and the one error boundary.
+
+Every command module under ``ringmgr.cli`` exposes ``register(group)``; the list
+below is the only place commands are wired in.  Modules import heavy things (swift,
+numpy, fabric) inside their functions so that ``ringmgr --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import click
+
+from ringmgr.cli.app import App, json_option
+from ringmgr.errors import EXIT_ERROR, RingmgrError
+
+COMMAND_MODULES = [
+    "ringmgr.cli.rings",
+]
+
+log = logging.getLogger("ringmgr")
+
+
+class RingmgrGroup(click.Group):
+    """A group whose ``main`` maps exceptions to one-line messages and exit codes."""
+
+    def main(self, args=None, prog_name="ringmgr", **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        try:
+            with self.make_context(prog_name, args, **extra) as ctx:
+                rv = self.invoke(ctx)
+            sys.exit(rv if isinstance(rv, int) else 0)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            _fail(None, "aborted", EXIT_ERROR)
+        except click.ClickException as e:
+            _fail(None, e.format_message(), EXIT_ERROR)
+        except RingmgrError as e:
+            _fail(e, str(e), e.exit_code)
+        except KeyboardInterrupt:
+            _fail(None, "interrupted", EXIT_ERROR)
+
+
+def _fail(exc, message: str, code: int):
+    app = App.current()
+    if exc is not None and os.environ.get("RINGMGR_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    logging.getLogger("ringmgr.audit").warning("exit %d: %s", code, message)
+    if app is not None and app.json and not app.json_emitted:
+        app.emit({"written": app.written, "error": message, "exit_code": code})
+    kind = "warning" if code == 1 else "error"
+    click.echo(f"ringmgr: {kind}: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=RingmgrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help="ringmgr.toml (default: $RINGMGR_CONFIG, ./ringmgr.toml, "
+                   "/etc/ringmgr/ringmgr.toml)")
+@click.option("-v", "--verbose", count=True, help="more detail on stderr (-vv: every command)")
+@json_option
+@click.version_option(package_name="ringmgr")
+@click.pass_context
+def cli(ctx, config_path, verbose):
+    """Manage an OpenStack Swift cluster's rings and storage nodes.
+
+    Every change works on all rings at once, can be simulated first (--dry-run),
+    asks before it writes (--yes to skip), and is recorded (ringmgr history).
+    """
+    app = ctx.ensure_object(App)
+    app.config_path = config_path
+    app.verbose = verbose
+    app.setup_logging(ctx)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(cli)
+
+
+def main():
+    cli.main()

@@ -1,0 +1,434 @@
+"""ringmgr.toml -> typed objects.
+
+The file is validated against one schema table (``SCHEMA``): every unknown key and
+every wrong type is an error naming the file and the dotted key, so an operator who
+typed ``mount_rot`` learns it before anything runs.  Relative paths are resolved
+against the file's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ringmgr.errors import ConfigError
+
+DEFAULT_PORTS = {"account": 6202, "container": 6201, "object": 6200}
+
+# Node keys that [defaults] may set for every node.
+_NODE_DEFAULTS = {
+    "swift_dir": "/etc/swift",
+    "mount_root": "/srv/node",
+    "fstab": "/etc/fstab",
+    "owner": "swift:swift",
+    "mkfs_options": [],
+    "mount_options": "noatime,nofail",
+    "fstab_by": "label",
+    "ssh_port": None,
+}
+
+_STR = "string"
+_INT = "integer"
+_NUM = "number"
+_BOOL = "boolean"
+_PATH = "path"
+_STRLIST = "list of strings"
+_WEIGHTS = "table of device = weight"
+_STRMAP = "table of name = string"
+_INTMAP = "table of name = integer"
+_NUMMAP = "table of name = number"
+
+_NODE_COMMON = {
+    "host": _STR,
+    "ssh_port": _INT,
+    "swift_dir": _STR,
+    "owner": _STR,
+}
+_NODE_KEYS = {
+    **_NODE_COMMON,
+    "ip": _STR,
+    "replication_ip": _STR,
+    "region": _INT,
+    "zone": _INT,
+    "devices": _WEIGHTS,
+    "rings": "table of ring = {devices = ...}",
+    "block_devices": _STRMAP,
+    "mount_root": _STR,
+    "fstab": _PATH,
+    "mkfs_options": _STRLIST,
+    "mount_options": _STR,
+    "fstab_by": _STR,
+}
+
+SCHEMA: dict[str, dict[str, str]] = {
+    "cluster": {
+        "builder_dir": _PATH,
+        "rings": _STRLIST,
+        "ports": _INTMAP,
+        "push": _BOOL,
+        "swift_conf": _PATH,
+        "lock_timeout": _NUM,
+        "used_bytes": _NUMMAP,
+        "format_version": _INT,
+    },
+    "ssh": {
+        "user": _STR,
+        "port": _INT,
+        "identity_file": _PATH,
+        "known_hosts": _PATH,
+        "parallel": _INT,
+        "connect_timeout": _NUM,
+        "retries": _INT,
+    },
+    "defaults": {k: v for k, v in _NODE_KEYS.items() if k in _NODE_DEFAULTS},
+    "openstack": {
+        "openrc": _PATH,
+        "nova_db": _STR,
+        "neutron_db": _STR,
+        "cinder_db": _STR,
+        "restore_order": _STRLIST,
+    },
+}
+SECTIONS = set(SCHEMA) | {"nodes", "proxies"}
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    builder_dir: Path
+    rings: tuple[str, ...] | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    push: bool = False
+    swift_conf: Path | None = None
+    lock_timeout: float = 30.0
+    used_bytes: dict[str, float] = field(default_factory=dict)
+    format_version: int | None = None
+
+    def port_for(self, ring: str) -> int:
+        """The port new devices of ``ring`` listen on (object-N uses object's)."""
+        if ring in self.ports:
+            return self.ports[ring]
+        base = "object" if ring.startswith("object") else ring
+        return self.ports.get(base, DEFAULT_PORTS.get(base, 6200))
+
+
+@dataclass(frozen=True)
+class SSHConfig:
+    user: str = "root"
+    port: int = 22
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+    parallel: int = 32
+    connect_timeout: float = 10.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class Host:
+    """Anything ringmgr reaches over SSH: a storage node or a proxy."""
+
+    name: str
+    host: str
+    ssh_port: int | None
+    swift_dir: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class Node(Host):
+    ip: str = ""
+    replication_ip: str | None = None
+    region: int = 1
+    zone: int = 1
+    devices: dict[str, float] = field(default_factory=dict)
+    ring_devices: dict[str, dict[str, float]] = field(default_factory=dict)
+    block_devices: dict[str, str] = field(default_factory=dict)
+    mount_root: str = "/srv/node"
+    fstab: str = "/etc/fstab"
+    mkfs_options: tuple[str, ...] = ()
+    mount_options: str = "noatime,nofail"
+    fstab_by: str = "label"
+
+    def devices_for(self, ring: str) -> dict[str, float]:
+        """Device name -> weight for ``ring``: a per-ring override, else ``devices``."""
+        if ring in self.ring_devices:
+            return dict(self.ring_devices[ring])
+        return dict(self.devices)
+
+    def block_device(self, dev: str) -> str:
+        return self.block_devices.get(dev, f"/dev/{dev}")
+
+
+@dataclass(frozen=True)
+class Proxy(Host):
+    pass
+
+
+@dataclass(frozen=True)
+class OpenStackConfig:
+    openrc: Path | None = None
+    nova_db: str | None = None
+    neutron_db: str | None = None
+    cinder_db: str | None = None
+    restore_order: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    cluster: ClusterConfig
+    ssh: SSHConfig
+    nodes: dict[str, Node]
+    proxies: dict[str, Proxy]
+    openstack: OpenStackConfig
+    warnings: tuple[str, ...] = ()
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``; a UsageError listing the known ones otherwise."""
+        from ringmgr.errors import UsageError
+
+        if name not in self.nodes:
+            known = ", ".join(sorted(self.nodes)) or "none"
+            raise UsageError(f"unknown node {name!r} (nodes in {self.path}: {known})")
+        return self.nodes[name]
+
+    def node_by_ip(self, ip: str) -> Node | None:
+        for node in self.nodes.values():
+            if node.ip == ip:
+                return node
+        return None
+
+    def hosts(self) -> dict[str, Host]:
+        """Every host that gets rings: storage nodes, then proxies."""
+        return {**self.nodes, **self.proxies}
+
+
+def find_config_path(explicit: str | os.PathLike | None) -> Path:
+    """--config, else $RINGMGR_CONFIG, else ./ringmgr.toml, else /etc/ringmgr/ringmgr.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("RINGMGR_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("ringmgr.toml")
+    if local.exists():
+        return local
+    return Path("/etc/ringmgr/ringmgr.toml")
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (use --config or $RINGMGR_CONFIG)")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}")
+    return parse_config(data, path)
+
+
+def parse_config(data: dict, path: Path) -> Config:
+    """Validate ``data`` (parsed TOML) and build a Config; ``path`` names it in errors."""
+    v = _Validator(path)
+    for section in data:
+        if section not in SECTIONS:
+            v.fail(section, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
+    for section, keys in SCHEMA.items():
+        table = data.get(section, {})
+        v.table(section, table)
+        for key, value in table.items():
+            if key not in keys:
+                v.fail(f"{section}.{key}", f"unknown key (known: {', '.join(sorted(keys))})")
+            v.check(f"{section}.{key}", value, keys[key])
+
+    c = data.get("cluster", {})
+    if "builder_dir" not in c:
+        v.fail("cluster.builder_dir", "required key is missing")
+    cluster = ClusterConfig(
+        builder_dir=v.path(c["builder_dir"]),
+        rings=tuple(c["rings"]) if "rings" in c else None,
+        ports=dict(c.get("ports", {})),
+        push=c.get("push", False),
+        swift_conf=v.path(c["swift_conf"]) if "swift_conf" in c else None,
+        lock_timeout=float(c.get("lock_timeout", 30.0)),
+        used_bytes={k: float(x) for k, x in c.get("used_bytes", {}).items()},
+        format_version=c.get("format_version"),
+    )
+    if cluster.format_version is not None and cluster.format_version not in (0, 1, 2):
+        v.fail("cluster.format_version", "must be 0, 1 or 2")
+
+    s = data.get("ssh", {})
+    ssh = SSHConfig(
+        user=s.get("user", "root"),
+        port=s.get("port", 22),
+        identity_file=v.path(s["identity_file"]) if "identity_file" in s else None,
+        known_hosts=v.path(s["known_hosts"]) if "known_hosts" in s else None,
+        parallel=s.get("parallel", 32),
+        connect_timeout=float(s.get("connect_timeout", 10.0)),
+        retries=s.get("retries", 2),
+    )
+    if ssh.parallel < 1:
+        v.fail("ssh.parallel", "must be at least 1")
+
+    defaults = {**_NODE_DEFAULTS, **data.get("defaults", {})}
+    if "fstab" in data.get("defaults", {}):
+        defaults["fstab"] = str(v.path(defaults["fstab"]))
+
+    nodes: dict[str, Node] = {}
+    v.table("nodes", data.get("nodes", {}))
+    for name, n in data.get("nodes", {}).items():
+        nodes[name] = _node(v, name, n, defaults)
+    proxies: dict[str, Proxy] = {}
+    v.table("proxies", data.get("proxies", {}))
+    for name, p in data.get("proxies", {}).items():
+        key = f"proxies.{name}"
+        v.table(key, p)
+        for k, val in p.items():
+            if k not in _NODE_COMMON:
+                v.fail(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(_NODE_COMMON))})")
+            v.check(f"{key}.{k}", val, _NODE_COMMON[k])
+        if name in nodes:
+            v.fail(key, "a proxy may not have the same name as a node")
+        proxies[name] = Proxy(
+            name=name,
+            host=p.get("host", name),
+            ssh_port=p.get("ssh_port", defaults["ssh_port"]),
+            swift_dir=p.get("swift_dir", defaults["swift_dir"]),
+            owner=p.get("owner", defaults["owner"]),
+        )
+
+    seen_ips: dict[str, str] = {}
+    for name, node in nodes.items():
+        if node.ip in seen_ips:
+            v.fail(f"nodes.{name}.ip", f"{node.ip} is also the ip of node {seen_ips[node.ip]}")
+        seen_ips[node.ip] = name
+
+    o = data.get("openstack", {})
+    openstack = OpenStackConfig(
+        openrc=v.path(o["openrc"]) if "openrc" in o else None,
+        nova_db=o.get("nova_db"),
+        neutron_db=o.get("neutron_db"),
+        cinder_db=o.get("cinder_db"),
+        restore_order=tuple(o["restore_order"]) if "restore_order" in o else None,
+    )
+    return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
+                  openstack=openstack)
+
+
+def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
+    key = f"nodes.{name}"
+    v.table(key, n)
+    for k, val in n.items():
+        if k not in _NODE_KEYS:
+            v.fail(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(_NODE_KEYS))})")
+        v.check(f"{key}.{k}", val, _NODE_KEYS[k])
+    if "ip" not in n:
+        v.fail(f"{key}.ip", "required key is missing (ring devices are matched by ip)")
+    ring_devices: dict[str, dict[str, float]] = {}
+    for ring, override in n.get("rings", {}).items():
+        rkey = f"{key}.rings.{ring}"
+        v.table(rkey, override)
+        for k, val in override.items():
+            if k != "devices":
+                v.fail(f"{rkey}.{k}", "unknown key (known: devices)")
+            v.check(f"{rkey}.devices", val, _WEIGHTS)
+        ring_devices[ring] = {d: float(w) for d, w in override.get("devices", {}).items()}
+    fstab_by = n.get("fstab_by", defaults["fstab_by"])
+    if fstab_by not in ("label", "uuid"):
+        v.fail(f"{key}.fstab_by", "must be \"label\" or \"uuid\"")
+    mount_options = n.get("mount_options", defaults["mount_options"])
+    if "nobarrier" in mount_options.split(","):
+        v.fail(f"{key}.mount_options", "nobarrier is refused: mounts fail on kernels >= 4.19")
+    fstab = n["fstab"] if "fstab" in n else defaults["fstab"]
+    if "fstab" in n:
+        fstab = str(v.path(fstab))
+    return Node(
+        name=name,
+        host=n.get("host", name),
+        ssh_port=n.get("ssh_port", defaults["ssh_port"]),
+        swift_dir=n.get("swift_dir", defaults["swift_dir"]),
+        owner=n.get("owner", defaults["owner"]),
+        ip=n.get("ip", ""),
+        replication_ip=n.get("replication_ip"),
+        region=n.get("region", 1),
+        zone=n.get("zone", 1),
+        devices={d: float(w) for d, w in n.get("devices", {}).items()},
+        ring_devices=ring_devices,
+        block_devices=dict(n.get("block_devices", {})),
+        mount_root=n.get("mount_root", defaults["mount_root"]),
+        fstab=fstab,
+        mkfs_options=tuple(n.get("mkfs_options", defaults["mkfs_options"])),
+        mount_options=mount_options,
+        fstab_by=fstab_by,
+    )
+
+
+class _Validator:
+    def __init__(self, path: Path):
+        self.file = path
+
+    def fail(self, key: str, why: str):
+        raise ConfigError(f"{self.file}: {key}: {why}")
+
+    def table(self, key: str, value):
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table, not {_tname(value)}")
+
+    def path(self, value: str) -> Path:
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else (self.file.parent / p).resolve()
+
+    def check(self, key: str, value, kind: str):
+        ok = {
+            _STR: lambda x: isinstance(x, str),
+            _PATH: lambda x: isinstance(x, str) and x != "",
+            _INT: lambda x: isinstance(x, int) and not isinstance(x, bool),
+            _NUM: _is_number,
+            _BOOL: lambda x: isinstance(x, bool),
+            _STRLIST: lambda x: isinstance(x, list) and all(isinstance(i, str) for i in x),
+            _STRMAP: lambda x: isinstance(x, dict) and all(isinstance(i, str) for i in x.values()),
+            _INTMAP: lambda x: isinstance(x, dict) and all(
+                isinstance(i, int) and not isinstance(i, bool) for i in x.values()),
+            _NUMMAP: lambda x: isinstance(x, dict) and all(_is_number(i) for i in x.values()),
+        }.get(kind)
+        if kind == _WEIGHTS:
+            if not isinstance(value, dict):
+                self.fail(key, f"must be a {kind}, not {_tname(value)}")
+            for dev, w in value.items():
+                if not _is_number(w):
+                    self.fail(f"{key}.{dev}", f"weight must be a number, not {_tname(w)}")
+                if w < 0:
+                    self.fail(f"{key}.{dev}", f"weight must not be negative ({w})")
+            return
+        if kind.startswith("table of ring"):
+            self.table(key, value)
+            return
+        if ok is not None and not ok(value):
+            self.fail(key, f"must be a {kind}, not {_tname(value)}")
+        if kind in (_INT, _NUM) and value < 0:
+            self.fail(key, f"must not be negative ({value})")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _tname(value) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def config_warnings(config: Config, ring_ips: dict[str, set[str]]) -> list[str]:
+    """Warnings that need the rings: a node ip that matches no device in any ring."""
+    all_ips = set().union(*ring_ips.values()) if ring_ips else set()
+    out = []
+    for name, node in config.nodes.items():
+        if node.ip not in all_ips:
+            out.append(f"{config.path}: nodes.{name}.ip: {node.ip} matches no device in any "
+                       f"ring (not yet added?)")
+    return out
