@@ -22,6 +22,9 @@ COMMAND_MODULES = [
 ]
 
 log = logging.getLogger("ringmgr")
+_audit = logging.getLogger("ringmgr.audit")
+_audit.propagate = False
+_audit.addHandler(logging.NullHandler())
 
 
 class RingmgrGroup(click.Group):
@@ -51,7 +54,7 @@ def _fail(exc, message: str, code: int):
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    logging.getLogger("ringmgr.audit").warning("exit %d: %s", code, message)
+    _audit.warning("exit %d: %s", code, message)
     if app is not None and app.json and not app.json_emitted:
         app.emit({"written": app.written, "error": message, "exit_code": code})
     kind = "warning" if code == 1 else "error"
