@@ -1,0 +1,349 @@
+"""A small plan runner: ordered steps, a journal on the admin host, resume.
+
+Why: host procedures (replace a disk, a compute runbook) are a list of steps where a
+crash, a lost SSH link or an operator's Ctrl-C can stop the run anywhere.  Running the
+same command again (or with ``--resume``) must continue where it stopped, with the
+same parameters chosen up front (a new filesystem's UUID), and never redo a step that
+is already done.
+
+The API (stable; only compatible additions):
+
+``Step(name, title, action, check=None, verify=None, destructive=False)``
+    ``name`` is stable (it keys the journal); ``title`` is what the operator reads.
+    ``check(ctx) -> str | None``: precondition / idempotency.  Return a reason to
+    skip ("already unmounted"), return None to run the action, or raise ``Refused``
+    (the run stops, nothing of this step ran).  ``action(ctx)`` does the work (through
+    an executor).  ``verify(ctx)`` raises ``StepFailed`` if the result is not right; it
+    is not called in a dry run.  ``destructive`` steps are confirmed first.
+    Any callable may raise ``StopRun("message")``: the run ends cleanly at this step
+    (exit 0 for the caller), the step stays pending, and the next run starts there.
+
+``Journal.open(key, state_dir=None, *, resume=False, dry_run=False) -> Journal``
+    One JSON file per operation key (``replace-disk.s02.sdb``) in ``state_dir``, else
+    ``$RINGMGR_STATE_DIR``, else ``~/.local/state/ringmgr/runs/``; written atomically
+    (temp file, fsync, rename) after every state change and locked (flock) while
+    open (``LockHeld`` if another run holds it).  A finished journal is archived
+    (``<key>.<UTC time>.json``) and a new one started; ``resume=True`` refuses
+    (``UsageError``) when no run is in progress.  ``journal.param(name, factory)``
+    returns the journaled value, choosing it with ``factory()`` the first time.
+    A dry run (``dry_run=True``) saves the parameters it chooses (so the real run
+    uses the very UUID the dry run showed) but never step states.  The step
+    states are ``done``, ``skipped``, ``started`` (killed mid-action: run again,
+    its check decides), ``failed`` and ``pending``; only done/skipped are final.
+    ``journal.close()`` releases the lock.  ``Journal.memory(key)`` is an unsaved
+    journal for callers that need none.
+
+``run_steps(steps, ctx, *, journal=None, dry_run=False, confirm=None, echo=None)``
+    ``ctx`` is passed as is to every check/action/verify.  Steps the journal records
+    as done are not run again.  ``confirm(step)`` is called once, before the first
+    destructive step whose action will run (raise ``Refused`` to decline).
+    ``echo(line)`` gets one progress line per step.  Errors from steps
+    (``RingmgrError``) do not propagate: they are recorded and the run stops.
+    Returns a ``RunSummary``: ``.results`` (``StepResult(name, title, status,
+    reason, destructive)``, status one of done / skipped / failed / stopped /
+    pending), ``.ok``, ``.finished``, ``.stopped`` (the StopRun message),
+    ``.error``, ``.table()``, ``.to_json()``, ``.raise_error()``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ringmgr.errors import LockHeld, RingmgrError, UsageError
+
+log = logging.getLogger("ringmgr.runner")
+
+DONE = "done"
+SKIPPED = "skipped"
+FAILED = "failed"
+STOPPED = "stopped"
+PENDING = "pending"
+STARTED = "started"  # journal only: the action began but did not finish
+
+
+class StopRun(Exception):
+    """Raised by a step to end the run cleanly here; the step stays pending."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    action: Callable[[Any], None]
+    check: Callable[[Any], str | None] | None = None
+    verify: Callable[[Any], None] | None = None
+    destructive: bool = False
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("RINGMGR_STATE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.path.expanduser("~/.local/state/ringmgr/runs"))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Journal:
+    """The saved progress of one operation (see the module docstring)."""
+
+    def __init__(self, key: str, path: Path | None, data: dict | None = None, *,
+                 dry_run: bool = False, lock_fd: int | None = None):
+        self.key = key
+        self.path = path
+        self.dry_run = dry_run
+        self._lock_fd = lock_fd
+        self.data = data or {"key": key, "version": 1, "created": _now(),
+                             "updated": _now(), "finished": False,
+                             "params": {}, "steps": {}}
+
+    # -- opening --------------------------------------------------------------
+    @classmethod
+    def memory(cls, key: str = "memory") -> "Journal":
+        return cls(key, None)
+
+    @classmethod
+    def open(cls, key: str, state_dir: str | os.PathLike | None = None, *,
+             resume: bool = False, dry_run: bool = False) -> "Journal":
+        if not key or "/" in key or key.startswith("."):
+            raise UsageError(f"bad operation key {key!r}")
+        root = Path(state_dir) if state_dir else default_state_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / f"{key}.json"
+        lock_fd = os.open(root / f".{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(lock_fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise LockHeld(f"another run of {key} is in progress (lock "
+                               f"{root / ('.' + key + '.lock')}); wait for it to finish")
+            raise
+        data = None
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                os.close(lock_fd)
+                raise UsageError(f"journal {path} is unreadable ({e}); move it away "
+                                 f"to start the operation afresh")
+            if data.get("finished"):
+                stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                os.replace(path, root / f"{key}.{stamp}.json")
+                data = None
+        if resume and data is None:
+            os.close(lock_fd)
+            raise UsageError(f"nothing to resume: no run of {key} is in progress "
+                             f"(no journal in {root}); run the command without --resume")
+        return cls(key, path, data, dry_run=dry_run, lock_fd=lock_fd)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- contents -------------------------------------------------------------
+    @property
+    def in_progress(self) -> bool:
+        """True when an earlier run left steps of this operation recorded."""
+        return bool(self.data["steps"])
+
+    @property
+    def params(self) -> dict:
+        return self.data["params"]
+
+    def param(self, name: str, factory: Callable[[], Any]) -> Any:
+        """The journaled value of ``name``; chosen with ``factory()`` the first time."""
+        if name not in self.data["params"]:
+            self.data["params"][name] = factory()
+            self._save(params_only=True)
+        return self.data["params"][name]
+
+    def step_state(self, name: str) -> str | None:
+        s = self.data["steps"].get(name)
+        return s["state"] if s else None
+
+    def mark(self, name: str, state: str, reason: str = "") -> None:
+        self.data["steps"][name] = {"state": state, "reason": reason, "at": _now()}
+        self._save()
+
+    def finish(self) -> None:
+        self.data["finished"] = True
+        self._save()
+
+    def _save(self, params_only: bool = False) -> None:
+        if self.path is None or (self.dry_run and not params_only):
+            return
+        if self.dry_run:
+            # a dry run records only its chosen parameters, and only in a new journal
+            # file or one that already exists; step states stay as they were on disk
+            on_disk = self._read_disk()
+            on_disk.setdefault("params", {}).update(self.data["params"])
+            data = on_disk
+        else:
+            data = self.data
+        data["updated"] = _now()
+        write_json_atomic(self.path, data)
+
+    def _read_disk(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {"key": self.key, "version": 1, "created": _now(), "finished": False,
+                    "params": {}, "steps": {}}
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+# -- results ------------------------------------------------------------------
+@dataclass
+class StepResult:
+    name: str
+    title: str
+    status: str
+    reason: str = ""
+    destructive: bool = False
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "title": self.title, "status": self.status,
+                "reason": self.reason, "destructive": self.destructive}
+
+
+@dataclass
+class RunSummary:
+    key: str | None
+    results: list[StepResult] = field(default_factory=list)
+    dry_run: bool = False
+    stopped: str | None = None
+    error: RingmgrError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def finished(self) -> bool:
+        return self.ok and self.stopped is None and all(
+            r.status in (DONE, SKIPPED) for r in self.results)
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def table(self) -> str:
+        wide = max([len(r.title) for r in self.results] + [4])
+        lines = [f"{'step':<{wide}}  status   reason", f"{'-' * wide}  -------  ------"]
+        for r in self.results:
+            lines.append(f"{r.title:<{wide}}  {r.status:<7}  {r.reason}".rstrip())
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"operation": self.key, "dry_run": self.dry_run, "ok": self.ok,
+                "finished": self.finished, "stopped": self.stopped,
+                "error": str(self.error) if self.error else None,
+                "steps": [r.to_json() for r in self.results]}
+
+
+# -- running ------------------------------------------------------------------
+def run_steps(steps: Sequence[Step], ctx: Any, *, journal: Journal | None = None,
+              dry_run: bool = False, confirm: Callable[[Step], None] | None = None,
+              echo: Callable[[str], None] | None = None) -> RunSummary:
+    names = [s.name for s in steps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate step names in {names}")
+    journal = journal or Journal.memory()
+    summary = RunSummary(journal.key, dry_run=dry_run)
+    confirmed = False
+    say = echo or (lambda line: None)
+    total = len(steps)
+
+    for i, step in enumerate(steps, 1):
+        head = f"[{i}/{total}] {step.title}"
+        if summary.error is not None or summary.stopped is not None:
+            summary.results.append(StepResult(step.name, step.title, PENDING,
+                                              destructive=step.destructive))
+            continue
+        state = journal.step_state(step.name)
+        if state in (DONE, SKIPPED):
+            why = "in an earlier run"
+            summary.results.append(StepResult(step.name, step.title, state, why,
+                                              step.destructive))
+            say(f"{head}: {state} {why}")
+            continue
+        result = StepResult(step.name, step.title, PENDING, destructive=step.destructive)
+        summary.results.append(result)
+        try:
+            reason = step.check(ctx) if step.check else None
+            if reason:
+                result.status, result.reason = SKIPPED, reason
+                journal.mark(step.name, SKIPPED, reason)
+                say(f"{head}: skipped: {reason}")
+                continue
+            if step.destructive and confirm is not None and not confirmed:
+                confirm(step)
+                confirmed = True
+            say(f"{head} ...")
+            journal.mark(step.name, STARTED)
+            step.action(ctx)
+            if step.verify and not dry_run:
+                step.verify(ctx)
+            result.status = DONE
+            journal.mark(step.name, DONE)
+            say(f"{head}: done")
+        except StopRun as stop:
+            result.status, result.reason = STOPPED, str(stop)
+            summary.stopped = str(stop)
+            if journal.step_state(step.name) == STARTED:
+                journal.mark(step.name, PENDING, str(stop))
+            say(f"{head}: stopped: {stop}")
+        except RingmgrError as e:
+            result.status, result.reason = FAILED, str(e)
+            summary.error = e
+            if journal.step_state(step.name) == STARTED:
+                journal.mark(step.name, FAILED, str(e))
+            say(f"{head}: failed: {e}")
+    if summary.finished and not dry_run:
+        journal.finish()
+    return summary
