@@ -1,0 +1,337 @@
+"""The simulation report: what a ring change moves, and what it risks.
+
+Pure functions over two swift ``RingBuilder`` objects (``before`` and ``after``, the
+latter a deepcopy of the former with the change applied and rebalanced).  Nothing
+here reads files, runs commands or prints; the CLI decides what to show.
+
+The assignment arrays (``builder._replica2part2dev``, one ``array('H'|'I')`` per
+replica, partition -> device id) are read through ``numpy.frombuffer`` without
+copying, so a report on a part power 20 ring costs milliseconds, not the minutes a
+rebalance takes.  With fractional replicas (e.g. 2.5) the last row is shorter: it
+covers only the first partitions.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+__all__ = ["ring_report", "render_text", "replica_rows", "parts_per_device",
+           "count_moves", "failure_domain_risk", "total_assignments"]
+
+
+# -- the assignment arrays -----------------------------------------------------
+
+def replica_rows(builder) -> list:
+    """One numpy view per replica row of ``builder``'s assignments (no copies)."""
+    import numpy as np
+
+    rows = []
+    for row in builder._replica2part2dev or []:
+        if isinstance(row, np.ndarray):
+            rows.append(row)
+        else:
+            rows.append(np.frombuffer(row, dtype=np.dtype(row.typecode)))
+    return rows
+
+
+def total_assignments(builder) -> int:
+    """Replica assignments the ring holds: partitions x replicas, fractional-aware."""
+    return int(sum(len(r) for r in builder._replica2part2dev or []))
+
+
+def parts_per_device(builder) -> "np.ndarray":
+    """Array indexed by device id: replica assignments each device holds."""
+    import numpy as np
+
+    size = len(builder.devs)
+    counts = np.zeros(size, dtype=np.int64)
+    for row in replica_rows(builder):
+        valid = row[row < size]
+        counts += np.bincount(valid, minlength=size)[:size]
+    return counts
+
+
+def count_moves(before, after) -> int:
+    """Replica assignments whose device differs between ``before`` and ``after``.
+
+    The same count swift's ``rebalance()`` returns as its first value: rows or
+    partitions that exist on one side only count as moved.
+    """
+    b_rows, a_rows = replica_rows(before), replica_rows(after)
+    moved = 0
+    for r, a in enumerate(a_rows):
+        if r >= len(b_rows):
+            moved += len(a)
+            continue
+        b = b_rows[r]
+        n = min(len(a), len(b))
+        moved += int((a[:n] != b[:n]).sum()) + (len(a) - n)
+    return moved
+
+
+def _padded(builder, labels) -> "np.ndarray":
+    """(replicas, partitions) matrix of ``labels[device]``; -1 where no replica."""
+    import numpy as np
+
+    rows = replica_rows(builder)
+    parts = builder.parts
+    out = np.full((len(rows), parts), -1, dtype=np.int64)
+    size = len(labels)
+    for r, row in enumerate(rows):
+        ids = row.astype(np.int64)
+        ok = ids < size
+        vals = np.full(len(row), -1, dtype=np.int64)
+        vals[ok] = labels[ids[ok]]
+        out[r, :len(row)] = vals
+    return out
+
+
+def _distinct_per_column(m) -> tuple:
+    """Per column of ``m``: (distinct labels >= 0, entries >= 0)."""
+    import numpy as np
+
+    if m.shape[0] == 0:
+        z = np.zeros(m.shape[1], dtype=np.int64)
+        return z, z
+    s = np.sort(m, axis=0)
+    present = s >= 0
+    new = np.ones_like(present)
+    new[1:] = s[1:] != s[:-1]
+    distinct = (new & present).sum(axis=0)
+    return distinct, present.sum(axis=0)
+
+
+def _label_array(builder, key) -> tuple:
+    """Device id -> integer label of its failure domain (-1: no device); and the
+    number of distinct domains that hold weight (where replicas may go)."""
+    import numpy as np
+
+    labels = np.full(len(builder.devs), -1, dtype=np.int64)
+    index: dict = {}
+    weighted: set = set()
+    for dev in builder.devs:
+        if dev is None:
+            continue
+        k = key(dev)
+        labels[dev["id"]] = index.setdefault(k, len(index))
+        if dev.get("weight", 0) > 0:
+            weighted.add(k)
+    return labels, len(weighted)
+
+
+def _zone_key(dev):
+    return (dev["region"], dev["zone"])
+
+
+def _node_key(dev):
+    return (dev["region"], dev["zone"], dev["ip"])
+
+
+def failure_domain_risk(builder) -> dict:
+    """Partitions holding two replicas in one zone (one node) although enough zones
+    (nodes) with weight exist to keep them apart.
+
+    A partition with n replicas is at zone risk when its replicas span fewer than
+    min(n, zones) distinct zones; likewise for nodes (a node is an ip).
+    """
+    import numpy as np
+
+    out = {}
+    for name, key in (("zone", _zone_key), ("node", _node_key)):
+        labels, available = _label_array(builder, key)
+        if builder.parts == 0 or not builder._replica2part2dev:
+            out[f"parts_same_{name}"] = 0
+            out[f"{name}s"] = available
+            continue
+        distinct, nrep = _distinct_per_column(_padded(builder, labels))
+        at_risk = distinct < np.minimum(nrep, available)
+        out[f"parts_same_{name}"] = int(at_risk.sum())
+        out[f"{name}s"] = available
+    return out
+
+
+# -- the report ------------------------------------------------------------------
+
+def _dev_identity(dev) -> tuple:
+    return (dev["ip"], dev["port"], dev["device"])
+
+
+def _device_rows(before, after, nodes_by_ip) -> list[dict]:
+    pb, pa = parts_per_device(before), parts_per_device(after)
+    rows = []
+    for dev_id in range(max(len(before.devs), len(after.devs))):
+        b = before.devs[dev_id] if dev_id < len(before.devs) else None
+        a = after.devs[dev_id] if dev_id < len(after.devs) else None
+        if b is None and a is None:
+            continue
+        pairs = [(b, a)]
+        if b is not None and a is not None and _dev_identity(b) != _dev_identity(a):
+            pairs = [(b, None), (None, a)]  # slot reused by another device
+        for db, da in pairs:
+            dev = da if da is not None else db
+            parts_before = int(pb[dev_id]) if db is not None and dev_id < len(pb) else 0
+            parts_after = int(pa[dev_id]) if da is not None and dev_id < len(pa) else 0
+            rows.append({
+                "id": dev_id,
+                "node": nodes_by_ip.get(dev["ip"], dev["ip"]),
+                "ip": dev["ip"],
+                "port": dev["port"],
+                "device": dev["device"],
+                "zone": dev["zone"],
+                "region": dev["region"],
+                "weight_before": float(db["weight"]) if db is not None else None,
+                "weight_after": float(da["weight"]) if da is not None else None,
+                "parts_before": parts_before,
+                "parts_after": parts_after,
+                "delta": parts_after - parts_before,
+                "status": ("removed" if da is None else "added" if db is None
+                           else "changed" if parts_after != parts_before
+                           or db["weight"] != da["weight"] else "unchanged"),
+            })
+    return _group_by_node(rows)
+
+
+def _group_by_node(rows: list[dict]) -> list[dict]:
+    """Nodes with the biggest change first; within a node, biggest |delta| first."""
+    by_node: dict[str, list[dict]] = {}
+    for row in rows:
+        by_node.setdefault(row["node"], []).append(row)
+    for devs in by_node.values():
+        devs.sort(key=lambda d: (-abs(d["delta"]), d["id"]))
+    order = sorted(by_node, key=lambda n: (-sum(abs(d["delta"]) for d in by_node[n]), n))
+    return [d for n in order for d in by_node[n]]
+
+
+def _round(x, nd=4):
+    return None if x is None else round(float(x), nd)
+
+
+def ring_report(ring: str, before, after, parts_moved: int,
+                nodes_by_ip: dict[str, str],
+                used_bytes: float | None = None) -> dict:
+    """The CONTRACT's per-ring simulation report for one ring change.
+
+    ``parts_moved`` is what ``after.rebalance()`` returned (the caller has it; it is
+    not recounted here, see ``count_moves`` for the check).  ``used_bytes`` is the
+    ring's total stored bytes (all replicas); without it the byte estimate is
+    "unknown" rather than a guess.
+    """
+    total = total_assignments(after) or total_assignments(before)
+    pct = 100.0 * parts_moved / total if total else 0.0
+    report = {
+        "ring": ring,
+        "parts": after.parts,
+        "replicas": float(after.replicas),
+        "assignments": total,
+        "parts_moved": int(parts_moved),
+        "parts_moved_pct": _round(pct),
+        "balance_before": _round(_balance(before)),
+        "balance_after": _round(_balance(after)),
+        "dispersion_before": _round(before.dispersion),
+        "dispersion_after": _round(after.dispersion),
+    }
+    if used_bytes is None:
+        report["bytes_moved"] = None
+        report["bytes_estimate"] = "unknown (no used_bytes given for this ring)"
+    else:
+        report["bytes_moved"] = int(round(parts_moved / total * used_bytes)) if total else 0
+        report["bytes_estimate"] = (
+            f"from used_bytes={int(used_bytes)}: moved share of {total} replica "
+            f"assignments x used bytes (assumes evenly filled partitions)")
+    report["risk_before"] = failure_domain_risk(before)
+    report["risk_after"] = failure_domain_risk(after)
+    report["devices"] = _device_rows(before, after, nodes_by_ip)
+    return report
+
+
+def _balance(builder) -> float | None:
+    """``builder.get_balance()``; None for a builder without weighted devices."""
+    try:
+        return builder.get_balance()
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+# -- text -----------------------------------------------------------------------
+
+def _fmt_bytes(n) -> str:
+    if n is None:
+        return "unknown"
+    x = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(x) < 1024 or unit == "PiB":
+            return f"{x:.1f} {unit}" if unit != "B" else f"{int(x)} B"
+        x /= 1024
+    return str(n)
+
+
+def _fmt_pct(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}%"
+
+
+def _node_totals(devices: Iterable[dict]) -> list[tuple[str, int, int, int]]:
+    totals: dict[str, list[int]] = {}
+    for d in devices:
+        t = totals.setdefault(d["node"], [0, 0])
+        t[0] += d["parts_before"]
+        t[1] += d["parts_after"]
+    return [(n, b, a, a - b) for n, (b, a) in totals.items()]
+
+
+def render_text(reports: dict[str, dict], *, top: int = 10) -> str:
+    """An operator-readable summary of per-ring reports (ring name -> report)."""
+    lines: list[str] = []
+    for ring, r in reports.items():
+        lines.append(f"{ring}: {r['parts_moved']} replica moves "
+                     f"({r['parts_moved_pct']:.2f}% of {r.get('assignments', '?')} "
+                     f"assignments), data to copy: ~{_fmt_bytes(r.get('bytes_moved'))}")
+        lines.append(f"  balance {_fmt_pct(r.get('balance_before'))} -> "
+                     f"{_fmt_pct(r.get('balance_after'))}, dispersion after "
+                     f"{_fmt_pct(r.get('dispersion_after'))}")
+        if r.get("bytes_moved") is not None:
+            lines.append(f"  bytes: estimated {r['bytes_estimate']}")
+        risk = r.get("risk_after") or {}
+        before = r.get("risk_before") or {}
+        for dom in ("zone", "node"):
+            n = risk.get(f"parts_same_{dom}", 0)
+            nb = before.get(f"parts_same_{dom}", 0)
+            if n:
+                lines.append(f"  RISK: {n} partitions would hold two replicas in one {dom} "
+                             f"(now {nb}; {risk.get(dom + 's', '?')} {dom}s with weight)")
+            elif nb:
+                lines.append(f"  fixes: {nb} partitions now holding two replicas in one "
+                             f"{dom} would be spread out")
+        if not any(risk.get(f"parts_same_{d}") for d in ("zone", "node")):
+            lines.append(f"  failure domains: no partition doubles up in a zone or node "
+                         f"({risk.get('zones', '?')} zones, {risk.get('nodes', '?')} nodes)")
+        changed = [d for d in r.get("devices", []) if d["delta"] or d["status"] != "unchanged"]
+        if not changed:
+            lines.append("  no device gains or loses partitions")
+            lines.append("")
+            continue
+        nodes = sorted((t for t in _node_totals(r["devices"]) if t[3]),
+                       key=lambda t: (-abs(t[3]), t[0]))
+        if nodes:
+            lines.append("  per node (parts before -> after):")
+            for name, b, a, dl in nodes[:top]:
+                lines.append(f"    {name:<16} {b:>9} -> {a:>9}  {dl:+d}")
+            if len(nodes) > top:
+                lines.append(f"    ... {len(nodes) - top} more nodes")
+        lines.append("  biggest device changes:")
+        biggest = sorted(changed, key=lambda d: (-abs(d["delta"]), d["id"]))[:top]
+        shown = {id(d) for d in biggest}
+        current = None
+        for d in r["devices"]:  # keep the node grouping of the report
+            if id(d) not in shown:
+                continue
+            if d["node"] != current:
+                current = d["node"]
+                lines.append(f"    {current}:")
+            note = "" if d["status"] in ("changed", "unchanged") else f"  [{d['status']}]"
+            lines.append(f"      {d['device']:<10} id {d['id']:<5} z{d['zone']} "
+                         f"{d['parts_before']:>8} -> {d['parts_after']:>8}  "
+                         f"{d['delta']:+d}{note}")
+        if len(changed) > top:
+            lines.append(f"    ... {len(changed) - top} more devices changed")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
