@@ -1,0 +1,307 @@
+"""Run commands on a node over SSH (Fabric's Connection around a paramiko client).
+
+One ``SSHExecutor`` is one node and one connection: it connects on first use and
+reuses the connection for every command and upload until ``close()``.  Host keys
+are checked against ``[ssh].known_hosts`` (default ``~/.ssh/known_hosts``): an
+unknown key fails with ``HostKeyUnknown``, a changed key with ``HostKeyChanged``;
+``accept_new_host_keys`` adds unknown keys to the file (like OpenSSH's
+``StrictHostKeyChecking=accept-new``), never changed ones.  Authentication uses
+``[ssh].identity_file`` if set, and the SSH agent.  Connecting retries a bounded
+number of times (``[ssh].retries``) with exponential backoff, but only on transient
+errors (refused, timed out, the banner not read because sshd was busy); an
+authentication or host-key failure is final at once.
+
+Commands are argv lists joined once with ``shlex.join`` and logged before they
+run.  They run on a raw paramiko channel rather than through ``Connection.run``:
+invoke's I/O loop polls and costs about 100 ms per call, which a push to many nodes
+pays many times over.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ringmgr.errors import StepFailed
+from ringmgr.exec.base import CommandFailed, Result, log_command
+
+log = logging.getLogger("ringmgr.exec")
+
+
+class SSHError(StepFailed):
+    """Could not reach or log in to a node."""
+
+
+class HostKeyUnknown(SSHError):
+    pass
+
+
+class HostKeyChanged(SSHError):
+    pass
+
+
+class CommandTimeout(StepFailed):
+    pass
+
+
+@dataclass
+class KnownHosts:
+    """The known_hosts file shared by all connections of one run.
+
+    New keys (only with ``accept_new``) are appended under a lock, so parallel
+    connections never lose each other's lines.
+    """
+
+    path: Path
+    accept_new: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    added: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, ssh, accept_new: bool = False) -> "KnownHosts":
+        path = ssh.known_hosts or Path(os.path.expanduser("~/.ssh/known_hosts"))
+        return cls(Path(path), accept_new)
+
+    def policy(self, node: str):
+        import paramiko
+
+        known = self
+
+        class Policy(paramiko.MissingHostKeyPolicy):
+            def missing_host_key(self, client, hostname, key):
+                fp = fingerprint(key)
+                if not known.accept_new:
+                    raise HostKeyUnknown(
+                        f"[{node}] host key of {hostname} is not in {known.path} "
+                        f"({key.get_name()} {fp}): check the fingerprint on the node, then "
+                        f"add it (ssh-keyscan) or re-run with --accept-new-host-keys")
+                line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+                with known.lock:
+                    known.path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(known.path, "a") as f:
+                        f.write(line)
+                    known.added.append(hostname)
+                log.warning("[%s] added new host key of %s to %s (%s %s)", node, hostname,
+                            known.path, key.get_name(), fp)
+
+        return Policy()
+
+
+def fingerprint(key) -> str:
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import paramiko
+
+    if isinstance(exc, (SSHError, paramiko.AuthenticationException,
+                        paramiko.BadHostKeyException)):
+        return False
+    if isinstance(exc, (paramiko.ssh_exception.NoValidConnectionsError, socket.timeout,
+                        TimeoutError, ConnectionError, EOFError)):
+        return True
+    if isinstance(exc, paramiko.SSHException):
+        msg = str(exc)
+        return "banner" in msg or "reset" in msg.lower() or "timed out" in msg
+    return isinstance(exc, OSError)
+
+
+class SSHExecutor:
+    """Runs argv lists on one node over one reused SSH connection (Executor protocol)."""
+
+    def __init__(self, node, ssh, *, known_hosts: KnownHosts | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.node = node
+        self.host = node.name
+        self.address = node.host
+        self.port = node.ssh_port or ssh.port
+        self.ssh = ssh
+        self.known_hosts = known_hosts or KnownHosts.from_config(ssh)
+        self._sleep = sleep
+        self._clock = clock
+        self._conn = None
+        self._sftp = None
+        self.timings = {"connect": 0.0, "run": 0.0, "transfer": 0.0}
+
+    # -- connection -------------------------------------------------------------
+    def __enter__(self) -> "SSHExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connect(self):
+        """Open the connection (once); later calls reuse it."""
+        if self._conn is not None and self._conn.is_connected:
+            return self._conn
+        start = self._clock()
+        try:
+            self._conn = self._connect_with_retry()
+        finally:
+            self.timings["connect"] += self._clock() - start
+        return self._conn
+
+    def _connect_with_retry(self):
+        import paramiko
+
+        attempts = 1 + max(0, self.ssh.retries)
+        delay = 0.5
+        for attempt in range(1, attempts + 1):
+            conn = self._new_connection()
+            try:
+                log.debug("[%s] connecting to %s:%s (attempt %d/%d)", self.host, self.address,
+                          self.port, attempt, attempts)
+                conn.open()
+                return conn
+            except paramiko.BadHostKeyException as e:
+                conn.close()
+                raise HostKeyChanged(
+                    f"[{self.host}] HOST KEY CHANGED for {self.address}:{self.port}: "
+                    f"{self.known_hosts.path} has {e.expected_key.get_name()} "
+                    f"{fingerprint(e.expected_key)}, the server offered "
+                    f"{e.key.get_name()} {fingerprint(e.key)}; if the node was reinstalled, "
+                    f"remove the old entry (ssh-keygen -R '[{self.address}]:{self.port}' "
+                    f"-f {self.known_hosts.path}) and check the new key") from None
+            except paramiko.AuthenticationException as e:
+                conn.close()
+                raise SSHError(f"[{self.host}] authentication as {self.ssh.user} on "
+                               f"{self.address}:{self.port} failed ({e}); check "
+                               f"[ssh].identity_file or the agent") from None
+            except SSHError:
+                conn.close()
+                raise
+            except Exception as e:  # noqa: BLE001 - classified below
+                conn.close()
+                if not _is_transient(e) or attempt == attempts:
+                    raise SSHError(f"[{self.host}] cannot connect to {self.address}:"
+                                   f"{self.port} after {attempt} attempt(s): "
+                                   f"{_describe(e)}") from None
+                log.info("[%s] connect failed (%s); retrying in %.1fs", self.host,
+                         _describe(e), delay)
+                self._sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _new_connection(self):
+        import fabric
+
+        kwargs = {"timeout": self.ssh.connect_timeout,
+                  "banner_timeout": self.ssh.connect_timeout,
+                  "auth_timeout": self.ssh.connect_timeout,
+                  "allow_agent": True}
+        if self.ssh.identity_file:
+            kwargs["key_filename"] = [str(self.ssh.identity_file)]
+            kwargs["look_for_keys"] = False
+        config = fabric.Config(overrides={"load_ssh_configs": False})
+        conn = fabric.Connection(self.address, user=self.ssh.user, port=self.port,
+                                 config=config, connect_kwargs=kwargs)
+        client = conn.client
+        if self.known_hosts.path.exists():
+            client.load_host_keys(str(self.known_hosts.path))
+        client._host_keys_filename = None  # never let paramiko rewrite the file
+        client.set_missing_host_key_policy(self.known_hosts.policy(self.host))
+        return conn
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._sftp = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- commands ---------------------------------------------------------------
+    def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
+            timeout: float | None = None, mutates: bool = True) -> Result:
+        argv = tuple(str(a) for a in argv)
+        command = shlex.join(argv)
+        conn = self.connect()
+        log_command(self.host, argv, mutates)
+        start = self._clock()
+        try:
+            rc, out, err = self._exec(conn, command, input, timeout)
+        finally:
+            self.timings["run"] += self._clock() - start
+        result = Result(self.host, argv, rc, out, err)
+        if check and rc != 0:
+            raise CommandFailed(result)
+        return result
+
+    def _exec(self, conn, command: str, input: str | None, timeout: float | None):
+        chan = conn.transport.open_session(timeout=self.ssh.connect_timeout)
+        try:
+            chan.exec_command(command)
+            if input:
+                chan.sendall(input.encode())
+            chan.shutdown_write()
+            out, err = [], []
+            deadline = None if timeout is None else self._clock() + timeout
+            while True:
+                while chan.recv_ready():
+                    out.append(chan.recv(65536))
+                while chan.recv_stderr_ready():
+                    err.append(chan.recv_stderr(65536))
+                if chan.exit_status_ready() and not chan.recv_ready() \
+                        and not chan.recv_stderr_ready():
+                    break
+                wait = 1.0 if deadline is None else deadline - self._clock()
+                if wait <= 0:
+                    raise CommandTimeout(f"[{self.host}] timed out after {timeout}s: {command}")
+                select.select([chan], [], [], min(wait, 1.0))
+            rc = chan.recv_exit_status()
+        finally:
+            chan.close()
+        return (rc, b"".join(out).decode("utf-8", "replace"),
+                b"".join(err).decode("utf-8", "replace"))
+
+    # -- files ------------------------------------------------------------------
+    @property
+    def sftp(self):
+        if self._sftp is None:
+            self._sftp = self.connect().client.open_sftp()
+        return self._sftp
+
+    def put(self, data: bytes | str | os.PathLike, remote_path: str) -> int:
+        """Upload bytes (or a local file) to ``remote_path`` over SFTP; returns its size.
+
+        Logged before it runs, like a command.  The remote file is written in place:
+        callers who need atomicity upload to a temporary name and rename.
+        """
+        if not isinstance(data, bytes):
+            data = Path(data).read_bytes()
+        log.info("[%s] run: sftp put %d bytes -> %s", self.host, len(data), remote_path)
+        sftp = self.sftp
+        start = self._clock()
+        try:
+            sftp.putfo(io.BytesIO(data), remote_path, file_size=len(data), confirm=False)
+        finally:
+            self.timings["transfer"] += self._clock() - start
+        return len(data)
+
+    def remove(self, remote_path: str) -> None:
+        log.info("[%s] run: sftp remove %s", self.host, remote_path)
+        self.sftp.remove(remote_path)
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    if "Unable to connect" in text or "NoValidConnections" in type(e).__name__:
+        return "connection refused"
+    return text.splitlines()[0]
