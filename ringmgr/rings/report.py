@@ -211,11 +211,17 @@ def ring_report(ring: str, before, after, parts_moved: int,
                 used_bytes: float | None = None) -> dict:
     """The CONTRACT's per-ring simulation report for one ring change.
 
-    ``parts_moved`` is what ``after.rebalance()`` returned (the caller has it; it is
-    not recounted here, see ``count_moves`` for the check).  ``used_bytes`` is the
-    ring's total stored bytes (all replicas); without it the byte estimate is
-    "unknown" rather than a guess.
+    ``parts_moved`` is what ``after.rebalance()`` returned.  The report's
+    ``parts_moved`` is recounted exactly from the two assignment tables
+    (``count_moves``): swift 2.38 counts moves while iterating
+    ``zip(*_replica2part2dev)``, which stops at the short last row of a
+    fractional-replica ring, so its number misses moves in the partitions that row
+    does not cover.  When the two differ, swift's number is kept as
+    ``parts_moved_swift``.  ``used_bytes`` is the ring's total stored bytes (all
+    replicas); without it the byte estimate is "unknown" rather than a guess.
     """
+    swift_moved = int(parts_moved)
+    parts_moved = count_moves(before, after)
     total = total_assignments(after) or total_assignments(before)
     pct = 100.0 * parts_moved / total if total else 0.0
     report = {
@@ -225,6 +231,7 @@ def ring_report(ring: str, before, after, parts_moved: int,
         "assignments": total,
         "parts_moved": int(parts_moved),
         "parts_moved_pct": _round(pct),
+        **({"parts_moved_swift": swift_moved} if swift_moved != parts_moved else {}),
         "balance_before": _round(_balance(before)),
         "balance_after": _round(_balance(after)),
         "dispersion_before": _round(before.dispersion),
