@@ -1,9 +1,230 @@
-"""Ring commands: status, remove-node, remove-device, set-weight, add-node, rebalance."""
+"""Ring commands: status, remove-node, remove-device, set-weight, add-node, rebalance,
+write-rings, history, rollback, resume.
+
+Thin: parse, call ``ringmgr.rings.service``, print.  Heavy imports stay inside the
+functions so that ``ringmgr --help`` is fast.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import click
+
+from ringmgr.cli.app import App, json_option
+from ringmgr.errors import UsageError
+
+
+def change_options(f):
+    """--dry-run, --yes, --seed, --push/--no-push, --used-bytes, --json for ring changes."""
+
+    @click.option("--dry-run", is_flag=True, help="simulate on copies of the builders; write nothing")
+    @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+    @click.option("--seed", type=int, default=None, help="rebalance seed (default: random, recorded)")
+    @click.option("--push/--no-push", "push", default=None,
+                  help="push the rings to every node after writing (default: [cluster].push)")
+    @click.option("--used-bytes", "used_bytes", multiple=True, metavar="RING=BYTES",
+                  help="bytes stored in RING, to estimate the bytes moved (repeatable)")
+    @json_option
+    @functools.wraps(f)
+    def wrapper(*a, **kw):
+        return f(*a, **kw)
+
+    return wrapper
+
+
+def _used_bytes(values) -> dict[str, float]:
+    out = {}
+    for v in values:
+        ring, _, n = v.partition("=")
+        try:
+            out[ring] = float(n)
+        except ValueError:
+            raise UsageError(f"--used-bytes {v!r}: expected RING=BYTES, e.g. object=1.2e15")
+        if out[ring] < 0:
+            raise UsageError(f"--used-bytes {v!r}: bytes must not be negative")
+    return out
+
+
+def _run(planner, *, dry_run, yes, seed, push, used_bytes):
+    from ringmgr.rings.service import progress_printer, run_change
+
+    app = App.current()
+    config = app.config
+    result = run_change(
+        config, planner, argv=["ringmgr", *sys.argv[1:]], seed=seed, dry_run=dry_run,
+        confirm=lambda q: app.confirm(q, yes), show=app.out,
+        used_bytes=_used_bytes(used_bytes), progress=progress_printer())
+    app.written = result.written
+    for m in result.messages:
+        app.note(f"note: {m}")
+    if result.written:
+        app.note(f"written: change #{result.record['id']} (seed {result.seed}); "
+                 f"`ringmgr history` shows it, `ringmgr rollback` undoes it")
+        if push if push is not None else config.cluster.push:
+            _push_after(app, config)
+        else:
+            app.note("push the rings to the nodes with `ringmgr push`")
+    else:
+        app.note(f"dry run: nothing was written (seed {result.seed}; pass --seed "
+                 f"{result.seed} to get exactly this result)")
+    app.emit(result.to_json())
+    return result.exit_code
+
+
+def _push_after(app, config):
+    from ringmgr.errors import StepFailed
+
+    try:
+        from ringmgr.ops.push import push_rings
+    except ImportError:
+        raise StepFailed("the rings were written, but this ringmgr cannot push yet; "
+                         "distribute them yourself")
+    report = push_rings(config)
+    app.out(report.render_text() if hasattr(report, "render_text") else str(report))
+    if not report.ok:
+        raise StepFailed("the rings were written but the push failed on some nodes; "
+                         "fix them and run `ringmgr push`")
+
+
+def _node_dev(spec: str):
+    node, _, dev = spec.partition("/")
+    return node, (dev or None)
 
 
 def register(group: click.Group) -> None:
-    pass
+    @group.command("status")
+    @json_option
+    def status():
+        """Every ring: parts, replicas, devices, balance, dispersion, min_part_hours left,
+        ring.gz up to date; devices grouped by node."""
+        from ringmgr.rings.status import ring_status, render_status
+
+        app = App.current()
+        data = ring_status(app.config)
+        app.out(render_status(data))
+        app.emit(data)
+        return data["exit_code"]
+
+    @group.command("remove-node")
+    @click.argument("node")
+    @change_options
+    def remove_node(node, **kw):
+        """Remove all of NODE's devices from every ring and rebalance (the operations
+        guide's "shutting down a storage node"; for a gradual exit use drain-node)."""
+        from ringmgr.rings.engine import plan_remove
+
+        n = App.current().config.node(node)
+        return _run(lambda b: plan_remove(b, n), **kw)
+
+    @group.command("remove-device")
+    @click.argument("node")
+    @click.argument("device")
+    @change_options
+    def remove_device(node, device, **kw):
+        """Remove DEVICE of NODE from every ring and rebalance."""
+        from ringmgr.rings.engine import plan_remove
+
+        n = App.current().config.node(node)
+        return _run(lambda b: plan_remove(b, n, device), **kw)
+
+    @group.command("set-weight")
+    @click.argument("target", metavar="NODE[/DEV]")
+    @click.argument("weight")
+    @change_options
+    def set_weight(target, weight, **kw):
+        """Set the weight of NODE's devices (or one device) in every ring and rebalance."""
+        from ringmgr.rings.engine import check_weight, plan_set_weight
+
+        name, dev = _node_dev(target)
+        w = check_weight(weight)
+        n = App.current().config.node(name)
+        return _run(lambda b: plan_set_weight(b, n, dev, w), **kw)
+
+    @group.command("add-node")
+    @click.argument("node")
+    @change_options
+    def add_node(node, **kw):
+        """Add NODE's devices from the config to every ring (port per ring) and rebalance."""
+        from ringmgr.rings.engine import plan_add_node
+
+        config = App.current().config
+        n = config.node(node)
+        return _run(lambda b: plan_add_node(b, n, config.cluster.port_for), **kw)
+
+    @group.command("rebalance")
+    @change_options
+    def rebalance(**kw):
+        """Rebalance every ring (what `swift-ring-builder X rebalance` does, for all X)."""
+        from ringmgr.rings.engine import plan_rebalance
+
+        return _run(plan_rebalance, **kw)
+
+    @group.command("write-rings")
+    @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+    @json_option
+    def write_rings(yes):
+        """Write every missing, corrupt or stale *.ring.gz from its builder."""
+        from ringmgr.rings.history import write_rings as do
+
+        app = App.current()
+        data = do(app.config, confirm=lambda q: app.confirm(q, yes), show=app.out,
+                  argv=["ringmgr", *sys.argv[1:]])
+        app.written = data["written"]
+        app.emit(data)
+        return 0
+
+    @group.command("history")
+    @click.option("--limit", type=int, default=20, show_default=True)
+    @json_option
+    def history(limit):
+        """What changed when: id, time, user, command, seed, per ring version and md5."""
+        from ringmgr.rings.history import render_history
+
+        app = App.current()
+        from ringmgr.rings.store import RingStore
+
+        entries = RingStore.from_config(app.config).history()[-limit:]
+        app.out(render_history(entries))
+        app.emit({"history": entries})
+        return 0
+
+    @group.command("rollback")
+    @click.option("--to", "to_id", type=int, default=None,
+                  help="restore the rings as they were right after change ID "
+                       "(default: undo the latest change)")
+    @click.option("--dry-run", is_flag=True, help="show what would be restored; write nothing")
+    @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+    @json_option
+    def rollback(to_id, dry_run, yes):
+        """Go back to an earlier builder+ring set, written as a new change with a higher
+        version (so that a push accepts it)."""
+        from ringmgr.rings.history import rollback as do
+
+        app = App.current()
+        data = do(app.config, to_id, dry_run=dry_run,
+                  confirm=lambda q: app.confirm(q, yes), show=app.out,
+                  argv=["ringmgr", *sys.argv[1:]])
+        app.written = data["written"]
+        app.emit(data)
+        return 0
+
+    @group.command("resume")
+    @click.argument("operation", required=False)
+    @json_option
+    def resume(operation):
+        """Finish (or undo) an interrupted ring change; continue an operation in progress."""
+        from ringmgr.rings.store import RingStore
+
+        app = App.current()
+        if operation not in (None, "rings"):
+            raise UsageError(f"unknown operation {operation!r}: run the original command "
+                             f"again (it resumes), or `ringmgr resume` for ring changes")
+        store = RingStore.from_config(app.config)
+        with store.lock():
+            msg = store.recover()
+        app.written = msg is not None
+        app.out(msg or "no interrupted ring change: nothing to do")
+        app.emit({"written": msg is not None, "message": msg or "nothing to do"})
+        return 0

@@ -1,0 +1,233 @@
+"""Change sets across rings, and their simulation on copies of the real builders.
+
+Pure: no files, no click.  A ``ChangeSet`` says per ring which devices to remove,
+re-weight or add; ``simulate`` applies it to ``copy.deepcopy`` of each builder (never
+``from_dict``: it shares arrays with the original) and rebalances with one seed.
+The outcome's builders are what a real change writes, byte for byte.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+from ringmgr.errors import UsageError
+
+# Balance above this (and above the overload) makes swift-ring-builder say "push this
+# ring, wait min_part_hours, and rebalance again": a warning, exit 1.
+BALANCE_WARN = 5.0
+
+
+@dataclass
+class RingChange:
+    removes: list[int] = field(default_factory=list)
+    weights: dict[int, float] = field(default_factory=dict)
+    adds: list[dict] = field(default_factory=list)
+    rebalance: bool = True
+
+    @property
+    def empty(self) -> bool:
+        return not (self.removes or self.weights or self.adds)
+
+    @property
+    def only_removals(self) -> bool:
+        return bool(self.removes) and not (self.weights or self.adds)
+
+    def to_json(self) -> dict:
+        return {"remove": self.removes, "set_weight": {str(k): v for k, v in self.weights.items()},
+                "add": self.adds}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RingChange":
+        return cls(removes=list(d.get("remove", [])),
+                   weights={int(k): float(v) for k, v in d.get("set_weight", {}).items()},
+                   adds=list(d.get("add", [])))
+
+
+@dataclass
+class ChangeSet:
+    description: str
+    rings: dict[str, RingChange]
+
+    def to_json(self) -> dict:
+        return {"description": self.description,
+                "rings": {n: c.to_json() for n, c in self.rings.items()}}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ChangeSet":
+        return cls(d["description"], {n: RingChange.from_json(c) for n, c in d["rings"].items()})
+
+
+@dataclass
+class Outcome:
+    ring: str
+    before: object
+    after: object
+    parts_moved: int
+    balance: float
+    removed_devs: list[dict]
+    gate_seconds_left: int
+    changed: bool
+    blocked: bool
+
+    @property
+    def dispersion(self) -> float:
+        return self.after.dispersion or 0.0
+
+    def needs_more(self) -> bool:
+        """More rebalancing will be due: the ring is not yet as balanced as it can get."""
+        b = self.after
+        return (self.dispersion > 0 or
+                (self.balance > BALANCE_WARN and self.balance / 100.0 > b.overload))
+
+
+# -- selecting devices --------------------------------------------------------------
+
+def live_devs(builder):
+    return [d for d in builder.devs if d is not None and d["id"] not in
+            {r["id"] for r in builder._remove_devs}]
+
+
+def node_devs(builder, ip: str, device: str | None = None) -> list[dict]:
+    return [d for d in live_devs(builder)
+            if d["ip"] == ip and (device is None or d["device"] == device)]
+
+
+def plan_remove(builders: dict, node, device: str | None = None) -> ChangeSet:
+    what = f"remove {node.name}" + (f"/{device}" if device else "") + " from every ring"
+    rings = {}
+    for name, b in builders.items():
+        devs = node_devs(b, node.ip, device)
+        if devs:
+            rings[name] = RingChange(removes=[d["id"] for d in devs])
+    if not rings:
+        target = f"device {device} of node {node.name}" if device else f"node {node.name}"
+        raise UsageError(f"{target} (ip {node.ip}) has no devices in any ring "
+                         f"({', '.join(builders)})")
+    return ChangeSet(what, rings)
+
+
+def check_weight(weight, *, allow_zero: bool = True) -> float:
+    try:
+        w = float(weight)
+    except (TypeError, ValueError):
+        raise UsageError(f"weight {weight!r} is not a number")
+    if not math.isfinite(w) or w < 0 or (w == 0 and not allow_zero):
+        raise UsageError(f"weight {weight!r} must be a "
+                         f"{'non-negative' if allow_zero else 'positive'} number")
+    return w
+
+
+def plan_set_weight(builders: dict, node, device: str | None, weight: float) -> ChangeSet:
+    w = check_weight(weight)
+    target = f"{node.name}/{device}" if device else node.name
+    rings = {}
+    for name, b in builders.items():
+        devs = node_devs(b, node.ip, device)
+        changes = {d["id"]: w for d in devs if d["weight"] != w}
+        if devs:
+            rings[name] = RingChange(weights=changes)
+    if not rings:
+        raise UsageError(f"{target} (ip {node.ip}) has no devices in any ring "
+                         f"({', '.join(builders)})")
+    if all(c.empty for c in rings.values()):
+        raise UsageError(f"{target} already has weight {w:g} in every ring: nothing to change")
+    return ChangeSet(f"set weight of {target} to {w:g} in every ring",
+                     {n: c for n, c in rings.items() if not c.empty})
+
+
+def plan_add_node(builders: dict, node, port_for, weight_factor: float = 1.0) -> ChangeSet:
+    """Add the node's configured devices (per-ring overrides honoured) to every ring."""
+    rings = {}
+    for name, b in builders.items():
+        devices = node.devices_for(name)
+        port = port_for(name)
+        adds = []
+        for dev, weight in devices.items():
+            existing = [d for d in live_devs(b)
+                        if d["ip"] == node.ip and d["port"] == port and d["device"] == dev]
+            if existing:
+                raise UsageError(f"{name}: {node.name}/{dev} ({node.ip}:{port}) is already "
+                                 f"in the ring as device id {existing[0]['id']}")
+            adds.append({"region": node.region, "zone": node.zone, "ip": node.ip,
+                         "port": port, "replication_ip": node.replication_ip or node.ip,
+                         "replication_port": port, "device": dev,
+                         "weight": check_weight(weight) * weight_factor, "meta": ""})
+        if adds:
+            rings[name] = RingChange(adds=adds)
+    if not rings:
+        raise UsageError(f"node {node.name} has no devices in the config "
+                         f"(nodes.{node.name}.devices)")
+    return ChangeSet(f"add {node.name} to every ring", rings)
+
+
+def plan_rebalance(builders: dict) -> ChangeSet:
+    return ChangeSet("rebalance every ring", {n: RingChange() for n in builders})
+
+
+# -- simulation -----------------------------------------------------------------------
+
+def apply_change(builder, change: RingChange) -> None:
+    """Mark the change on ``builder`` (nothing moves until rebalance)."""
+    for dev_id in change.removes:
+        builder.remove_dev(dev_id)
+    for dev_id, w in change.weights.items():
+        builder.set_dev_weight(dev_id, w)
+    for dev in change.adds:
+        builder.add_dev(dict(dev))
+
+
+def simulate_ring(name: str, builder, change: RingChange, seed: int,
+                  pretend_gate_open: bool = False) -> Outcome:
+    """Apply ``change`` to a deep copy of ``builder`` and rebalance it with ``seed``."""
+    from swift.common import exceptions
+
+    after = copy.deepcopy(builder)
+    if pretend_gate_open:
+        after.pretend_min_part_hours_passed()
+    gate = after.min_part_seconds_left
+    apply_change(after, change)
+    devs_changed = after.devs_changed
+    last_balance = builder.get_balance() if builder._replica2part2dev else 0.0
+    last_dispersion = builder.dispersion
+    try:
+        parts, balance, removed = after.rebalance(seed=seed)
+        after.validate()
+    except exceptions.RingBuilderError as e:
+        raise UsageError(f"{name}: swift cannot build a valid ring after this change "
+                         f"({e}); are enough devices left for {builder.replicas:g} replicas?")
+    moves_asked = bool(change.weights or change.adds)
+    blocked = moves_asked and parts == 0 and not removed and gate > 0
+    if blocked:
+        changed = False
+    elif change.empty:
+        # a plain rebalance: save it only if it improved something (swift's rule)
+        changed = devs_changed or (parts > 0 and (
+            abs(last_balance - balance) >= 1 or last_dispersion is None or
+            abs((last_dispersion or 0) - (after.dispersion or 0)) >= 1))
+    else:
+        changed = True
+    return Outcome(name, builder, after, parts, balance, removed, gate, changed, blocked)
+
+
+def simulate(builders: dict, changes: ChangeSet, seed: int,
+             pretend_gate_open: bool = False, progress=None) -> dict[str, Outcome]:
+    out = {}
+    for name, change in changes.rings.items():
+        if progress:
+            progress(name)
+        out[name] = simulate_ring(name, builders[name], change, seed, pretend_gate_open)
+    return out
+
+
+def gate_text(seconds: int) -> str:
+    """'2 h 13 min' style, for min_part_hours messages."""
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m = math.ceil(rem / 60) if h == 0 else rem // 60
+    if h and m:
+        return f"{h} h {m} min"
+    if h:
+        return f"{h} h"
+    return f"{max(m, 1)} min"

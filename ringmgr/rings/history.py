@@ -1,0 +1,123 @@
+"""History views, rollback and write-rings: changes that restore or rewrite, recorded
+like any other."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+import time
+from datetime import datetime, timezone
+
+from ringmgr.errors import BuilderError, NotYet, UsageError
+from ringmgr.rings.files import md5_file
+from ringmgr.rings.store import RingStore
+
+
+def render_history(entries: list[dict]) -> str:
+    if not entries:
+        return "no changes recorded yet"
+    lines = []
+    for e in entries:
+        t = datetime.fromtimestamp(e["time"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines.append(f"#{e['id']}  {t}  {e.get('user', '?')}  {e.get('description', '')}")
+        if e.get("argv"):
+            lines.append(f"     command: {' '.join(e['argv'])}")
+        if e.get("seed") is not None:
+            lines.append(f"     seed: {e['seed']}")
+        for ring, r in sorted(e.get("rings", {}).items()):
+            lines.append(f"     {ring}: version {r.get('version_before')} -> "
+                         f"{r.get('version_after')}, builder md5 "
+                         f"{(r.get('builder_md5_before') or '-')[:8]} -> "
+                         f"{(r.get('builder_md5_after') or '-')[:8]}")
+        for d in e.get("removed_devices", []):
+            lines.append(f"     removed from {d['ring']}: id {d['id']} {d['ip']}:{d['port']}/"
+                         f"{d['device']} r{d['region']}z{d['zone']} weight {d['weight']:g}")
+    return "\n".join(lines)
+
+
+def _load_backup(store: RingStore, rel: str, want_md5: str | None):
+    from swift.common.ring import RingBuilder
+
+    path = store.dir / rel
+    if not path.exists():
+        raise BuilderError(f"backup {path} is missing: cannot roll back to that point")
+    if want_md5 and md5_file(path) != want_md5:
+        raise BuilderError(f"backup {path} does not match the md5 the history recorded")
+    return RingBuilder.load(str(path))
+
+
+def target_state(store: RingStore, to_id: int | None) -> tuple[dict, str]:
+    """Per ring, the backup that holds the state to restore, and a description."""
+    hist = store.history()
+    if not hist:
+        raise UsageError("no changes recorded yet: nothing to roll back")
+    ids = [e["id"] for e in hist]
+    if to_id is None:
+        later = [hist[-1]]
+        what = f"the state before change #{hist[-1]['id']} ({hist[-1].get('description', '')})"
+    else:
+        if to_id not in ids:
+            raise UsageError(f"no change #{to_id} in the history (known: {ids[0]}..{ids[-1]})")
+        later = [e for e in hist if e["id"] > to_id]
+        if not later:
+            raise UsageError(f"change #{to_id} is the latest: the rings are already in that state")
+        what = f"the state right after change #{to_id}"
+    backups = {}
+    for e in later:  # the first later change touching a ring holds its state as a backup
+        for ring, r in e.get("rings", {}).items():
+            if ring not in backups:
+                if "backup_builder" not in r:
+                    raise BuilderError(f"change #{e['id']} kept no backup of {ring}.builder "
+                                       f"(the ring did not exist before it)")
+                backups[ring] = (r["backup_builder"], r.get("builder_md5_before"))
+    return backups, what
+
+
+def rollback(config, to_id: int | None, *, dry_run: bool, confirm, show, argv) -> dict:
+    store = RingStore.from_config(config)
+    store.refuse_if_pending()
+    with store.lock():
+        backups, what = target_state(store, to_id)
+        current = {name: store.load(name) for name in backups}
+        restored = {}
+        for ring, (rel, md5) in backups.items():
+            b = _load_backup(store, rel, md5)
+            b.version = current[ring].version + 1
+            restored[ring] = b
+        show(f"roll back to {what}:")
+        for ring, b in restored.items():
+            show(f"  {ring}: restore {backups[ring][0]} as version {b.version} "
+                 f"(now version {current[ring].version})")
+        if dry_run:
+            return {"written": False, "rings": {r: {"restore_from": backups[r][0]}
+                                                for r in restored}}
+        confirm(f"Restore {len(restored)} ring(s) to {what}?")
+        record = store.commit(restored, {
+            "description": f"rollback to {what}", "argv": argv, "seed": None,
+            "rings": {n: {"version_before": current[n].version} for n in restored},
+            "rollback_to": to_id,
+        })
+    show(f"written: change #{record['id']}; push the rings with `ringmgr push`")
+    return {"written": True, "change_id": record["id"],
+            "rings": {r: {"restore_from": backups[r][0], "version": b.version}
+                      for r, b in restored.items()}}
+
+
+def write_rings(config, *, confirm, show, argv) -> dict:
+    store = RingStore.from_config(config)
+    store.refuse_if_pending()
+    with store.lock():
+        builders = store.load_all()
+        todo = {n: b for n, b in builders.items()
+                if b._replica2part2dev and store.ring_state(n, b) != "up to date"}
+        if not todo:
+            raise NotYet("every ring.gz is up to date: nothing to write")
+        for n in todo:
+            show(f"  {n}.ring.gz is {store.ring_state(n, builders[n])}: write it from "
+                 f"{n}.builder (version {builders[n].version})")
+        confirm(f"Write {len(todo)} ring file(s)?")
+        record = store.commit(todo, {
+            "description": "write ring files from builders", "argv": argv, "seed": None,
+            "rings": {n: {"version_before": b.version} for n, b in todo.items()}})
+    return {"written": True, "change_id": record["id"], "rings": sorted(todo)}

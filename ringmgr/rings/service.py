@@ -1,0 +1,154 @@
+"""One ring change, end to end: load, plan, simulate, report, confirm, commit.
+
+No click here: output and confirmation come in as callables, so the CLI stays thin
+and tests can drive the whole flow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from ringmgr.errors import EXIT_OK, EXIT_WARNING, NotYet
+from ringmgr.rings.engine import ChangeSet, Outcome, gate_text, simulate
+from ringmgr.rings.store import RingStore
+
+
+@dataclass
+class ChangeResult:
+    written: bool
+    exit_code: int
+    reports: dict
+    messages: list[str] = field(default_factory=list)
+    record: dict | None = None
+    seed: int | None = None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    changes: ChangeSet | None = None
+
+    def to_json(self) -> dict:
+        d = {"written": self.written, "rings": self.reports, "steps": [],
+             "seed": self.seed, "messages": self.messages}
+        if self.changes is not None:
+            d["change"] = self.changes.description
+        if self.record is not None:
+            d["change_id"] = self.record["id"]
+        return d
+
+
+def nodes_by_ip(config) -> dict[str, str]:
+    return {n.ip: name for name, n in config.nodes.items()}
+
+
+def new_seed() -> int:
+    return random.SystemRandom().randrange(2**31)
+
+
+def reports_for(config, outcomes: dict[str, Outcome], used_bytes: dict | None = None) -> dict:
+    from ringmgr.rings.report import ring_report
+
+    by_ip = nodes_by_ip(config)
+    used = dict(config.cluster.used_bytes)
+    used.update(used_bytes or {})
+    return {name: ring_report(name, o.before, o.after, o.parts_moved, by_ip, used.get(name))
+            for name, o in outcomes.items()}
+
+
+def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
+               seed: int | None, dry_run: bool, confirm: Callable[[str], None],
+               show: Callable[[str], None], used_bytes: dict | None = None,
+               progress: Callable[[str], None] | None = None,
+               after_simulation: Callable[[ChangeResult], None] | None = None) -> ChangeResult:
+    """Plan with ``planner`` on the current builders, simulate, and unless ``dry_run``
+    confirm and commit.  Raises NotYet when the min_part_hours gate blocks the change."""
+    from ringmgr.rings.report import render_text
+
+    store = RingStore.from_config(config)
+    store.refuse_if_pending()
+    lock = contextlib.nullcontext() if dry_run else store.lock()
+    with lock:
+        builders = store.load_all()
+        store.refuse_unchangeable(builders)
+        store.check_rings_readable(builders)
+        changes = planner(builders)
+        seed = new_seed() if seed is None else seed
+        outcomes = simulate(builders, changes, seed, progress=progress)
+        blocked = {n: o for n, o in outcomes.items() if o.blocked}
+        if blocked:
+            raise NotYet(_blocked_message(blocked))
+        changed = {n: o for n, o in outcomes.items() if o.changed}
+        result = ChangeResult(False, EXIT_OK, reports_for(config, outcomes, used_bytes),
+                              seed=seed, outcomes=outcomes, changes=changes)
+        if not changed:
+            raise NotYet("nothing to do: no ring needs a rebalance now "
+                         "(no partition could be reassigned usefully)")
+        show(render_text(result.reports))
+        result.messages = _followups(outcomes)
+        if after_simulation:
+            after_simulation(result)
+        if dry_run:
+            result.exit_code = EXIT_OK
+            return result
+        confirm(f"Write these changes to {len(changed)} ring(s) in {store.dir}?")
+        record = {
+            "description": changes.description,
+            "argv": argv,
+            "seed": seed,
+            "rings": {n: {"version_before": o.before.version, "parts_moved": o.parts_moved}
+                      for n, o in changed.items()},
+            "removed_devices": [dict(_dev_def(d), ring=n) for n, o in changed.items()
+                                for d in o.removed_devs],
+            "change": changes.to_json(),
+        }
+        result.record = store.commit({n: o.after for n, o in changed.items()}, record)
+        result.written = True
+        result.exit_code = EXIT_WARNING if result.messages else EXIT_OK
+        return result
+
+
+def _dev_def(dev: dict) -> dict:
+    """A device's full definition, for the history (and a later rejoin)."""
+    keep = ("id", "region", "zone", "ip", "port", "replication_ip", "replication_port",
+            "device", "weight", "meta")
+    return {k: dev.get(k) for k in keep}
+
+
+def _when(seconds: int) -> str:
+    t = datetime.now(timezone.utc).timestamp() + seconds
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _blocked_message(blocked: dict[str, Outcome]) -> str:
+    parts = [f"{n}: min_part_hours ({o.after.min_part_hours} h) has not passed since the "
+             f"last rebalance; data can move again in {gate_text(o.gate_seconds_left)} "
+             f"(at {_when(o.gate_seconds_left)})" for n, o in blocked.items()]
+    return ("nothing was written, because the change could not move any data yet. "
+            + "; ".join(parts) + ". Run the same command again then")
+
+
+def _followups(outcomes: dict[str, Outcome]) -> list[str]:
+    """What remains after the change: further rebalances and when they can run."""
+    msgs = []
+    for n, o in outcomes.items():
+        if not o.changed:
+            continue
+        gate = o.after.min_part_seconds_left
+        if o.needs_more():
+            when = (f"after {gate_text(gate)} (at {_when(gate)}) and a finished replication "
+                    f"pass" if gate else "after a finished replication pass")
+            msgs.append(f"{n}: balance {o.balance:.2f}%, dispersion {o.dispersion:.2f}: push "
+                        f"the rings, then run `ringmgr rebalance` again {when}")
+        elif o.removed_devs and o.gate_seconds_left > 0:
+            msgs.append(f"{n}: the removed devices were emptied; the rest of the rebalance "
+                        f"can follow in {gate_text(o.gate_seconds_left)}")
+    return msgs
+
+
+def progress_printer(stream=sys.stderr):
+    def p(ring: str):
+        print(f"simulating {ring} ...", file=stream, flush=True)
+
+    return p
