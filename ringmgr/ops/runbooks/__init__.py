@@ -1,0 +1,1 @@
+"""Companion runbooks for compute nodes and the cloud controller (operations guide)."""
