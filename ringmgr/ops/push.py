@@ -1,0 +1,594 @@
+"""Ring distribution: push the admin host's ``*.ring.gz`` to every node, and verify.
+
+Replaces the operations guide's ``for i in s01 s02 s03; do scp *.ring.gz
+$i:/etc/swift; done`` (sequential, not atomic, unverified).
+
+Per node, over one SSH connection:
+
+1. **inspect** (one remote command): remove temp files left by a killed push, and
+   report md5, size, builder version and validity of every ``*.ring.gz`` in the
+   node's ``swift_dir``, plus whether the directory is writable and its free space.
+2. **plan** (pure, :func:`plan_host`): upload what is missing, stale or corrupt;
+   skip what has the same md5; refuse a ring whose version on the node is newer
+   (unless ``force``); refuse early on a read-only or too-full directory.
+3. **upload** each ring over SFTP to ``.<name>.ringmgr-<token>.tmp`` (never matching
+   ``*.ring.gz``, so Swift never loads a half-written file).
+4. **apply** (one remote command): check each temp file's md5, re-check the
+   version, fsync, give it the owner and mode of the file it replaces (default
+   ``[defaults].owner``, 0644), rename it over the ring atomically, fsync the
+   directory.
+
+Nodes are pushed in parallel, at most ``[ssh].parallel`` at once; a failure on one
+node is collected in its :class:`HostResult`, never fatal to the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ringmgr.errors import BuilderError, Refused, UsageError
+
+log = logging.getLogger("ringmgr.push")
+
+TMP_MARK = ".ringmgr-"
+COMMAND_TIMEOUT = 120.0
+
+# The node side: run as ``python3 - <op> <json>`` with this text on stdin.  Pure
+# standard library (a node's python3 need not import swift).  It parses ring
+# formats 1 and 2 (swift.common.ring.io): "R1NG", a 2-byte format version, then a
+# 4-byte (v1) or 8-byte (v2) length and the JSON metadata holding "version".
+REMOTE_SCRIPT = r'''
+import grp, gzip, hashlib, json, os, pwd, stat, struct, sys, zlib
+
+MARK = ".ringmgr-"
+
+def ring_info(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    info = {"md5": hashlib.md5(data).hexdigest(), "size": len(data),
+            "version": None, "error": None}
+    try:
+        raw = gzip.decompress(data)
+        magic, fmt = struct.unpack("!4sH", raw[:6])
+        if magic != b"R1NG":
+            raise ValueError("no R1NG magic")
+        if fmt == 1:
+            n, = struct.unpack("!I", raw[6:10]); meta = json.loads(raw[10:10 + n])
+        elif fmt == 2:
+            n, = struct.unpack("!Q", raw[6:14]); meta = json.loads(raw[14:14 + n])
+        else:
+            raise ValueError("unknown ring format %d" % fmt)
+        info["version"] = meta.get("version")
+    except (OSError, EOFError, ValueError, struct.error, zlib.error) as e:
+        info["error"] = "corrupt: %s" % (str(e) or type(e).__name__)
+    return info
+
+def inspect(a):
+    d = a["dir"]
+    out = {"dir": d, "exists": os.path.isdir(d), "rings": {}, "removed_tmp": [],
+           "writable": False, "free": None}
+    if not out["exists"]:
+        return out
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        if MARK in name and name.endswith(".tmp") and name.startswith("."):
+            if a.get("cleanup"):
+                try:
+                    os.unlink(p); out["removed_tmp"].append(name)
+                except OSError:
+                    pass
+        elif name.endswith(".ring.gz") and os.path.isfile(p):
+            try:
+                out["rings"][name] = ring_info(p)
+            except OSError as e:
+                out["rings"][name] = {"md5": None, "size": None, "version": None,
+                                      "error": "unreadable: %s" % e.strerror}
+    out["writable"] = os.access(d, os.W_OK)
+    st = os.statvfs(d)
+    out["free"] = st.f_bavail * st.f_frsize
+    return out
+
+def owner_ids(owner):
+    user, _, group = owner.partition(":")
+    uid = pwd.getpwnam(user).pw_uid
+    gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(user).pw_gid
+    return uid, gid
+
+def apply_one(d, f, owner):
+    tmp = os.path.join(d, f["tmp"]); target = os.path.join(d, f["name"])
+    with open(tmp, "rb") as fh:
+        data = fh.read()
+        md5 = hashlib.md5(data).hexdigest()
+        if md5 != f["md5"]:
+            raise ValueError("uploaded copy has md5 %s, expected %s" % (md5, f["md5"]))
+        os.fsync(fh.fileno())
+    if os.path.exists(target):
+        cur = ring_info(target)
+        if (not f["force"] and cur["error"] is None and cur["version"] is not None
+                and f["version"] is not None and cur["version"] > f["version"]):
+            raise ValueError("node has a newer ring (version %s > %s)"
+                             % (cur["version"], f["version"]))
+        st = os.stat(target)
+        uid, gid, mode = st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+    else:
+        try:
+            uid, gid = owner_ids(owner)
+        except KeyError:
+            raise ValueError("owner %s does not exist on the node" % owner)
+        mode = 0o644
+    os.chown(tmp, uid, gid)
+    os.chmod(tmp, mode)
+    os.rename(tmp, target)
+
+def apply(a):
+    d = a["dir"]; res = {}
+    for f in a["files"]:
+        try:
+            apply_one(d, f, a["owner"])
+            res[f["name"]] = {"ok": True, "error": None}
+        except (OSError, ValueError) as e:
+            msg = "%s: %s" % (e.strerror, e.filename) if isinstance(e, OSError) else str(e)
+            res[f["name"]] = {"ok": False, "error": msg}
+            try:
+                os.unlink(os.path.join(d, f["tmp"]))
+            except OSError:
+                pass
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return {"files": res}
+
+op, arg = sys.argv[1], json.loads(sys.argv[2])
+print(json.dumps({"inspect": inspect, "apply": apply}[op](arg)))
+'''
+
+
+# -- facts ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LocalRing:
+    name: str                  # file name: object.ring.gz
+    md5: str
+    version: int | None
+    size: int
+    data: bytes = field(repr=False, compare=False, default=b"")
+
+
+@dataclass(frozen=True)
+class RemoteRing:
+    name: str
+    md5: str | None
+    version: int | None
+    size: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """What the inspect command found in one node's swift_dir."""
+
+    exists: bool
+    rings: dict[str, RemoteRing]
+    writable: bool = True
+    free: int | None = None
+    removed_tmp: tuple[str, ...] = ()
+
+
+def parse_inspect(stdout: str) -> RemoteState:
+    """Parse the inspect command's JSON line.
+
+    Sample: ``{"dir": "/etc/swift", "exists": true, "rings": {"object.ring.gz":
+    {"md5": "9e1...", "size": 812345, "version": 7, "error": null}},
+    "removed_tmp": [".object.ring.gz.ringmgr-1a2b.tmp"], "writable": true,
+    "free": 1073741824}``
+    """
+    d = json.loads(stdout.strip().splitlines()[-1])
+    rings = {name: RemoteRing(name, r.get("md5"), r.get("version"), r.get("size"),
+                              r.get("error"))
+             for name, r in d.get("rings", {}).items()}
+    return RemoteState(d["exists"], rings, d.get("writable", False), d.get("free"),
+                       tuple(d.get("removed_tmp", ())))
+
+
+def load_local_rings(builder_dir: Path, rings: tuple[str, ...] | None) -> dict[str, LocalRing]:
+    """The admin host's rings: ``[cluster].rings`` or every ``*.ring.gz`` there."""
+    from swift.common.ring import RingData
+
+    builder_dir = Path(builder_dir)
+    if rings:
+        paths = [builder_dir / f"{r}.ring.gz" for r in rings]
+    else:
+        paths = sorted(builder_dir.glob("*.ring.gz"))
+    if not paths:
+        raise BuilderError(f"no *.ring.gz in {builder_dir}: nothing to push "
+                           f"(write the rings first: ringmgr rebalance)")
+    out = {}
+    for p in paths:
+        try:
+            data = p.read_bytes()
+            version = RingData.load(str(p), metadata_only=True).version
+        except FileNotFoundError:
+            raise BuilderError(f"{p} does not exist ([cluster].rings names it)") from None
+        except Exception as e:  # noqa: BLE001 - swift raises many kinds
+            raise BuilderError(f"{p} is not a readable ring ({e}); refusing to push it") \
+                from None
+        out[p.name] = LocalRing(p.name, hashlib.md5(data).hexdigest(), version, len(data), data)
+    return out
+
+
+# -- pure planning ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RingAction:
+    name: str
+    action: str        # upload | unchanged | refused
+    reason: str        # missing | stale | corrupt | older-forced | same md5 | ...
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    actions: tuple[RingAction, ...]
+    error: str | None = None   # the whole node is refused (read-only, full, no dir)
+
+    @property
+    def uploads(self) -> list[str]:
+        return [a.name for a in self.actions if a.action == "upload"]
+
+    @property
+    def unchanged(self) -> list[str]:
+        return [a.name for a in self.actions if a.action == "unchanged"]
+
+    @property
+    def refused(self) -> dict[str, str]:
+        return {a.name: a.reason for a in self.actions if a.action == "refused"}
+
+
+def ring_action(local: LocalRing, remote: RemoteRing | None, force: bool) -> RingAction:
+    """What to do with one ring on one node."""
+    if remote is None:
+        return RingAction(local.name, "upload", "missing")
+    if remote.error:
+        return RingAction(local.name, "upload", "corrupt")
+    if remote.md5 == local.md5:
+        return RingAction(local.name, "unchanged", "same md5")
+    if (remote.version is not None and local.version is not None
+            and remote.version > local.version):
+        if force:
+            return RingAction(local.name, "upload", "older-forced")
+        return RingAction(local.name, "refused",
+                          f"node has a newer ring (version {remote.version} > "
+                          f"{local.version}); use --force to replace it")
+    return RingAction(local.name, "upload", "stale")
+
+
+def plan_host(local: dict[str, LocalRing], state: RemoteState, force: bool = False,
+              swift_dir: str = "") -> HostPlan:
+    """Per ring: upload, unchanged or refused; or the whole node refused with why."""
+    actions = tuple(ring_action(r, state.rings.get(name), force)
+                    for name, r in sorted(local.items()))
+    plan = HostPlan(actions)
+    if not plan.uploads:
+        return plan
+    if not state.exists:
+        return HostPlan(actions, f"swift_dir {swift_dir} does not exist on the node")
+    if not state.writable:
+        return HostPlan(actions, f"swift_dir {swift_dir} is not writable "
+                                 f"(read-only filesystem?); nothing was changed")
+    need = sum(local[n].size for n in plan.uploads)
+    if state.free is not None and state.free < need:
+        return HostPlan(actions, f"not enough space in {swift_dir}: {need} bytes needed, "
+                                 f"{state.free} free; nothing was changed")
+    return plan
+
+
+VERIFY_STATES = ("ok", "stale", "newer", "missing", "corrupt", "extra")
+
+
+def verify_host(local: dict[str, LocalRing], state: RemoteState) -> dict[str, str]:
+    """Ring file name -> ok | stale | newer | missing | corrupt | extra."""
+    out = {}
+    for name, ring in sorted(local.items()):
+        remote = state.rings.get(name)
+        if remote is None:
+            out[name] = "missing"
+        elif remote.error:
+            out[name] = "corrupt"
+        elif remote.md5 == ring.md5:
+            out[name] = "ok"
+        elif (remote.version is not None and ring.version is not None
+              and remote.version > ring.version):
+            out[name] = "newer"
+        else:
+            out[name] = "stale"
+    for name in sorted(set(state.rings) - set(local)):
+        out[name] = "extra"
+    return out
+
+
+# -- results ------------------------------------------------------------------------
+
+@dataclass
+class HostResult:
+    node: str
+    address: str
+    ok: bool = False
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    planned: list[str] = field(default_factory=list)
+    verify: dict[str, str] = field(default_factory=dict)
+    removed_tmp: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v)
+                for k, v in self.__dict__.items()} | {
+            "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+
+
+@dataclass
+class PushReport:
+    kind: str                            # push | verify
+    rings: dict[str, LocalRing]
+    results: list[HostResult]
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.node for r in self.results if r.error or r.refused]
+
+    @property
+    def differ(self) -> list[str]:
+        return [r.node for r in self.results
+                if not r.error and any(s != "ok" for s in r.verify.values())]
+
+    @property
+    def written(self) -> bool:
+        return any(r.updated for r in self.results)
+
+    def retry_command(self) -> str | None:
+        if not self.failed:
+            return None
+        return " ".join(["ringmgr", self.kind, *self.failed])
+
+    def to_json(self) -> dict:
+        return {
+            "written": self.written,
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 3),
+            "rings": {n: {"md5": r.md5, "version": r.version, "size": r.size}
+                      for n, r in sorted(self.rings.items())},
+            "hosts": [r.to_json() for r in self.results],
+            "failed": self.failed,
+            "retry": self.retry_command(),
+        }
+
+    def render_table(self) -> str:
+        if self.kind == "verify":
+            return self._render_verify()
+        head = ("node", "would update" if self.dry_run else "updated", "unchanged",
+                "time", "error")
+        rows = []
+        for r in self.results:
+            upd = r.planned if self.dry_run else r.updated
+            err = r.error or "; ".join(f"{n}: {why}" for n, why in r.refused.items())
+            rows.append((r.node, _names(upd), _names(r.unchanged), f"{r.seconds:.2f}s",
+                         err or ""))
+        return _table(head, rows)
+
+    def _render_verify(self) -> str:
+        names = sorted({n for r in self.results for n in r.verify} | set(self.rings))
+        head = ("node", *[n.removesuffix(".ring.gz") for n in names], "error")
+        rows = [(r.node, *[r.verify.get(n, "-") if not r.error else "?" for n in names],
+                 r.error or "") for r in self.results]
+        return _table(head, rows)
+
+
+def _names(files) -> str:
+    return ",".join(n.removesuffix(".ring.gz") for n in files) or "-"
+
+
+def _table(head, rows) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip()
+             for row in [head, *rows]]
+    return "\n".join(lines)
+
+
+# -- the engine ---------------------------------------------------------------------
+
+def pending_change(builder_dir):
+    """The lead's journal check; None while that module does not exist yet."""
+    try:
+        from ringmgr.rings.store import pending_change as check
+    except ImportError:
+        return None
+    return check(builder_dir)
+
+
+def select_hosts(config, names) -> dict:
+    hosts = config.hosts()
+    if not names:
+        if not hosts:
+            raise UsageError(f"no nodes or proxies in {config.path}")
+        return hosts
+    unknown = [n for n in names if n not in hosts]
+    if unknown:
+        raise UsageError(f"unknown node {', '.join(unknown)} (nodes and proxies in "
+                         f"{config.path}: {', '.join(sorted(hosts)) or 'none'})")
+    return {n: hosts[n] for n in dict.fromkeys(names)}
+
+
+Progress = Callable[[HostResult], None]
+
+
+def push_rings(config, names=None, *, force: bool = False, accept_new_host_keys: bool = False,
+               dry_run: bool = False, progress: Progress | None = None,
+               executor_factory=None) -> PushReport:
+    """Push the admin host's rings to the named nodes (default all nodes and proxies).
+
+    Raises ``Refused`` while an interrupted ring change is pending; per-node
+    failures are in the report (``report.ok``, ``report.failed``), not raised.
+    """
+    _refuse_if_pending(config.cluster.builder_dir)
+    hosts = select_hosts(config, names)
+    local = load_local_rings(config.cluster.builder_dir, config.cluster.rings)
+    return _run_all("push", config, hosts, local, accept_new_host_keys, progress,
+                    executor_factory,
+                    lambda ex, node, res: _push_one(ex, node, local, res, force, dry_run),
+                    dry_run)
+
+
+def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
+                 progress: Progress | None = None, executor_factory=None) -> PushReport:
+    """Compare every node's rings with the admin host's (md5 over SSH)."""
+    hosts = select_hosts(config, names)
+    local = load_local_rings(config.cluster.builder_dir, config.cluster.rings)
+    return _run_all("verify", config, hosts, local, accept_new_host_keys, progress,
+                    executor_factory, lambda ex, node, res: _verify_one(ex, node, local, res),
+                    False)
+
+
+def _refuse_if_pending(builder_dir) -> None:
+    pending = pending_change(builder_dir)
+    if pending:
+        what = pending.get("command") or pending.get("operation") or "a ring change" \
+            if isinstance(pending, dict) else "a ring change"
+        raise Refused(f"an interrupted ring change ({what}) is pending in {builder_dir}: the "
+                      f"rings there may be a mix of old and new; finish it with "
+                      f"`ringmgr resume` (or roll it back) before pushing")
+
+
+def _run_all(kind, config, hosts, local, accept_new, progress, executor_factory, work,
+             dry_run) -> PushReport:
+    from ringmgr.exec.ssh import KnownHosts, SSHExecutor
+
+    known = KnownHosts.from_config(config.ssh, accept_new)
+    if executor_factory is None:
+        def executor_factory(node):
+            return SSHExecutor(node, config.ssh, known_hosts=known)
+    lock = threading.Lock()
+    start = time.monotonic()
+
+    def one(node) -> HostResult:
+        res = HostResult(node.name, node.host)
+        t0 = time.monotonic()
+        ex = executor_factory(node)
+        try:
+            work(ex, node, res)
+        except Exception as e:  # noqa: BLE001 - one node's failure is collected
+            res.error = _one_line(e)
+            res.ok = False
+            log.debug("[%s] %s failed", node.name, kind, exc_info=True)
+        finally:
+            try:
+                ex.close()
+            except Exception:  # noqa: BLE001
+                pass
+        res.seconds = time.monotonic() - t0
+        res.timings = dict(getattr(ex, "timings", {}))
+        if progress is not None:
+            with lock:
+                progress(res)
+        return res
+
+    workers = max(1, min(config.ssh.parallel, len(hosts)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ringmgr-{kind}") as pool:
+        results = list(pool.map(one, hosts.values()))
+    return PushReport(kind, local, results, dry_run, time.monotonic() - start)
+
+
+def _inspect(ex, node, cleanup: bool) -> RemoteState:
+    arg = json.dumps({"dir": node.swift_dir, "cleanup": cleanup})
+    r = ex.run(["python3", "-", "inspect", arg], input=REMOTE_SCRIPT,
+               timeout=COMMAND_TIMEOUT, mutates=cleanup)
+    try:
+        return parse_inspect(r.stdout)
+    except (ValueError, KeyError, IndexError):
+        raise RuntimeError(f"unexpected answer from the node's inspect script: "
+                           f"{(r.stdout or r.stderr).strip()[:200]!r}") from None
+
+
+def _push_one(ex, node, local, res: HostResult, force: bool, dry_run: bool) -> None:
+    state = _inspect(ex, node, cleanup=not dry_run)
+    res.removed_tmp = list(state.removed_tmp)
+    plan = plan_host(local, state, force, node.swift_dir)
+    res.unchanged = plan.unchanged
+    res.refused = plan.refused
+    res.planned = plan.uploads
+    if plan.error:
+        res.error = plan.error
+        return
+    if dry_run or not plan.uploads:
+        res.ok = not plan.refused
+        return
+    token = f"{secrets.token_hex(4)}"
+    files, uploaded = [], []
+    try:
+        for name in plan.uploads:
+            tmp = f".{name}{TMP_MARK}{token}.tmp"
+            ex.put(local[name].data, posixpath.join(node.swift_dir, tmp))
+            uploaded.append(tmp)
+            files.append({"name": name, "tmp": tmp, "md5": local[name].md5,
+                          "version": local[name].version, "force": force})
+    except Exception as e:  # noqa: BLE001
+        _remove_quietly(ex, node, [*uploaded, f".{plan.uploads[len(uploaded)]}{TMP_MARK}"
+                                              f"{token}.tmp"])
+        raise RuntimeError(f"upload of {plan.uploads[len(uploaded)]} failed: "
+                           f"{_one_line(e)}; the node's rings were not changed") from None
+    arg = json.dumps({"dir": node.swift_dir, "owner": node.owner, "files": files})
+    r = ex.run(["python3", "-", "apply", arg], input=REMOTE_SCRIPT, timeout=COMMAND_TIMEOUT)
+    outcome = json.loads(r.stdout.strip().splitlines()[-1])["files"]
+    errors = []
+    for f in files:
+        o = outcome.get(f["name"], {"ok": False, "error": "no answer"})
+        if o["ok"]:
+            res.updated.append(f["name"])
+        else:
+            errors.append(f"{f['name']}: {o['error']}")
+    if errors:
+        res.error = "; ".join(errors)
+    res.ok = not errors and not plan.refused
+
+
+def _verify_one(ex, node, local, res: HostResult) -> None:
+    state = _inspect(ex, node, cleanup=True)
+    res.removed_tmp = list(state.removed_tmp)
+    if not state.exists:
+        res.error = f"swift_dir {node.swift_dir} does not exist on the node"
+        return
+    res.verify = verify_host(local, state)
+    res.ok = all(s == "ok" for s in res.verify.values())
+
+
+def _remove_quietly(ex, node, names) -> None:
+    for n in names:
+        try:
+            ex.remove(posixpath.join(node.swift_dir, n))
+        except Exception:  # noqa: BLE001 - the next push or verify removes it
+            pass
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
