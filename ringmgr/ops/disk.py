@@ -1,0 +1,520 @@
+"""The failed-disk flow as steps: precheck, unmount, guard, swap, mkfs, fstab, mount, checks.
+
+Why each step exists, in the order they run:
+
+* precheck (always, also on resume): node and device known in the config and the
+  rings, the block device present, the mount point inside ``mount_root``, the block
+  device not mounted anywhere else, not in use; kernel-log errors shown.
+* unmount ``mount_root/DEV`` (a no-op when unmounted; busy: refuse naming the holders).
+* guard: the empty mount point becomes ``root:root 0755``, so nothing running as swift
+  fills the root filesystem while the disk is out.
+* swap: without ``--replaced`` the run stops here (exit 0) and prints what to run once
+  the new disk is in.  With it: the kernel must see the device; a device that still
+  carries the filesystem UUID mounted there before was not swapped (refused unless
+  ``--force-format``).
+* mkfs.xfs with the label and the UUID chosen before the run (journaled, so a dry run
+  shows the very command a real run executes), after checking again that the device
+  is not mounted anywhere and has no holders.
+* fstab: exactly one entry, by LABEL or UUID (``fstab.set_entry``), written atomically
+  with a backup; ``systemctl daemon-reload`` where systemd runs.
+* mount from that entry, chown to the owner, then check it is writable and that user
+  xattrs work (swift stores object metadata in them).
+
+Every check that decides whether a step runs reads only state the earlier steps do not
+change, so the dry run's command list equals the real run's.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ringmgr.errors import Refused, StepFailed, UsageError
+from ringmgr.exec.runner import Step, StopRun
+from ringmgr.ops import facts, fstab
+
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+XFS_LABEL_MAX = 12
+
+# Written, read and removed on the new filesystem: proves it is writable and that
+# user xattrs (where swift keeps object metadata) work.
+XATTR_CHECK = (
+    "import os,sys\n"
+    "p=os.path.join(sys.argv[1],'.ringmgr-check-'+sys.argv[2])\n"
+    "open(p,'w').write('ok')\n"
+    "try:\n"
+    "    os.setxattr(p,'user.ringmgr',b'ok')\n"
+    "    assert os.getxattr(p,'user.ringmgr')==b'ok'\n"
+    "    os.removexattr(p,'user.ringmgr')\n"
+    "finally:\n"
+    "    os.unlink(p)\n"
+)
+
+
+@dataclass
+class ReplaceOptions:
+    replaced: bool = False
+    force_format: bool = False
+    lazy: bool = False
+    weight_zero: bool = False
+    label: str | None = None
+
+
+@dataclass
+class DiskContext:
+    """Everything the steps read: node, device, executor, journaled parameters."""
+
+    config: object
+    node: object
+    dev: str
+    ex: object
+    opts: ReplaceOptions
+    params: dict = field(default_factory=dict)
+    dry_run: bool = False
+    echo: Callable[[str], None] = lambda line: None
+    ask_replaced: Callable[[], bool] | None = None
+    findings: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    assumed_unmounted: bool = False
+
+    @property
+    def block(self) -> str:
+        return self.node.block_device(self.dev)
+
+    @property
+    def mount_root(self) -> str:
+        return self.node.mount_root.rstrip("/") or "/"
+
+    @property
+    def mount_point(self) -> str:
+        return f"{self.mount_root}/{self.dev}"
+
+    @property
+    def fstab_path(self) -> str:
+        return self.node.fstab
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        self.echo(f"warning: {text}")
+
+    # -- facts (read-only commands) ---------------------------------------------
+    def q(self, *argv, check=False):
+        return self.ex.run(argv, check=check, mutates=False)
+
+    def mounts(self) -> list[facts.Mount]:
+        return facts.parse_mountinfo(self.q(*facts.MOUNTINFO_ARGV, check=True).stdout)
+
+    def lsblk(self) -> facts.BlockDev | None:
+        r = self.q(*facts.lsblk_argv(self.block))
+        if not r.ok:
+            return None
+        devs = facts.parse_lsblk(r.stdout)
+        return devs[0] if devs else None
+
+    def blkid(self) -> dict[str, str]:
+        return facts.parse_blkid_export(self.q(*facts.blkid_argv(self.block)).stdout)
+
+    def mounted_here(self) -> facts.Mount | None:
+        here = facts.mounts_at(self.mounts(), self.mount_point)
+        return here[-1] if here else None
+
+
+# -- names and parameters ---------------------------------------------------------
+def check_name(kind: str, value: str) -> None:
+    if not NAME_RE.match(value) or value in (".", ".."):
+        raise UsageError(f"{kind} {value!r} has characters outside [A-Za-z0-9._-]; "
+                         f"use the name as the rings and the config spell it")
+
+
+def operation_key(node: str, dev: str) -> str:
+    return f"replace-disk.{node}.{dev}"
+
+
+def choose_params(journal, dev: str, label: str | None) -> dict:
+    """The new filesystem's UUID and label and the fstab backup tag, chosen once."""
+    want = label or dev[:XFS_LABEL_MAX]
+    check_name("label", want)
+    if len(want) > XFS_LABEL_MAX:
+        raise UsageError(f"label {want!r} is longer than XFS's {XFS_LABEL_MAX} characters; "
+                         f"pass a shorter one with --label")
+    got = journal.param("label", lambda: want)
+    if label and got != label:
+        raise UsageError(f"the run in progress chose label {got!r}; finish it with that "
+                         f"label (omit --label) or move its journal away ({journal.path})")
+    journal.param("uuid", lambda: str(uuidlib.uuid4()))
+    journal.param("tag", lambda: time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    return journal.params
+
+
+# -- precheck ---------------------------------------------------------------------
+def ring_devices(config, node, dev: str) -> dict[str, dict]:
+    """ring -> {"id", "weight", "parts"} for DEV of NODE (matched by node ip + name)."""
+    try:
+        from ringmgr.rings.store import RingStore
+    except ImportError:  # pragma: no cover (the lead's store is in the tree)
+        RingStore = None
+    if RingStore is not None:
+        store = RingStore.from_config(config)
+        builders = store.load_all()
+    else:  # pragma: no cover
+        from pathlib import Path
+
+        from swift.common.ring import RingBuilder
+
+        builders = {p.stem: RingBuilder.load(str(p))
+                    for p in sorted(Path(config.cluster.builder_dir).glob("*.builder"))}
+    found = {}
+    for ring, b in builders.items():
+        for d in b.devs:
+            if d and d["ip"] == node.ip and d["device"] == dev:
+                found[ring] = {"id": d["id"], "weight": d["weight"],
+                               "parts": int(d.get("parts", 0))}
+    return found
+
+
+def precheck(ctx: DiskContext, journal) -> dict:
+    """Read-only checks before anything runs; refuses with the fix (see the module doc)."""
+    node, dev = ctx.node, ctx.dev
+    in_config = dev in node.devices or any(dev in r for r in node.ring_devices.values())
+    rings = ring_devices(ctx.config, node, dev)
+    if not in_config and not rings:
+        raise UsageError(f"device {dev!r} of node {node.name} is in neither the config nor "
+                         f"the rings; check the name (`ringmgr status`)")
+    if not rings:
+        raise UsageError(f"device {dev!r} of node {node.name} ({node.ip}) is in no ring; "
+                         f"a disk that holds no partitions needs no replace-disk: add it "
+                         f"with add-node")
+    if not in_config:
+        raise UsageError(f"device {dev!r} is in the rings but not under nodes.{node.name} "
+                         f"in {ctx.config.path}; add it to devices there")
+    ctx.findings["rings"] = rings
+    for ring, d in rings.items():
+        ctx.echo(f"  {ring}: device id {d['id']}, weight {d['weight']:g}, "
+                 f"{d['parts']} partitions")
+
+    root = ctx.q("realpath", "-m", "--", ctx.mount_root, check=True).stdout.strip()
+    real = ctx.q("realpath", "-m", "--", ctx.mount_point, check=True).stdout.strip()
+    if real != f"{root.rstrip('/')}/{dev}":
+        raise Refused(f"mount point {ctx.mount_point} resolves to {real}, outside "
+                      f"mount_root {root}: remove the symlink and re-run")
+
+    past_guard = journal.step_state("guard") in ("done", "skipped")
+    blk = ctx.lsblk()
+    if blk is None:
+        if not past_guard:
+            raise Refused(f"block device {ctx.block} does not exist on {node.name}; check "
+                          f"nodes.{node.name}.block_devices in {ctx.config.path} (or `lsblk` "
+                          f"on the node)")
+        ctx.echo(f"  {ctx.block}: not present (expected while the disk is out)")
+    else:
+        probe = ctx.blkid()
+        ctx.findings["block_device"] = {"path": ctx.block, "size": blk.size,
+                                        "label": probe.get("LABEL"), "uuid": probe.get("UUID")}
+        ctx.echo(f"  {ctx.block}: {blk.size / 1e9:.2f} GB, "
+                 + (f"{probe.get('TYPE')} label {probe.get('LABEL')}, uuid {probe.get('UUID')}"
+                    if probe else "no filesystem"))
+
+    mounts = ctx.mounts()
+    here = facts.mounts_at(mounts, ctx.mount_point)
+    ctx.findings["mounted"] = here[-1].source if here else None
+    ctx.echo(f"  {ctx.mount_point}: " + (f"mounted from {here[-1].source}" if here
+                                        else "not mounted"))
+    if blk is not None:
+        if here and here[-1].major_minor != blk.major_minor:
+            raise Refused(f"{ctx.mount_point} is mounted from {here[-1].source}, but the "
+                          f"config says {dev} is {ctx.block}: fix "
+                          f"nodes.{node.name}.block_devices in {ctx.config.path}")
+        refuse_if_in_use(ctx, blk, mounts, allow_mount_point=True)
+        if not past_guard:
+            old_uuid = ctx.findings["block_device"]["uuid"]
+            journal.param("old_uuid", lambda: old_uuid)
+            journal.param("old_size", lambda: blk.size)
+    if ctx.opts.weight_zero:
+        journal.param("weights", lambda: rings)
+
+    from ringmgr.ops.drive_audit import read_kernel_log
+
+    names = {dev, blk.kname if blk else None, ctx.block.rsplit("/", 1)[-1]} - {None}
+    source, text = read_kernel_log(ctx.ex)
+    errors = [e for e in facts.parse_kernel_log(text) if e.device in names]
+    ctx.findings["kernel_errors"] = len(errors)
+    if errors:
+        ctx.echo(f"  kernel log ({source}): {len(errors)} I/O errors, last: {errors[-1].line}")
+    else:
+        ctx.echo(f"  kernel log ({source or 'none readable'}): no I/O errors for {dev}")
+    return ctx.findings
+
+
+def refuse_if_in_use(ctx: DiskContext, blk: facts.BlockDev, mounts, *,
+                     allow_mount_point: bool) -> None:
+    """Refuse when the device (or a partition of it) is mounted, root/boot, or held."""
+    for d in blk.walk():
+        for m in facts.mounts_of(mounts, major_minors=[d.major_minor], paths=[d.path]):
+            if allow_mount_point and m.mount_point == ctx.mount_point and d is blk:
+                continue
+            if ctx.assumed_unmounted and m.mount_point == ctx.mount_point:
+                continue
+            if m.mount_point in ("/", "/boot", "/boot/efi"):
+                raise Refused(f"{d.path} holds {m.mount_point}: it is a system disk, never "
+                              f"a swift disk; check nodes.{ctx.node.name}.block_devices")
+            raise Refused(f"{d.path} is mounted at {m.mount_point}"
+                          + (f" (not at {ctx.mount_point})" if allow_mount_point else "")
+                          + f": it is in use; unmount it there, or fix "
+                          f"nodes.{ctx.node.name}.block_devices if it is the wrong disk")
+    for d in blk.walk():
+        if d is not blk and d.type not in ("part",):
+            raise Refused(f"{blk.path} is in use by {d.path} ({d.type}); remove that first")
+    parent = None
+    for d in blk.walk():
+        held = facts.parse_holders(ctx.q(*facts.holders_argv(d.kname, parent)).stdout)
+        if held:
+            raise Refused(f"{d.path} is held by {', '.join(held)} (device-mapper, md, ...): "
+                          f"it is in use; tear that down first")
+        parent = blk.kname
+
+
+# -- steps --------------------------------------------------------------------------
+def _unmount_check(ctx: DiskContext):
+    if ctx.mounted_here() is None:
+        return f"{ctx.mount_point} is not mounted"
+    return None
+
+
+def _unmount(ctx: DiskContext):
+    argv = ["umount", "-l", ctx.mount_point] if ctx.opts.lazy else ["umount", ctx.mount_point]
+    r = ctx.ex.run(argv, check=False)
+    if r.ok:
+        ctx.assumed_unmounted = ctx.dry_run
+        return
+    if "busy" in (r.stderr + r.stdout):
+        holders = facts.parse_fuser(ctx.q("fuser", "-vm", ctx.mount_point).stderr)
+        who = ", ".join(holders) if holders else "unknown processes (fuser found none)"
+        raise Refused(f"{ctx.mount_point} is busy: held by {who}; stop them (e.g. "
+                      f"swift-init object stop) and re-run, or pass --lazy")
+    raise StepFailed(f"umount {ctx.mount_point} failed: {(r.stderr or r.stdout).strip()}")
+
+
+def _unmount_verify(ctx: DiskContext):
+    if ctx.mounted_here() is not None and not ctx.opts.lazy:
+        raise StepFailed(f"{ctx.mount_point} is still mounted after umount")
+
+
+def _guard(ctx: DiskContext):
+    for argv in (["mkdir", "-p", ctx.mount_point], ["chown", "root:root", ctx.mount_point],
+                 ["chmod", "0755", ctx.mount_point]):
+        ctx.ex.run(argv)
+
+
+def _guard_verify(ctx: DiskContext):
+    st = ctx.q("stat", "-c", "%u:%g %a", ctx.mount_point, check=True).stdout.strip()
+    if st != "0:0 755":
+        raise StepFailed(f"{ctx.mount_point} is {st}, not root:root 0755")
+
+
+def _swap(ctx: DiskContext):
+    o = ctx.opts
+    if not o.replaced:
+        if ctx.ask_replaced is None or not ctx.ask_replaced():
+            flags = " --force-format" if o.force_format else ""
+            raise StopRun(
+                f"{ctx.mount_point} is unmounted and guarded (root:root 0755); swift "
+                f"servers with mount_check = true answer 507 for {ctx.dev} meanwhile. "
+                f"Swap the disk, then run: ringmgr replace-disk {ctx.node.name} "
+                f"{ctx.dev} --replaced{flags}")
+    blk = ctx.lsblk()
+    if blk is None:
+        raise Refused(f"the kernel does not see {ctx.block} on {ctx.node.name}: check the "
+                      f"disk is seated (dmesg, lsblk; rescan the SCSI host) and re-run")
+    old_size = ctx.params.get("old_size")
+    ctx.findings["new_size"] = blk.size
+    if old_size and blk.size < old_size:
+        ctx.warn(f"the new disk ({blk.size / 1e9:.1f} GB) is smaller than the one it "
+                 f"replaces ({old_size / 1e9:.1f} GB); lower its ring weight to match")
+    old_uuid = ctx.params.get("old_uuid")
+    now = ctx.blkid().get("UUID")
+    if old_uuid and now == old_uuid and not o.force_format:
+        raise Refused(f"{ctx.block} still carries the filesystem (UUID {old_uuid}) that was "
+                      f"mounted at {ctx.mount_point}: the disk was not swapped. Swap it, or "
+                      f"pass --force-format to reformat this very disk")
+
+
+def _mkfs_check(ctx: DiskContext):
+    if ctx.blkid().get("UUID") == ctx.params["uuid"]:
+        return f"{ctx.block} already has the new filesystem (UUID {ctx.params['uuid']})"
+    blk = ctx.lsblk()
+    if blk is None:
+        raise Refused(f"the kernel does not see {ctx.block}; nothing was formatted")
+    refuse_if_in_use(ctx, blk, ctx.mounts(), allow_mount_point=False)
+    return None
+
+
+def mkfs_argv(ctx: DiskContext) -> list[str]:
+    return ["mkfs.xfs", "-f", "-L", ctx.params["label"], "-m", f"uuid={ctx.params['uuid']}",
+            *ctx.node.mkfs_options, ctx.block]
+
+
+def _mkfs(ctx: DiskContext):
+    ctx.ex.run(mkfs_argv(ctx))
+
+
+def _mkfs_verify(ctx: DiskContext):
+    got = ctx.blkid()
+    if got.get("UUID") != ctx.params["uuid"] or got.get("TYPE") != "xfs":
+        raise StepFailed(f"{ctx.block} does not show the new XFS filesystem after mkfs "
+                         f"(blkid: {got or 'nothing'})")
+
+
+def fstab_line(ctx: DiskContext) -> str:
+    spec = fstab.spec_for(ctx.node.fstab_by, ctx.params["label"], ctx.params["uuid"])
+    return fstab.entry_line(spec, ctx.mount_point, "xfs", ctx.node.mount_options)
+
+
+def _read_fstab(ctx: DiskContext) -> str:
+    r = ctx.q("cat", ctx.fstab_path)
+    if not r.ok:
+        raise Refused(f"cannot read {ctx.fstab_path} on {ctx.node.name}: "
+                      f"{r.stderr.strip()}; check nodes.{ctx.node.name}.fstab")
+    return r.stdout
+
+
+def _fstab_check(ctx: DiskContext):
+    text = _read_fstab(ctx)
+    _, changed = fstab.set_entry(text, ctx.mount_point, fstab_line(ctx))
+    if not changed:
+        return f"{ctx.fstab_path} already has exactly this entry"
+    return None
+
+
+def _fstab(ctx: DiskContext):
+    text = _read_fstab(ctx)
+    new, _ = fstab.set_entry(text, ctx.mount_point, fstab_line(ctx))
+    for argv in fstab.write_commands(ctx.fstab_path, ctx.params["tag"]):
+        ctx.ex.run(argv, input=new if argv[0] == "dd" else None)
+    if ctx.q("test", "-d", "/run/systemd/system").ok:
+        ctx.ex.run(["systemctl", "daemon-reload"])
+
+
+def _fstab_verify(ctx: DiskContext):
+    entries = fstab.entries_for(_read_fstab(ctx), ctx.mount_point)
+    if entries != [fstab_line(ctx)]:
+        raise StepFailed(f"{ctx.fstab_path} has {entries} for {ctx.mount_point}")
+
+
+def _mount_check(ctx: DiskContext):
+    m = ctx.mounted_here()
+    if m is not None:
+        blk = ctx.lsblk()
+        if blk is not None and m.major_minor == blk.major_minor:
+            return f"{ctx.mount_point} is already mounted from {ctx.block}"
+        raise Refused(f"{ctx.mount_point} is mounted from {m.source}, not {ctx.block}: "
+                      f"unmount it and re-run")
+    return None
+
+
+def mount_argv(ctx: DiskContext) -> list[str]:
+    if ctx.fstab_path == "/etc/fstab":
+        return ["mount", ctx.mount_point]
+    return ["mount", "--fstab", ctx.fstab_path, ctx.mount_point]
+
+
+def _mount(ctx: DiskContext):
+    ctx.ex.run(mount_argv(ctx))
+
+
+def _mount_verify(ctx: DiskContext):
+    m, blk = ctx.mounted_here(), ctx.lsblk()
+    if m is None or blk is None or m.major_minor != blk.major_minor:
+        raise StepFailed(f"{ctx.mount_point} is not mounted from {ctx.block} after mount "
+                         f"(found {m.source if m else 'nothing'})")
+
+
+def _chown(ctx: DiskContext):
+    ctx.ex.run(["chown", ctx.node.owner, ctx.mount_point])
+
+
+def _chown_verify(ctx: DiskContext):
+    want = ctx.node.owner
+    fmt = "%u:%g" if want.replace(":", "").isdigit() else "%U:%G"
+    got = ctx.q("stat", "-c", fmt, ctx.mount_point, check=True).stdout.strip()
+    if got != want:
+        raise StepFailed(f"{ctx.mount_point} is owned by {got}, not {want}")
+
+
+def _check(ctx: DiskContext):
+    r = ctx.ex.run(["python3", "-c", XATTR_CHECK, ctx.mount_point, ctx.params["tag"]],
+                   check=False)
+    if not r.ok:
+        tail = (r.stderr or r.stdout).strip().splitlines()
+        raise StepFailed(f"{ctx.mount_point} failed the write/xattr check: "
+                         f"{tail[-1] if tail else 'exit ' + str(r.rc)}")
+
+
+def _weight_fn():
+    try:
+        from ringmgr.rings.ops import set_weight_all_rings
+    except ImportError:
+        return None
+    return set_weight_all_rings
+
+
+def weight_zero_available() -> bool:
+    return _weight_fn() is not None
+
+
+def _weight_zero(ctx: DiskContext):
+    if ctx.dry_run:
+        ctx.echo("  (dry run: the weight change would be simulated by set-weight)")
+        return
+    _weight_fn()(ctx.config, ctx.node.name, ctx.dev, 0.0, yes=True)
+
+
+def _weight_restore(ctx: DiskContext):
+    weights = {r["weight"] for r in ctx.params.get("weights", {}).values()}
+    if ctx.dry_run:
+        return
+    if len(weights) != 1:
+        raise StepFailed(f"the weights before were {sorted(weights)}: restore each ring's "
+                         f"weight with `ringmgr set-weight`")
+    _weight_fn()(ctx.config, ctx.node.name, ctx.dev, weights.pop(), yes=True)
+
+
+def replace_disk_steps(ctx: DiskContext) -> list[Step]:
+    mp, block = ctx.mount_point, ctx.block
+    steps = [
+        Step("unmount", f"Unmount {mp}", _unmount, check=_unmount_check,
+             verify=_unmount_verify),
+        Step("guard", f"Guard the empty mount point {mp} (root:root 0755)", _guard,
+             verify=_guard_verify),
+        Step("swap", f"Swap the disk: the new {block} is in", _swap),
+        Step("mkfs", f"Format {block}: mkfs.xfs -L {ctx.params['label']} "
+                     f"-m uuid={ctx.params['uuid']}", _mkfs, check=_mkfs_check,
+             verify=_mkfs_verify, destructive=True),
+        Step("fstab", f"Write one fstab entry for {mp} ({ctx.fstab_path})", _fstab,
+             check=_fstab_check, verify=_fstab_verify, destructive=True),
+        Step("mount", f"Mount {mp}", _mount, check=_mount_check, verify=_mount_verify),
+        Step("chown", f"Chown {mp} to {ctx.node.owner}", _chown, verify=_chown_verify),
+        Step("check", f"Check {mp} is writable and user xattrs work", _check),
+    ]
+    if ctx.opts.weight_zero:
+        steps.insert(0, Step("weight-zero", f"Set {ctx.dev}'s weight to 0 on every ring",
+                             _weight_zero, destructive=True))
+        steps.append(Step("weight-restore", f"Restore {ctx.dev}'s weight on every ring",
+                          _weight_restore, destructive=True))
+    return steps
+
+
+def refill_report(ctx: DiskContext) -> list[str]:
+    """What replication will refill, and how to watch it."""
+    lines = []
+    for ring, d in ctx.findings.get("rings", {}).items():
+        lines.append(f"replication will refill {d['parts']} partitions of the {ring} ring "
+                     f"onto {ctx.node.name}/{ctx.dev}")
+    lines += ["watch it with: swift-recon --replication (time of the last pass), "
+              "swift-recon --diskusage (the new disk filling), and the replicator logs "
+              f"on {ctx.node.name}",
+              "swift's replicators and ssync push the missing partitions from the other "
+              "replicas; no ring change is needed for a same-size swap"]
+    return lines
