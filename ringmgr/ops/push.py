@@ -396,6 +396,8 @@ class PushReport:
                          err or ""))
         return _table(head, rows)
 
+    render_text = render_table
+
     def _render_verify(self) -> str:
         names = sorted({n for r in self.results for n in r.verify} | set(self.rings))
         head = ("node", *[n.removesuffix(".ring.gz") for n in names], "error")
@@ -472,9 +474,10 @@ def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
 def _refuse_if_pending(builder_dir) -> None:
     pending = pending_change(builder_dir)
     if pending:
-        what = pending.get("command") or pending.get("operation") or "a ring change" \
-            if isinstance(pending, dict) else "a ring change"
-        raise Refused(f"an interrupted ring change ({what}) is pending in {builder_dir}: the "
+        what = "a ring change"
+        if isinstance(pending, dict) and (pending.get("description") or pending.get("id")):
+            what = f"ring change {pending.get('description') or pending.get('id')}"
+        raise Refused(f"an interrupted {what} is pending in {builder_dir}: the "
                       f"rings there may be a mix of old and new; finish it with "
                       f"`ringmgr resume` (or roll it back) before pushing")
 
