@@ -20,6 +20,7 @@ from ringmgr.errors import EXIT_ERROR, RingmgrError
 COMMAND_MODULES = [
     "ringmgr.cli.rings",
     "ringmgr.cli.push",
+    "ringmgr.cli.risk",
 ]
 
 log = logging.getLogger("ringmgr")

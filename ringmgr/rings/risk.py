@@ -173,6 +173,8 @@ def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[s
             "already_below_write_quorum": int(a_w.sum()),
             "already_unreadable": int(a_r.sum()),
             "ok": not bool(bad.size),
+            "weight_zero_devices": sum(1 for d in builder.devs
+                                       if d is not None and not d.get("weight")),
             "worst": worst_parts,
         }
     return {"ok": all(r["ok"] for r in rings.values()),
@@ -231,8 +233,10 @@ def render_ok_to_stop(result: dict, names: Iterable[str] = ()) -> str:
     lines = []
     if result["down"]:
         lines.append(f"already down: {', '.join(result['down'])}")
-    if result.get("weight_zero_is_down"):
-        lines.append("devices at weight 0 count as down")
+    zero = sum(r.get("weight_zero_devices", 0) for r in result["rings"].values())
+    if zero and result.get("weight_zero_is_down"):
+        lines.append(f"{zero} devices at weight 0 count as down (--weight-zero-up: "
+                     f"count them as up)")
     for ring, r in result["rings"].items():
         head = (f"{ring} ({r['policy']}, write quorum {r['write_quorum']}, "
                 f"read needs {r['read_minimum']}): ")

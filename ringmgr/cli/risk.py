@@ -1,0 +1,119 @@
+"""Risk commands: ok-to-stop and failure-impact (read-only; nothing is written).
+
+Thin: resolve node names through the config, load the builders and swift.conf's
+policies, call ``ringmgr.rings.risk``, print.  Heavy imports stay inside functions.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ringmgr.cli.app import App, json_option
+from ringmgr.errors import EXIT_OK, EXIT_WARNING, UsageError
+
+
+def _load(app: App):
+    """Builders of every ring, swift.conf policies, ip -> node name."""
+    from ringmgr.rings.policies import load_policies
+    from ringmgr.rings.store import RingStore
+
+    config = app.config
+    store = RingStore.from_config(config)
+    try:
+        from ringmgr.rings.store import pending_change
+
+        pending = pending_change(config.cluster.builder_dir)
+    except ImportError:  # store without journal support
+        pending = None
+    if pending:
+        app.note("warning: an interrupted ring change is pending (`ringmgr resume`); "
+                 "the builders on disk may not be what the nodes run")
+    builders = store.load_all()
+    policies = load_policies(config.cluster.swift_conf)
+    if config.cluster.swift_conf is None and any(r.startswith("object") for r in builders):
+        app.note("note: no [cluster].swift_conf in the config: every object ring is "
+                 "treated as replicated")
+    nodes_by_ip = {n.ip: name for name, n in config.nodes.items() if n.ip}
+    return builders, policies, nodes_by_ip
+
+
+def _node_ip(config, name: str) -> str:
+    node = config.node(name)  # UsageError naming the known nodes
+    if not node.ip:
+        raise UsageError(f"node {name!r} has no ip in {config.path}; ring devices are "
+                         f"matched by ip")
+    return node.ip
+
+
+def _parse_down(config, builders, specs) -> tuple[set, set]:
+    ips, devs = set(), set()
+    for spec in specs:
+        name, _, dev = spec.partition("/")
+        ip = _node_ip(config, name)
+        if not dev:
+            ips.add(ip)
+            continue
+        known = any(d is not None and d["ip"] == ip and d["device"] == dev
+                    for b in builders.values() for d in b.devs)
+        if not known:
+            raise UsageError(f"--down {spec}: no ring has a device {dev!r} on {name} ({ip})")
+        devs.add((ip, dev))
+    return ips, devs
+
+
+def _warn_not_in_rings(app, builders, names_ips):
+    for name, ip in names_ips:
+        if not any(d is not None and d["ip"] == ip for b in builders.values() for d in b.devs):
+            app.note(f"note: {name} ({ip}) has no device in any ring")
+
+
+def register(group: click.Group) -> None:
+    @group.command("ok-to-stop")
+    @click.argument("node")
+    @click.option("--down", "down", multiple=True, metavar="NODE[/DEV]",
+                  help="already down: a whole node or one device (repeatable)")
+    @click.option("--weight-zero-up", is_flag=True,
+                  help="do not count devices at weight 0 as down (by default they are: "
+                       "weight 0 is how a failed disk is parked)")
+    @click.option("--worst", type=click.IntRange(0, 1000), default=10, show_default=True,
+                  help="partitions to list per ring when it is not safe")
+    @json_option
+    def ok_to_stop_cmd(node, down, weight_zero_up, worst):
+        """Would stopping NODE now leave any partition below its write quorum, or with
+        nothing to read from?  Exit 0 if safe, 1 if not (listing the worst partitions
+        per ring).  Read-only: looks at the builders, changes nothing."""
+        from ringmgr.rings.risk import DownSet, ok_to_stop, render_ok_to_stop
+
+        app = App.current()
+        config = app.config
+        ip = _node_ip(config, node)
+        builders, policies, nodes_by_ip = _load(app)
+        down_ips, down_devs = _parse_down(config, builders, down)
+        _warn_not_in_rings(app, builders, [(node, ip)])
+        result = ok_to_stop(builders, policies, {ip},
+                            DownSet(down_ips, down_devs, weight_zero=not weight_zero_up),
+                            nodes_by_ip=nodes_by_ip, worst=worst)
+        result = {"written": False, "node": node, **result,
+                  "down": list(down)}
+        app.out(render_ok_to_stop(result, [node]).rstrip("\n"))
+        app.emit(result)
+        return EXIT_OK if result["ok"] else EXIT_WARNING
+
+    @group.command("failure-impact")
+    @click.argument("nodes", nargs=-1, required=True)
+    @json_option
+    def failure_impact_cmd(nodes):
+        """How many partitions per ring would lose 1, 2, ... replicas if NODES failed
+        together?  Read-only; exit 0 (it is a what-if, not a check)."""
+        from ringmgr.rings.risk import failure_impact, render_failure_impact
+
+        app = App.current()
+        config = app.config
+        ips = {name: _node_ip(config, name) for name in nodes}
+        builders, policies, _ = _load(app)
+        _warn_not_in_rings(app, builders, ips.items())
+        result = failure_impact(builders, set(ips.values()), policies)
+        result = {"written": False, "nodes": list(nodes), **result}
+        app.out(render_failure_impact(result, list(nodes)).rstrip("\n"))
+        app.emit(result)
+        return EXIT_OK
