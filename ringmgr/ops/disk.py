@@ -518,3 +518,72 @@ def refill_report(ctx: DiskContext) -> list[str]:
               "swift's replicators and ssync push the missing partitions from the other "
               "replicas; no ring change is needed for a same-size swap"]
     return lines
+
+
+# -- the whole operation ----------------------------------------------------------------
+def executor_for(config, node):
+    """Local for a node whose host is "localhost" (a single-machine setup, tests), else SSH."""
+    if node.host == "localhost":
+        from ringmgr.exec.local import LocalExecutor
+
+        return LocalExecutor(host=node.name)
+    from ringmgr.exec.ssh import SSHExecutor
+
+    return SSHExecutor(node, config.ssh)
+
+
+@dataclass
+class ReplaceRun:
+    key: str
+    summary: object
+    ctx: DiskContext
+    commands: list[tuple[str, ...]] | None  # the dry run's state-changing commands
+
+    def to_json(self) -> dict:
+        c = self.ctx
+        return {
+            "written": not c.dry_run and any(r.status == "done" for r in self.summary.results),
+            "node": c.node.name, "device": c.dev, "block_device": c.block,
+            "mount_point": c.mount_point, "params": dict(c.params),
+            "precheck": c.findings, "warnings": c.warnings,
+            **self.summary.to_json(),
+            "commands": [list(a) for a in self.commands] if self.commands is not None else None,
+        }
+
+
+def replace_disk(config, node_name: str, dev: str, opts: ReplaceOptions, *,
+                 ex=None, dry_run: bool = False, resume: bool = False, state_dir=None,
+                 confirm=None, echo=None, ask_replaced=None) -> ReplaceRun:
+    """Run (or dry-run) the replace-disk flow for NODE/DEV; returns what happened.
+
+    ``ex`` is the node's executor (default: ``executor_for``); a dry run wraps it in a
+    DryRunExecutor.  ``confirm(step)`` is asked before the first destructive step.
+    Refusals before any step ran raise; failures inside steps are in the summary.
+    """
+    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.exec.runner import Journal, run_steps
+
+    check_name("node", node_name)
+    check_name("device", dev)
+    node = config.node(node_name)
+    if opts.weight_zero and not weight_zero_available():
+        raise Refused("--weight-zero needs the ring commands' set_weight_all_rings, which "
+                      "this ringmgr does not have yet; run without it (swift's advice for "
+                      "a quick swap) or set the weight by hand with `ringmgr set-weight`")
+    if ex is None:
+        ex = executor_for(config, node)
+    run_ex = DryRunExecutor(inner=ex) if dry_run else ex
+    echo = echo or (lambda line: None)
+    key = operation_key(node_name, dev)
+    with Journal.open(key, state_dir, resume=resume, dry_run=dry_run) as journal:
+        params = choose_params(journal, dev, opts.label)
+        ctx = DiskContext(config, node, dev, run_ex, opts, params, dry_run=dry_run,
+                          echo=echo, ask_replaced=ask_replaced)
+        if journal.in_progress:
+            done = [n for n, s in journal.data["steps"].items() if s["state"] in ("done", "skipped")]
+            echo(f"resuming {key} (done: {', '.join(done) or 'nothing yet'})")
+        echo(f"precheck {node_name}/{dev} ({ctx.block} -> {ctx.mount_point}):")
+        precheck(ctx, journal)
+        summary = run_steps(replace_disk_steps(ctx), ctx, journal=journal, dry_run=dry_run,
+                            confirm=confirm, echo=echo)
+    return ReplaceRun(key, summary, ctx, run_ex.recorded if dry_run else None)

@@ -143,3 +143,65 @@ def render(audits: list[NodeAudit]) -> str:
                              f"not a swift device of this node")
             lines.append(f"    last: {f.last}")
     return "\n".join(lines)
+
+
+def audit_nodes(config, names: list[str], executor_for=None) -> list[NodeAudit]:
+    """Audit each node; a node that cannot be read is recorded, not fatal to the others."""
+    from ringmgr.errors import RingmgrError
+    from ringmgr.ops.disk import executor_for as default_executor_for
+
+    executor_for = executor_for or default_executor_for
+    try:
+        by_node_ring = {n: ring_devices_of(config, config.node(n)) for n in names}
+    except RingmgrError:
+        by_node_ring = {n: {} for n in names}
+    audits = []
+    for name in names:
+        node = config.node(name)
+        try:
+            ex = executor_for(config, node)
+            try:
+                audits.append(audit_node(config, node, ex, by_node_ring[name]))
+            finally:
+                close = getattr(ex, "close", None)
+                if close:
+                    close()
+        except RingmgrError as e:
+            audits.append(NodeAudit(name, error=str(e)))
+    return audits
+
+
+def act_on(config, failing, *, lazy=False, dry_run=False, echo=None,
+           executor_for=None) -> list[dict]:
+    """Unmount and guard each failing disk (replace-disk's own steps), then weight 0."""
+    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.exec.runner import Journal, run_steps
+    from ringmgr.ops import disk
+
+    executor_for = executor_for or disk.executor_for
+    out = []
+    for node_name, f in failing:
+        node = config.node(node_name)
+        ex = executor_for(config, node)
+        run_ex = DryRunExecutor(inner=ex) if dry_run else ex
+        ctx = disk.DiskContext(config, node, f.device, run_ex,
+                               disk.ReplaceOptions(lazy=lazy), {}, dry_run=dry_run,
+                               echo=echo or (lambda line: None))
+        steps = [s for s in disk.replace_disk_steps(ctx) if s.name in ("unmount", "guard")]
+        summary = run_steps(steps, ctx, journal=Journal.memory(), dry_run=dry_run, echo=echo)
+        weight = "not changed"
+        if summary.ok and not dry_run:
+            if disk.weight_zero_available():
+                disk._weight_fn()(config, node_name, f.device, 0.0, yes=True)
+                weight = "set to 0 on every ring"
+            else:
+                weight = (f"not changed (this ringmgr cannot yet): run "
+                          f"`ringmgr set-weight {node_name}/{f.device} 0`")
+        text = (f"{node_name}/{f.device}: " + ", ".join(
+            f"{r.name} {r.status}" + (f" ({r.reason})" if r.reason else "")
+            for r in summary.results) + f"; weight {weight}")
+        out.append({"node": node_name, "device": f.device, "summary": text,
+                    "commands": [list(a) for a in run_ex.recorded] if dry_run else None,
+                    **summary.to_json()})
+        summary.raise_error()
+    return out
