@@ -21,6 +21,7 @@ log = logging.getLogger("ringmgr")
 @dataclass
 class App:
     config_path: str | None = None
+    argv: list[str] = field(default_factory=list)
     verbose: int = 0
     json: bool = False
     json_emitted: bool = False
@@ -46,31 +47,32 @@ class App:
     def setup_logging(self, ctx: click.Context) -> None:
         """Log every invocation and every command ringmgr runs to the audit log."""
         root = logging.getLogger("ringmgr")
+        audit = logging.getLogger("ringmgr.audit")
         root.setLevel(logging.DEBUG)
-        if not any(getattr(h, "_ringmgr", False) for h in root.handlers):
-            err = logging.StreamHandler(sys.stderr)
-            err.setLevel({0: logging.WARNING, 1: logging.INFO}.get(self.verbose, logging.DEBUG))
-            err.setFormatter(logging.Formatter("%(message)s"))
-            err._ringmgr = True
-            root.addHandler(err)
-            path = audit_log_path()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fh = logging.FileHandler(path)
-            except OSError:
-                fh = None
-            if fh is not None:
-                fh.setLevel(logging.INFO)
-                fh.setFormatter(logging.Formatter(
-                    f"%(asctime)s pid={os.getpid()} %(levelname)s %(message)s"))
-                fh._ringmgr = True
-                root.addHandler(fh)
-                audit = logging.getLogger("ringmgr.audit")
-                audit.propagate = False
-                audit.addHandler(fh)
-        log.debug("invoked by %s: %s", _user(), shlex.join(["ringmgr", *sys.argv[1:]]))
-        logging.getLogger("ringmgr.audit").info(
-            "user=%s argv=%s", _user(), shlex.join(["ringmgr", *sys.argv[1:]]))
+        audit.propagate = False
+        for logger in (root, audit):  # a fresh set per invocation (tests run many)
+            for h in [h for h in logger.handlers if getattr(h, "_ringmgr", False)]:
+                logger.removeHandler(h)
+                h.close()
+        err = logging.StreamHandler(sys.stderr)
+        err.setLevel({0: logging.WARNING, 1: logging.INFO}.get(self.verbose, logging.DEBUG))
+        err.setFormatter(logging.Formatter("%(message)s"))
+        err._ringmgr = True
+        root.addHandler(err)
+        path = audit_log_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.FileHandler(path)
+        except OSError:
+            fh = None
+        if fh is not None:
+            fh.setLevel(logging.INFO)
+            fh.setFormatter(logging.Formatter(
+                f"%(asctime)s pid={os.getpid()} %(levelname)s %(message)s"))
+            fh._ringmgr = True
+            root.addHandler(fh)
+            audit.addHandler(fh)
+        logging.getLogger("ringmgr.audit").info("user=%s argv=%s", _user(), shlex.join(self.argv))
 
     # -- output ---------------------------------------------------------------
     def out(self, text: str = "") -> None:
@@ -91,11 +93,19 @@ class App:
         """Ask on the terminal; --yes skips; no terminal and no --yes refuses."""
         if yes:
             return
-        if not sys.stdin.isatty():
+        if not interactive():
             raise Refused("no terminal to confirm on: re-run with --yes to proceed "
                           "(or --dry-run to see what would change)")
         if not click.confirm(question, default=False, err=True):
             raise Refused("not confirmed; nothing was changed")
+
+
+def interactive() -> bool:
+    """Is there a terminal to ask on?"""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def audit_log_path() -> Path:

@@ -35,30 +35,33 @@ class RingmgrGroup(click.Group):
 
     def main(self, args=None, prog_name="ringmgr", **extra):
         args = list(sys.argv[1:] if args is None else args)
+        app = App(argv=["ringmgr", *args])
         try:
-            with self.make_context(prog_name, args, **extra) as ctx:
+            with self.make_context(prog_name, list(args), obj=app, **extra) as ctx:
                 rv = self.invoke(ctx)
             sys.exit(rv if isinstance(rv, int) else 0)
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
-            _fail(None, "aborted", EXIT_ERROR)
+            _fail(app, None, "aborted", EXIT_ERROR)
         except click.ClickException as e:
-            _fail(None, e.format_message(), EXIT_ERROR)
+            _fail(app, None, e.format_message(), EXIT_ERROR)
         except RingmgrError as e:
-            _fail(e, str(e), e.exit_code)
+            _fail(app, e, str(e), e.exit_code)
         except KeyboardInterrupt:
-            _fail(None, "interrupted", EXIT_ERROR)
+            _fail(app, None, "interrupted", EXIT_ERROR)
+        except Exception as e:  # a bug: say so in one line, traceback with RINGMGR_DEBUG=1
+            _fail(app, e, f"internal error: {type(e).__name__}: {e} (set RINGMGR_DEBUG=1 for "
+                          f"the traceback)", EXIT_ERROR)
 
 
-def _fail(exc, message: str, code: int):
-    app = App.current()
+def _fail(app: App, exc, message: str, code: int):
     if exc is not None and os.environ.get("RINGMGR_DEBUG"):
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
     _audit.warning("exit %d: %s", code, message)
-    if app is not None and app.json and not app.json_emitted:
+    if app.json and not app.json_emitted:
         app.emit({"written": app.written, "error": message, "exit_code": code})
     kind = "warning" if code == 1 else "error"
     click.echo(f"ringmgr: {kind}: {message}", err=True)

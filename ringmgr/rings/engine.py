@@ -187,18 +187,19 @@ def simulate_ring(name: str, builder, change: RingChange, seed: int,
     if pretend_gate_open:
         after.pretend_min_part_hours_passed()
     gate = after.min_part_seconds_left
+    removed_defs = [copy.deepcopy(after.devs[i]) for i in change.removes]
     apply_change(after, change)
     devs_changed = after.devs_changed
     last_balance = builder.get_balance() if builder._replica2part2dev else 0.0
     last_dispersion = builder.dispersion
     try:
-        parts, balance, removed = after.rebalance(seed=seed)
+        parts, balance, n_removed = after.rebalance(seed=seed)
         after.validate()
     except exceptions.RingBuilderError as e:
         raise UsageError(f"{name}: swift cannot build a valid ring after this change "
                          f"({e}); are enough devices left for {builder.replicas:g} replicas?")
     moves_asked = bool(change.weights or change.adds)
-    blocked = moves_asked and parts == 0 and not removed and gate > 0
+    blocked = moves_asked and parts == 0 and not n_removed and gate > 0
     if blocked:
         changed = False
     elif change.empty:
@@ -208,7 +209,7 @@ def simulate_ring(name: str, builder, change: RingChange, seed: int,
             abs((last_dispersion or 0) - (after.dispersion or 0)) >= 1))
     else:
         changed = True
-    return Outcome(name, builder, after, parts, balance, removed, gate, changed, blocked)
+    return Outcome(name, builder, after, parts, balance, removed_defs, gate, changed, blocked)
 
 
 def simulate(builders: dict, changes: ChangeSet, seed: int,

@@ -122,11 +122,11 @@ def _when(seconds: int) -> str:
 
 
 def _blocked_message(blocked: dict[str, Outcome]) -> str:
-    parts = [f"{n}: min_part_hours ({o.after.min_part_hours} h) has not passed since the "
-             f"last rebalance; data can move again in {gate_text(o.gate_seconds_left)} "
+    lines = [f"  {n}: min_part_hours ({o.after.min_part_hours} h) not yet passed since the last "
+             f"rebalance; data can move again in {gate_text(o.gate_seconds_left)} "
              f"(at {_when(o.gate_seconds_left)})" for n, o in blocked.items()]
-    return ("nothing was written, because the change could not move any data yet. "
-            + "; ".join(parts) + ". Run the same command again then")
+    return ("nothing was written: the change cannot move any data yet.\n" + "\n".join(lines)
+            + "\nRun the same command again then.")
 
 
 def _followups(outcomes: dict[str, Outcome]) -> list[str]:

@@ -107,6 +107,12 @@ class RingStore:
         else:
             names = [p.name[: -len(".builder")] for p in self.dir.glob("*.builder")]
             names = [n for n in names if is_ring_name(n)]
+            for ring in self.dir.glob("*.ring.gz"):
+                name = ring.name[: -len(".ring.gz")]
+                if is_ring_name(name) and name not in names:
+                    raise BuilderError(
+                        f"{self.files(name).builder} is missing but {ring.name} exists: restore "
+                        f"the builder from {self.backup_dir} (rebuilding one from a ring is lossy)")
         if not names:
             raise BuilderError(f"no *.builder files in {self.dir}")
         return sorted(names, key=_ring_order)

@@ -1,0 +1,341 @@
+"""Ring commands through click's CliRunner and as a real subprocess, on real builders."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+from swift.common.ring import Ring, RingBuilder, RingData
+
+from ringmgr.cli.main import cli
+from tests.helpers.ringfactory import checksums, make_cluster
+
+RINGS = ("account", "container", "object", "object-1")
+
+
+def run(cluster, *args, input=None):
+    r = CliRunner().invoke(cli, ["--config", str(cluster.config), *args], input=input)
+    return r
+
+
+def devs(cluster, ring):
+    b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
+    return [d for d in b.devs if d is not None], b
+
+
+@pytest.fixture(autouse=True)
+def hash_suffix(monkeypatch):
+    """swift's Ring() wants a hash path suffix (normally from /etc/swift/swift.conf)."""
+    import swift.common.utils as u
+
+    monkeypatch.setattr(u, "HASH_PATH_SUFFIX", b"ringmgr-tests")
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    return make_cluster(tmp_path)
+
+
+def test_status_lists_every_ring_grouped_by_node(cluster):
+    r = run(cluster, "status")
+    assert r.exit_code == 0, r.output
+    for ring in RINGS:
+        assert f"{ring}: 64 partitions" in r.output
+    assert "s01" in r.output and "ring.gz up to date" in r.output
+    r = run(cluster, "status", "--json")
+    data = json.loads(r.stdout)
+    assert set(data["rings"]) == set(RINGS)
+    assert data["rings"]["object"]["devices"] == 12
+    assert set(data["rings"]["object"]["nodes"]) == {f"s0{i}" for i in range(1, 7)}
+    assert data["warnings"] and "nodes.s07.ip" in data["warnings"][0]
+
+
+def test_remove_node_dry_run_writes_nothing(cluster):
+    before = cluster.checksums()
+    r = run(cluster, "--json", "remove-node", "s03", "--dry-run", "--seed", "5")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["written"] is False
+    assert set(data["rings"]) == set(RINGS)
+    for ring in RINGS:
+        rep = data["rings"][ring]
+        assert rep["parts_moved"] > 0
+        assert rep["parts_moved_pct"] == pytest.approx(100 * rep["parts_moved"] / (64 * 3), abs=0.01)
+    assert cluster.checksums() == before
+
+
+def test_remove_node_writes_every_ring_and_history(cluster):
+    r = run(cluster, "remove-node", "s03", "--yes", "--seed", "5")
+    assert r.exit_code in (0, 1), r.output
+    for ring in RINGS:
+        ds, b = devs(cluster, ring)
+        assert not [d for d in ds if d["ip"] == "127.0.9.3"]
+        ring_obj = Ring(str(cluster.builder_dir), ring_name=ring)
+        assert all(d is None or d["ip"] != "127.0.9.3" for d in ring_obj.devs)
+        assert RingData.load(str(cluster.builder_dir / f"{ring}.ring.gz")).version == b.version
+    backups = list((cluster.builder_dir / "backups").iterdir())
+    assert len(backups) == 2 * len(RINGS)
+    r = run(cluster, "--json", "history")
+    hist = json.loads(r.stdout)["history"]
+    assert len(hist) == 1
+    e = hist[0]
+    assert e["seed"] == 5 and "remove-node" in " ".join(e["argv"])
+    assert set(e["rings"]) == set(RINGS)
+    assert {d["device"] for d in e["removed_devices"] if d["ring"] == "object"} == {"sdb", "sdc"}
+    for r_ in e["rings"].values():
+        assert r_["builder_md5_before"] != r_["builder_md5_after"]
+        assert r_["version_after"] > r_["version_before"]
+    # the audit log has the command
+    assert "remove-node s03" in open(os.environ["RINGMGR_LOG"]).read()
+
+
+def test_same_seed_gives_what_the_dry_run_predicted(cluster):
+    dry = json.loads(run(cluster, "--json", "remove-node", "s02", "--dry-run", "--seed", "9").stdout)
+    real = json.loads(run(cluster, "--json", "remove-node", "s02", "--yes", "--seed", "9").stdout)
+    assert real["written"] is True
+    for ring in RINGS:
+        assert dry["rings"][ring]["parts_moved"] == real["rings"][ring]["parts_moved"]
+        assert dry["rings"][ring]["devices"] == real["rings"][ring]["devices"]
+
+
+def test_remove_device_and_set_weight(cluster):
+    r = run(cluster, "remove-device", "s01", "sdc", "--yes")
+    assert r.exit_code in (0, 1), r.output
+    for ring in RINGS:
+        ds, _ = devs(cluster, ring)
+        assert [d["device"] for d in ds if d["ip"] == "127.0.9.1"] == ["sdb"]
+    r = run(cluster, "set-weight", "s02/sdb", "50", "--yes")
+    assert r.exit_code in (0, 1), r.output
+    for ring in RINGS:
+        ds, _ = devs(cluster, ring)
+        w = {d["device"]: d["weight"] for d in ds if d["ip"] == "127.0.9.2"}
+        assert w == {"sdb": 50.0, "sdc": 100.0}
+
+
+def test_add_node_uses_config_devices_and_ports(cluster):
+    r = run(cluster, "--json", "add-node", "s07", "--yes")
+    assert r.exit_code in (0, 1), r.output
+    assert json.loads(r.stdout)["written"] is True
+    for ring, port in (("account", 6202), ("container", 6201), ("object", 6200), ("object-1", 6200)):
+        ds, b = devs(cluster, ring)
+        new = [d for d in ds if d["ip"] == "127.0.9.7"]
+        assert sorted(d["device"] for d in new) == ["sdb", "sdc"]
+        assert {d["port"] for d in new} == {port}
+        assert all(d["parts"] > 0 for d in new)
+    r = run(cluster, "add-node", "s07", "--yes")
+    assert r.exit_code == 2 and "already in the ring" in r.output
+
+
+def test_no_terminal_and_no_yes_refuses(cluster):
+    before = cluster.checksums()
+    r = run(cluster, "remove-node", "s03")
+    assert r.exit_code == 2
+    assert "--yes" in r.output
+    assert cluster.checksums() == before
+
+
+def test_answering_no_changes_nothing(cluster, monkeypatch):
+    before = cluster.checksums()
+    monkeypatch.setattr("ringmgr.cli.app.interactive", lambda: True)
+    r = run(cluster, "remove-node", "s03", input="n\n")
+    assert r.exit_code == 2 and "not confirmed" in r.output
+    assert cluster.checksums() == before
+
+
+def test_rebalance_with_nothing_to_do_is_exit_1_unwritten(cluster):
+    before = cluster.checksums()
+    r = run(cluster, "--json", "rebalance", "--yes")
+    assert r.exit_code == 1, r.output
+    assert json.loads(r.stdout)["written"] is False
+    assert cluster.checksums() == before
+
+
+def test_min_part_hours_gate_blocks_weight_change_and_writes_nothing(tmp_path):
+    c = make_cluster(tmp_path, min_part_hours=24, gate_open=False)
+    before = c.checksums()
+    r = run(c, "--json", "set-weight", "s01", "50", "--yes")
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.stdout)
+    assert data["written"] is False
+    msg = data["error"]
+    for ring in RINGS:
+        assert f"{ring}: min_part_hours (24 h)" in msg
+    assert " h " in msg or "23 h" in msg
+    assert "No partitions could be reassigned" not in r.output
+    assert c.checksums() == before
+
+
+def test_min_part_hours_gate_never_blocks_removal(tmp_path):
+    c = make_cluster(tmp_path, min_part_hours=24, gate_open=False)
+    r = run(c, "--json", "remove-node", "s04", "--yes")
+    assert r.exit_code == 1, r.output  # written, with a note about the rest
+    data = json.loads(r.stdout)
+    assert data["written"] is True
+    assert any("can follow in" in m or "rebalance` again" in m for m in data["messages"])
+    ds, _ = devs(c, "object")
+    assert not [d for d in ds if d["ip"] == "127.0.9.4"]
+
+
+def test_partition_power_increase_refused(cluster):
+    b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
+    b.prepare_increase_partition_power()
+    b.save(str(cluster.builder_dir / "object.builder"))
+    before = cluster.checksums()
+    r = run(cluster, "remove-node", "s03", "--yes")
+    assert r.exit_code == 2
+    assert "partition-power increase is in progress" in r.output
+    assert cluster.checksums() == before
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["remove-node", "s99"], "unknown node 's99'"),
+    (["remove-device", "s01", "sdz"], "device sdz of node s01"),
+    (["set-weight", "s01", "-5"], "non-negative"),
+    (["set-weight", "s01", "heavy"], "not a number"),
+    (["set-weight", "s01", "nan"], "non-negative"),
+    (["set-weight", "s99/sdb", "5"], "unknown node"),
+    (["remove-node", "s07"], "has no devices in any ring"),
+    (["rollback", "--to", "42"], "no changes recorded yet"),
+    (["remove-node", "s01", "--used-bytes", "object=lots", "--dry-run"], "RING=BYTES"),
+    (["remove-node", "s01", "--seed", "x"], "'x' is not a valid integer"),
+    (["no-such-command"], "No such command"),
+])
+def test_bad_input_exit_2_one_line_nothing_changed(cluster, args, expect):
+    before = cluster.checksums()
+    r = run(cluster, *args, "--yes") if args[0] not in ("no-such-command",) else run(cluster, *args)
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert lines[-1].startswith("ringmgr: error: ") and expect in lines[-1], r.output
+    assert "Traceback" not in r.output
+    assert cluster.checksums() == before
+
+
+@pytest.mark.parametrize("damage", ["truncate-builder", "corrupt-builder", "missing-builder",
+                                    "corrupt-ring", "missing-ring", "truncate-ring"])
+def test_damaged_files_refused(cluster, damage):
+    kind, what = damage.split("-")
+    path = cluster.builder_dir / ("object.builder" if what == "builder" else "object.ring.gz")
+    if kind == "missing":
+        path.unlink()
+    elif kind == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+        path.write_bytes(bytes(data))
+    before = cluster.checksums()
+    r = run(cluster, "remove-node", "s03", "--yes")
+    assert r.exit_code == 2, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("ringmgr: error: ") and "object." in last
+    assert cluster.checksums() == before
+
+
+def test_bad_config_exit_2_nothing_changed(cluster):
+    cluster.config.write_text(cluster.config.read_text() + "\n[nodes.s01x]\nip = \"1.1.1.1\"\nzon = 2\n")
+    before = cluster.checksums()
+    r = run(cluster, "remove-node", "s03", "--yes")
+    assert r.exit_code == 2
+    assert "nodes.s01x.zon: unknown key" in r.output
+    assert cluster.checksums() == before
+
+
+def test_builder_dir_not_writable(cluster):
+    """A read-only filesystem (root ignores file modes, so mode bits would prove nothing)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount")
+    before = cluster.checksums()
+    subprocess.run(["mount", "--bind", str(cluster.builder_dir), str(cluster.builder_dir)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(cluster.builder_dir)], check=True)
+        r = run(cluster, "remove-node", "s03", "--yes")
+        assert r.exit_code == 2, r.output
+        assert "not writable" in r.output
+    finally:
+        subprocess.run(["umount", str(cluster.builder_dir)], check=True)
+    assert cluster.checksums() == before
+
+
+def test_lock_held_by_another_process_names_it(cluster):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys,time; from swift.common.utils import lock_parent_directory\n"
+         f"with lock_parent_directory({str(cluster.builder_dir / 'x')!r}, 5):\n"
+         "    print('locked', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = cluster.checksums()
+        t = time.monotonic()
+        r = run(cluster, "remove-node", "s03", "--yes")
+        assert r.exit_code == 2, r.output
+        assert time.monotonic() - t >= 1.4  # waited lock_timeout
+        assert f"pid {holder.pid}" in r.output and "locked by" in r.output
+        assert cluster.checksums() == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_real_subprocess_exit_codes_and_json(cluster):
+    env = dict(os.environ, RINGMGR_CONFIG=str(cluster.config))
+    p = subprocess.run(["ringmgr", "remove-node", "s05", "--dry-run", "--json"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["written"] is False
+    p = subprocess.run(["ringmgr", "remove-node", "s05"], capture_output=True, text=True,
+                       env=env, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "--yes" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run(["ringmgr", "--json", "remove-node", "s05", "--yes"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode in (0, 1), p.stderr
+    assert json.loads(p.stdout)["written"] is True
+
+
+def test_rollback_restores_previous_set_with_higher_version(tmp_path):
+    cluster = make_cluster(tmp_path, min_part_hours=0)
+    original = {ring: RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
+                for ring in RINGS}
+    assert run(cluster, "remove-node", "s03", "--yes").exit_code in (0, 1)
+    assert run(cluster, "set-weight", "s01", "50", "--yes").exit_code in (0, 1)
+    mid = {ring: RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder")) for ring in RINGS}
+    # undo the latest (set-weight): back to the state right after change 1
+    r = run(cluster, "rollback", "--yes")
+    assert r.exit_code == 0, r.output
+    for ring in RINGS:
+        b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
+        assert [d and d["weight"] for d in b.devs] != [d and d["weight"] for d in mid[ring].devs]
+        assert b.version == mid[ring].version + 1
+        assert not [d for d in b.devs if d and d["ip"] == "127.0.9.3"]
+    # all the way back to the start: --to 0 is not a change; roll back change 1 via --to
+    r = run(cluster, "--json", "history")
+    ids = [e["id"] for e in json.loads(r.stdout)["history"]]
+    assert ids == [1, 2, 3]
+    r = run(cluster, "rollback", "--to", "1", "--dry-run")
+    assert r.exit_code == 0 and "restore" in r.output
+    r = run(cluster, "rollback", "--yes")  # undo the rollback itself
+    assert r.exit_code == 0
+    for ring in RINGS:
+        b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
+        assert [d and d["weight"] for d in b.devs] == [d and d["weight"] for d in mid[ring].devs]
+        ring_obj = Ring(str(cluster.builder_dir), ring_name=ring)
+        assert ring_obj._num_devs == len([d for d in b.devs if d])
+    assert original  # loaded before any change
+
+
+def test_write_rings_repairs_stale_ring(cluster):
+    b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
+    b.set_dev_weight(0, 42.0)
+    b.save(str(cluster.builder_dir / "object.builder"))
+    r = run(cluster, "--json", "status")
+    assert json.loads(r.stdout)["rings"]["object"]["ring_gz"] == "stale"
+    assert r.exit_code == 1
+    r = run(cluster, "write-rings", "--yes")
+    assert r.exit_code == 0, r.output
+    r = run(cluster, "--json", "status")
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["rings"]["object"]["ring_gz"] == "up to date"

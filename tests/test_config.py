@@ -1,0 +1,133 @@
+"""ringmgr.toml validation: every error names the file and the key."""
+
+from pathlib import Path
+
+import pytest
+
+from ringmgr.config import config_warnings, load_config
+from ringmgr.errors import ConfigError
+
+BASE = """
+[cluster]
+builder_dir = "rings"
+
+[nodes.s01]
+ip = "10.0.0.1"
+zone = 1
+devices = { sdb = 4000.0 }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "ringmgr.toml"
+    p.write_text(text)
+    return p
+
+
+def test_full_example_loads(tmp_path):
+    p = write(tmp_path, """
+[cluster]
+builder_dir = "rings"
+rings = ["account", "object"]
+ports = { account = 6202, container = 6201, object = 6200 }
+push = true
+swift_conf = "/etc/swift/swift.conf"
+
+[ssh]
+user = "admin"
+port = 2222
+identity_file = "keys/id"
+known_hosts = "/root/.ssh/known_hosts"
+parallel = 4
+
+[defaults]
+swift_dir = "/etc/swift"
+mount_root = "/srv/node"
+fstab = "fstab"
+owner = "swift:swift"
+
+[nodes.s01]
+host = "s01.example.com"
+ssh_port = 22
+ip = "10.0.1.1"
+region = 1
+zone = 2
+devices = { sdb = 4000.0, sdc = 4000 }
+rings.account.devices = { sda = 200.0 }
+block_devices = { sdb = "/dev/loop3" }
+
+[proxies.p01]
+host = "p01.example.com"
+
+[openstack]
+openrc = "/root/openrc"
+nova_db = "mysql+pymysql://nova:secret@controller/nova"
+""")
+    c = load_config(p)
+    assert c.cluster.builder_dir == (tmp_path / "rings").resolve()
+    assert c.cluster.rings == ("account", "object")
+    assert c.cluster.push is True
+    assert c.cluster.port_for("object-3") == 6200
+    assert c.ssh.identity_file == (tmp_path / "keys/id").resolve()
+    assert c.ssh.port == 2222 and c.ssh.parallel == 4
+    n = c.nodes["s01"]
+    assert n.host == "s01.example.com" and n.zone == 2
+    assert n.devices == {"sdb": 4000.0, "sdc": 4000.0}
+    assert n.devices_for("account") == {"sda": 200.0}
+    assert n.devices_for("object") == {"sdb": 4000.0, "sdc": 4000.0}
+    assert n.block_device("sdb") == "/dev/loop3" and n.block_device("sdc") == "/dev/sdc"
+    assert n.fstab == str((tmp_path / "fstab").resolve())
+    assert c.proxies["p01"].swift_dir == "/etc/swift"
+    assert c.openstack.nova_db.startswith("mysql+pymysql://")
+
+
+def test_defaults_apply_to_nodes(tmp_path):
+    c = load_config(write(tmp_path, BASE.replace("[nodes.s01]", '[defaults]\nowner = "root:root"\n'
+                                                 'mount_root = "/mnt/d"\n\n[nodes.s01]')))
+    assert c.nodes["s01"].owner == "root:root"
+    assert c.nodes["s01"].mount_root == "/mnt/d"
+    assert c.nodes["s01"].host == "s01"  # default: the node's name
+
+
+@pytest.mark.parametrize("text, key", [
+    (BASE + "\n[bogus]\nx = 1\n", "bogus"),
+    (BASE.replace('builder_dir = "rings"', 'builder_dir = "rings"\nbuilderdir = "x"'),
+     "cluster.builderdir"),
+    (BASE.replace("zone = 1", 'zone = "one"'), "nodes.s01.zone"),
+    (BASE.replace("sdb = 4000.0", 'sdb = "big"'), "nodes.s01.devices.sdb"),
+    (BASE.replace("sdb = 4000.0", "sdb = -1.0"), "nodes.s01.devices.sdb"),
+    (BASE + "mount_rot = \"/srv\"\n", "nodes.s01.mount_rot"),
+    (BASE + "\n[nodes.s02]\nip = \"10.0.0.1\"\n", "nodes.s02.ip"),
+    (BASE + "\n[nodes.s03]\nzone = 1\n", "nodes.s03.ip"),
+    (BASE + "\n[ssh]\nport = true\n", "ssh.port"),
+    (BASE + "\n[ssh]\nparallel = 0\n", "ssh.parallel"),
+    (BASE + "\n[proxies.p1]\nip = \"1.2.3.4\"\n", "proxies.p1.ip"),
+    (BASE + 'mount_options = "noatime,nobarrier"\n', "nodes.s01.mount_options"),
+    (BASE + 'fstab_by = "path"\n', "nodes.s01.fstab_by"),
+    (BASE + "rings.object.weights = { sdb = 1.0 }\n", "nodes.s01.rings.object.weights"),
+    ("[nodes.s01]\nip = \"1.1.1.1\"\n", "cluster.builder_dir"),
+    (BASE + "\n[cluster.extra]\n", "cluster.extra"),
+])
+def test_bad_config_names_file_and_key(tmp_path, text, key):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert str(p) in msg and f"{key}:" in msg
+    assert "\n" not in msg
+
+
+def test_not_toml(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[cluster\nbuilder_dir = 1"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_warning_for_node_ip_without_devices(tmp_path):
+    c = load_config(write(tmp_path, BASE + '\n[nodes.s09]\nip = "10.0.0.9"\n'))
+    w = config_warnings(c, {"object": {"10.0.0.1"}})
+    assert len(w) == 1 and "nodes.s09.ip" in w[0] and str(c.path) in w[0]
