@@ -1,0 +1,118 @@
+"""ok-to-stop and failure-impact through the CLI, on real builders in a temp dir."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ringmgr.cli.main import cli
+from tests.helpers.ringfactory import checksums, make_cluster
+
+EC_CONF = """[swift-hash]
+swift_hash_path_suffix = t
+
+[storage-policy:0]
+name = gold
+default = yes
+
+[storage-policy:1]
+name = ec42
+policy_type = erasure_coding
+ec_type = liberasurecode_rs_vand
+ec_num_data_fragments = 4
+ec_num_parity_fragments = 2
+"""
+
+
+def run(cluster, *args):
+    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
+
+
+def with_swift_conf(cluster, text):
+    conf = cluster.root / "swift.conf"
+    conf.write_text(text)
+    cfg = cluster.config.read_text().replace("[cluster]\n", f'[cluster]\nswift_conf = "{conf}"\n', 1)
+    cluster.config.write_text(cfg)
+    return conf
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    return make_cluster(tmp_path, nodes=6, zones=3, part_power=5)
+
+
+def test_ok_to_stop_one_node_is_safe(cluster):
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "ok-to-stop", "s01", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["ok"] and data["written"] is False and data["node"] == "s01"
+    assert set(data["rings"]) == {"account", "container", "object", "object-1"}
+    assert checksums(cluster.builder_dir) == before
+
+
+def test_ok_to_stop_with_zone_mate_down_is_not_safe(cluster):
+    # zones: s01,s04 -> 1; s02,s05 -> 2; s03,s06 -> 3. With zone 2 down, s01's
+    # partitions would keep one replica of three.
+    r = run(cluster, "ok-to-stop", "s01", "--down", "s02", "--down", "s05", "--worst", "3")
+    assert r.exit_code == 1, r.output
+    assert "NOT SAFE" in r.stdout and "do NOT stop s01" in r.stdout
+    assert "partition" in r.stdout and "(node down)" in r.stdout and "(stopped)" in r.stdout
+    j = json.loads(run(cluster, "ok-to-stop", "s01", "--down", "s02", "--down", "s05",
+                       "--json").stdout)
+    assert not j["ok"] and all(len(x["worst"]) <= 10 for x in j["rings"].values())
+    assert all(x["parts_below_write_quorum"] > 0 for x in j["rings"].values())
+    assert all(x["already_below_write_quorum"] == 0 for x in j["rings"].values())
+    assert run(cluster, "ok-to-stop", "s04", "--down", "s01").exit_code == 0  # same zone
+
+
+def test_ok_to_stop_device_down_and_bad_device(cluster):
+    r = run(cluster, "ok-to-stop", "s01", "--down", "s02/sdb", "--json")
+    assert r.exit_code in (0, 1)
+    assert json.loads(r.stdout)["down"] == ["s02/sdb"]
+    bad = run(cluster, "ok-to-stop", "s01", "--down", "s02/sdz")
+    assert bad.exit_code == 2 and "sdz" in bad.output and "Traceback" not in bad.output
+
+
+def test_unknown_node_is_exit_2(cluster):
+    r = run(cluster, "ok-to-stop", "nosuch")
+    assert r.exit_code == 2 and "unknown node 'nosuch'" in r.output
+    r = run(cluster, "failure-impact", "s01", "nosuch")
+    assert r.exit_code == 2
+
+
+def test_failure_impact_histogram(cluster):
+    r = run(cluster, "failure-impact", "s01", "s04", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    for ring in data["rings"].values():
+        assert sum(ring["lost"].values()) == 32
+        assert ring["parts_losing_all"] == 0
+    text = run(cluster, "failure-impact", "s01", "s04").stdout
+    assert text.startswith("if s01, s04 failed together:")
+
+
+def test_ec_policy_from_swift_conf(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    c = make_cluster(tmp_path, nodes=6, zones=6, disks=1, part_power=4, replicas=6,
+                     rings=("object", "object-1"))
+    with_swift_conf(c, EC_CONF)
+    # two of six nodes down: EC 4+2 loses write quorum (5), replicated 6x keeps it (3)
+    r = run(c, "ok-to-stop", "s01", "--down", "s02", "--json")
+    assert r.exit_code == 1
+    rings = json.loads(r.stdout)["rings"]
+    assert rings["object-1"]["policy"].startswith("erasure coded 4+2")
+    assert rings["object-1"]["parts_below_write_quorum"] == 16
+    assert rings["object"]["ok"]
+
+
+def test_bad_swift_conf_is_exit_2_and_changes_nothing(cluster):
+    with_swift_conf(cluster, "[storage-policy:1]\npolicy_type = erasure_coding\n")
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "ok-to-stop", "s01")
+    assert r.exit_code == 2 and "ec_num_data_fragments is required" in r.output
+    assert "Traceback" not in r.output
+    assert checksums(cluster.builder_dir) == before
