@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "ringmgr.cli.disk",
     "ringmgr.cli.push",
     "ringmgr.cli.risk",
+    "ringmgr.cli.compute",
 ]
 
 log = logging.getLogger("ringmgr")

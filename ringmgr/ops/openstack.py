@@ -142,7 +142,7 @@ def parse_service_list(text: str) -> list[ComputeService]:
     rows = _load(text, "compute service list")
     if not isinstance(rows, list):
         raise StepFailed("compute service list: expected a JSON list")
-    return [ComputeService(id=str(r["ID"]), binary=r["Binary"], host=r["Host"],
+    return [ComputeService(id=str(r.get("ID", "")), binary=r["Binary"], host=r["Host"],
                            status=r.get("Status", ""), state=r.get("State", ""),
                            zone=r.get("Zone", ""), forced_down=r.get("Forced Down"))
             for r in rows]
@@ -221,6 +221,11 @@ class OpenStack:
             args += ["--host", host]
         if binary:
             args += ["--service", binary]
+        return parse_service_list(self._json(*args))
+
+    def volume_services(self, binary: str | None = None) -> list[ComputeService]:
+        """``openstack volume service list`` (rows have no ID; same shape otherwise)."""
+        args = ["volume", "service", "list"] + (["--service", binary] if binary else [])
         return parse_service_list(self._json(*args))
 
     def compute_service(self, host: str) -> ComputeService:

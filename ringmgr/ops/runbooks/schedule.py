@@ -1,0 +1,131 @@
+"""The operations guide's HDWMY list ("Hourly ... Semiannually"), with the checks that
+can be automated actually run: instances in a failed or weird state (daily), disk
+space on the storage nodes (weekly), ring consistency across nodes (weekly, through
+``ringmgr verify``).  Everything else is listed for the operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ringmgr.errors import RingmgrError, StepFailed
+from ringmgr.ops.runbooks.controller import CheckResult
+
+PERIODS = ("hourly", "daily", "weekly", "monthly", "quarterly", "semiannually")
+
+
+@dataclass(frozen=True)
+class Task:
+    period: str
+    title: str
+    check: str | None = None   # key of an automated check
+
+    def to_json(self) -> dict:
+        return {"period": self.period, "task": self.title, "automated": self.check is not None}
+
+
+TASKS: tuple[Task, ...] = (
+    Task("hourly", "Check your monitoring system for alerts and act on them"),
+    Task("hourly", "Check your ticket queue for new tickets"),
+    Task("daily", "Check for instances in a failed or weird state and investigate why",
+         "weird-instances"),
+    Task("daily", "Check for security patches and apply them as needed"),
+    Task("weekly", "Check cloud usage: user quotas, disk space, image usage, large "
+                   "instances, network usage (bandwidth and IP usage)"),
+    Task("weekly", "Disk space on the storage nodes", "disk-space"),
+    Task("weekly", "Ring consistency across storage nodes and proxies (ringmgr verify)",
+         "rings"),
+    Task("weekly", "Verify your alert mechanisms are still working"),
+    Task("monthly", "Check usage and trends over the past month"),
+    Task("monthly", "Check for user accounts that should be removed"),
+    Task("monthly", "Check for operator accounts that should be removed"),
+    Task("quarterly", "Review usage and trends over the past quarter"),
+    Task("quarterly", "Prepare any quarterly reports on usage and statistics"),
+    Task("quarterly", "Review and plan any necessary cloud additions"),
+    Task("quarterly", "Review and plan any major OpenStack upgrades"),
+    Task("semiannually", "Upgrade OpenStack"),
+    Task("semiannually", "Clean up after an OpenStack upgrade (any unused or new services "
+                         "to be aware of?)"),
+)
+
+NORMAL_STATES = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "SHELVED", "SHELVED_OFFLOADED")
+
+
+def weird_instances(api) -> str:
+    servers = api.all_servers()
+    bad = [f"{s.name or s.id} on {s.host or '?'}: {s.status}"
+           + (f"/{s.task_state}" if s.task_state else "")
+           for s in servers if s.status not in NORMAL_STATES or s.status == "ERROR"]
+    if bad:
+        raise StepFailed(f"{len(bad)} instance(s) need a look: {'; '.join(bad[:10])}")
+    return f"{len(servers)} instance(s), none failed or stuck"
+
+
+def parse_df(text: str) -> list[tuple[str, int, int, str]]:
+    """``df -P -B1 PATH...``: (filesystem, size bytes, used bytes, mount point).
+
+    Sample::
+
+        Filesystem         1-blocks       Used  Available Capacity Mounted on
+        /dev/loop3        314572800   19398656  295174144       7% /srv/node/sdb
+    """
+    out = []
+    for line in text.splitlines()[1:]:
+        p = line.split()
+        if len(p) >= 6 and p[1].isdigit():
+            out.append((p[0], int(p[1]), int(p[2]), " ".join(p[5:])))
+    return out
+
+
+def disk_space(executors: dict[str, object], mount_roots: dict[str, str],
+               limit_pct: float = 80.0) -> str:
+    """Every filesystem under each node's mount root (and the root filesystem)."""
+    full, failed, seen = [], [], 0
+    for name, ex in executors.items():
+        script = f'df -P -B1 / "$0"/* 2>/dev/null; true'
+        try:
+            res = ex.run(["sh", "-c", script, mount_roots[name]], mutates=False)
+        except RingmgrError as e:
+            failed.append(f"{name}: {e}")
+            continue
+        for fs, size, used, mnt in parse_df(res.stdout):
+            seen += 1
+            if size and 100.0 * used / size >= limit_pct:
+                full.append(f"{name}:{mnt} {100.0 * used / size:.0f}%")
+    if failed or full:
+        parts = []
+        if full:
+            parts.append(f"over {limit_pct:.0f}% full: {', '.join(full)}")
+        if failed:
+            parts.append(f"unreachable: {'; '.join(failed)}")
+        raise StepFailed("; ".join(parts))
+    return f"{seen} filesystem(s) on {len(executors)} node(s) under {limit_pct:.0f}% full"
+
+
+def run_schedule(tasks: tuple[Task, ...], fns: dict[str, Callable[[], str]],
+                 periods: tuple[str, ...] = PERIODS) -> list[tuple[Task, CheckResult]]:
+    out = []
+    for t in tasks:
+        if t.period not in periods:
+            continue
+        if t.check is None or t.check not in fns:
+            detail = "by hand" if t.check is None else "not available here"
+            out.append((t, CheckResult(t.title, None, detail)))
+            continue
+        try:
+            out.append((t, CheckResult(t.title, True, fns[t.check]())))
+        except RingmgrError as e:
+            out.append((t, CheckResult(t.title, False, str(e))))
+    return out
+
+
+def render(results: list[tuple[Task, CheckResult]]) -> str:
+    lines, period = [], None
+    for t, r in results:
+        if t.period != period:
+            period = t.period
+            lines.append(f"{period.capitalize()}:")
+        mark = {"pass": "[ok]  ", "FAIL": "[FAIL]", "manual": "[ ]   "}[r.status]
+        lines.append(f"  {mark} {t.title}" + (f" - {r.detail}" if r.ok is not None else ""))
+    return "\n".join(lines)
