@@ -114,6 +114,7 @@ def spawn(records: Records, name: str, argv: list[str], log: str, **kw) -> subpr
         time.sleep(0.01)
     records.add_proc({"name": name, "pid": proc.pid, "starttime": start, "argv": argv,
                       "log": log})
+    proc.lab_log = log
     return proc
 
 
@@ -164,6 +165,7 @@ def _addresses_free(net: int) -> bool:
     for host, port in [(f"127.0.{net}.{cfg.PROXY_HOST_OCTET}", cfg.PROXY_PORT),
                        (f"127.0.{net}.2", cfg.PORTS["object"])]:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
             try:
                 s.bind((host, port))
             except OSError:
@@ -331,6 +333,44 @@ def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.
     return waits
 
 
+def _listen_inodes(ip: str, port: int) -> set[str]:
+    """Socket inodes listening on ip:port, from /proc/net/tcp.
+
+    Sample line (127.0.0.1:16200, state 0A = LISTEN, inode 123456)::
+
+        0: 0100007F:3F48 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 123456 1 ...
+    """
+    want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[1] == want and f[3] == "0A":
+            inodes.add(f[9])
+    return inodes
+
+
+def _owns_listener(pid: int, ip: str, port: int) -> bool:
+    """Does process ``pid`` itself hold the socket listening on ip:port?
+
+    A connect() alone is fooled by somebody else already listening there.
+    """
+    inodes = _listen_inodes(ip, port)
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def wait_listening(waits, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     pending = list(waits)
@@ -339,19 +379,22 @@ def wait_listening(waits, timeout: float) -> None:
             name, proc, ip, port = item
             if proc.poll() is not None:
                 raise LabError(f"{name} exited with {proc.returncode} before listening on "
-                               f"{ip}:{port}; see {_tail(proc)}")
-            with socket.socket() as s:
-                s.settimeout(0.2)
-                if s.connect_ex((ip, port)) == 0:
-                    pending.remove(item)
+                               f"{ip}:{port}: {_last_line(proc)}")
+            if _owns_listener(proc.pid, ip, port):
+                pending.remove(item)
         if pending and time.monotonic() > deadline:
             raise LabError("not listening after %.0f s: %s" % (timeout, ", ".join(
                 f"{n} ({ip}:{port})" for n, _, ip, port in pending)))
         time.sleep(0.1)
 
 
-def _tail(proc) -> str:
-    return " ".join(proc.args[-2:]) if isinstance(proc.args, list) else str(proc.args)
+def _last_line(proc) -> str:
+    """The last line of a process's log (the log itself goes with the state dir)."""
+    try:
+        lines = Path(proc.lab_log).read_text(errors="replace").strip().splitlines()
+    except (AttributeError, OSError):
+        return "no log"
+    return lines[-1].strip() if lines else "empty log"
 
 
 def auth(lab: cfg.Lab) -> tuple[str, str]:
@@ -418,6 +461,8 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         raise LabError(f"{state} exists and is not empty: choose another --state")
     if os.geteuid() != 0:
         raise LabError("the lab runs its servers as root and needs root")
+    cfg.plan_lab(state, net or FIRST_NET, nodes=nodes, disks=disks, zones=zones,
+                 part_power=part_power, xfs=xfs)  # bad arguments fail before anything exists
     Path(state).mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     records = Records(state)
@@ -441,8 +486,7 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         wait_listening(waits, timeout)
         wait_proxy(lab, max(5.0, timeout - (time.monotonic() - t0)))
     except BaseException:
-        say("up failed; removing what was started (logs kept in "
-            f"{lab.log_dir} until then)")
+        say("up failed; removing everything it started")
         _print_logs(lab)
         down(state)
         raise

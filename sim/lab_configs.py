@@ -120,6 +120,10 @@ def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int
         raise ValueError(f"--disks must be between 1 and {len(DEVICE_NAMES)}")
     if not 1 <= net <= 254:
         raise ValueError("the lab's network octet must be between 1 and 254")
+    if zones is not None and not 1 <= zones <= nodes:
+        raise ValueError("--zones must be between 1 and --nodes")
+    if not 4 <= part_power <= 16:
+        raise ValueError("--part-power must be between 4 and 16 (a lab is small)")
     zones = zones or nodes
     state = os.path.abspath(state)
     lab_nodes = [
@@ -160,6 +164,7 @@ def _common(lab: Lab, node: LabNode, server: str) -> str:
 bind_ip = {node.ip}
 bind_port = {PORTS[server]}
 workers = 0
+bind_timeout = 3
 user = root
 swift_dir = {node.swift_dir}
 devices = {node.mount_root}
@@ -214,6 +219,7 @@ def proxy_conf(lab: Lab) -> str:
 bind_ip = {lab.proxy_ip}
 bind_port = {PROXY_PORT}
 workers = 0
+bind_timeout = 3
 user = root
 swift_dir = {lab.proxy_dir}
 log_name = proxy

@@ -1,0 +1,156 @@
+"""pytest fixture ``lab_cluster``: a real local Swift cluster from ``sim/lab``.
+
+Each test gets its own lab (``sim/lab up`` as a subprocess, ~3 s), so a test may change
+rings, disks and data freely; ``sim/lab down`` runs in a finally, also when the test or
+``up`` fails.  Size it with a marker::
+
+    @pytest.mark.lab(nodes=3, disks=1, xfs=True, part_power=6)
+    def test_something(lab_cluster):
+        lab_cluster.put("c", "o", b"data")
+        ringmgr(..., env=lab_cluster.env)
+        lab_cluster.replicate()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = REPO / "sim" / "lab"
+
+
+@dataclass
+class LabNode:
+    name: str
+    ip: str
+    zone: int
+    devices: list[str]
+    swift_dir: str
+    mount_root: str
+    block_devices: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LabCluster:
+    state: Path
+    config_path: Path
+    auth_url: str
+    user: str
+    key: str
+    nodes: list[LabNode]
+    proxy_url: str
+    proxy_swift_dir: str
+    builder_dir: str
+    _token: tuple[str, str] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """os.environ plus the four variables ``sim/lab up`` exports."""
+        return {**os.environ, "RINGMGR_CONFIG": str(self.config_path), "ST_AUTH": self.auth_url,
+                "ST_USER": self.user, "ST_KEY": self.key}
+
+    def node(self, name: str) -> LabNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    def replicate(self, timeout: float = 120) -> None:
+        """Every replicator once on every node (``sim/lab replicate``)."""
+        subprocess.run([str(LAB), "replicate", "--state", str(self.state)], check=True,
+                       timeout=timeout, stdout=subprocess.DEVNULL)
+
+    # --- plain HTTP against the proxy (tempauth) --------------------------------------
+    def token(self, fresh: bool = False) -> tuple[str, str]:
+        """(storage url, auth token) from tempauth."""
+        if self._token is None or fresh:
+            req = urllib.request.Request(self.auth_url, headers={
+                "X-Auth-User": self.user, "X-Auth-Key": self.key})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                self._token = (r.headers["X-Storage-Url"], r.headers["X-Auth-Token"])
+        return self._token
+
+    def request(self, method: str, path: str = "", body: bytes | None = None,
+                headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """``method`` on <storage url>/<path>; (status, headers, body), errors included."""
+        url, token = self.token()
+        req = urllib.request.Request(f"{url}/{path}" if path else url, data=body,
+                                     method=method,
+                                     headers={"X-Auth-Token": token, **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def put(self, container: str, obj: str | None = None, data: bytes = b"",
+            policy: str | None = None) -> int:
+        headers = {"X-Storage-Policy": policy} if policy and obj is None else {}
+        path = container if obj is None else f"{container}/{obj}"
+        return self.request("PUT", path, data, headers)[0]
+
+    def get(self, container: str, obj: str) -> tuple[int, bytes]:
+        status, _, body = self.request("GET", f"{container}/{obj}")
+        return status, body
+
+
+def lab_up(state: Path, *, nodes: int = 4, disks: int = 2, xfs: bool = False,
+           part_power: int = 8, zones: int | None = None, ssh: bool = True) -> LabCluster:
+    argv = [str(LAB), "up", "--state", str(state), "--nodes", str(nodes), "--disks",
+            str(disks), "--part-power", str(part_power)]
+    if xfs:
+        argv.append("--xfs")
+    if zones:
+        argv += ["--zones", str(zones)]
+    if not ssh:
+        argv.append("--no-ssh")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"sim/lab up failed ({r.returncode}):\n{r.stderr}")
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in r.stdout.splitlines())
+    lab = json.loads((state / "lab.json").read_text())
+    lab_nodes = [LabNode(name=n["name"], ip=n["ip"], zone=n["zone"], devices=n["devices"],
+                         swift_dir=f"{n['root']}/etc/swift",
+                         mount_root=f"{n['root']}/srv/node",
+                         block_devices=lab["block_devices"].get(n["name"], {}))
+                 for n in lab["nodes"]]
+    auth_url = exports["ST_AUTH"]
+    return LabCluster(state=state, config_path=Path(exports["RINGMGR_CONFIG"]),
+                      auth_url=auth_url, user=exports["ST_USER"], key=exports["ST_KEY"],
+                      nodes=lab_nodes, proxy_url=auth_url.removesuffix("/auth/v1.0"),
+                      proxy_swift_dir=f"{state}/proxy/etc/swift",
+                      builder_dir=f"{state}/admin")
+
+
+def lab_down(state: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LAB), "down", "--state", str(state)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "lab(nodes=4, disks=2, xfs=False, part_power=8, zones=None, ssh=True): "
+        "size of the lab_cluster fixture's lab")
+
+
+@pytest.fixture
+def lab_cluster(request, tmp_path):
+    """A running lab (see the module docstring); torn down after the test."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    marker = request.node.get_closest_marker("lab")
+    kwargs = dict(marker.kwargs) if marker else {}
+    state = tmp_path / "lab"
+    try:
+        yield lab_up(state, **kwargs)
+    finally:
+        r = lab_down(state)
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr)
+            raise RuntimeError(f"sim/lab down failed: {r.stderr.strip()}")

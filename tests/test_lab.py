@@ -1,0 +1,246 @@
+"""End to end: the rehearsal lab (sim/lab) is a real Swift cluster and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.lab_fixture import LAB, lab_down, lab_up
+
+pytestmark = [pytest.mark.slow, pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+
+def _procs_mentioning(*needles: str) -> list[str]:
+    """Live (non-zombie) processes whose command line contains one of ``needles``."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in "ZX" and any(n in cmd for n in needles):
+            found.append(f"{d.name}: {cmd}")
+    return found
+
+
+def _loops_of(state: Path) -> list[str]:
+    out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True,
+                         text=True).stdout
+    return [line for line in out.splitlines() if str(state) in line]
+
+
+def _mounts_under(state: Path) -> list[str]:
+    return [line for line in Path("/proc/self/mounts").read_text().splitlines()
+            if str(state) in line]
+
+
+def _gone_soon(check, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while check() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return check()
+
+
+def _replica_paths(lab, ring_name: str, account: str, container: str, obj: str | None):
+    """Where the lab's ring puts the replicas: (partition, [(node, device)]).
+
+    Computed as swift's Ring.get_nodes does (md5 of prefix/a/c/o/suffix, top bits), from
+    the lab's own swift.conf and ring.gz, without touching swift's process-wide
+    hash-path settings in this test process.
+    """
+    import configparser
+    import struct
+    from hashlib import md5
+
+    from swift.common.ring import RingData
+
+    conf = configparser.ConfigParser()
+    conf.read(f"{lab.builder_dir}/swift.conf")
+    prefix = conf.get("swift-hash", "swift_hash_path_prefix").encode()
+    suffix = conf.get("swift-hash", "swift_hash_path_suffix").encode()
+    ring = RingData.load(f"{lab.builder_dir}/{ring_name}.ring.gz")
+    path = "/".join(x for x in (account, container, obj) if x is not None).encode()
+    key = md5(prefix + b"/" + path + suffix).digest()
+    part = struct.unpack_from(">I", key)[0] >> ring._part_shift
+    by_ip = {n.ip: n for n in lab.nodes}
+    devs = [ring.devs[r2p2d[part]] for r2p2d in ring._replica2part2dev_id]
+    return part, [(by_ip[d["ip"]], d["device"]) for d in devs]
+
+
+def test_lab_is_a_working_cluster_and_down_leaves_nothing(tmp_path):
+    state = tmp_path / "lab"
+    t0 = time.monotonic()
+    lab = lab_up(state, nodes=3, disks=2, xfs=True, part_power=6)
+    try:
+        assert time.monotonic() - t0 < 30, "lab up should take under 30 s"
+        # Every ring device belongs to a configured node, by ip (what ringmgr relies on).
+        from ringmgr.config import load_config
+        from swift.common.ring import RingBuilder
+
+        config = load_config(lab.config_path)
+        assert set(config.nodes) == {"s01", "s02", "s03"}
+        for ring in ("account", "container", "object", "object-1"):
+            b = RingBuilder.load(f"{lab.builder_dir}/{ring}.builder")
+            for dev in b.devs:
+                node = config.node_by_ip(dev["ip"])
+                assert node is not None and dev["device"] in node.devices
+        # Real XFS loop disks, mounted where the config says.
+        mounts = _mounts_under(state)
+        assert len(mounts) == 6 and all(" xfs " in m for m in mounts)
+        assert all(n.block_devices.keys() == {"sdb", "sdc"} for n in lab.nodes)
+
+        # Objects in both storage policies go in and come back through the proxy.
+        assert lab.put("gold") in (201, 202)
+        assert lab.put("silver", policy="silver") in (201, 202)
+        payloads = {f"obj-{i}": os.urandom(1000 + i) for i in range(5)}
+        for name, data in payloads.items():
+            assert lab.put("gold", name, data) == 201
+            assert lab.put("silver", name, data) == 201
+        for name, data in payloads.items():
+            assert lab.get("gold", name) == (200, data)
+            assert lab.get("silver", name) == (200, data)
+        status, headers, _ = lab.request("HEAD", "silver")
+        assert status == 204 and headers["X-Storage-Policy"] == "silver"
+
+        # The replicas are where swift's ring puts them: 3 for policy 0, 2 for policy 1.
+        account = lab.token()[0].rsplit("/", 1)[1]
+        part, where = _replica_paths(lab, "object", account, "gold", "obj-0")
+        assert len(where) == 3
+        datas = [list(Path(n.mount_root, dev, "objects", str(part)).rglob("*.data"))
+                 for n, dev in where]
+        assert all(len(d) >= 1 for d in datas)
+        part1, where1 = _replica_paths(lab, "object-1", account, "silver", "obj-0")
+        assert len(where1) == 2
+        assert all(list(Path(n.mount_root, dev, "objects-1", str(part1)).rglob("*.data"))
+                   for n, dev in where1)
+
+        # Lose one object replica (and its hash cache) and one container replica:
+        # one replication pass (ssync for objects, rsync for containers) brings both back.
+        node, dev = where[0]
+        part_dir = Path(node.mount_root, dev, "objects", str(part))
+        lost = [p for p in part_dir.rglob("*.data")]
+        for p in lost:
+            p.unlink()
+        for name in ("hashes.pkl", "hashes.invalid"):
+            (part_dir / name).unlink(missing_ok=True)
+        cpart, cwhere = _replica_paths(lab, "container", account, "gold", None)
+        cnode, cdev = cwhere[0]
+        cdir = Path(cnode.mount_root, cdev, "containers", str(cpart))
+        assert list(cdir.rglob("*.db"))
+        shutil.rmtree(cdir)
+        lab.replicate()
+        assert all(p.exists() for p in lost), "the object replicator did not restore the replica"
+        assert list(cdir.rglob("*.db")), "the container replicator did not restore the db"
+
+        # ringmgr reaches every node and the proxy over the lab's sshd hosts.
+        r = subprocess.run(["ringmgr", "verify"], env=lab.env, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        r = lab_down(state)
+    assert r.returncode == 0, r.stderr
+    net_prefix = lab.auth_url.split("//")[1].rsplit(".", 1)[0] + "."
+    assert not state.exists()
+    assert not _mounts_under(state)
+    assert not _loops_of(state)
+    assert not _gone_soon(lambda: _procs_mentioning(str(state), f"-l {net_prefix}1 "))
+    assert not Path(f"/run/ringmgr-lab/{net_prefix.rstrip('.')}").is_symlink()
+
+
+def _free_net() -> int:
+    """A 127.0.N that no lab claims, from the top of the range (labs claim from 5 up)."""
+    for net in range(249, 200, -1):
+        if not Path(f"/run/ringmgr-lab/127.0.{net}").is_symlink():
+            return net
+    pytest.skip("no free 127.0.N")
+
+
+def test_failed_up_removes_everything_it_started(tmp_path):
+    """A port already taken on node s02: up fails with exit 2 and leaves nothing."""
+    net = _free_net()
+    state = tmp_path / "lab"
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind((f"127.0.{net}.3", 16200))  # s02's object server port
+        squatter.listen()
+        r = subprocess.run([str(LAB), "up", "--state", str(state), "--nodes", "3", "--disks",
+                            "1", "--xfs", "--net", str(net), "--timeout", "30"],
+                           capture_output=True, text=True, timeout=120)
+    try:
+        assert r.returncode == 2, r.stderr
+        assert r.stdout == ""
+        assert "lab: error:" in r.stderr and "s02-object-server" in r.stderr
+        assert "Traceback" not in r.stderr.split("lab: error:")[-1]
+        assert not state.exists()
+        assert not _mounts_under(state)
+        assert not _loops_of(state)
+        assert not _gone_soon(lambda: _procs_mentioning(str(state), f"-l 127.0.{net}.1 "))
+        assert not Path(f"/run/ringmgr-lab/127.0.{net}").is_symlink()
+    finally:
+        if state.exists():
+            lab_down(state)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nodes", "0"], "--nodes must be between"),
+    (["--disks", "0"], "--disks must be between"),
+    (["--zones", "9", "--nodes", "3"], "--zones must be between"),
+    (["--part-power", "30"], "--part-power must be between"),
+])
+def test_bad_arguments_exit_2_and_create_nothing(tmp_path, args, message):
+    state = tmp_path / "lab"
+    claims_before = sorted(os.listdir("/run/ringmgr-lab")) if os.path.isdir(
+        "/run/ringmgr-lab") else []
+    r = subprocess.run([str(LAB), "up", "--state", str(state), *args], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr
+    assert r.stdout == ""
+    assert not state.exists()
+    claims_after = sorted(os.listdir("/run/ringmgr-lab")) if os.path.isdir(
+        "/run/ringmgr-lab") else []
+    assert [c for c in claims_after if c not in claims_before] == []
+
+
+def test_up_refuses_a_state_dir_in_use(tmp_path):
+    state = tmp_path / "lab"
+    state.mkdir()
+    (state / "keep.txt").write_text("operator's file")
+    r = subprocess.run([str(LAB), "up", "--state", str(state)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "not empty" in r.stderr
+    assert sorted(os.listdir(state)) == ["keep.txt"]
+    assert (state / "keep.txt").read_text() == "operator's file"
+
+
+def test_down_and_replicate_without_a_lab(tmp_path):
+    state = tmp_path / "nolab"
+    r = subprocess.run([str(LAB), "down", "--state", str(state)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "nothing to do" in r.stderr
+    r = subprocess.run([str(LAB), "replicate", "--state", str(state)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and "no lab in" in r.stderr
+
+
+@pytest.mark.lab(nodes=3, disks=1, part_power=6)
+def test_lab_cluster_fixture(lab_cluster):
+    """The fixture others use: config, credentials, nodes, HTTP helpers, replicate()."""
+    assert lab_cluster.config_path.exists()
+    assert [n.name for n in lab_cluster.nodes] == ["s01", "s02", "s03"]
+    assert len({n.ip for n in lab_cluster.nodes}) == 3
+    assert lab_cluster.put("c") in (201, 202)
+    assert lab_cluster.put("c", "o", b"payload") == 201
+    assert lab_cluster.get("c", "o") == (200, b"payload")
+    lab_cluster.replicate()
+    assert lab_cluster.get("c", "missing")[0] == 404
