@@ -26,11 +26,17 @@ def run_options(f):
     return json_option(f)
 
 
-# -- wiring (executors are injectable through the App for tests) -------------------------
+# -- wiring ----------------------------------------------------------------------------
+def _injected(app) -> dict:
+    """Test seam: the recording executor stands in for the OpenStack client and for
+    nova-compute's service control, which cannot run here.  Empty in real use."""
+    return {}
+
+
 def _local(app):
     from ringmgr.exec.local import LocalExecutor
 
-    return getattr(app, "admin_executor", None) or LocalExecutor()
+    return _injected(app).get("admin_executor") or LocalExecutor()
 
 
 def _api(app, dry_run: bool):
@@ -49,7 +55,7 @@ def _host(app, name: str, address: str | None, dry_run: bool):
     from ringmgr.config import Host
     from ringmgr.exec.base import DryRunExecutor
 
-    factory = getattr(app, "host_executor", None)
+    factory = _injected(app).get("host_executor")
     address = address or name
     if factory is not None:
         ex = factory(name, address)
@@ -80,7 +86,7 @@ def _ctx(app, api, host, dry_run, timeout=600.0, poll=5.0):
 
     ctx = RunbookContext(api=api, host=host, dry_run=dry_run, timeout=timeout, poll=poll,
                          echo=app.note)
-    sleep = getattr(app, "sleep", None)
+    sleep = _injected(app).get("sleep")
     if sleep is not None:
         ctx.sleep = sleep
     return ctx

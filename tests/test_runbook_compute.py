@@ -1,0 +1,257 @@
+"""Compute runbooks through the CLI.  The OpenStack API and nova-compute's service
+control cannot run here, so the admin host's and compute host's executors are the
+recording executor (tests/helpers/openstack_recorder.py); steps that can run for
+real run over real sshd hosts in test_runbook_sshd.py."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ringmgr.cli import compute as compute_cli
+from ringmgr.cli.main import cli
+from tests.helpers.openstack_recorder import RecordingExecutor, Reply, recorded
+
+W1 = "9b969a05-3f5e-4f0c-9a64-6f1b1c1d0e01"
+D1 = "4c3d2a10-77aa-4bd1-8c1e-6f1b1c1d0e02"
+C01, C02 = "c01.example.com", "c02.example.com"
+
+
+def show(uuid, host, status="ACTIVE", task=None):
+    return json.dumps({"id": uuid, "name": uuid[:4], "status": status,
+                       "OS-EXT-SRV-ATTR:host": host,
+                       "OS-EXT-SRV-ATTR:instance_name": "instance-0000274a",
+                       "OS-EXT-STS:task_state": task, "volumes_attached": []})
+
+
+def services(host, status="enabled", state="up"):
+    return json.dumps([{"ID": 7, "Binary": "nova-compute", "Host": host, "Zone": "nova",
+                        "Status": status, "State": state}])
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    cfg = tmp_path / "ringmgr.toml"
+    cfg.write_text(f'[cluster]\nbuilder_dir = "{tmp_path}"\n\n[openstack]\n'
+                   f'openrc = "{tmp_path / "openrc"}"\n')
+    api = RecordingExecutor(host="admin")
+    hosts = {}
+
+    def host_executor(name, address):
+        return hosts.setdefault(address, RecordingExecutor(host=name))
+
+    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
+        "admin_executor": api, "host_executor": host_executor, "sleep": lambda s: None})
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+
+    class Env:
+        pass
+
+    e = Env()
+    e.api, e.hosts, e.invoke, e.tmp = api, hosts, invoke, tmp_path
+    e.host = lambda a: hosts.setdefault(a, RecordingExecutor(host=a))
+    return e
+
+
+def test_evacuate_full_run(env):
+    api = env.api
+    # listed at the start; after the migrations nothing is left on c01
+    api.on("server list --host", recorded("server_list_c01.json"), "[]")
+    api.on(f"compute service list --host {C02}", services(C02))
+    api.on(f"compute service list --host {C01}", services(C01), services(C01, "disabled"))
+    # each instance: on c01 before, migrating once, then ACTIVE on c02
+    api.on(f"server show {W1}", show(W1, C01), show(W1, C01, "MIGRATING", "migrating"),
+           show(W1, C02))
+    api.on(f"server show {D1}", show(D1, C01), show(D1, C02))
+    host = env.host(C01)
+    host.on("service nova-compute status", Reply(rc=0), Reply(rc=3))
+    res = env.invoke("compute", "evacuate", C01, "--to", C02, "--yes", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["written"] is True and doc["finished"] is True
+    assert [s["status"] for s in doc["steps"]] == ["done"] * 6
+    migr = api.ran("server", "migrate")
+    assert [c[-1] for c in migr] == [W1, D1]
+    assert all("--block-migration" not in c for c in migr)
+    disable = api.ran("--disable")
+    assert api.calls.index(disable[0]) < api.calls.index(migr[0])
+    assert host.mutating == [("service", "nova-compute", "stop")]
+    rec = json.loads((env.tmp / "state" / f"evacuate.{C01}.record.json").read_text())
+    assert rec["instances"] == [W1, D1] and rec["target"] == C02
+
+
+def test_evacuate_refuses_target_down_and_changes_nothing(env):
+    api = env.api
+    api.on("server list --host", recorded("server_list_c01.json"))
+    api.on(f"compute service list --host {C02}", services(C02, state="down"))
+    res = env.invoke("compute", "evacuate", C01, "--to", C02, "--yes")
+    assert res.exit_code == 2
+    assert "target c02.example.com: nova-compute is enabled/down" in res.stderr
+    assert api.mutating == [] and env.host(C01).mutating == []
+    assert "Traceback" not in res.output
+
+
+def test_evacuate_dry_run_records_commands_only(env):
+    api = env.api
+    api.on("server list --host", recorded("server_list_c01.json"))
+    api.on("compute service list", services(C01))
+    api.on(f"compute service list --host {C02}", services(C02))
+    api.on("server show", show(W1, C01))
+    env.host(C01).on("service nova-compute status", Reply(rc=0))
+    res = env.invoke("compute", "evacuate", C01, "--to", C02, "--block-migrate", "--dry-run",
+                     "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["written"] is False
+    assert any("--block-migration" in c and W1 in c for c in doc["commands"])
+    assert "service nova-compute stop" in doc["commands"]
+    # dry run: every state-changing command was only recorded, never sent
+    assert api.mutating == [] and env.host(C01).mutating == []
+    assert not (env.tmp / "state" / f"evacuate.{C01}.record.json").exists()
+
+
+def test_evacuate_timeout_then_resume(env):
+    api = env.api
+    api.on("server list --host", recorded("server_list_c01.json"))
+    api.on(f"compute service list --host {C02}", services(C02))
+    api.on(f"compute service list --host {C01}", services(C01, "disabled"))
+    api.on(f"server show {W1}", show(W1, C01), show(W1, C01, "MIGRATING", "migrating"))
+    env.host(C01).on("service nova-compute status", Reply(rc=0))
+    res = env.invoke("compute", "evacuate", C01, "--to", C02, "--yes", "--timeout", "0")
+    assert res.exit_code == 2
+    assert f"live migration of {W1}: not ACTIVE on {C02}" in res.stderr
+    assert len(api.ran("server", "migrate")) == 1          # the second was not started
+    # the migration finishes on its own; resume continues with the next instance
+    api.on(f"server show {W1}", show(W1, C02))
+    api.on(f"server show {D1}", show(D1, C01), show(D1, C02))
+    api.on("server list --host", "[]")
+    env.host(C01).on("service nova-compute status", Reply(rc=0), Reply(rc=3))
+    res = env.invoke("compute", "evacuate", C01, "--to", C02, "--yes", "--resume")
+    assert res.exit_code == 0, res.output
+    assert [c[-1] for c in api.ran("server", "migrate")] == [W1, D1]
+    assert "already ACTIVE on c02.example.com" in res.stdout
+
+
+def test_resume_without_run_is_refused(env):
+    res = env.invoke("compute", "evacuate", C01, "--to", C02, "--resume", "--yes")
+    assert res.exit_code == 2 and "nothing to resume" in res.stderr
+
+
+def test_restore_with_migrate_back(env):
+    state = env.tmp / "state"
+    state.mkdir()
+    (state / f"evacuate.{C01}.record.json").write_text(json.dumps(
+        {"host": C01, "target": C02, "instances": [W1], "init_files": [], "held_dir": "/root/tmp"}))
+    api = env.api
+    api.on(f"compute service list --host {C01}", services(C01, "disabled"), services(C01))
+    api.on(f"server show {W1}", show(W1, C02), show(W1, C01))
+    host = env.host(C01)
+    host.on("test -e", Reply(rc=1))
+    host.on("service nova-compute status", Reply(rc=3), Reply(rc=0))
+    res = env.invoke("compute", "restore", C01, "--migrate-back", "--yes")
+    assert res.exit_code == 0, res.output
+    assert host.mutating == [("service", "nova-compute", "start")]
+    assert api.ran("--enable", C01)
+    assert api.ran("server", "migrate")[0][-3:] == ("--host", C01, W1)
+
+
+def test_after_reboot_soft_then_hard_and_report(env):
+    api = env.api
+    api.on("server list --host", recorded("server_list_after_reboot.json"))
+    # web1 is SHUTOFF: soft reboot leaves it SHUTOFF (timeout 0), hard reboot fixes it
+    api.on(f"server show {W1}", show(W1, C01, "SHUTOFF"), show(W1, C01, "SHUTOFF"),
+           show(W1, C01, "ACTIVE"))
+    api.on(f"server show {D1}", show(D1, C01))
+    host = env.host(C01)
+    host.on("ps -eo args=", "/usr/bin/python3 /usr/bin/nova-compute --config-file x\nbash\n")
+    host.on("tail -n 5000", recorded("nova-compute.log"))
+    res = env.invoke("compute", "after-reboot", C01, "--yes", "--timeout", "0", "--json")
+    assert res.exit_code == 0, res.output
+    reboots = api.ran("server", "reboot")
+    assert [c[c.index("reboot") + 1:] for c in reboots] == [(W1,), ("--hard", W1)]
+    doc = json.loads(res.stdout)
+    st = {s["name"]: s["status"] for s in doc["steps"]}
+    assert st[f"start:{D1}"] == "skipped" and st[f"start:{W1}"] == "done"
+
+
+def test_after_reboot_amqp_lost(env):
+    env.api.on("server list --host", "[]")
+    host = env.host(C01)
+    host.on("ps -eo args=", "nova-compute\n")
+    host.on("tail -n 5000", recorded("nova-compute-unreachable.log"))
+    res = env.invoke("compute", "after-reboot", C01, "--yes")
+    assert res.exit_code == 2
+    assert "lost AMQP" in res.stderr and "restart nova-compute" in res.stderr
+
+
+def test_after_reboot_reports_instance_that_stays_down(env):
+    env.api.on("server list --host", recorded("server_list_after_reboot.json"))
+    env.api.on(f"server show {W1}", show(W1, C01, "SHUTOFF"))
+    env.api.on(f"server show {D1}", show(D1, C01))
+    host = env.host(C01)
+    host.on("ps -eo args=", "nova-compute\n")
+    host.on("tail -n 5000", recorded("nova-compute.log"))
+    res = env.invoke("compute", "after-reboot", C01, "--yes", "--timeout", "0")
+    assert res.exit_code == 2
+    assert f"did not come back: {W1} (SHUTOFF)" in res.stderr
+
+
+def test_recover_host_evacuate_refuses_live_host(env):
+    env.api.on("server list --host", recorded("server_list_c01.json"))
+    env.api.on(f"compute service list --host {C01}", services(C01, state="up"))
+    res = env.invoke("compute", "recover-host", C01, "--to", C02, "--yes")
+    assert res.exit_code == 2 and "is reported up" in res.stderr
+    assert env.api.mutating == []
+
+
+def test_recover_host_evacuate(env):
+    api = env.api
+    api.on("server list --host", recorded("server_list_c01.json"))
+    api.on(f"compute service list --host {C01}", services(C01, state="down"))
+    api.on(f"server show {W1}", show(W1, C01, "SHUTOFF"), show(W1, C02))
+    api.on(f"server show {D1}", show(D1, C02))
+    res = env.invoke("compute", "recover-host", C01, "--to", C02, "--yes")
+    assert res.exit_code == 0, res.output
+    assert api.ran("--down", C01) and api.ran("--disable", C01)
+    ev = api.ran("server", "evacuate")
+    assert [c[-3] for c in ev] == [W1] and "--host" in ev[0]   # db1 already on c02
+
+
+def test_inspect_disk_failure_releases_in_reverse(env):
+    api = env.api
+    api.on("server show", recorded("server_show_web1_c02.json"))
+    host = env.host(C02)
+    host.on("virsh list --all", recorded("virsh_list.txt").replace("paused", "running"),
+            recorded("virsh_list.txt"))
+    host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
+    host.on("sh -c", "nbd1\nnbd2\n")
+    host.on("cat /proc/mounts", "/dev/sda1 / ext4 rw 0 0\n")
+    host.on("test -e /sys/block/nbd1/pid", Reply(rc=0))
+    host.on("mount -o ro", Reply(rc=32, stderr="mount: wrong fs type"))
+    res = env.invoke("compute", "inspect-disk", W1, "--yes")
+    assert res.exit_code == 2, res.output
+    assert "wrong fs type" in res.stderr
+    changed = [c[:2] for c in host.mutating]
+    assert changed == [("virsh", "suspend"), ("modprobe", "nbd"), ("qemu-nbd", "--read-only"),
+                       ("mkdir", "-p"), ("mount", "-o"),
+                       ("qemu-nbd", "-d"), ("virsh", "resume")]
+    assert ("qemu-nbd", "-d", "/dev/nbd1") in host.mutating
+
+
+def test_inspect_disk_dry_run(env):
+    env.api.on("server show", recorded("server_show_web1_c02.json"))
+    host = env.host(C02)
+    host.on("virsh list --all", recorded("virsh_list.txt").replace("paused", "running"))
+    host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
+    host.on("sh -c", "nbd3\n")
+    host.on("cat /proc/mounts", "")
+    res = env.invoke("compute", "inspect-disk", W1, "--dry-run", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert ("qemu-nbd --read-only -c /dev/nbd3 /var/lib/nova/instances/"
+            f"{W1}/disk") in doc["commands"]
+    assert host.mutating == []
