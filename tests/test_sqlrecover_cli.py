@@ -1,0 +1,119 @@
+"""ringmgr compute recover-host --method sql: real MariaDB for nova/neutron/cinder, the
+recording executor for the OpenStack API (it cannot run here)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ringmgr.cli import compute as compute_cli
+from ringmgr.cli.main import cli
+from tests.helpers.mariadb import available, create_openstack_dbs, mariadb_server
+from tests.helpers.openstack_recorder import RecordingExecutor
+from tests.test_sqlrecover import FAILED, I1, I2, TARGET, snapshot
+
+pytestmark = pytest.mark.skipif(not available(), reason="needs root and mariadb-server")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with mariadb_server(tmp_path_factory.mktemp("sqlcli")) as db:
+        yield db
+
+
+@pytest.fixture
+def env(server, tmp_path, monkeypatch):
+
+    for name in ("nova", "neutron", "cinder"):
+        server.execute(f"DROP DATABASE IF EXISTS {name}")
+    create_openstack_dbs(server)
+    server.script([f"INSERT INTO instances (uuid, host, node) VALUES "
+                   f"('{I1}', '{FAILED}', '{FAILED}'), ('{I2}', '{FAILED}', '{FAILED}')"], db="nova")
+    server.script([f"INSERT INTO ml2_port_bindings (port_id, host, vif_type) VALUES "
+                   f"('p1', '{FAILED}', 'ovs')",
+                   f"INSERT INTO ml2_port_binding_levels (port_id, host, level) VALUES "
+                   f"('p1', '{FAILED}', 0)"], db="neutron")
+    server.script([f"INSERT INTO volumes (id, instance_uuid, status, attach_status, mountpoint, "
+                   f"display_name) VALUES ('vol-1', '{I1}', 'in-use', 'attached', '/dev/vdc', 't')"],
+                  db="cinder")
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    cfg = tmp_path / "ringmgr.toml"
+    cfg.write_text(f'[cluster]\nbuilder_dir = "{tmp_path}"\n\n[openstack]\n'
+                   f'nova_db = "{server.url("nova")}"\n'
+                   f'neutron_db = "{server.url("neutron", tcp=True)}"\n'
+                   f'cinder_db = "{server.url("cinder")}"\n')
+    api = RecordingExecutor(host="admin")
+    api.on(f"compute service list --host {FAILED}", json.dumps(
+        [{"ID": 7, "Binary": "nova-compute", "Host": FAILED, "Status": "enabled", "State": "down"}]))
+    api.on("server show", json.dumps({"id": I1, "name": "w", "status": "ACTIVE",
+                                      "OS-EXT-SRV-ATTR:host": TARGET}))
+    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
+        "admin_executor": api, "sleep": lambda s: None})
+    return server, cfg, api, tmp_path
+
+
+def run(cfg, *args):
+    return CliRunner().invoke(cli, ["--config", str(cfg), "compute", "recover-host", FAILED,
+                                    "--to", TARGET, "--method", "sql", *args])
+
+
+def test_dry_run_prints_sql_and_rows_changes_nothing(env):
+    db, cfg, api, tmp = env
+    before = snapshot(db)
+    res = run(cfg, "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert snapshot(db) == before and api.mutating == []
+    assert f"instances: 2 ({I2}, {I1})" in res.stderr
+    assert f"UPDATE ml2_port_bindings SET host = '{TARGET}' WHERE host = '{FAILED}'" in res.stderr
+    assert f"server reboot --hard {I1}" in res.stdout
+    assert "server add volume --device /dev/vdc" in res.stdout
+    assert not list((tmp / "state").glob("../backups/*"))
+
+
+def test_real_run_moves_rows_reboots_and_reattaches(env):
+    db, cfg, api, tmp = env
+    backup = tmp / "rows.json"
+    res = run(cfg, "--yes", "--backup", str(backup), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["finished"] and doc["written"]
+    snap = snapshot(db)
+    assert {h for _, h, _, _ in snap["instances"]} == {TARGET}
+    assert snap["bindings"] == [("p1", TARGET)]
+    assert json.loads(backup.read_text())["rows"]["instances"][0]["host"] == FAILED
+    assert [c[-1] for c in api.ran("reboot", "--hard")] == sorted([I1, I2])
+    assert api.ran("remove", "volume", I1, "vol-1")
+    assert api.ran("add", "volume", "--device", "/dev/vdc", I1, "vol-1")
+    # again: every step sees the work done and skips it
+    res = run(cfg, "--yes", "--backup", str(tmp / "rows2.json"))
+    assert res.exit_code == 0, res.output
+    assert "no rows left on" in res.stdout and not (tmp / "rows2.json").exists()
+
+
+def test_neutron_failure_leaves_everything_and_exits_2(env):
+    db, cfg, api, tmp = env
+    db.execute("CREATE TRIGGER boom BEFORE UPDATE ON ml2_port_bindings FOR EACH ROW "
+               "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'", db="neutron")
+    before = snapshot(db)
+    res = run(cfg, "--yes", "--backup", str(tmp / "rows.json"))
+    assert res.exit_code == 2
+    assert "nova was put back" in res.stderr and "Traceback" not in res.output
+    assert snapshot(db) == before
+    assert api.mutating == []     # no reboot was attempted
+
+
+def test_undo_from_backup(env):
+    db, cfg, api, tmp = env
+    before = snapshot(db)
+    assert run(cfg, "--yes", "--backup", str(tmp / "rows.json")).exit_code == 0
+    res = run(cfg, "--yes", "--undo", str(tmp / "rows.json"))
+    assert res.exit_code == 0, res.output
+    assert snapshot(db) == before
+
+
+def test_missing_db_url_is_config_error(env, tmp_path):
+    db, cfg, api, tmp = env
+    cfg.write_text(f'[cluster]\nbuilder_dir = "{tmp}"\n')
+    res = run(cfg, "--yes")
+    assert res.exit_code == 2 and "openstack.nova_db is not set" in res.stderr
