@@ -15,7 +15,9 @@ random (``unique_label()``) and only the loop devices created here are touched.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +44,13 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def mounts_of(dev: str) -> list[str]:
-    """Mount points where ``dev`` is mounted (innermost last), from mountinfo."""
+    """Mount points where ``dev`` (or a partition of it) is mounted, from mountinfo."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
             sep = parts.index("-", 6)
-            if parts[sep + 2] == dev:
+            if parts[sep + 2] == dev or re.fullmatch(re.escape(dev) + r"p\d+", parts[sep + 2]):
                 out.append(parts[4].replace("\\040", " "))
     return out
 
@@ -58,6 +60,7 @@ class LoopDisks:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.disks: list[LoopDisk] = []
+        self.nodes: list[str] = []  # device nodes made by hand, removed at cleanup
 
     def __enter__(self) -> "LoopDisks":
         return self
@@ -80,6 +83,32 @@ class LoopDisks:
             _run("mkfs.xfs", "-q", "-f", "-L", disk.label, dev)
         return disk
 
+    def create_partitioned(self) -> tuple[LoopDisk, str]:
+        """A disk with one MBR partition spanning it (written by hand: no sfdisk here)."""
+        import struct
+
+        size_mb = SIZE_MB + 20  # the partition itself must reach xfsprogs' minimum
+        disk = self.create(mkfs=False, size_mb=size_mb)
+        sectors = size_mb * 2048
+        entry = struct.pack("<B3sB3sII", 0, b"\0\0\0", 0x83, b"\0\0\0", 2048,
+                            sectors - 2048)
+        with open(disk.file, "r+b") as f:
+            f.seek(446)
+            f.write(entry)
+            f.seek(510)
+            f.write(b"\x55\xaa")
+        _run("losetup", "-d", disk.dev)
+        disk.dev = _run("losetup", "--find", "--show", "-P", str(disk.file)).stdout.strip()
+        part = f"{disk.dev}p1"
+        if not Path("/sys/class/block", os.path.basename(part)).exists():
+            _run("partx", "-a", disk.dev, check=False)
+        if not os.path.exists(part):  # no udev here: make the node the kernel announced
+            sysfs = Path("/sys/class/block") / os.path.basename(part) / "dev"
+            major, minor = sysfs.read_text().strip().split(":")
+            os.mknod(part, 0o600 | stat.S_IFBLK, os.makedev(int(major), int(minor)))
+            self.nodes.append(part)
+        return disk, part
+
     def detach(self, disk: LoopDisk) -> None:
         for mp in reversed(mounts_of(disk.dev)):
             _run("umount", "-l", mp, check=False)
@@ -95,9 +124,83 @@ class LoopDisks:
             finally:
                 disk.file.unlink(missing_ok=True)
         self.disks.clear()
+        for node in self.nodes:
+            Path(node).unlink(missing_ok=True)
+        self.nodes.clear()
 
 
 @pytest.fixture
 def loopdisks(tmp_path):
     with LoopDisks(tmp_path / "disks") as disks:
         yield disks
+
+
+# -- a one-node cluster whose disks are loop devices ---------------------------------
+def build_rings(builder_dir: Path, ip: str, devices: list[str]) -> None:
+    """account/container/object builders: DEVICES on ``ip`` plus two other nodes."""
+    from swift.common.ring import RingBuilder
+
+    builder_dir.mkdir(parents=True, exist_ok=True)
+    for ring, port in (("account", 6202), ("container", 6201), ("object", 6200)):
+        b = RingBuilder(6, 3, 0)
+        for zone, host in enumerate((ip, "10.99.0.2", "10.99.0.3"), 1):
+            for i, dev in enumerate(devices if host == ip else ["sdb", "sdc"]):
+                b.add_dev({"region": 1, "zone": zone, "ip": host, "port": port,
+                           "device": dev, "weight": 100.0})
+        b.rebalance(seed=1)
+        b.save(str(builder_dir / f"{ring}.builder"))
+        b.get_ring().save(str(builder_dir / f"{ring}.ring.gz"))
+
+
+@dataclass
+class DiskEnv:
+    """A node ``s01`` on this machine (host "localhost"), its disks loop devices."""
+
+    root: Path
+    config: Path
+    mount_root: Path
+    fstab: Path
+    state_dir: Path
+    dev: str
+    node_ip: str = "10.99.0.1"
+    host: str = "localhost"
+    extra_node_toml: str = ""
+
+    @property
+    def mount_point(self) -> Path:
+        return self.mount_root / self.dev
+
+    def write_config(self, block_device: str, **node_extra) -> None:
+        extra = "".join(f"{k} = {v}\n" for k, v in node_extra.items())
+        self.config.write_text(
+            f'[cluster]\nbuilder_dir = "{self.root / "builders"}"\n\n'
+            f'[defaults]\nowner = "root:root"\n\n'
+            f'[nodes.s01]\nhost = "{self.host}"\nip = "{self.node_ip}"\n'
+            f'devices = {{ {self.dev} = 100.0 }}\n'
+            f'block_devices = {{ {self.dev} = "{block_device}" }}\n'
+            f'mount_root = "{self.mount_root}"\nfstab = "{self.fstab}"\n'
+            + extra + self.extra_node_toml)
+
+
+FSTAB_TEXT = ("# test fstab\nUUID=0000-root / ext4 errors=remount-ro 0 1\n"
+              "LABEL=other /srv/node/other xfs noatime,nofail 0 0\n")
+
+
+def make_env(root: Path, dev: str | None = None) -> DiskEnv:
+    dev = dev or unique_label("d")
+    env = DiskEnv(root=root, config=root / "ringmgr.toml", mount_root=root / "srv" / "node",
+                  fstab=root / "fstab", state_dir=root / "state", dev=dev)
+    env.mount_root.mkdir(parents=True)
+    env.fstab.write_text(FSTAB_TEXT)
+    build_rings(root / "builders", env.node_ip, [dev, "spare"])
+    return env
+
+
+def mount(dev: str, path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    _run("mount", dev, str(path))
+
+
+def blkid(dev: str) -> dict[str, str]:
+    out = _run("blkid", "-p", "-o", "export", dev, check=False).stdout
+    return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)

@@ -1,0 +1,261 @@
+"""replace-disk on real XFS loop disks with a temp fstab and mount_root (runs locally).
+
+The node is this machine (host = "localhost"): its commands run through the
+LocalExecutor, on loop devices created and removed by each test.
+"""
+
+import json
+import os
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers.loopdisk import (FSTAB_TEXT, LoopDisks, blkid, loopdisks, make_env,  # noqa: F401
+                              mount, mounts_of)
+from ringmgr.cli.main import cli
+from ringmgr.config import load_config
+from ringmgr.exec.local import LocalExecutor
+from ringmgr.ops.disk import ReplaceOptions, replace_disk
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+
+class Recording:
+    """Passes every command to a real executor; remembers the state-changing ones."""
+
+    def __init__(self, inner):
+        self.inner, self.host, self.recorded = inner, inner.host, []
+
+    def run(self, argv, *, check=True, input=None, timeout=None, mutates=True):
+        if mutates:
+            self.recorded.append(tuple(str(a) for a in argv))
+        return self.inner.run(argv, check=check, input=input, timeout=timeout, mutates=mutates)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, loopdisks):
+    e = make_env(tmp_path)
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(e.state_dir))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    e.disks = loopdisks
+    e.old = loopdisks.create(label=e.dev)
+    e.write_config(e.old.dev)
+    mount(e.old.dev, e.mount_point)
+    return e
+
+
+def ringmgr(env, *args):
+    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    return r.exit_code, r.output
+
+
+def swap(env):
+    """Pull the old disk and put a blank one in (the config follows the new loop)."""
+    env.disks.detach(env.old)
+    env.new = env.disks.create(mkfs=False)
+    env.write_config(env.new.dev)
+
+
+def state_of(env):
+    """Everything a refused run must leave as it was."""
+    st = os.stat(env.mount_point) if env.mount_point.exists() else None
+    return {"fstab": env.fstab.read_bytes(),
+            "mounts": sorted(m for d in env.disks.disks for m in mounts_of(d.dev)),
+            "fs": [blkid(d.dev).get("UUID") for d in env.disks.disks],
+            "mp": (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) if st else None}
+
+
+def test_two_phase_flow(env):
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--yes")
+    assert code == 0, out
+    assert "--replaced" in out and "Swap the disk" in out
+    assert mounts_of(env.old.dev) == []
+    st = os.stat(env.mount_point)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+    assert env.fstab.read_text() == FSTAB_TEXT
+
+    swap(env)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes", "--json")
+    assert code == 0, out
+    report = json.loads(out[out.index("{"):])
+    assert report["finished"] and report["written"]
+    uuid = report["params"]["uuid"]
+    assert blkid(env.new.dev)["UUID"] == uuid and blkid(env.new.dev)["LABEL"] == env.dev
+    assert mounts_of(env.new.dev) == [str(env.mount_point)]
+    assert env.fstab.read_text() == (FSTAB_TEXT + f"LABEL={env.dev} {env.mount_point} xfs "
+                                     f"noatime,nofail 0 0\n")
+    assert (env.root / f"fstab.ringmgr-{report['params']['tag']}.bak").read_text() == FSTAB_TEXT
+    assert [s["status"] for s in report["steps"]] == ["done", "done", "done", "done", "done",
+                                                      "done", "done", "done"]
+    assert report["steps"][0]["reason"] == "in an earlier run"
+
+    # the same command again starts a new operation on the disk now in place: it is the
+    # disk that is mounted there, so "--replaced" is refused before anything is formatted
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
+    assert code == 2 and "was not swapped" in out and "--force-format" in out
+    assert blkid(env.new.dev)["UUID"] == uuid
+
+
+def test_dry_run_lists_exactly_the_commands_a_real_run_executes(env):
+    config = load_config(env.config)
+    plan1 = replace_disk(config, "s01", env.dev, ReplaceOptions(), dry_run=True,
+                         ex=LocalExecutor("s01"))
+    assert plan1.summary.stopped and mounts_of(env.old.dev) == [str(env.mount_point)]
+    real1 = Recording(LocalExecutor("s01"))
+    run1 = replace_disk(config, "s01", env.dev, ReplaceOptions(), ex=real1)
+    assert run1.summary.stopped
+    assert plan1.commands == real1.recorded == [
+        ("umount", str(env.mount_point)), ("mkdir", "-p", str(env.mount_point)),
+        ("chown", "root:root", str(env.mount_point)), ("chmod", "0755", str(env.mount_point))]
+
+    swap(env)
+    config = load_config(env.config)
+    plan2 = replace_disk(config, "s01", env.dev, ReplaceOptions(replaced=True), dry_run=True,
+                         ex=LocalExecutor("s01"))
+    assert blkid(env.new.dev) == {}
+    real2 = Recording(LocalExecutor("s01"))
+    run2 = replace_disk(config, "s01", env.dev, ReplaceOptions(replaced=True), ex=real2)
+    assert run2.summary.finished, run2.summary.table()
+    assert plan2.commands == real2.recorded
+    assert plan2.commands[0][0] == "mkfs.xfs" and f"uuid={run2.ctx.params['uuid']}" in plan2.commands[0]
+    assert [c[0] for c in real2.recorded] == ["mkfs.xfs", "cp", "cp", "dd", "mv", "mount",
+                                              "chown", "python3"]
+
+
+def test_dry_run_cli_changes_nothing_and_prints_commands(env):
+    before = state_of(env)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--dry-run")
+    assert code == 0, out
+    assert f"umount {env.mount_point}" in out and f"chmod 0755 {env.mount_point}" in out
+    assert state_of(env) == before
+
+
+# -- refusals: exit 2, nothing destructive ran, the message says what to do ---------------
+def refused(env, *args, expect):
+    before = state_of(env)
+    code, out = ringmgr(env, "replace-disk", "s01", *args)
+    assert code == 2, out
+    assert "Traceback" not in out
+    for words in expect:
+        assert words in out, out
+    assert state_of(env) == before
+    return out
+
+
+def test_refuses_block_device_mounted_elsewhere(env):
+    mount(env.old.dev, env.root / "elsewhere")
+    refused(env, env.dev, "--yes", expect=["mounted at", "elsewhere", "unmount it there"])
+
+
+def test_refuses_when_device_gets_mounted_right_before_mkfs(env):
+    config = load_config(env.config)
+    replace_disk(config, "s01", env.dev, ReplaceOptions(), ex=LocalExecutor("s01"))
+    env.disks.detach(env.old)
+    env.new = env.disks.create(label=env.disks.unique_label())
+    env.write_config(env.new.dev)
+    before = state_of(env)
+
+    def sneaky_mount():
+        mount(env.new.dev, env.root / "sneaky")
+        return True
+
+    run = replace_disk(load_config(env.config), "s01", env.dev, ReplaceOptions(),
+                       ex=LocalExecutor("s01"), ask_replaced=sneaky_mount, confirm=lambda s: None)
+    assert "is mounted at" in str(run.summary.error) and "sneaky" in str(run.summary.error)
+    assert [r.status for r in run.summary.results][2:5] == ["done", "failed", "pending"]
+    after = state_of(env)
+    assert after["fs"] == before["fs"] and after["fstab"] == before["fstab"]
+
+
+def test_refuses_the_root_disk(env):
+    root_src = next(l.split()[-2] for l in open("/proc/self/mountinfo")
+                    if l.split()[4] == "/")
+    if not root_src.startswith("/dev/"):
+        pytest.skip(f"the root filesystem is not on a block device ({root_src})")
+    env.disks.detach(env.old)
+    env.write_config(root_src)
+    refused(env, env.dev, "--yes", expect=["system disk", "block_devices"])
+
+
+def test_refuses_a_device_with_holders(env):
+    import subprocess
+
+    env.disks.detach(env.old)
+    env.old = env.disks.create(label=env.dev)
+    env.write_config(env.old.dev)
+    name = f"ringmgr-test-{env.dev}"
+    r = subprocess.run(["dmsetup", "create", name, "--table",
+                        f"0 2048 linear {env.old.dev} 0"], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"no device-mapper in this kernel: {r.stderr.strip().splitlines()[0]}")
+    try:
+        refused(env, env.dev, "--yes", expect=["held by dm-", "tear that down"])
+    finally:
+        subprocess.run(["dmsetup", "remove", name], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize("dev,expect", [
+    ("nosuch", ["in neither the config nor the rings"]),
+    ("sd/b", ["outside [A-Za-z0-9._-]"]),
+    ("sd b", ["outside [A-Za-z0-9._-]"]),
+    ("..", ["outside [A-Za-z0-9._-]"]),
+])
+def test_refuses_bad_device_names(env, dev, expect):
+    refused(env, dev, "--yes", expect=expect)
+
+
+def test_refuses_unknown_node(env):
+    code, out = ringmgr(env, "replace-disk", "s99", env.dev, "--yes")
+    assert code == 2 and "unknown node 's99'" in out
+
+
+def test_refuses_device_in_config_but_not_in_rings(env):
+    env.write_config(env.old.dev, **{"rings.object.devices": "{ notinring = 1.0 }"})
+    refused(env, "notinring", "--yes", expect=["in no ring"])
+
+
+def test_refuses_missing_block_device(env):
+    env.write_config("/dev/ringmgr-no-such-disk")
+    refused(env, env.dev, "--yes", expect=["does not exist", "block_devices"])
+
+
+def test_refuses_mount_point_outside_mount_root(env):
+    env.disks.detach(env.old)
+    env.mount_point.rmdir()
+    (env.root / "outside").mkdir()
+    env.mount_point.symlink_to(env.root / "outside")
+    refused(env, env.dev, "--yes", expect=["outside mount_root", "remove the symlink"])
+
+
+def test_refuses_to_format_the_disk_that_was_not_swapped(env):
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+    old_uuid = blkid(env.old.dev)["UUID"]
+    refused(env, env.dev, "--replaced", "--yes", expect=["was not swapped", "--force-format"])
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--force-format",
+                        "--yes")
+    assert code == 0, out
+    assert blkid(env.old.dev)["UUID"] != old_uuid
+    assert mounts_of(env.old.dev) == [str(env.mount_point)]
+
+
+def test_refuses_destructive_step_without_yes_or_terminal(env):
+    assert ringmgr(env, "replace-disk", "s01", env.dev)[0] == 0  # phase 1: nothing destructive
+    swap(env)
+    out = refused(env, env.dev, "--replaced", expect=["--yes"])
+    assert "no terminal" in out
+
+
+def test_refuses_a_disk_whose_partition_is_mounted(env):
+    import subprocess
+
+    env.disks.detach(env.old)
+    disk, part = env.disks.create_partitioned()
+    subprocess.run(["mkfs.xfs", "-q", "-f", "-L", env.disks.unique_label(), part], check=True,
+                   capture_output=True)
+    mount(part, env.root / "elsewhere")
+    try:
+        env.write_config(disk.dev)
+        refused(env, env.dev, "--yes", expect=[f"{part} is mounted at", "elsewhere"])
+    finally:
+        subprocess.run(["umount", str(env.root / "elsewhere")], capture_output=True)
