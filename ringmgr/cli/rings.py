@@ -26,6 +26,12 @@ def change_options(f):
                   help="push the rings to every node after writing (default: [cluster].push)")
     @click.option("--used-bytes", "used_bytes", multiple=True, metavar="RING=BYTES",
                   help="bytes stored in RING, to estimate the bytes moved (repeatable)")
+    @click.option("--plan-out", "plan_out", type=click.Path(dir_okay=False), default=None,
+                  metavar="FILE", help="save the simulated change to FILE for `ringmgr apply`; "
+                                       "write no ring")
+    @click.option("--chart", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
+                  help="draw per-device and per-node fill before/after (terminal bars "
+                       "without matplotlib)")
     @json_option
     @functools.wraps(f)
     def wrapper(*a, **kw):
@@ -47,15 +53,20 @@ def _used_bytes(values) -> dict[str, float]:
     return out
 
 
-def _run(planner, *, dry_run, yes, seed, push, used_bytes):
+def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
+         schedule=None):
+    from ringmgr.cli.plans import SimulationHooks
     from ringmgr.rings.service import progress_printer, run_change
 
     app = App.current()
     config = app.config
+    hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule)
     result = run_change(
-        config, planner, argv=["ringmgr", *sys.argv[1:]], seed=seed, dry_run=dry_run,
+        config, planner, argv=["ringmgr", *sys.argv[1:]], seed=seed,
+        dry_run=dry_run or hooks.saves,
         confirm=lambda q: app.confirm(q, yes), show=app.out,
-        used_bytes=_used_bytes(used_bytes), progress=progress_printer())
+        used_bytes=_used_bytes(used_bytes), progress=progress_printer(),
+        after_simulation=hooks)
     app.written = result.written
     for m in result.messages:
         app.note(f"note: {m}")
@@ -66,10 +77,13 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes):
             _push_after(app, config)
         else:
             app.note("push the rings to the nodes with `ringmgr push`")
+    elif hooks.saves:
+        app.note(f"plan saved to {plan_out}: nothing was written; `ringmgr apply "
+                 f"{plan_out}` installs exactly this result")
     else:
         app.note(f"dry run: nothing was written (seed {result.seed}; pass --seed "
                  f"{result.seed} to get exactly this result)")
-    app.emit(result.to_json())
+    app.emit(hooks.json(result))
     return result.exit_code
 
 
@@ -144,11 +158,18 @@ def register(group: click.Group) -> None:
 
     @group.command("add-node")
     @click.argument("node")
+    @click.option("--max-move", "max_move", type=float, default=None, metavar="PCT",
+                  help="ramp up gradually: add at a low weight, so that no step moves more "
+                       "than PCT of any ring's replica assignments")
     @change_options
-    def add_node(node, **kw):
+    def add_node(node, max_move=None, **kw):
         """Add NODE's devices from the config to every ring (port per ring) and rebalance."""
         from ringmgr.rings.engine import plan_add_node
 
+        if max_move is not None:
+            from ringmgr.cli.plans import run_gradual
+
+            return run_gradual("ramp", node, max_move, **kw)
         config = App.current().config
         n = config.node(node)
         return _run(lambda b: plan_add_node(b, n, config.cluster.port_for), **kw)

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from ringmgr.errors import EXIT_OK, EXIT_WARNING, NotYet
-from ringmgr.rings.engine import ChangeSet, Outcome, gate_text, simulate
+from ringmgr.rings.engine import ChangeSet, Outcome, gate_text
+from ringmgr.rings.parallel import simulate_all
 from ringmgr.rings.store import RingStore
 
 
@@ -75,7 +76,7 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
         store.check_rings_readable(builders)
         changes = planner(builders)
         seed = new_seed() if seed is None else seed
-        outcomes = simulate(builders, changes, seed, progress=progress)
+        outcomes = simulate_all(builders, changes, seed, progress=progress)
         blocked = {n: o for n, o in outcomes.items() if o.blocked}
         if blocked:
             raise NotYet(_blocked_message(blocked))
@@ -148,7 +149,6 @@ def _followups(outcomes: dict[str, Outcome]) -> list[str]:
 
 
 def progress_printer(stream=sys.stderr):
-    def p(ring: str):
-        print(f"simulating {ring} ...", file=stream, flush=True)
+    from ringmgr.rings.parallel import progress_printer as per_ring
 
-    return p
+    return per_ring(stream)

@@ -1,0 +1,136 @@
+"""Simulate independent rings in parallel processes.
+
+A rebalance is pure Python and holds the GIL, so rings only run side by side in
+separate processes.  Workers are forked (``fork`` start method): they inherit the
+loaded builders through copy-on-write memory instead of receiving them pickled, and
+send back only the result (``to_dict()`` of the rebalanced copy: a few arrays, a few
+MB even at part power 18).  Processes are used only when it pays: more than one ring
+to simulate, more than one CPU, and at least one ring big enough
+(``PARALLEL_MIN_ASSIGNMENTS``) that its rebalance dwarfs a fork.
+
+Results are the same as ``engine.simulate``'s: the same seed, the same code
+(``engine.simulate_ring``), on a copy of the same builder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ringmgr.rings.engine import ChangeSet, Outcome, simulate_ring
+
+# a part power 14 ring with 3 replicas; below this a rebalance takes well under a second
+PARALLEL_MIN_ASSIGNMENTS = 3 * 2 ** 14
+
+_SHARED: dict = {}  # set in forked workers only (the builders they inherited)
+
+
+def cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def worth_parallel(builders: dict, changes: ChangeSet, workers: int | None = None) -> bool:
+    names = [n for n in changes.rings if n in builders]
+    if len(names) < 2 or (workers or cpus()) < 2:
+        return False
+    if os.environ.get("RINGMGR_NO_PARALLEL"):
+        return False
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    return any(_assignments(builders[n]) >= PARALLEL_MIN_ASSIGNMENTS for n in names)
+
+
+def _assignments(b) -> int:
+    return int(b.parts * b.replicas)
+
+
+def simulate_all(builders: dict, changes: ChangeSet, seed: int, *,
+                 pretend_gate_open: bool = False, progress=None,
+                 workers: int | None = None) -> dict[str, Outcome]:
+    """``engine.simulate`` with independent rings in parallel processes when worth it.
+
+    ``progress(name)`` is called as a ring starts; ``progress.done(name, seconds,
+    parts_moved)``, if the callable has it, as it finishes.
+    """
+    names = [n for n in changes.rings]
+    if not worth_parallel(builders, changes, workers):
+        out = {}
+        for name in names:
+            t0 = time.monotonic()
+            if progress:
+                progress(name)
+            out[name] = simulate_ring(name, builders[name], changes.rings[name], seed,
+                                      pretend_gate_open)
+            _done(progress, name, time.monotonic() - t0, out[name].parts_moved)
+        return out
+    return _simulate_forked(builders, changes, seed, pretend_gate_open, progress,
+                            min(workers or cpus(), len(names)))
+
+
+def _simulate_forked(builders, changes, seed, pretend, progress, workers):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from swift.common.ring import RingBuilder
+
+    # biggest first, so the longest rebalance starts at once
+    names = sorted(changes.rings, key=lambda n: -_assignments(builders[n]))
+    ctx = multiprocessing.get_context("fork")
+    out = {}
+    started = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                             initargs=(builders,)) as pool:
+        futures = {}
+        for name in names:
+            started[name] = time.monotonic()
+            if progress:
+                progress(name)
+            futures[pool.submit(_work, name, changes.rings[name], seed, pretend)] = name
+        for fut in as_completed(futures):
+            name = futures[fut]
+            fields, after_dict = fut.result()
+            after = RingBuilder.from_dict(after_dict)
+            out[name] = Outcome(name, builders[name], after, **fields)
+            _done(progress, name, time.monotonic() - started[name], out[name].parts_moved)
+    return {n: out[n] for n in changes.rings}
+
+
+def _init(builders):
+    # with fork, initargs are inherited, not pickled
+    _SHARED.clear()
+    _SHARED.update(builders)
+
+
+def _work(name, change, seed, pretend):
+    o = simulate_ring(name, _SHARED[name], change, seed, pretend)
+    fields = {"parts_moved": o.parts_moved, "balance": o.balance,
+              "removed_devs": o.removed_devs, "gate_seconds_left": o.gate_seconds_left,
+              "changed": o.changed, "blocked": o.blocked}
+    return fields, o.after.to_dict()
+
+
+def _done(progress, name, seconds, moved):
+    done = getattr(progress, "done", None)
+    if done:
+        done(name, seconds, moved)
+
+
+def progress_printer(stream=None):
+    """Per ring progress on stderr: started, and done with its time and moves."""
+    stream = stream or sys.stderr
+
+    def p(ring: str):
+        print(f"simulating {ring} ...", file=stream, flush=True)
+
+    def done(ring: str, seconds: float, moved: int):
+        print(f"simulated {ring}: {moved} replica moves in {seconds:.1f} s",
+              file=stream, flush=True)
+
+    p.done = done
+    return p

@@ -1,0 +1,276 @@
+"""Saved plans: one simulated ring change, written to a file and applied exactly later.
+
+A plan file is one JSON document::
+
+    {"format": "ringmgr-plan", "format_version": 1,
+     "body": {"created", "argv", "description", "change", "seed",
+              "base":    {ring: {"id", "version", "md5"}},     # every ring loaded
+              "reports": {ring: <CONTRACT simulation report>},
+              "results": {ring: {"md5", "version", "data"}},   # changed rings only
+              "messages", "schedule"},
+     "sha256": "<of the canonical JSON of body>"}
+
+``results[ring].data`` is ``base64(zlib(pickle.dumps(builder.to_dict(), protocol=2)))``:
+the very bytes ``RingStore.commit`` writes as the builder file, so ``apply`` installs
+byte for byte what was simulated (``md5`` is of those bytes).  ``sha256`` catches a
+truncated or edited file.  The builder data is a pickle, trusted exactly as much as
+the builder files themselves: keep plan files where only ring admins can write.
+
+``schedule`` (gradual plans only) lists the later steps as advice; they depend on time
+passing and are simulated again when their turn comes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import pickle
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ringmgr.errors import BuilderError, Refused, UsageError
+from ringmgr.rings.files import atomic_write, md5_file
+
+FORMAT = "ringmgr-plan"
+FORMAT_VERSION = 1
+
+
+class PlanError(UsageError):
+    """The plan file is missing, truncated, corrupt or of another format (exit 2)."""
+
+
+class StalePlan(Refused):
+    """A base builder changed since the plan was made (exit 2: re-plan)."""
+
+
+def builder_bytes(builder) -> bytes:
+    """The builder file content ``RingStore.commit`` (and ``RingBuilder.save``) write."""
+    if builder._id is None:
+        builder._id = uuid.uuid4().hex
+    return pickle.dumps(builder.to_dict(), protocol=2)
+
+
+def builder_md5s(store) -> dict:
+    """ring -> md5 of its builder file now (taken before loading, for a plan's base)."""
+    return {name: md5_file(store.files(name).builder) for name in store.discover()}
+
+
+@dataclass
+class Plan:
+    description: str
+    change: dict
+    seed: int | None
+    base: dict
+    reports: dict
+    results: dict
+    argv: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
+    schedule: list = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+
+    # -- building ----------------------------------------------------------------
+    @classmethod
+    def from_result(cls, base_md5: dict, result, argv, schedule=None) -> "Plan":
+        """A plan from a ``service.ChangeResult`` of a dry run.  ``base_md5`` (ring ->
+        md5 of its builder file) must be taken BEFORE the builders were loaded: if a
+        file changed in between, the plan is refused as stale rather than applied."""
+        results = {}
+        base = {}
+        for name, o in result.outcomes.items():
+            base[name] = {"id": o.before._id, "version": o.before.version,
+                          "md5": base_md5.get(name)}
+            if not o.changed:
+                continue
+            data = builder_bytes(o.after)
+            results[name] = {"md5": hashlib.md5(data).hexdigest(),
+                             "version": o.after.version,
+                             "parts_moved": result.reports[name]["parts_moved"],
+                             "data": base64.b64encode(zlib.compress(data, 1)).decode()}
+        return cls(description=result.changes.description,
+                   change=result.changes.to_json(), seed=result.seed, base=base,
+                   reports=result.reports, results=results, argv=list(argv),
+                   messages=list(result.messages), schedule=list(schedule or []))
+
+    def body(self) -> dict:
+        return {"created": self.created, "argv": self.argv, "description": self.description,
+                "change": self.change, "seed": self.seed, "base": self.base,
+                "reports": self.reports, "results": self.results,
+                "messages": self.messages, "schedule": self.schedule}
+
+    # -- files -------------------------------------------------------------------
+    def dumps(self) -> bytes:
+        # through JSON once, so the digest is of exactly what a reader will parse
+        body = json.loads(json.dumps(self.body(), default=_json_default))
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "body": body,
+               "sha256": _digest(body)}
+        return (json.dumps(doc, indent=1, default=_json_default) + "\n").encode()
+
+    def save(self, path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            raise UsageError(f"--plan-out {path} is a directory; give a file name")
+        if not path.parent.is_dir():
+            raise UsageError(f"--plan-out {path}: directory {path.parent} does not exist")
+        atomic_write(path, self.dumps())
+
+    @classmethod
+    def load(cls, path) -> "Plan":
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise PlanError(f"plan file {path} does not exist")
+        except OSError as e:
+            raise PlanError(f"plan file {path} is unreadable ({e.strerror})")
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise PlanError(f"plan file {path} is truncated or corrupt (not valid JSON); "
+                            f"make the plan again with --plan-out")
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise PlanError(f"{path} is not a ringmgr plan file")
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise PlanError(f"{path}: plan format version {doc.get('format_version')!r} "
+                            f"is not supported (this ringmgr reads {FORMAT_VERSION})")
+        body = doc.get("body")
+        if not isinstance(body, dict) or doc.get("sha256") != _digest(body):
+            raise PlanError(f"plan file {path} is corrupt (checksum mismatch); "
+                            f"make the plan again with --plan-out")
+        try:
+            return cls(description=body["description"], change=body["change"],
+                       seed=body["seed"], base=body["base"], reports=body["reports"],
+                       results=body["results"], argv=body.get("argv", []),
+                       messages=body.get("messages", []),
+                       schedule=body.get("schedule", []), created=body["created"])
+        except (KeyError, TypeError):
+            raise PlanError(f"plan file {path} lacks required fields")
+
+    # -- applying ----------------------------------------------------------------
+    def result_bytes(self, ring: str) -> bytes:
+        r = self.results[ring]
+        try:
+            data = zlib.decompress(base64.b64decode(r["data"], validate=True))
+        except (ValueError, zlib.error, KeyError, TypeError):
+            raise PlanError(f"plan: the {ring} builder in the plan is corrupt")
+        if hashlib.md5(data).hexdigest() != r.get("md5"):
+            raise PlanError(f"plan: the {ring} builder does not match its recorded md5")
+        return data
+
+    def result_builders(self) -> dict:
+        """name -> RingBuilder, exactly as simulated."""
+        from swift.common.ring import RingBuilder
+
+        out = {}
+        for ring in self.results:
+            data = self.result_bytes(ring)
+            try:
+                out[ring] = RingBuilder.from_dict(pickle.loads(data))
+            except Exception as e:
+                raise PlanError(f"plan: the {ring} builder cannot be loaded "
+                                f"({type(e).__name__})")
+        return out
+
+    def stale_reasons(self, store) -> list[str]:
+        """Why the plan no longer fits the builders on disk ([] if it does)."""
+        reasons = []
+        for ring, ident in self.base.items():
+            path = store.files(ring).builder
+            md5 = md5_file(path)
+            if md5 is None:
+                reasons.append(f"{ring}.builder is gone")
+                continue
+            if md5 != ident.get("md5"):
+                try:
+                    now = store.load(ring).version
+                except BuilderError:
+                    now = "?"
+                reasons.append(f"{ring}.builder changed since the plan was made "
+                               f"(version {ident.get('version')} -> {now})")
+        for ring in self.results:
+            if ring not in self.base:
+                reasons.append(f"{ring}: the plan has a result but no base identity")
+        return reasons
+
+
+def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
+    """Install a saved plan's builders (and rings) via ``RingStore.commit``.
+
+    Refuses (exit 2) when any base builder changed since planning: a plan is exact
+    only for the builders it was simulated on.
+    """
+    from ringmgr.rings.report import render_text
+    from ringmgr.rings.store import RingStore
+
+    plan = Plan.load(path)
+    store = RingStore.from_config(config)
+    store.refuse_if_pending()
+    if not plan.results:
+        raise PlanError(f"plan {path} changes no ring")
+    show(f"plan {path}: {plan.description} (seed {plan.seed}, made "
+         f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(plan.created))})")
+    show(render_text({n: r for n, r in plan.reports.items() if n in plan.results}))
+    with store.lock():
+        stale = plan.stale_reasons(store)
+        if stale:
+            raise StalePlan("the plan no longer fits the builders: " + "; ".join(stale)
+                            + ". Nothing was written; re-plan with --plan-out")
+        builders = plan.result_builders()
+        current = {n: store.load(n) for n in plan.results}
+        removed = [dict(_dev_def(d), ring=n) for n, b in builders.items()
+                   for d in _removed(current[n], b)]
+        out = {"written": False, "plan": str(path), "change": plan.description,
+               "seed": plan.seed, "rings": plan.reports, "steps": plan.schedule}
+        if dry_run:
+            return out
+        confirm(f"Write the planned changes to {len(builders)} ring(s) in {store.dir}?")
+        record = {
+            "description": f"apply plan: {plan.description}",
+            "argv": list(argv),
+            "seed": plan.seed,
+            "plan": {"path": str(Path(path).resolve()), "created": plan.created,
+                     "argv": plan.argv},
+            "rings": {n: {"version_before": current[n].version,
+                          "parts_moved": plan.results[n].get("parts_moved")}
+                      for n in builders},
+            "removed_devices": removed,
+            "change": plan.change,
+        }
+        rec = store.commit(builders, record)
+        for n in builders:
+            got = rec["rings"][n].get("builder_md5_after")
+            if got != plan.results[n]["md5"]:  # cannot happen unless swift changes to_dict
+                raise BuilderError(f"{n}: the written builder (md5 {got}) differs from the "
+                                   f"planned one ({plan.results[n]['md5']})")
+        out.update(written=True, change_id=rec["id"])
+        return out
+
+
+def _removed(before, after) -> list[dict]:
+    ids_after = {d["id"]: d for d in after.devs if d is not None}
+    return [d for d in before.devs if d is not None and
+            (d["id"] not in ids_after or
+             (ids_after[d["id"]]["ip"], ids_after[d["id"]]["port"],
+              ids_after[d["id"]]["device"]) != (d["ip"], d["port"], d["device"]))]
+
+
+def _dev_def(dev: dict) -> dict:
+    keep = ("id", "region", "zone", "ip", "port", "replication_ip", "replication_port",
+            "device", "weight", "meta")
+    return {k: dev.get(k) for k in keep}
+
+
+def _digest(body) -> str:
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
