@@ -259,3 +259,73 @@ def test_refuses_a_disk_whose_partition_is_mounted(env):
         refused(env, env.dev, "--yes", expect=[f"{part} is mounted at", "elsewhere"])
     finally:
         subprocess.run(["umount", str(env.root / "elsewhere")], capture_output=True)
+
+
+# -- killed at each step, then resumed --------------------------------------------------
+KILLER = """
+import os, signal, sys
+from ringmgr.config import load_config
+from ringmgr.exec.local import LocalExecutor
+from ringmgr.ops.disk import ReplaceOptions, replace_disk
+
+class KillAfter:
+    '''SIGKILLs this process right after the n-th state-changing command ran.'''
+    def __init__(self, inner, n):
+        self.inner, self.host, self.n = inner, inner.host, n
+    def run(self, argv, *, check=True, input=None, timeout=None, mutates=True):
+        r = self.inner.run(argv, check=check, input=input, timeout=timeout, mutates=mutates)
+        if mutates:
+            self.n -= 1
+            if self.n == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return r
+
+config, dev, n, replaced = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+replace_disk(load_config(config), "s01", dev, ReplaceOptions(replaced=replaced),
+             ex=KillAfter(LocalExecutor("s01"), n), confirm=lambda step: None)
+raise SystemExit("not killed")
+"""
+
+
+def kill_after(env, n, replaced):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", KILLER, str(env.config), env.dev, str(n),
+                        "1" if replaced else "0"], capture_output=True, text=True,
+                       env={**os.environ, "RINGMGR_STATE_DIR": str(env.state_dir)})
+    assert r.returncode == -9, r.stderr
+
+
+def journal(env):
+    return json.loads((env.state_dir / f"replace-disk.s01.{env.dev}.json").read_text())
+
+
+# (phase, n): killed after the n-th state-changing command of that phase
+# phase 1: umount, mkdir, chown, chmod; phase 2: mkfs, cp, cp, dd, mv, mount, chown, python3
+@pytest.mark.slow
+@pytest.mark.parametrize("phase,n,step", [
+    (1, 1, "unmount"), (1, 2, "guard"), (2, 1, "mkfs"), (2, 2, "fstab"), (2, 4, "fstab"),
+    (2, 6, "mount"), (2, 7, "chown"), (2, 8, "check"),
+])
+def test_killed_at_a_step_then_resumed(env, phase, n, step):
+    if phase == 2:
+        assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+        swap(env)
+    kill_after(env, n, replaced=phase == 2)
+    j = journal(env)
+    assert j["steps"][step]["state"] == "started"
+    uuid = j["params"]["uuid"]
+    if phase == 1:
+        code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--resume", "--yes")
+        assert code == 0 and "--replaced" in out, out
+        swap(env)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--resume", "--yes")
+    assert code == 0, out
+    assert blkid(env.new.dev)["UUID"] == uuid
+    assert mounts_of(env.new.dev) == [str(env.mount_point)]
+    assert env.fstab.read_text() == (FSTAB_TEXT + f"LABEL={env.dev} {env.mount_point} xfs "
+                                     f"noatime,nofail 0 0\n")
+    assert sorted(p.name for p in env.root.iterdir() if p.name.startswith("fstab")) == [
+        "fstab", f"fstab.ringmgr-{j['params']['tag']}.bak"]
+    assert not any(env.mount_point.glob(".ringmgr-check-*"))
