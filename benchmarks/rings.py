@@ -115,6 +115,7 @@ def ring_set(name: str, rings: tuple[str, ...] | None = None,
             log(f"generated {name} {ring}: part power {spec.part_power}, "
                 f"{spec.devices} devices in {time.perf_counter() - t0:.1f} s")
         (tmp / "ringmgr.toml").write_text(config_text(spec))
+        tmp.chmod(0o755)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from helpers.small_rings import build_ring, node_ip, nodes_by_ip, remove_node, rows
+from tests.helpers.small_rings import build_ring, node_ip, nodes_by_ip, remove_node, rows
 from ringmgr.rings.report import (count_moves, failure_domain_risk, parts_per_device,
                                   render_text, ring_report, total_assignments)
 
@@ -210,3 +210,11 @@ def test_fractional_replicas_swift_undercount_is_corrected():
     assert r["parts_moved"] == brute_moves(before, after)
     assert (moved, r["parts_moved"], r["parts_moved_swift"]) == (2, 5, 2)
     assert r["assignments"] == 20
+
+
+def test_callers_without_a_rebalance_result_get_the_exact_count():
+    before = build_ring(part_power=5, nodes=4, disks=1)
+    after, moved = remove_node(before, node_ip(1))
+    for given in (None, 0):
+        r = ring_report("object", before, after, given, {})
+        assert r["parts_moved"] == moved and "parts_moved_swift" not in r

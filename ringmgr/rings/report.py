@@ -206,7 +206,7 @@ def _round(x, nd=4):
     return None if x is None else round(float(x), nd)
 
 
-def ring_report(ring: str, before, after, parts_moved: int,
+def ring_report(ring: str, before, after, parts_moved: int | None,
                 nodes_by_ip: dict[str, str],
                 used_bytes: float | None = None) -> dict:
     """The CONTRACT's per-ring simulation report for one ring change.
@@ -216,12 +216,17 @@ def ring_report(ring: str, before, after, parts_moved: int,
     (``count_moves``): swift 2.38 counts moves while iterating
     ``zip(*_replica2part2dev)``, which stops at the short last row of a
     fractional-replica ring, so its number misses moves in the partitions that row
-    does not cover.  When the two differ, swift's number is kept as
-    ``parts_moved_swift``.  ``used_bytes`` is the ring's total stored bytes (all
+    does not cover.  When they differ for that reason (fractional or changed
+    replica count), swift's number is kept as ``parts_moved_swift``; None (or 0
+    from a caller that has no rebalance result) is simply ignored.  ``used_bytes`` is the ring's total stored bytes (all
     replicas); without it the byte estimate is "unknown" rather than a guess.
     """
-    swift_moved = int(parts_moved)
+    swift_moved = None if parts_moved is None else int(parts_moved)
     parts_moved = count_moves(before, after)
+    fractional = (after.replicas != int(after.replicas)
+                  or before.replicas != after.replicas)
+    if swift_moved == parts_moved or not fractional:
+        swift_moved = None
     total = total_assignments(after) or total_assignments(before)
     pct = 100.0 * parts_moved / total if total else 0.0
     report = {
@@ -231,7 +236,7 @@ def ring_report(ring: str, before, after, parts_moved: int,
         "assignments": total,
         "parts_moved": int(parts_moved),
         "parts_moved_pct": _round(pct),
-        **({"parts_moved_swift": swift_moved} if swift_moved != parts_moved else {}),
+        **({"parts_moved_swift": swift_moved} if swift_moved is not None else {}),
         "balance_before": _round(_balance(before)),
         "balance_after": _round(_balance(after)),
         "dispersion_before": _round(before.dispersion),
