@@ -291,6 +291,12 @@ class SSHExecutor:
         start = self._clock()
         try:
             sftp.putfo(io.BytesIO(data), remote_path, file_size=len(data), confirm=False)
+            # paramiko drops the status of the last pipelined write (ENOSPC, EDQUOT):
+            # check what arrived, as OpenSSH's scp would have reported it.
+            size = sftp.stat(remote_path).st_size
+            if size != len(data):
+                raise OSError(f"{remote_path}: only {size} of {len(data)} bytes were "
+                              f"written (filesystem full?)")
         finally:
             self.timings["transfer"] += self._clock() - start
         return len(data)

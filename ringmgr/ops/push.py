@@ -13,10 +13,11 @@ Per node, over one SSH connection:
    (unless ``force``); refuse early on a read-only or too-full directory.
 3. **upload** each ring over SFTP to ``.<name>.ringmgr-<token>.tmp`` (never matching
    ``*.ring.gz``, so Swift never loads a half-written file).
-4. **apply** (one remote command): check each temp file's md5, re-check the
-   version, fsync, give it the owner and mode of the file it replaces (default
-   ``[defaults].owner``, 0644), rename it over the ring atomically, fsync the
-   directory.
+4. **apply** (one remote command): check each temp file's size and md5, re-check
+   the version, fsync, give it the owner and mode of the file it replaces (default
+   ``[defaults].owner``, 0644); only when every file passed, rename each over its
+   ring atomically and fsync the directory (otherwise remove them all: the node
+   keeps its old rings).
 
 Nodes are pushed in parallel, at most ``[ssh].parallel`` at once; a failure on one
 node is collected in its :class:`HostResult`, never fatal to the others.
@@ -104,10 +105,14 @@ def owner_ids(owner):
     gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(user).pw_gid
     return uid, gid
 
-def apply_one(d, f, owner):
+def check_one(d, f, owner):
+    """Everything but the rename: md5, version, fsync, owner and mode."""
     tmp = os.path.join(d, f["tmp"]); target = os.path.join(d, f["name"])
     with open(tmp, "rb") as fh:
         data = fh.read()
+        if len(data) != f["size"]:
+            raise ValueError("uploaded copy is incomplete (%d of %d bytes)"
+                             % (len(data), f["size"]))
         md5 = hashlib.md5(data).hexdigest()
         if md5 != f["md5"]:
             raise ValueError("uploaded copy has md5 %s, expected %s" % (md5, f["md5"]))
@@ -128,21 +133,29 @@ def apply_one(d, f, owner):
         mode = 0o644
     os.chown(tmp, uid, gid)
     os.chmod(tmp, mode)
-    os.rename(tmp, target)
 
 def apply(a):
+    """All or nothing per node: every file is checked before any is renamed."""
     d = a["dir"]; res = {}
     for f in a["files"]:
         try:
-            apply_one(d, f, a["owner"])
+            check_one(d, f, a["owner"])
             res[f["name"]] = {"ok": True, "error": None}
         except (OSError, ValueError) as e:
             msg = "%s: %s" % (e.strerror, e.filename) if isinstance(e, OSError) else str(e)
             res[f["name"]] = {"ok": False, "error": msg}
+    failed = [n for n, r in res.items() if not r["ok"]]
+    for f in a["files"]:
+        tmp = os.path.join(d, f["tmp"])
+        if failed:
+            if res[f["name"]]["ok"]:
+                res[f["name"]] = {"ok": False, "error": None, "skipped": True}
             try:
-                os.unlink(os.path.join(d, f["tmp"]))
+                os.unlink(tmp)
             except OSError:
                 pass
+        else:
+            os.rename(tmp, os.path.join(d, f["name"]))
     fd = os.open(d, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -553,7 +566,8 @@ def _push_one(ex, node, local, res: HostResult, force: bool, dry_run: bool) -> N
             ex.put(local[name].data, posixpath.join(node.swift_dir, tmp))
             uploaded.append(tmp)
             files.append({"name": name, "tmp": tmp, "md5": local[name].md5,
-                          "version": local[name].version, "force": force})
+                          "size": local[name].size, "version": local[name].version,
+                          "force": force})
     except Exception as e:  # noqa: BLE001
         _remove_quietly(ex, node, [*uploaded, f".{plan.uploads[len(uploaded)]}{TMP_MARK}"
                                               f"{token}.tmp"])
@@ -567,10 +581,10 @@ def _push_one(ex, node, local, res: HostResult, force: bool, dry_run: bool) -> N
         o = outcome.get(f["name"], {"ok": False, "error": "no answer"})
         if o["ok"]:
             res.updated.append(f["name"])
-        else:
+        elif o.get("error"):
             errors.append(f"{f['name']}: {o['error']}")
     if errors:
-        res.error = "; ".join(errors)
+        res.error = "; ".join(errors) + "; no ring on the node was changed"
     res.ok = not errors and not plan.refused
 
 

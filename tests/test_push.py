@@ -1,0 +1,318 @@
+"""push and verify against real sshd hosts on loopback addresses (sim/hosts.py).
+
+Every node is a real OpenSSH server with its own swift_dir; the rings are made by
+swift's RingBuilder.  Failure cases use the real thing: a refused connection, a
+read-only bind mount, a full tmpfs, a wrong known_hosts, a push killed by SIGKILL.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from click.testing import CliRunner
+from swift.common.ring import RingBuilder, RingData
+
+from ringmgr.cli.main import cli
+
+RINGS = ("account", "container", "object")
+
+
+def md5(path):
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+def tree(d):
+    """name -> md5 of every file in a directory (hidden temp files included)."""
+    return {p: md5(os.path.join(d, p)) for p in sorted(os.listdir(d))
+            if os.path.isfile(os.path.join(d, p))}
+
+
+def make_rings(d, names=RINGS, pp=6, changes=0, devices=6):
+    """Real rings; each ``changes`` is one more weight change + rebalance (version up)."""
+    os.makedirs(d, exist_ok=True)
+    out = {}
+    for n in names:
+        b = RingBuilder(pp, 3, 0)
+        for i in range(devices):
+            b.add_dev({"region": 1, "zone": i % 3, "ip": f"10.9.0.{i + 1}", "port": 6200,
+                       "device": "sdb", "weight": 100.0})
+        b.rebalance(seed=1)
+        for _ in range(changes):
+            b.set_dev_weight(0, b.devs[0]["weight"] + 10)
+            b.rebalance(seed=1)
+        path = os.path.join(d, f"{n}.ring.gz")
+        b.get_ring().save(path)
+        out[n] = path
+    return out
+
+
+class Env:
+    def __init__(self, hosts, tmp_path, **cfg):
+        self.hosts = hosts
+        self.admin = tmp_path / "admin"
+        self.rings = make_rings(self.admin, changes=1)
+        self.config = hosts.write_config(tmp_path / "ringmgr.toml", self.admin, **cfg)
+
+    def run(self, *args):
+        return CliRunner().invoke(cli, ["--config", str(self.config), *args])
+
+    def sub(self, *args, **kw):
+        return subprocess.run(["ringmgr", "--config", str(self.config), *args],
+                              capture_output=True, text=True, **kw)
+
+    def admin_md5(self):
+        return {f"{n}.ring.gz": md5(p) for n, p in self.rings.items()}
+
+    def node(self, name):
+        return self.hosts.host(name).swift_dir
+
+    def seed_old_rings(self, *names):
+        """Give nodes an older version of every ring (as after the previous push)."""
+        for name in names:
+            make_rings(self.node(name), changes=0)
+
+
+@pytest.fixture
+def env(sshd_hosts, tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    return Env(sshd_hosts, tmp_path)
+
+
+def test_push_updates_every_node_byte_identical_then_skips(env):
+    env.seed_old_rings("h01")
+    r = env.run("push")
+    assert r.exit_code == 0, r.output
+    want = env.admin_md5()
+    for h in env.hosts.hosts:
+        assert tree(h.swift_dir) == want
+        for f in want:
+            st = os.stat(h.swift_dir / f)
+            assert oct(st.st_mode & 0o777) == "0o644" and st.st_uid == 0
+    # RingData reads what landed (a real, loadable ring)
+    assert RingData.load(str(env.node("h02") / "object.ring.gz")).version == \
+        RingData.load(env.rings["object"]).version
+    r = env.run("--json", "push")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["written"] is False
+    assert all(h["updated"] == [] and len(h["unchanged"]) == 3 for h in rep["hosts"])
+    # one ring changes: only that one travels
+    make_rings(env.admin, names=("object",), changes=2)
+    rep = json.loads(env.run("--json", "push").stdout)
+    assert [h["updated"] for h in rep["hosts"]] == [["object.ring.gz"]] * 3
+    assert tree(env.node("h03")) == env.admin_md5()
+
+
+def test_push_keeps_owner_and_mode_of_the_replaced_ring(env):
+    env.seed_old_rings("h01")
+    target = env.node("h01") / "object.ring.gz"
+    os.chown(target, 65534, 65534)
+    os.chmod(target, 0o640)
+    assert env.run("push", "h01").exit_code == 0
+    st = os.stat(target)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o640)
+    assert md5(target) == env.admin_md5()["object.ring.gz"]
+
+
+def test_down_node_fails_alone_and_names_the_retry(sshd_hosts, tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    env = Env(sshd_hosts, tmp_path, extra_nodes={"s09": sshd_hosts.unused_address()})
+    p = env.sub("push")
+    assert p.returncode == 2, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("ringmgr: error: push failed on 1 of 4 node(s): s09")
+    assert "ringmgr push s09" in last and "Traceback" not in p.stderr
+    assert "connection refused" in p.stdout
+    for h in env.hosts.hosts:
+        assert tree(h.swift_dir) == env.admin_md5()
+
+
+def test_dry_run_changes_nothing(env):
+    env.seed_old_rings("h01")
+    before = {h.name: tree(h.swift_dir) for h in env.hosts.hosts}
+    r = env.run("push", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "would update" in r.output and "account,container,object" in r.output
+    assert {h.name: tree(h.swift_dir) for h in env.hosts.hosts} == before
+
+
+def test_unknown_node_is_bad_input(env):
+    before = tree(env.node("h01"))
+    p = env.sub("push", "nosuch")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert "unknown node nosuch" in p.stderr and "Traceback" not in p.stderr
+    assert tree(env.node("h01")) == before
+
+
+def test_read_only_swift_dir_fails_that_node_only(env):
+    env.seed_old_rings("h02")
+    d = str(env.node("h02"))
+    old = tree(d)
+    subprocess.run(["mount", "--bind", d, d], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
+        r = env.run("push")
+        assert r.exit_code == 2
+        assert "not writable" in r.output and "h02" in r.output
+        assert tree(d) == old
+    finally:
+        subprocess.run(["umount", d], check=True)
+    assert tree(env.node("h01")) == env.admin_md5()
+
+
+def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):
+    """A tmpfs with room for two of the three temp files: the plan's free-space check
+    passes (sizes fit), the third upload hits ENOSPC for real, the uploaded temp files
+    are removed and the old rings stay."""
+    d = str(env.node("h03"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
+    try:
+        make_rings(d, changes=0)
+        old = tree(d)
+        st = os.statvfs(d)
+        pages_free = st.f_bavail
+        filler = os.path.join(d, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"x" * (pages_free - 2) * st.f_frsize)
+        old["filler"] = md5(filler)
+        r = env.run("push")
+        assert r.exit_code == 2, r.output
+        assert "h03" in r.output and "upload of" in r.output
+        assert tree(d) == old                      # no temp file, old rings intact
+        # and when nothing fits at all, the plan refuses before uploading
+        with open(filler, "ab") as f:
+            f.write(b"x" * 2 * st.f_frsize)
+        r = env.run("push", "h03")
+        assert r.exit_code == 2 and "not enough space" in r.output
+    finally:
+        subprocess.run(["umount", d], check=True)
+    assert tree(env.node("h01")) == env.admin_md5()
+
+
+def test_unknown_and_changed_host_keys(env):
+    env.hosts.write_known_hosts(omit={"h02"}, wrong={"h03"})
+    r = env.run("push")
+    assert r.exit_code == 2
+    assert "is not in" in r.output and "--accept-new-host-keys" in r.output
+    assert "HOST KEY CHANGED" in r.output
+    assert os.listdir(env.node("h02")) == [] and os.listdir(env.node("h03")) == []
+    assert tree(env.node("h01")) == env.admin_md5()
+    r = env.run("push", "--accept-new-host-keys")
+    assert r.exit_code == 2                        # a changed key is never accepted
+    assert tree(env.node("h02")) == env.admin_md5()
+    assert os.listdir(env.node("h03")) == []
+    assert f"[{env.hosts.host('h02').address}]:" in env.hosts.known_hosts.read_text()
+    assert env.run("push", "h01", "h02").exit_code == 0
+
+
+def test_newer_ring_on_a_node_is_refused_unless_forced(env):
+    make_rings(env.node("h01"), names=("object",), changes=3)
+    newer = md5(env.node("h01") / "object.ring.gz")
+    r = env.run("push")
+    assert r.exit_code == 2
+    assert "newer ring" in r.output and "--force" in r.output and "ringmgr push h01" in r.output
+    assert md5(env.node("h01") / "object.ring.gz") == newer
+    assert md5(env.node("h01") / "account.ring.gz") == env.admin_md5()["account.ring.gz"]
+    assert tree(env.node("h02")) == env.admin_md5()
+    assert env.run("push", "--force", "h01").exit_code == 0
+    assert tree(env.node("h01")) == env.admin_md5()
+
+
+def test_corrupt_ring_on_a_node_is_replaced(env):
+    assert env.run("push").exit_code == 0
+    target = env.node("h02") / "container.ring.gz"
+    target.write_bytes(target.read_bytes()[:100])
+    r = env.run("verify")
+    assert r.exit_code == 1 and "corrupt" in r.output
+    r = env.run("--json", "push")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert [h["updated"] for h in rep["hosts"] if h["node"] == "h02"] == [["container.ring.gz"]]
+    assert tree(env.node("h02")) == env.admin_md5()
+
+
+def test_verify_consistent_stale_missing_corrupt_extra(env):
+    assert env.run("push").exit_code == 0
+    r = env.run("verify")
+    assert r.exit_code == 0, r.output
+    make_rings(env.node("h01"), names=("object",), changes=0)        # older: stale
+    os.unlink(env.node("h02") / "account.ring.gz")                   # missing
+    (env.node("h03") / "object.ring.gz").write_bytes(b"\x1f\x8b garbage")   # corrupt
+    make_rings(env.node("h03"), names=("object-1",))                 # extra
+    r = env.run("--json", "verify")
+    assert r.exit_code == 1
+    rep = json.loads(r.stdout)
+    states = {h["node"]: {k: v for k, v in h["verify"].items() if v != "ok"}
+              for h in rep["hosts"]}
+    assert states == {"h01": {"object.ring.gz": "stale"},
+                      "h02": {"account.ring.gz": "missing"},
+                      "h03": {"object.ring.gz": "corrupt", "object-1.ring.gz": "extra"}}
+    assert "ringmgr push h01 h02 h03" in r.stderr
+
+
+def test_pending_ring_change_refuses_the_push(env):
+    from ringmgr.rings.store import RingStore
+
+    RingStore(env.admin).txn_dir.mkdir(parents=True)   # what an interrupted change leaves
+    p = env.sub("push")
+    assert p.returncode == 2 and "pending" in p.stderr and "ringmgr resume" in p.stderr
+    assert all(os.listdir(h.swift_dir) == [] for h in env.hosts.hosts)
+
+
+@pytest.mark.slow
+def test_push_killed_midway_leaves_each_node_old_or_new(sshd_hosts_factory, tmp_path,
+                                                        monkeypatch):
+    """SIGKILL the push as soon as the first node shows a change (a temp file or a new
+    ring), at three depths; every node must hold, per ring, the old or the new file."""
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    hosts = sshd_hosts_factory(6)
+    old_dir, admin = tmp_path / "old", tmp_path / "admin"
+    old = {f"{n}.ring.gz": md5(p) for n, p in make_rings(old_dir, pp=14, devices=12).items()}
+    new = {f"{n}.ring.gz": md5(p)
+           for n, p in make_rings(admin, pp=14, devices=12, changes=1).items()}
+    cfg = hosts.write_config(tmp_path / "ringmgr.toml", admin, parallel=2)
+    killed_mid = 0
+    for changes_seen in (1, 3, 6):
+        for h in hosts.hosts:
+            for f in os.listdir(h.swift_dir):
+                os.unlink(h.swift_dir / f)
+            for f in old:
+                shutil.copy(old_dir / f, h.swift_dir / f)     # every node has the old rings
+        proc = subprocess.Popen(["ringmgr", "--config", str(cfg), "push"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen = sum(1 for h in hosts.hosts for f in os.listdir(h.swift_dir)
+                       if f.startswith(".") or (f in new and md5(h.swift_dir / f) == new[f]))
+            if seen >= changes_seen:
+                break
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        states = set()
+        for h in hosts.hosts:
+            files = os.listdir(h.swift_dir)
+            for f in files:
+                if f.endswith(".ring.gz"):
+                    assert md5(h.swift_dir / f) in (old[f], new[f]), (h.name, f)
+                    states.add("new" if md5(h.swift_dir / f) == new[f] else "old")
+                else:
+                    assert ".ringmgr-" in f and f.startswith("."), f
+                    states.add("tmp")
+            assert {f for f in files if f.endswith(".ring.gz")} == set(old)
+        if proc.returncode == -signal.SIGKILL and len(states) > 1:
+            killed_mid += 1
+        # verify removes what the killed push left, then a push completes
+        r = subprocess.run(["ringmgr", "--config", str(cfg), "verify"], capture_output=True,
+                           text=True)
+        assert r.returncode in (0, 1), r.stderr
+        assert all(not f.startswith(".") for h in hosts.hosts for f in os.listdir(h.swift_dir))
+    assert killed_mid >= 1, "no kill landed mid-push; the test proved nothing"
+    r = subprocess.run(["ringmgr", "--config", str(cfg), "push"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert all(tree(h.swift_dir) == new for h in hosts.hosts)
