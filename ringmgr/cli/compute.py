@@ -191,12 +191,15 @@ def compute():
                    "restart it)")
 @click.option("--held-dir", default="/root/tmp", show_default=True,
               help="where --move-init-files puts them")
+@click.option("--init-file", "init_files", multiple=True, metavar="PATH",
+              help="an init file to move aside (repeatable; default: "
+                   "/etc/init/nova-compute.conf and /etc/init.d/nova-compute)")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds per instance")
 @click.option("--address", metavar="ADDR", help="SSH address of HOST (default: HOST)")
 @run_options
 @pass_app
-def evacuate(app, host, target, block_migrate, move_init_files, held_dir, timeout, address,
-             dry_run, yes, resume):
+def evacuate(app, host, target, block_migrate, move_init_files, held_dir, init_files, timeout,
+             address, dry_run, yes, resume):
     """Planned maintenance: disable HOST, live-migrate its instances to TARGET one at a
     time, then stop nova-compute on HOST (guide: "Compute Node Failures and Maintenance")."""
     from ringmgr.ops.runbooks import compute as rb
@@ -213,6 +216,7 @@ def evacuate(app, host, target, block_migrate, move_init_files, held_dir, timeou
             journal.params["instances"] = instances
         return rb.evacuate_steps(ctx, host, target, instances, block_migrate=block_migrate,
                                  move_init_files=move_init_files, held_dir=held_dir,
+                                 init_files=tuple(init_files) or rb.GUIDE_INIT_FILES,
                                  record=rb.record_path("evacuate", host))
 
     try:
