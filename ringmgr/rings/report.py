@@ -296,7 +296,9 @@ def render_text(reports: dict[str, dict], *, top: int = 10) -> str:
     for ring, r in reports.items():
         lines.append(f"{ring}: {r['parts_moved']} replica moves "
                      f"({r['parts_moved_pct']:.2f}% of {r.get('assignments', '?')} "
-                     f"assignments), data to copy: ~{_fmt_bytes(r.get('bytes_moved'))}")
+                     f"assignments), data to copy: " + (
+                         f"~{_fmt_bytes(r['bytes_moved'])}" if r.get("bytes_moved") is not None
+                         else "unknown (no used bytes given)"))
         lines.append(f"  balance {_fmt_pct(r.get('balance_before'))} -> "
                      f"{_fmt_pct(r.get('balance_after'))}, dispersion after "
                      f"{_fmt_pct(r.get('dispersion_after'))}")
