@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,8 +27,11 @@ from pathlib import Path
 
 try:
     from . import lab_configs as cfg
+    from .lab_procs import (LabError, Records, starttime, spawn, stop_procs,
+                            wait_listening)
 except ImportError:  # run as a script from sim/
     import lab_configs as cfg
+    from lab_procs import LabError, Records, starttime, spawn, stop_procs, wait_listening
 
 HERE = Path(__file__).resolve().parent
 SWIFTRUN = HERE / "lab_swiftrun.py"
@@ -39,111 +40,8 @@ DEFAULT_STATE = "/tmp/ringmgr-lab"
 FIRST_NET = 5
 
 
-class LabError(Exception):
-    """A one-line reason ``lab`` failed; the CLI prints it and exits 2."""
-
-
 def say(msg: str) -> None:
     print(f"lab: {msg}", file=sys.stderr, flush=True)
-
-
-# --- the state directory's records ----------------------------------------------------
-
-class Records:
-    """procs.json / disks.json in the state dir, rewritten atomically after each change."""
-
-    def __init__(self, state: str):
-        self.state = Path(state)
-
-    def _load(self, name: str) -> list:
-        try:
-            return json.loads((self.state / name).read_text())
-        except FileNotFoundError:
-            return []
-
-    def _save(self, name: str, items: list) -> None:
-        tmp = self.state / f".{name}.tmp"
-        tmp.write_text(json.dumps(items, indent=1))
-        os.replace(tmp, self.state / name)
-
-    def procs(self) -> list[dict]:
-        return self._load("procs.json")
-
-    def add_proc(self, rec: dict) -> None:
-        self._save("procs.json", self.procs() + [rec])
-
-    def set_procs(self, procs: list[dict]) -> None:
-        self._save("procs.json", procs)
-
-    def disks(self) -> list[dict]:
-        return self._load("disks.json")
-
-    def set_disks(self, disks: list[dict]) -> None:
-        self._save("disks.json", disks)
-
-
-def _starttime(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks); None if gone or a zombie.
-
-    Recorded with the pid so that a recycled pid is never mistaken for ours.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
-
-
-def _alive(rec: dict) -> bool:
-    return _starttime(rec["pid"]) == rec["starttime"]
-
-
-def spawn(records: Records, name: str, argv: list[str], log: str, **kw) -> subprocess.Popen:
-    """Start ``argv`` in its own session (so its group is ours to signal) and record it."""
-    with open(log, "ab") as logf:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                stderr=subprocess.STDOUT, start_new_session=True, **kw)
-    start = None
-    for _ in range(50):
-        start = _starttime(proc.pid)
-        if start:
-            break
-        time.sleep(0.01)
-    records.add_proc({"name": name, "pid": proc.pid, "starttime": start, "argv": argv,
-                      "log": log})
-    proc.lab_log = log
-    return proc
-
-
-def stop_procs(records: Records, timeout: float = 10.0) -> list[str]:
-    """SIGTERM each recorded process group, then SIGKILL what is left; names left alive."""
-    procs = [p for p in records.procs() if p.get("starttime") and _alive(p)]
-    for p in procs:
-        _signal_group(p, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in procs):
-        time.sleep(0.1)
-    for p in procs:
-        if _alive(p):
-            _signal_group(p, signal.SIGKILL)
-    time.sleep(0.2)
-    left = [p["name"] for p in procs if _alive(p)]
-    records.set_procs([p for p in records.procs() if p.get("starttime") and _alive(p)])
-    return left
-
-
-def _signal_group(rec: dict, sig: int) -> None:
-    pid = rec["pid"]
-    try:
-        if os.getpgid(pid) == pid:  # started with start_new_session: the group is ours
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 # --- the network claim ----------------------------------------------------------------
@@ -213,56 +111,68 @@ def _run(argv: list[str], **kw) -> str:
     return r.stdout
 
 
-def make_disks(lab: cfg.Lab, records: Records) -> None:
+def make_disks(lab: cfg.Lab, node: cfg.LabNode, records: Records) -> None:
     """Plain directories, or (``--xfs``) a sparse 300 MB XFS loop disk per device."""
-    for node in lab.nodes:
-        for dev in node.devices:
-            Path(node.mount_root, dev).mkdir(parents=True, exist_ok=True)
+    for dev in node.devices:
+        Path(node.mount_root, dev).mkdir(parents=True, exist_ok=True)
     if not lab.xfs:
         return
     img_dir = Path(lab.state, "disks")
     img_dir.mkdir(exist_ok=True)
-    for node in lab.nodes:
-        for dev in node.devices:
-            img = img_dir / f"{node.name}-{dev}.img"
-            with open(img, "wb") as f:
-                f.truncate(300 * 1024 * 1024)
-            _run(["mkfs.xfs", "-q", "-f", "-L", cfg.xfs_label(lab, node, dev), str(img)])
-            loop = _run(["losetup", "--find", "--show", str(img)]).strip()
-            mnt = f"{node.mount_root}/{dev}"
-            records.set_disks(records.disks() + [{"image": str(img), "loop": loop, "mount": mnt}])
-            lab.block_devices.setdefault(node.name, {})[dev] = loop
-            _run(["mount", "-t", "xfs", "-o", "noatime", loop, mnt])
+    for dev in node.devices:
+        img = img_dir / f"{node.name}-{dev}.img"
+        with open(img, "wb") as f:
+            f.truncate(300 * 1024 * 1024)
+        _run(["mkfs.xfs", "-q", "-f", "-L", cfg.xfs_label(lab, node, dev), str(img)])
+        loop = _run(["losetup", "--find", "--show", str(img)]).strip()
+        mnt = f"{node.mount_root}/{dev}"
+        records.set_disks(records.disks() + [{"image": str(img), "loop": loop, "mount": mnt}])
+        lab.block_devices.setdefault(node.name, {})[dev] = loop
+        _run(["mount", "-t", "xfs", "-o", "noatime", loop, mnt])
 
 
-def remove_disks(records: Records) -> list[str]:
-    """Unmount and detach only what this lab recorded (loops found by their image file)."""
+def remove_disks(state: str) -> list[str]:
+    """Unmount everything mounted under the state dir, deepest first, then detach every
+    loop device whose backing file is in it: what ``up`` made, plus whatever a rehearsed
+    runbook (a disk replacement, say) added there.  Nothing outside the state dir."""
     problems = []
-    disks = records.disks()
-    mounts = _mounts()
-    for d in disks:
-        mnt = d["mount"]
-        # A ringmgr command may have unmounted or remounted it: unmount whatever is there.
-        while mnt in mounts:
+    prefix = state.rstrip("/") + "/"
+    for _ in range(10):
+        mounts = sorted((m for m in _mounts() if m.startswith(prefix)), key=len, reverse=True)
+        if not mounts:
+            break
+        for mnt in mounts:
             r = subprocess.run(["umount", mnt], capture_output=True, text=True)
             if r.returncode != 0:
                 r = subprocess.run(["umount", "-l", mnt], capture_output=True, text=True)
                 if r.returncode != 0:
                     problems.append(f"umount {mnt}: {r.stderr.strip()}")
-                    break
-            mounts = _mounts()
-    for d in disks:
-        if not os.path.exists(d["image"]):
-            continue
-        out = subprocess.run(["losetup", "-j", d["image"], "-O", "NAME", "-n"],
-                             capture_output=True, text=True).stdout.split()
-        for loop in out:
+        if problems:
+            return problems
+    for loop, back in _loops():
+        if back.startswith(prefix):
             r = subprocess.run(["losetup", "-d", loop], capture_output=True, text=True)
             if r.returncode != 0:
                 problems.append(f"losetup -d {loop}: {r.stderr.strip()}")
-    if not problems:
-        records.set_disks([])
     return problems
+
+
+def _loops() -> list[tuple[str, str]]:
+    """(loop device, backing file) pairs from ``losetup -l -n -O NAME,BACK-FILE``.
+
+    Sample::
+
+        /dev/loop0 /tmp/ringmgr-lab/disks/s01-sdb.img
+        /dev/loop3 /tmp/old.img (deleted)
+    """
+    out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True,
+                         text=True).stdout
+    pairs = []
+    for line in out.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            pairs.append((parts[0], parts[1].strip().removesuffix(" (deleted)")))
+    return pairs
 
 
 def _mounts() -> list[str]:
@@ -286,13 +196,17 @@ def write_files(lab: cfg.Lab) -> None:
     Path(lab.proxy_dir, "swift.conf").write_text(swift_conf)
     Path(lab.proxy_dir, "proxy-server.conf").write_text(cfg.proxy_conf(lab))
     for node in lab.nodes:
-        for d in (node.swift_dir, node.mount_root, node.cache_dir, f"{node.root}/run"):
-            Path(d).mkdir(parents=True, exist_ok=True)
-        Path(node.swift_dir, "swift.conf").write_text(swift_conf)
-        for server in cfg.SERVERS:
-            Path(node.conf(server)).write_text(cfg.server_conf(lab, node, server))
-        Path(node.swift_dir, "rsyncd.conf").write_text(cfg.rsyncd_conf(lab, node))
-        Path(node.fstab).write_text(cfg.fstab(lab, node))
+        write_node_files(lab, node)
+
+
+def write_node_files(lab: cfg.Lab, node: cfg.LabNode) -> None:
+    for d in (node.swift_dir, node.mount_root, node.cache_dir, f"{node.root}/run"):
+        Path(d).mkdir(parents=True, exist_ok=True)
+    Path(node.swift_dir, "swift.conf").write_text(cfg.swift_conf(lab))
+    for server in cfg.SERVERS:
+        Path(node.conf(server)).write_text(cfg.server_conf(lab, node, server))
+    Path(node.swift_dir, "rsyncd.conf").write_text(cfg.rsyncd_conf(lab, node))
+    Path(node.fstab).write_text(cfg.fstab(lab, node))
 
 
 def install_rings(lab: cfg.Lab) -> None:
@@ -316,15 +230,7 @@ def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.
                               str(cfg.MEMCACHED_PORT), "-U", "0", "-m", "32"], f"{logs}/{name}.log")
     waits.append((name, p, lab.proxy_ip, cfg.MEMCACHED_PORT))
     for node in lab.nodes:
-        name = f"{node.name}-rsyncd"
-        p = spawn(records, name, ["rsync", "--daemon", "--no-detach",
-                                  f"--config={node.swift_dir}/rsyncd.conf"], f"{logs}/{name}.log")
-        waits.append((name, p, node.ip, cfg.RSYNC_PORT))
-        for server in cfg.SERVERS:
-            name = f"{node.name}-{server}-server"
-            p = spawn(records, name, swift_argv(node.swift_dir, f"swift-{server}-server",
-                                                node.conf(server), "-v"), f"{logs}/{name}.log")
-            waits.append((name, p, node.ip, cfg.PORTS[server]))
+        waits += start_node_daemons(lab, node, records)
     name = "proxy-server"
     p = spawn(records, name, swift_argv(lab.proxy_dir, "swift-proxy-server",
                                         f"{lab.proxy_dir}/proxy-server.conf", "-v"),
@@ -333,68 +239,23 @@ def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.
     return waits
 
 
-def _listen_inodes(ip: str, port: int) -> set[str]:
-    """Socket inodes listening on ip:port, from /proc/net/tcp.
-
-    Sample line (127.0.0.1:16200, state 0A = LISTEN, inode 123456)::
-
-        0: 0100007F:3F48 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 123456 1 ...
-    """
-    want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        f = line.split()
-        if f[1] == want and f[3] == "0A":
-            inodes.add(f[9])
-    return inodes
+def node_daemon_names(node: cfg.LabNode) -> set[str]:
+    return {f"{node.name}-rsyncd"} | {f"{node.name}-{s}-server" for s in cfg.SERVERS}
 
 
-def _owns_listener(pid: int, ip: str, port: int) -> bool:
-    """Does process ``pid`` itself hold the socket listening on ip:port?
-
-    A connect() alone is fooled by somebody else already listening there.
-    """
-    inodes = _listen_inodes(ip, port)
-    if not inodes:
-        return False
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except FileNotFoundError:
-        return False
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            return True
-    return False
-
-
-def wait_listening(waits, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    pending = list(waits)
-    while pending:
-        for item in list(pending):
-            name, proc, ip, port = item
-            if proc.poll() is not None:
-                raise LabError(f"{name} exited with {proc.returncode} before listening on "
-                               f"{ip}:{port}: {_last_line(proc)}")
-            if _owns_listener(proc.pid, ip, port):
-                pending.remove(item)
-        if pending and time.monotonic() > deadline:
-            raise LabError("not listening after %.0f s: %s" % (timeout, ", ".join(
-                f"{n} ({ip}:{port})" for n, _, ip, port in pending)))
-        time.sleep(0.1)
-
-
-def _last_line(proc) -> str:
-    """The last line of a process's log (the log itself goes with the state dir)."""
-    try:
-        lines = Path(proc.lab_log).read_text(errors="replace").strip().splitlines()
-    except (AttributeError, OSError):
-        return "no log"
-    return lines[-1].strip() if lines else "empty log"
+def start_node_daemons(lab: cfg.Lab, node: cfg.LabNode, records: Records):
+    """One node's rsync daemon and account/container/object servers."""
+    logs = lab.log_dir
+    name = f"{node.name}-rsyncd"
+    p = spawn(records, name, ["rsync", "--daemon", "--no-detach",
+                              f"--config={node.swift_dir}/rsyncd.conf"], f"{logs}/{name}.log")
+    waits = [(name, p, node.ip, cfg.RSYNC_PORT)]
+    for server in cfg.SERVERS:
+        name = f"{node.name}-{server}-server"
+        p = spawn(records, name, swift_argv(node.swift_dir, f"swift-{server}-server",
+                                            node.conf(server), "-v"), f"{logs}/{name}.log")
+        waits.append((name, p, node.ip, cfg.PORTS[server]))
+    return waits
 
 
 def auth(lab: cfg.Lab) -> tuple[str, str]:
@@ -439,21 +300,23 @@ def start_sshd(lab: cfg.Lab, records: Records) -> dict | None:
     except ImportError:
         say("sim/hosts.py is not there: no sshd, ringmgr push/verify cannot reach the lab")
         return None
-    names = ["proxy"] + [n.name for n in lab.nodes]
+    names = ["proxy"] + [n.name for n in lab.nodes] + [
+        f"s{i:02d}" for i in range(len(lab.nodes) + 1, len(lab.nodes) + 1 + lab.spare)]
     hosts = SSHHosts(len(names), workdir=f"{lab.state}/ssh", names=names,
                      first=cfg.PROXY_HOST_OCTET, base=f"127.0.{lab.net}.")
     try:
         hosts.start()
     finally:
         for pid in hosts.pids:
-            records.add_proc({"name": "sshd", "pid": pid, "starttime": _starttime(pid),
+            records.add_proc({"name": "sshd", "pid": pid, "starttime": starttime(pid),
                               "argv": ["sshd"], "log": f"{lab.state}/ssh"})
-    return {"port": hosts.port, "identity_file": hosts.identity_file,
-            "known_hosts": hosts.known_hosts}
+    return {"port": hosts.port, "identity_file": str(hosts.identity_file),
+            "known_hosts": str(hosts.known_hosts), "hosts": [h.address for h in hosts.hosts]}
 
 
 def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int,
-       xfs: bool, net: int | None, ssh: bool, timeout: float = 60.0) -> cfg.Lab:
+       xfs: bool, net: int | None, ssh: bool, spare: int = 2, min_part_hours: int = 0,
+       timeout: float = 60.0) -> cfg.Lab:
     state = os.path.abspath(state)
     if Path(state, "lab.json").exists():
         raise LabError(f"a lab already lives in {state}: `sim/lab down --state {state}` first")
@@ -462,26 +325,34 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
     if os.geteuid() != 0:
         raise LabError("the lab runs its servers as root and needs root")
     cfg.plan_lab(state, net or FIRST_NET, nodes=nodes, disks=disks, zones=zones,
-                 part_power=part_power, xfs=xfs)  # bad arguments fail before anything exists
+                 part_power=part_power, min_part_hours=min_part_hours,
+                 xfs=xfs)  # bad arguments fail before anything exists
     Path(state).mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     records = Records(state)
-    net_ = claim_net(state, net)
+    try:
+        net_ = claim_net(state, net)
+    except BaseException:
+        shutil.rmtree(state, ignore_errors=True)
+        raise
     lab = cfg.plan_lab(state, net_, nodes=nodes, disks=disks, zones=zones,
-                       part_power=part_power, xfs=xfs)
+                       part_power=part_power, min_part_hours=min_part_hours, xfs=xfs)
+    lab.spare = spare
     try:
         records.set_procs([])
-        Path(state, "lab.json").write_text(lab.to_json())
+        save_lab(lab)
         write_files(lab)
-        make_disks(lab, records)
-        Path(state, "lab.json").write_text(lab.to_json())
+        for node in lab.nodes:
+            make_disks(lab, node, records)
+        save_lab(lab)
         cfg.build_rings(lab)
         install_rings(lab)
         say(f"{len(lab.nodes)} nodes on 127.0.{lab.net}.2-{len(lab.nodes) + 1}, proxy "
             f"{lab.proxy_url}, rings at part power {lab.part_power}")
         waits = start_daemons(lab, records)
-        ssh_conf = start_sshd(lab, records) if ssh else None
-        Path(lab.config_path).write_text(cfg.ringmgr_toml(lab, ssh_conf))
+        lab.ssh = start_sshd(lab, records) if ssh else None
+        save_lab(lab)
+        Path(lab.config_path).write_text(cfg.ringmgr_toml(lab))
         _check_config(lab)
         wait_listening(waits, timeout)
         wait_proxy(lab, max(5.0, timeout - (time.monotonic() - t0)))
@@ -512,6 +383,12 @@ def _check_config(lab: cfg.Lab) -> None:
 
 
 # --- replicate / down -----------------------------------------------------------------
+
+def save_lab(lab: cfg.Lab) -> None:
+    tmp = Path(lab.state, ".lab.json.tmp")
+    tmp.write_text(lab.to_json())
+    os.replace(tmp, Path(lab.state, "lab.json"))
+
 
 def load_lab(state: str) -> cfg.Lab:
     try:
@@ -548,6 +425,61 @@ def replicate(state: str, timeout: float = 120.0) -> None:
     say(f"replicated: {len(procs)} replicators ran once")
 
 
+def add_node(state: str, *, disks: int | None = None, zone: int | None = None,
+             timeout: float = 60.0) -> cfg.LabNode:
+    """A new storage node with running servers, in ringmgr.toml but in no ring yet.
+
+    Putting it into the rings is what is being rehearsed (``ringmgr add-node``); its
+    swift_dir gets the admin's current rings, as a new node would from a push.
+    """
+    lab = load_lab(os.path.abspath(state))
+    node = cfg.new_node(lab, disks=disks, zone=zone)
+    records = Records(lab.state)
+    write_node_files(lab, node)
+    make_disks(lab, node, records)
+    lab.nodes.append(node)
+    save_lab(lab)
+    for ring in sorted(Path(lab.builder_dir).glob("*.ring.gz")):
+        shutil.copy2(ring, Path(node.swift_dir, ring.name))
+    wait_listening(start_node_daemons(lab, node, records), timeout)
+    Path(lab.config_path).write_text(cfg.ringmgr_toml(lab))
+    if lab.ssh and node.ip not in lab.ssh.get("hosts", []):
+        say(f"no sshd serves {node.ip} (up --spare N reserves more): ringmgr cannot push to it")
+    say(f"{node.name} ({node.ip}, zone {node.zone}, {', '.join(node.devices)}) is up and in "
+        f"{lab.config_path}; it is in no ring yet")
+    return node
+
+
+def _node(lab: cfg.Lab, name: str) -> cfg.LabNode:
+    for node in lab.nodes:
+        if node.name == name:
+            return node
+    raise LabError(f"no node {name!r} in the lab (nodes: "
+                   f"{', '.join(n.name for n in lab.nodes)})")
+
+
+def stop_node(state: str, name: str) -> None:
+    """Stop one node's servers and rsync daemon (a failed node; its disks stay)."""
+    lab = load_lab(os.path.abspath(state))
+    node = _node(lab, name)
+    left = stop_procs(Records(lab.state), names=node_daemon_names(node))
+    if left:
+        raise LabError("still running: " + ", ".join(left))
+    say(f"{name} stopped")
+
+
+def start_node(state: str, name: str, timeout: float = 60.0) -> None:
+    """Start a stopped node's daemons again (those still running are restarted)."""
+    lab = load_lab(os.path.abspath(state))
+    node = _node(lab, name)
+    records = Records(lab.state)
+    left = stop_procs(records, names=node_daemon_names(node))
+    if left:
+        raise LabError("still running: " + ", ".join(left))
+    wait_listening(start_node_daemons(lab, node, records), timeout)
+    say(f"{name} started")
+
+
 def down(state: str) -> None:
     state = os.path.abspath(state)
     lab_json = Path(state, "lab.json")
@@ -556,7 +488,7 @@ def down(state: str) -> None:
         return
     records = Records(state)
     left = stop_procs(records)
-    problems = remove_disks(records)
+    problems = remove_disks(state)
     if left:
         problems.append("still running: " + ", ".join(left))
     if problems:
@@ -582,14 +514,24 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--disks", type=int, default=2, help="devices per node")
     p_up.add_argument("--zones", type=int, default=None, help="default: one per node")
     p_up.add_argument("--part-power", type=int, default=8)
+    p_up.add_argument("--min-part-hours", type=int, default=0,
+                      help="of every ring (default 0: a rehearsal need not wait an hour)")
     p_up.add_argument("--xfs", action="store_true", help="real XFS loop disks (300 MB sparse)")
     p_up.add_argument("--net", type=int, default=None,
                       help="use 127.0.NET.0/24 (default: the first free from 127.0.5)")
     p_up.add_argument("--no-ssh", action="store_true", help="start no sshd test hosts")
+    p_up.add_argument("--spare", type=int, default=2,
+                      help="sshd also serves this many addresses for later add-node (default 2)")
     p_up.add_argument("--timeout", type=float, default=60.0)
     for name, help_ in [("replicate", "run every replicator once on every node"),
                         ("down", "stop and remove everything the lab started")]:
         sub.add_parser(name, help=help_)
+    p_add = sub.add_parser("add-node", help="start one more storage node (in no ring yet)")
+    p_add.add_argument("--disks", type=int, default=None, help="default: as the last node")
+    p_add.add_argument("--zone", type=int, default=None, help="default: a zone of its own")
+    for name, help_ in [("stop-node", "stop a node's servers (a failed node)"),
+                        ("start-node", "start a stopped node's servers again")]:
+        sub.add_parser(name, help=help_).add_argument("node")
     for p in sub.choices.values():
         p.add_argument("--state", default=os.environ.get("RINGMGR_LAB_STATE", DEFAULT_STATE),
                        help=f"state directory (default $RINGMGR_LAB_STATE or {DEFAULT_STATE})")
@@ -597,11 +539,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "up":
             lab = up(args.state, nodes=args.nodes, disks=args.disks, zones=args.zones,
-                     part_power=args.part_power, xfs=args.xfs, net=args.net,
-                     ssh=not args.no_ssh, timeout=args.timeout)
+                     part_power=args.part_power, min_part_hours=args.min_part_hours,
+                     xfs=args.xfs, net=args.net,
+                     ssh=not args.no_ssh, spare=args.spare, timeout=args.timeout)
             sys.stdout.write(cfg.exports(lab))
         elif args.cmd == "replicate":
             replicate(args.state)
+        elif args.cmd == "add-node":
+            add_node(args.state, disks=args.disks, zone=args.zone)
+        elif args.cmd == "stop-node":
+            stop_node(args.state, args.node)
+        elif args.cmd == "start-node":
+            start_node(args.state, args.node)
         else:
             down(args.state)
     except (LabError, ValueError) as e:

@@ -67,10 +67,12 @@ class Lab:
     nodes: list[LabNode]
     part_power: int = 8
     replicas: int = 3
-    min_part_hours: int = 1
+    min_part_hours: int = 0
     xfs: bool = False
     hash_suffix: str = field(default_factory=lambda: secrets.token_hex(8))
     block_devices: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> dev -> /dev/loopN
+    spare: int = 2  # sshd also serves this many addresses after the last node (add-node)
+    ssh: dict | None = None  # port, identity_file, known_hosts, hosts (served addresses)
 
     @property
     def proxy_ip(self) -> str:
@@ -111,7 +113,7 @@ class Lab:
 
 
 def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int | None = None,
-             part_power: int = 8, replicas: int | None = None, min_part_hours: int = 1,
+             part_power: int = 8, replicas: int | None = None, min_part_hours: int = 0,
              xfs: bool = False) -> Lab:
     """The lab's layout; ``zones`` defaults to one zone per node."""
     if not 1 <= nodes <= 250:
@@ -124,6 +126,8 @@ def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int
         raise ValueError("--zones must be between 1 and --nodes")
     if not 4 <= part_power <= 16:
         raise ValueError("--part-power must be between 4 and 16 (a lab is small)")
+    if not 0 <= min_part_hours <= 168:
+        raise ValueError("--min-part-hours must be between 0 and 168")
     zones = zones or nodes
     state = os.path.abspath(state)
     lab_nodes = [
@@ -134,6 +138,18 @@ def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int
     return Lab(state=state, net=net, nodes=lab_nodes, part_power=part_power,
                replicas=replicas or min(3, nodes * disks), min_part_hours=min_part_hours,
                xfs=xfs)
+
+
+def new_node(lab: Lab, *, disks: int | None = None, zone: int | None = None) -> LabNode:
+    """The next node (name s<N+1>, next address), not yet in ``lab.nodes``."""
+    i = len(lab.nodes) + 1
+    disks = disks or len(lab.nodes[-1].devices)
+    if not 1 <= disks <= len(DEVICE_NAMES):
+        raise ValueError(f"--disks must be between 1 and {len(DEVICE_NAMES)}")
+    if i + 1 >= 255:
+        raise ValueError("the lab's /24 is full")
+    return LabNode(name=f"s{i:02d}", ip=f"127.0.{lab.net}.{i + 1}", zone=zone or i,
+                   devices=list(DEVICE_NAMES[:disks]), root=f"{lab.state}/nodes/s{i:02d}")
 
 
 def xfs_label(lab: Lab, node: LabNode, dev: str) -> str:
@@ -311,12 +327,13 @@ def _q(s: str) -> str:
     return json.dumps(s)
 
 
-def ringmgr_toml(lab: Lab, ssh: dict | None = None) -> str:
+def ringmgr_toml(lab: Lab) -> str:
     """The ringmgr configuration for this lab (CONTRACT.md's schema).
 
-    ``ssh`` (identity_file, known_hosts, port) is set when sshd test hosts run for the
-    nodes; without it [ssh] is left out and ringmgr's push/verify cannot reach the lab.
+    ``lab.ssh`` (identity_file, known_hosts, port) is set when sshd test hosts run for
+    the nodes; without it [ssh] is left out and ringmgr's push/verify cannot reach the lab.
     """
+    ssh = lab.ssh
     ports = ", ".join(f"{r} = {p}" for r, p in sorted(PORTS.items()))
     out = [
         "# Written by sim/lab up for the rehearsal lab in this directory.",
