@@ -165,6 +165,8 @@ class DiskEnv:
     node_ip: str = "10.99.0.1"
     host: str = "localhost"
     extra_node_toml: str = ""
+    ssh_toml: str = ""       # an [ssh] section, for a node reached over SSH
+    ssh_port: int | None = None
 
     @property
     def mount_point(self) -> Path:
@@ -174,8 +176,10 @@ class DiskEnv:
         extra = "".join(f"{k} = {v}\n" for k, v in node_extra.items())
         self.config.write_text(
             f'[cluster]\nbuilder_dir = "{self.root / "builders"}"\n\n'
+            + self.ssh_toml +
             f'[defaults]\nowner = "root:root"\n\n'
             f'[nodes.s01]\nhost = "{self.host}"\nip = "{self.node_ip}"\n'
+            + (f"ssh_port = {self.ssh_port}\n" if self.ssh_port else "") +
             f'devices = {{ {self.dev} = 100.0 }}\n'
             f'block_devices = {{ {self.dev} = "{block_device}" }}\n'
             f'mount_root = "{self.mount_root}"\nfstab = "{self.fstab}"\n'
