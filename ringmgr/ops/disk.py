@@ -560,9 +560,6 @@ def replace_disk(config, node_name: str, dev: str, opts: ReplaceOptions, *,
     DryRunExecutor.  ``confirm(step)`` is asked before the first destructive step.
     Refusals before any step ran raise; failures inside steps are in the summary.
     """
-    from ringmgr.exec.base import DryRunExecutor
-    from ringmgr.exec.runner import Journal, run_steps
-
     check_name("node", node_name)
     check_name("device", dev)
     node = config.node(node_name)
@@ -570,8 +567,24 @@ def replace_disk(config, node_name: str, dev: str, opts: ReplaceOptions, *,
         raise Refused("--weight-zero needs the ring commands' set_weight_all_rings, which "
                       "this ringmgr does not have yet; run without it (swift's advice for "
                       "a quick swap) or set the weight by hand with `ringmgr set-weight`")
-    if ex is None:
+    own = ex is None
+    if own:
         ex = executor_for(config, node)
+    try:
+        return _replace_disk(config, node, dev, opts, ex, dry_run=dry_run, resume=resume,
+                             state_dir=state_dir, confirm=confirm, echo=echo,
+                             ask_replaced=ask_replaced)
+    finally:
+        if own and hasattr(ex, "close"):
+            ex.close()
+
+
+def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, confirm, echo,
+                  ask_replaced) -> ReplaceRun:
+    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.exec.runner import Journal, run_steps
+
+    node_name = node.name
     run_ex = DryRunExecutor(inner=ex) if dry_run else ex
     echo = echo or (lambda line: None)
     key = operation_key(node_name, dev)
