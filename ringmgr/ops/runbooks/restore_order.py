@@ -82,6 +82,7 @@ def _services_up(api, binary: str, volume: bool = False) -> str:
     from ringmgr.errors import StepFailed
 
     rows = api.volume_services(binary) if volume else api.compute_services(None, binary)
+    rows = [s for s in rows if s.binary == binary]
     if not rows:
         raise StepFailed(f"no {binary} service registered")
     down = [f"{s.host} ({s.state})" for s in rows if s.enabled and not s.up]

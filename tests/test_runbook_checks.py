@@ -1,0 +1,166 @@
+"""controller/restore-order/schedule: pure parsers and tables, then the commands with
+real MariaDB / sshd where the check crosses a machine boundary (the OpenStack API is
+the recording executor: it cannot run here)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ringmgr.cli import compute as compute_cli
+from ringmgr.cli.main import cli
+from ringmgr.errors import ConfigError
+from ringmgr.ops.runbooks import compute as rb
+from ringmgr.ops.runbooks import restore_order as ro
+from ringmgr.ops.runbooks import schedule as sch
+from tests.helpers.mariadb import available, mariadb_server
+from tests.helpers.openstack_recorder import RecordingExecutor, recorded
+
+
+@pytest.mark.parametrize("text, state", [
+    (recorded("nova-compute.log"), True),
+    (recorded("nova-compute-unreachable.log"), False),
+    ("2026-11-24 INFO nova.service Starting compute node\n", None),
+    ("", None),
+])
+def test_amqp_state(text, state):
+    assert rb.amqp_state(text)[0] is state
+
+
+def test_processes_matching_ignores_grep_and_ps():
+    lines = rb.parse_ps("grep nova-\nps -eo args=\n/usr/bin/python3 /usr/bin/nova-api\n\n")
+    assert rb.processes_matching(lines, "nova-") == ["/usr/bin/python3 /usr/bin/nova-api"]
+
+
+def test_guide_restore_order_and_checks():
+    items = ro.entries(None)
+    assert [e.priority for e in items] == [1, 2, 3, 4, 5, 10, 15, 20, 21, 22, 98, 99, 100]
+    assert {e.service: e.check for e in items}["Message queue and database services"] == "databases"
+    assert items[0].check is None and items[-1].check is None
+
+
+def test_restore_order_override_sorted():
+    items = ro.entries(["20 nova-api services", "5 Keystone services"])
+    assert [(e.priority, e.check) for e in items] == [(5, "keystone"), (20, "nova-api")]
+
+
+@pytest.mark.parametrize("line", ["Keystone", "x10 y", "10"])
+def test_restore_order_override_bad(line):
+    with pytest.raises(ConfigError, match="PRIORITY SERVICE"):
+        ro.entries([line])
+
+
+@pytest.mark.parametrize("text, rows", [
+    ("Filesystem 1-blocks Used Available Capacity Mounted on\n"
+     "/dev/loop3 314572800 19398656 295174144 7% /srv/node/sdb\n",
+     [("/dev/loop3", 314572800, 19398656, "/srv/node/sdb")]),
+    ("Filesystem 1-blocks Used Available Capacity Mounted on\n", []),
+])
+def test_parse_df(text, rows):
+    assert sch.parse_df(text) == rows
+
+
+def test_schedule_covers_every_period_in_order():
+    assert [p for p in sch.PERIODS if any(t.period == p for t in sch.TASKS)] == list(sch.PERIODS)
+    assert {t.check for t in sch.TASKS if t.check} == {"weird-instances", "disk-space", "rings"}
+
+
+# -- commands --------------------------------------------------------------------------
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    api = RecordingExecutor(host="admin")
+    monkeypatch.setattr(compute_cli, "_injected", lambda app: {"admin_executor": api})
+
+    def invoke(cfg_text, *args):
+        cfg = tmp_path / "ringmgr.toml"
+        cfg.write_text(f'[cluster]\nbuilder_dir = "{tmp_path}"\n' + cfg_text)
+        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+
+    return api, invoke
+
+
+def test_restore_order_list_json(cli_env):
+    api, invoke = cli_env
+    res = invoke("", "restore-order", "--json")
+    assert res.exit_code == 0
+    order = json.loads(res.stdout)["order"]
+    assert order[5] == {"priority": 10, "service": "Message queue and database services",
+                        "check": "databases"}
+    assert api.calls == []
+
+
+def test_restore_order_bad_override_exit_2(cli_env):
+    api, invoke = cli_env
+    res = invoke('[openstack]\nrestore_order = ["Keystone first"]\n', "restore-order")
+    assert res.exit_code == 2 and "openstack.restore_order[0]" in res.stderr
+
+
+@pytest.mark.skipif(not available(), reason="needs root and mariadb-server")
+def test_restore_order_check_in_order(cli_env, tmp_path):
+    api, invoke = cli_env
+    api.on("compute service list", recorded("service_list_all.json"))
+    api.on("server list", recorded("server_list_c01.json"))
+    api.on("project list", recorded("project_list.json"))
+    api.on("image list", recorded("image_list.json"))
+    api.on("volume service list", recorded("volume_service_list.json"))
+    with mariadb_server(tmp_path / "db") as db:
+        db.execute("CREATE DATABASE nova")
+        res = invoke(f'[openstack]\nnova_db = "{db.url("nova")}"\n'
+                     f'neutron_db = "{db.url("neutron_gone")}"\n', "restore-order", "--check",
+                     "--json")
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 1
+    st = {o["service"]: (o["status"], o["detail"]) for o in doc["order"]}
+    # c02's nova-compute is down in the recorded list: the first entry to restore
+    assert st["nova-compute, nova-network, cinder hosts"][0] == "fail"
+    assert "c02.example.com (down)" in st["nova-compute, nova-network, cinder hosts"][1]
+    assert doc["restore_next"] == "4 nova-compute, nova-network, cinder hosts"
+    # real MariaDB: nova answers, the neutron database does not exist
+    assert st["Message queue and database services"][0] == "fail"
+    assert "neutron_gone" in st["Message queue and database services"][1]
+    assert st["Keystone services"] == ("pass", "2 project(s)")
+    assert st["cinder-scheduler"][0] == "pass"
+    assert st["Internal network connectivity"][0] == "manual"
+
+
+def test_schedule_list_only(cli_env):
+    api, invoke = cli_env
+    res = invoke("", "schedule", "--no-checks")
+    assert res.exit_code == 0 and api.calls == []
+    assert res.stdout.splitlines()[0] == "Hourly:"
+    assert "Semiannually:" in res.stdout
+
+
+def test_schedule_daily_finds_error_instances(cli_env):
+    api, invoke = cli_env
+    api.on("server list", recorded("server_list_error.json"))
+    res = invoke("", "schedule", "--period", "daily", "--json")
+    assert res.exit_code == 1
+    tasks = json.loads(res.stdout)["tasks"]
+    auto = [t for t in tasks if t["automated"]]
+    assert auto[0]["status"] == "fail" and "broken on c03.example.com: ERROR" in auto[0]["detail"]
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_schedule_weekly_over_ssh(sshd_hosts_factory, tmp_path, monkeypatch):
+    hosts = sshd_hosts_factory(2)
+    cfg = hosts.write_config(tmp_path / "ringmgr.toml", tmp_path)
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
+        "admin_executor": RecordingExecutor().on("server list", "[]")})
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "schedule", "--period", "weekly",
+                                   "--full-pct", "99", "--json"])
+    tasks = {t["task"]: t for t in json.loads(res.stdout)["tasks"]}
+    disk = tasks["Disk space on the storage nodes"]
+    assert disk["status"] == "pass" and "on 2 node(s)" in disk["detail"], disk
+    rings = tasks["Ring consistency across storage nodes and proxies (ringmgr verify)"]
+    assert rings["status"] == "fail" and "no *.ring.gz" in rings["detail"]
+    assert res.exit_code == 1
+    # a node that is full by the threshold's measure
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "schedule", "--period", "weekly",
+                                   "--full-pct", "0", "--json"])
+    disk = {t["task"]: t for t in json.loads(res.stdout)["tasks"]}["Disk space on the storage nodes"]
+    assert disk["status"] == "fail" and "h01:/ " in disk["detail"]
