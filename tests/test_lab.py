@@ -233,14 +233,45 @@ def test_down_and_replicate_without_a_lab(tmp_path):
     assert r.returncode == 2 and "no lab in" in r.stderr
 
 
+def _listening(ip: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((ip, port)) == 0
+
+
 @pytest.mark.lab(nodes=3, disks=1, part_power=6)
-def test_lab_cluster_fixture(lab_cluster):
-    """The fixture others use: config, credentials, nodes, HTTP helpers, replicate()."""
+def test_lab_cluster_fixture_and_node_lifecycle(lab_cluster):
+    """The fixture others use: config, credentials, nodes, HTTP helpers, replicate(),
+    and the lab's node commands: a failed node, a node back, a new node."""
+    from ringmgr.config import load_config
+    from swift.common.ring import RingBuilder
+
     assert lab_cluster.config_path.exists()
     assert [n.name for n in lab_cluster.nodes] == ["s01", "s02", "s03"]
     assert len({n.ip for n in lab_cluster.nodes}) == 3
     assert lab_cluster.put("c") in (201, 202)
     assert lab_cluster.put("c", "o", b"payload") == 201
     assert lab_cluster.get("c", "o") == (200, b"payload")
-    lab_cluster.replicate()
     assert lab_cluster.get("c", "missing")[0] == 404
+
+    # A failed node: its servers stop, the cluster still serves (2 of 3 replicas).
+    s02 = lab_cluster.node("s02")
+    lab_cluster.stop_node("s02")
+    assert not _listening(s02.ip, 16200) and not _listening(s02.ip, 16202)
+    assert lab_cluster.get("c", "o") == (200, b"payload")
+    assert lab_cluster.put("c", "o2", b"while s02 is down") == 201
+    lab_cluster.start_node("s02")
+    assert _listening(s02.ip, 16200) and _listening(s02.ip, 16201)
+
+    # A new node: servers listening on the next address, in ringmgr.toml, in no ring.
+    new = lab_cluster.add_node(disks=2)
+    assert (new.name, new.ip) == ("s04", lab_cluster.nodes[-1].ip)
+    assert all(_listening(new.ip, p) for p in (16200, 16201, 16202))
+    config = load_config(lab_cluster.config_path)
+    assert config.nodes["s04"].ip == new.ip and set(config.nodes["s04"].devices) == {"sdb", "sdc"}
+    builder = RingBuilder.load(f"{lab_cluster.builder_dir}/object.builder")
+    assert new.ip not in {d["ip"] for d in builder.devs if d}
+    assert sorted(p.name for p in Path(new.swift_dir).glob("*.ring.gz")) == [
+        "account.ring.gz", "container.ring.gz", "object-1.ring.gz", "object.ring.gz"]
+    lab_cluster.replicate()
+    assert lab_cluster.get("c", "o2") == (200, b"while s02 is down")

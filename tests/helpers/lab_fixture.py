@@ -9,6 +9,8 @@ rings, disks and data freely; ``sim/lab down`` runs in a finally, also when the 
         lab_cluster.put("c", "o", b"data")
         ringmgr(..., env=lab_cluster.env)
         lab_cluster.replicate()
+        new = lab_cluster.add_node()           # servers up, in ringmgr.toml, in no ring
+        lab_cluster.stop_node("s02")           # a failed node; start_node("s02") again
 """
 
 from __future__ import annotations
@@ -63,8 +65,28 @@ class LabCluster:
 
     def replicate(self, timeout: float = 120) -> None:
         """Every replicator once on every node (``sim/lab replicate``)."""
-        subprocess.run([str(LAB), "replicate", "--state", str(self.state)], check=True,
-                       timeout=timeout, stdout=subprocess.DEVNULL)
+        self._lab("replicate", timeout=timeout)
+
+    def add_node(self, disks: int | None = None, zone: int | None = None) -> LabNode:
+        """``sim/lab add-node``: one more node with running servers, in the config, in no
+        ring; returns it (``self.nodes`` is refreshed)."""
+        args = (["--disks", str(disks)] if disks else []) + (["--zone", str(zone)] if zone else [])
+        self._lab("add-node", *args)
+        self.nodes = _nodes(self.state)
+        return self.nodes[-1]
+
+    def stop_node(self, name: str) -> None:
+        """``sim/lab stop-node``: the node's servers and rsync stop (a failed node)."""
+        self._lab("stop-node", name)
+
+    def start_node(self, name: str) -> None:
+        self._lab("start-node", name)
+
+    def _lab(self, *args: str, timeout: float = 120) -> None:
+        r = subprocess.run([str(LAB), args[0], "--state", str(self.state), *args[1:]],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"sim/lab {' '.join(args)} failed: {r.stderr.strip()}")
 
     # --- plain HTTP against the proxy (tempauth) --------------------------------------
     def token(self, fresh: bool = False) -> tuple[str, str]:
@@ -101,9 +123,10 @@ class LabCluster:
 
 
 def lab_up(state: Path, *, nodes: int = 4, disks: int = 2, xfs: bool = False,
-           part_power: int = 8, zones: int | None = None, ssh: bool = True) -> LabCluster:
+           part_power: int = 8, zones: int | None = None, ssh: bool = True,
+           min_part_hours: int = 0) -> LabCluster:
     argv = [str(LAB), "up", "--state", str(state), "--nodes", str(nodes), "--disks",
-            str(disks), "--part-power", str(part_power)]
+            str(disks), "--part-power", str(part_power), "--min-part-hours", str(min_part_hours)]
     if xfs:
         argv.append("--xfs")
     if zones:
@@ -114,18 +137,21 @@ def lab_up(state: Path, *, nodes: int = 4, disks: int = 2, xfs: bool = False,
     if r.returncode != 0:
         raise RuntimeError(f"sim/lab up failed ({r.returncode}):\n{r.stderr}")
     exports = dict(line.removeprefix("export ").split("=", 1) for line in r.stdout.splitlines())
-    lab = json.loads((state / "lab.json").read_text())
-    lab_nodes = [LabNode(name=n["name"], ip=n["ip"], zone=n["zone"], devices=n["devices"],
-                         swift_dir=f"{n['root']}/etc/swift",
-                         mount_root=f"{n['root']}/srv/node",
-                         block_devices=lab["block_devices"].get(n["name"], {}))
-                 for n in lab["nodes"]]
+    lab_nodes = _nodes(state)
     auth_url = exports["ST_AUTH"]
     return LabCluster(state=state, config_path=Path(exports["RINGMGR_CONFIG"]),
                       auth_url=auth_url, user=exports["ST_USER"], key=exports["ST_KEY"],
                       nodes=lab_nodes, proxy_url=auth_url.removesuffix("/auth/v1.0"),
                       proxy_swift_dir=f"{state}/proxy/etc/swift",
                       builder_dir=f"{state}/admin")
+
+
+def _nodes(state: Path) -> list[LabNode]:
+    lab = json.loads((state / "lab.json").read_text())
+    return [LabNode(name=n["name"], ip=n["ip"], zone=n["zone"], devices=n["devices"],
+                    swift_dir=f"{n['root']}/etc/swift", mount_root=f"{n['root']}/srv/node",
+                    block_devices=lab["block_devices"].get(n["name"], {}))
+            for n in lab["nodes"]]
 
 
 def lab_down(state: Path) -> subprocess.CompletedProcess:
@@ -135,7 +161,8 @@ def lab_down(state: Path) -> subprocess.CompletedProcess:
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "lab(nodes=4, disks=2, xfs=False, part_power=8, zones=None, ssh=True): "
+        "markers", "lab(nodes=4, disks=2, xfs=False, part_power=8, zones=None, ssh=True, "
+        "min_part_hours=0): "
         "size of the lab_cluster fixture's lab")
 
 
