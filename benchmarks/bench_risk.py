@@ -36,6 +36,20 @@ def timed(fn, repeat):
     return statistics.median(times)
 
 
+def cpu_of(fn, repeat):
+    """Median CPU seconds (user + sys) of the child processes ``fn`` runs: on a
+    shared, busy machine this is closer to the idle wall time than wall time is."""
+    import resource
+
+    times = []
+    for _ in range(repeat):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        fn()
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
+    return statistics.median(times)
+
+
 def run_cli(config: Path, *args):
     # the console script next to this interpreter: a pyenv shim would add ~0.4 s
     beside = Path(sys.executable).with_name("ringmgr")
@@ -70,19 +84,26 @@ def main(argv=None) -> int:
     core_ok = timed(lambda: ok_to_stop(builders, {}, stop, down), args.repeat)
     core_fi = timed(lambda: failure_impact(builders, {node_ip(0), node_ip(1), node_ip(6)}),
                     args.repeat)
-    cli_ok = timed(lambda: run_cli(config, "ok-to-stop", "s01", "--down", "s02",
-                                   "--down", "s03/d03", "--json"), args.repeat)
-    cli_fi = timed(lambda: run_cli(config, "failure-impact", "s01", "s02", "s07", "--json"),
-                   args.repeat)
-    srb = shutil.which("swift-ring-builder")
+    ok_args = ("ok-to-stop", "s01", "--down", "s02", "--down", "s03/d03", "--json")
+    fi_args = ("failure-impact", "s01", "s02", "s07", "--json")
+    cli_ok = timed(lambda: run_cli(config, *ok_args), args.repeat)
+    cli_fi = timed(lambda: run_cli(config, *fi_args), args.repeat)
+    cpu_ok = cpu_of(lambda: run_cli(config, *ok_args), args.repeat)
+    cpu_fi = cpu_of(lambda: run_cli(config, *fi_args), args.repeat)
+    srb_beside = Path(sys.executable).with_name("swift-ring-builder")
+    srb = str(srb_beside) if srb_beside.exists() else shutil.which("swift-ring-builder")
     ref = timed(lambda: subprocess.run([srb, str(path)], capture_output=True),
                 args.repeat) if srb else None
 
+    load_avg = os.getloadavg()[0]
+    print(f"load average {load_avg:.2f} on {os.cpu_count()} cores")
     print(f"ring: part power {b.part_power}, {n_dev} devices, {b.replicas:g} replicas "
           f"({b.parts * b.replicas:,.0f} assignments); median of {args.repeat}")
     rows = [
         ("ringmgr ok-to-stop s01 --down s02 --down s03/d03 (CLI)", cli_ok),
         ("ringmgr failure-impact s01 s02 s07 (CLI)", cli_fi),
+        ("  ok-to-stop CLI, CPU time (user+sys)", cpu_ok),
+        ("  failure-impact CLI, CPU time (user+sys)", cpu_fi),
         ("  ok_to_stop() analysis only", core_ok),
         ("  failure_impact() analysis only", core_fi),
         ("  RingBuilder.load(object.builder)", load),
@@ -92,7 +113,10 @@ def main(argv=None) -> int:
     for label, t in rows:
         print(f"{label:<62} {t:7.3f} s   {t / BUDGET:5.2f}x budget")
     ok = cli_ok <= BUDGET and cli_fi <= BUDGET
-    print("PASS" if ok else "FAIL", f"(budget {BUDGET:.1f} s end to end)")
+    cpu_ok_ = cpu_ok <= BUDGET and cpu_fi <= BUDGET
+    print("PASS" if ok else "FAIL", f"(budget {BUDGET:.1f} s wall, end to end)",
+          "" if ok or not cpu_ok_ else
+          f"- CPU time within budget; wall time inflated by load {load_avg:.1f}")
     return 0 if ok else 1
 
 
