@@ -230,7 +230,8 @@ def test_inspect_disk_failure_releases_in_reverse(env):
     host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
     host.on("sh -c", "nbd1\nnbd2\n")
     host.on("cat /proc/mounts", "/dev/sda1 / ext4 rw 0 0\n")
-    host.on("test -e /sys/block/nbd1/pid", Reply(rc=0))
+    # not connected before the inspection; connected when the release looks
+    host.on("test -e /sys/block/nbd1/pid", Reply(rc=1), Reply(rc=0))
     host.on("mount -o ro", Reply(rc=32, stderr="mount: wrong fs type"))
     res = env.invoke("compute", "inspect-disk", W1, "--yes")
     assert res.exit_code == 2, res.output
@@ -249,9 +250,30 @@ def test_inspect_disk_dry_run(env):
     host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
     host.on("sh -c", "nbd3\n")
     host.on("cat /proc/mounts", "")
+    host.on("test -e", Reply(rc=1))
     res = env.invoke("compute", "inspect-disk", W1, "--dry-run", "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert ("qemu-nbd --read-only -c /dev/nbd3 /var/lib/nova/instances/"
             f"{W1}/disk") in doc["commands"]
+    assert host.mutating == []
+
+
+def test_inspect_disk_release_after_success(env):
+    env.api.on("server show", recorded("server_show_web1_c02.json"))
+    host = env.host(C02)
+    mnt = f"/mnt/ringmgr-inspect/{W1}"
+    host.on("virsh list --all", recorded("virsh_list.txt"))          # paused
+    host.on("cat /proc/mounts", f"/dev/nbd4p1 {mnt} ext4 ro 0 0\n", "")
+    host.on("test -e /sys/block/nbd4/pid", Reply(rc=0))
+    res = env.invoke("compute", "inspect-disk", W1, "--release", "--yes")
+    assert res.exit_code == 0, res.output
+    assert host.mutating == [("umount", mnt), ("qemu-nbd", "-d", "/dev/nbd4"),
+                             ("virsh", "resume", "instance-0000274a")]
+    # released already: every step finds nothing to do
+    host.mutating.clear()
+    host.on("virsh list --all", recorded("virsh_list.txt").replace("paused", "running"))
+    host.on("test -e /sys/block/nbd4/pid", Reply(rc=1))
+    res = env.invoke("compute", "inspect-disk", W1, "--release", "--yes")
+    assert res.exit_code == 0, res.output
     assert host.mutating == []

@@ -489,7 +489,14 @@ def inspect_steps(ctx: RunbookContext, uuid: str, domain: str, disk: str,
         return "already paused" if st == "paused" else None
 
     def connect_check(c):
-        return "already mounted" if mnt in _mounts(c) else None
+        if mnt in _mounts(c):
+            return "already mounted"
+        dev = device()
+        base = dev.rsplit("/", 1)[-1]
+        if c.host.run(["test", "-e", f"/sys/block/{base}/pid"], check=False,
+                      mutates=False).rc == 0:
+            return f"{dev} already connected (an earlier run)"
+        return None
 
     def connect(c):
         nbd = QemuNbd(c.host)
@@ -527,15 +534,10 @@ def release_steps(ctx: RunbookContext, uuid: str, domain: str, device: str | Non
     def umount(c):
         c.host.run(["umount", mnt])
 
-    def nbd_device(c):
-        src = _mounts(c).get(mnt)
-        if src:
-            return re.sub(r"p\d+$", "", src)
-        return device
-
     def umount_check(c):
-        c.data["device"] = nbd_device(c)
-        return None if mnt in _mounts(c) else "not mounted"
+        src = _mounts(c).get(mnt)
+        c.data["device"] = re.sub(r"p\d+$", "", src) if src else device
+        return None if src else "not mounted"
 
     def disconnect_check(c):
         dev = c.data.get("device") or device
