@@ -164,3 +164,16 @@ def test_property_risk_equals_brute_force(case):
     assert {k: v for k, v in fi["lost"].items() if v} == lost
     assert fi["parts_losing_all"] == sum(1 for n, up, _ in brute(
         b, policy, stop_ips, weight_zero=False) if up == 0)
+
+
+def test_never_rebalanced_ring_has_nothing_at_risk():
+    from swift.common.ring import RingBuilder
+
+    b = RingBuilder(4, 3, 1)
+    for n in range(3):
+        b.add_dev({"region": 1, "zone": n + 1, "ip": node_ip(n), "port": 6200,
+                   "device": "sdb", "weight": 1.0})
+    r = ok_to_stop({"object": b}, {}, [node_ip(0)])
+    assert r["ok"]
+    fi = failure_impact({"object": b}, [node_ip(0)])["rings"]["object"]
+    assert fi["parts_unreadable"] == 0 and fi["replicas_lost"] == 0

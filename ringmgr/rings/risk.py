@@ -121,7 +121,9 @@ def _dev_label(dev, nodes_by_ip) -> str:
 def _shortfall(builder, policy, down: DownSet):
     nrep, up, units = reachable(builder, down, policy)
     quorum = _quorum_array(policy, nrep)
-    return nrep, up, units, quorum, up < quorum, units < policy.read_minimum()
+    placed = nrep > 0  # a never-rebalanced ring has partitions with no replica yet
+    return (nrep, up, units, quorum, placed & (up < quorum),
+            placed & (units < policy.read_minimum()))
 
 
 def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[str],
