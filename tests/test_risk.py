@@ -176,4 +176,4 @@ def test_never_rebalanced_ring_has_nothing_at_risk():
     r = ok_to_stop({"object": b}, {}, [node_ip(0)])
     assert r["ok"]
     fi = failure_impact({"object": b}, [node_ip(0)])["rings"]["object"]
-    assert fi["parts_unreadable"] == 0 and fi["replicas_lost"] == 0
+    assert fi["parts_unreadable"] == fi["replicas_lost"] == fi["parts_losing_all"] == 0
