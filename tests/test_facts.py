@@ -102,6 +102,9 @@ def test_fuser():
      "xvdf", "xvdf", "io-error", "2026-11-24T22:00:01.123456+00:00"),
     ("[ 5.1] Buffer I/O error on dev loop7p1, logical block 3, lost async page write",
      "loop7", "loop7p1", "buffer-io-error", "5.1"),
+    ("[ 1072.391022] XFS (loop0): Log I/O Error (0x6) detected at xfs_fs_goingdown+0x63/0xb0 "
+     "(fs/xfs/xfs_fsops.c:475).  Shutting down filesystem.",
+     "loop0", "loop0", "fs-error", "1072.391022"),
     ("[ 9.9] XFS (dm-2): Filesystem has been shut down due to log error (0x2).",
      "dm-2", "dm-2", "fs-error", "9.9"),
     ("[ 9.9] EXT4-fs error (device vdb1): ext4_find_entry:1455: reading directory lblock 0",
@@ -117,6 +120,8 @@ def test_kernel_log_error_lines(line, device, partition, kind, when):
     "[    2.0] sd 2:0:0:0: [sdb] 7814037168 512-byte logical blocks: (4.00 TB/3.64 TiB)",
     "[    2.1] XFS (sdb): Mounting V5 Filesystem",
     "[    2.2] XFS (sdb): Ending clean mount",
+    "[ 1072.390247] XFS (loop0): User initiated shutdown received.",
+    "[ 1072.394225] XFS (loop0): Please unmount the filesystem and rectify the problem(s)",
     "[    2.3] nvme nvme0: 8/0/0 default/read/poll queues",
     "[    2.4] loop3: detected capacity change from 0 to 614400",
     "error: something about sdb that is not the kernel's I/O error format",
@@ -140,3 +145,10 @@ def test_errors_grouped_by_whole_disk():
 ])
 def test_whole_disk(name, disk):
     assert facts.whole_disk(name) == disk
+
+
+def test_kernel_log_colour_escapes_ignored():
+    line = ("\x1b[32m[ 1107.085823] \x1b[0m\x1b[33mXFS (loop0): \x1b[0m\x1b[7m\x1b[31mLog I/O "
+            "Error (0x6) detected at xfs_fs_goingdown+0x63/0xb0\x1b[0m")
+    (err,) = facts.parse_kernel_log(line)
+    assert (err.device, err.kind, err.when) == ("loop0", "fs-error", "1107.085823")

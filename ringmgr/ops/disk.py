@@ -481,13 +481,21 @@ def _weight_restore(ctx: DiskContext):
     _weight_fn()(ctx.config, ctx.node.name, ctx.dev, weights.pop(), yes=True)
 
 
-def replace_disk_steps(ctx: DiskContext) -> list[Step]:
-    mp, block = ctx.mount_point, ctx.block
-    steps = [
+def take_out_steps(ctx: DiskContext) -> list[Step]:
+    """Unmount and guard: taking a disk out of service (also drive-audit --act)."""
+    mp = ctx.mount_point
+    return [
         Step("unmount", f"Unmount {mp}", _unmount, check=_unmount_check,
              verify=_unmount_verify),
         Step("guard", f"Guard the empty mount point {mp} (root:root 0755)", _guard,
              verify=_guard_verify),
+    ]
+
+
+def replace_disk_steps(ctx: DiskContext) -> list[Step]:
+    mp, block = ctx.mount_point, ctx.block
+    steps = [
+        *take_out_steps(ctx),
         Step("swap", f"Swap the disk: the new {block} is in", _swap),
         Step("mkfs", f"Format {block}: mkfs.xfs -L {ctx.params['label']} "
                      f"-m uuid={ctx.params['uuid']}", _mkfs, check=_mkfs_check,

@@ -16,7 +16,7 @@ from ringmgr.ops import facts
 
 KERNEL_LOG_SOURCES = (
     ("journalctl -k", ("journalctl", "-k", "--no-pager", "-o", "short-iso", "-q")),
-    ("dmesg", ("dmesg",)),
+    ("dmesg", ("dmesg", "--color=never")),
     ("/var/log/kern.log", ("cat", "/var/log/kern.log")),
 )
 
@@ -187,7 +187,7 @@ def act_on(config, failing, *, lazy=False, dry_run=False, echo=None,
         ctx = disk.DiskContext(config, node, f.device, run_ex,
                                disk.ReplaceOptions(lazy=lazy), {}, dry_run=dry_run,
                                echo=echo or (lambda line: None))
-        steps = [s for s in disk.replace_disk_steps(ctx) if s.name in ("unmount", "guard")]
+        steps = disk.take_out_steps(ctx)
         summary = run_steps(steps, ctx, journal=Journal.memory(), dry_run=dry_run, echo=echo)
         weight = "not changed"
         if summary.ok and not dry_run:

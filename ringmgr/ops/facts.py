@@ -207,7 +207,7 @@ _ERROR_PATTERNS = [
                             r"critical nexus|critical space allocation|"
                             r"recoverable transport) error,? (?:on )?dev " + _DEV + r"\b")),
     ("fs-error", re.compile(r"\bXFS \(" + _DEV + r"\): (?:metadata I/O error|"
-                            r"log I/O error|Corruption|writeback error|"
+                            r"(?i:log I/O error)|Corruption|writeback error|"
                             r".*Filesystem has been shut down|"
                             r".*I/O Error Detected)")),
     ("fs-error", re.compile(r"\bEXT4-fs (?:error|warning) \(device " + _DEV + r"\)")),
@@ -217,6 +217,7 @@ _ERROR_PATTERNS = [
                               r"Unrecovered read error|Hardware Error|FAILED Result)|"
                               r"Sense Key : (?:Medium|Hardware) Error)")),
 ]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colours, when a tool thinks it has a terminal
 _TIMESTAMP = re.compile(r"^\[\s*(\d+\.\d+)\]|^(\w{3} [ \d]\d \d\d:\d\d:\d\d)|^(\d{4}-\d\d-\d\dT\S+)")
 
 
@@ -250,15 +251,17 @@ def parse_kernel_log(text: str) -> list[DiskError]:
         [  812.313] critical medium error, dev sdc, sector 8 op 0x0:(READ) flags 0x80700
         [  812.314] Buffer I/O error on dev dm-3, logical block 0, async page read
         [  812.315] XFS (sdd1): metadata I/O error in "xfs_da_read_buf+0x8c" at daddr 0x48 len 8 error 5
+        [ 1072.391] XFS (loop0): Log I/O Error (0x6) detected at xfs_fs_goingdown+0x63/0xb0
         [  812.316] nvme0n1: I/O Cmd(0x2) @ LBA 2048, 8 blocks, I/O Error (sct 0x2 / sc 0x81) DNR
         [  812.317] sd 2:0:0:0: [sde] tag#3 Sense Key : Medium Error [current]
         Nov 24 22:00:01 s02 kernel: print_req_error: I/O error, dev nvme1n1, sector 4096
 
     swift-drive-audit's patterns only know ``sd[a-z]``; these also cover vd*, xvd*,
-    nvme*n*, dm-* and loop*.  One line gives at most one error.
+    nvme*n*, dm-* and loop*.  One line gives at most one error.  Colour escapes (dmesg
+    on a terminal) are ignored.
     """
     errors = []
-    for line in text.splitlines():
+    for line in _ANSI.sub("", text).splitlines():
         for kind, pattern in _ERROR_PATTERNS:
             m = pattern.search(line)
             if m:

@@ -1,0 +1,122 @@
+"""drive-audit: real kernel-log lines from a real XFS failure on a loop disk, mapped to
+the ring device and its mount point; --act unmounts and guards it."""
+
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from ringmgr.cli.main import cli
+from ringmgr.config import parse_config
+from ringmgr.ops import facts
+from ringmgr.ops.drive_audit import map_errors, read_kernel_log
+from ringmgr.exec.local import LocalExecutor
+from tests.helpers.loopdisk import loopdisks, make_env, mount, mounts_of  # noqa: F401
+
+LOG = """\
+[  812.311] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ) flags 0x0
+[  812.314] Buffer I/O error on dev sdb1, logical block 0, async page read
+[  812.315] XFS (dm-3): metadata I/O error in "xfs_da_read_buf+0x8c" at daddr 0x48 len 8 error 5
+[  812.316] nvme0n1: I/O Cmd(0x2) @ LBA 2048, 8 blocks, I/O Error (sct 0x2 / sc 0x81) DNR
+[  812.317] XFS (sdc): Ending clean mount
+"""
+
+
+def node():
+    cfg = parse_config({"cluster": {"builder_dir": "/nonexistent"},
+                        "nodes": {"s01": {"ip": "10.0.0.1", "mount_root": "/srv/node",
+                                          "devices": {"sdb": 1.0, "meta": 1.0, "sdc": 1.0}}}},
+                       __import__("pathlib").Path("/x/ringmgr.toml"))
+    return cfg.node("s01")
+
+
+def test_map_errors_table():
+    mounts = facts.parse_mountinfo(
+        "301 27 8:16 / /srv/node/sdb rw - xfs /dev/sdb rw\n")
+    rings = {"sdb": {"object": {"id": 3, "weight": 1.0, "parts": 77}}}
+    names = {"sdb": "sdb", "dm-3": "meta", "sdc": "sdc"}
+    found = map_errors(facts.parse_kernel_log(LOG), names, node(), mounts, rings)
+    rows = [(f.kernel_name, f.device, f.errors, f.kinds, f.mount_point, f.mounted, f.rings)
+            for f in found]
+    assert rows == [
+        ("dm-3", "meta", 1, ["fs-error"], "/srv/node/meta", False, {}),
+        ("sdb", "sdb", 2, ["buffer-io-error", "io-error"], "/srv/node/sdb", True,
+         rings["sdb"]),
+        ("nvme0n1", None, 1, ["nvme-error"], None, False, {}),
+    ]
+
+
+def test_reads_this_machines_kernel_log():
+    source, text = read_kernel_log(LocalExecutor())
+    assert source in ("journalctl -k", "dmesg", "/var/log/kern.log")
+    assert text.strip()
+
+
+# -- end to end on a real failing XFS loop disk ------------------------------------------
+@pytest.fixture
+def failing(tmp_path, monkeypatch, loopdisks):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    e = make_env(tmp_path)
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(e.state_dir))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    e.disks = loopdisks
+    e.old = loopdisks.create(label=e.dev)
+    e.write_config(e.old.dev)
+    mount(e.old.dev, e.mount_point)
+    # the filesystem fails as on a dying disk: XFS logs an I/O error and shuts down
+    subprocess.run(["xfs_io", "-x", "-c", "shutdown", str(e.mount_point)], check=True)
+    return e
+
+
+def ringmgr(env, *args):
+    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    return r.exit_code, r.output, r.stdout
+
+
+def test_audit_finds_the_failing_disk(failing):
+    e = failing
+    code, out, stdout = ringmgr(e, "drive-audit", "--json")
+    assert code == 1, out
+    report = json.loads(stdout)
+    (node,) = report["nodes"]
+    assert node["node"] == "s01" and node["log_source"] in ("dmesg", "journalctl -k")
+    (dev,) = [d for d in node["devices"] if d["device"] == e.dev]
+    kname = os.path.basename(e.old.dev)
+    assert dev["kernel_name"] == kname and dev["errors"] >= 1 and "fs-error" in dev["kinds"]
+    assert dev["mount_point"] == str(e.mount_point) and dev["mounted"] is True
+    assert set(dev["rings"]) == {"account", "container", "object"}
+    assert report["written"] is False and mounts_of(e.old.dev) == [str(e.mount_point)]
+
+    code, out, _ = ringmgr(e, "drive-audit", "s01")
+    assert code == 1 and f"{e.dev} ({kname})" in out and "mounted" in out
+
+
+def test_act_dry_run_changes_nothing(failing):
+    e = failing
+    code, out, stdout = ringmgr(e, "drive-audit", "s01", "--act", "--dry-run", "--json")
+    assert code == 1, out
+    (acted,) = json.loads(stdout)["acted"]
+    assert acted["commands"][0] == ["umount", str(e.mount_point)]
+    assert mounts_of(e.old.dev) == [str(e.mount_point)]
+
+
+def test_act_unmounts_and_guards(failing):
+    e = failing
+    code, out, _ = ringmgr(e, "drive-audit", "s01", "--act")
+    assert code == 2 and "--yes" in out  # no terminal, no --yes: refused
+    assert mounts_of(e.old.dev) == [str(e.mount_point)]
+    code, out, _ = ringmgr(e, "drive-audit", "s01", "--act", "--yes")
+    assert code == 1, out
+    assert mounts_of(e.old.dev) == []
+    st = os.stat(e.mount_point)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+    assert f"s01/{e.dev}: unmount done, guard done; weight" in out
+
+
+def test_unknown_node_is_an_error(failing):
+    code, out, _ = ringmgr(failing, "drive-audit", "s99")
+    assert code == 2 and "unknown node" in out
