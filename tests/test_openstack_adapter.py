@@ -169,3 +169,20 @@ def test_free_device_none_free():
 ])
 def test_first_partition(parts, expected):
     assert osa.first_partition("/dev/nbd1", parts) == expected
+
+
+def test_missing_client_says_how_to_install():
+    from tests.helpers.openstack_recorder import Reply
+
+    ex = RecordingExecutor().on("openstack", Reply(rc=127, stderr="sh: 1: openstack: not found"))
+    with pytest.raises(StepFailed, match="pip install python-openstackclient"):
+        osa.OpenStack(ex, openrc=RC).projects()
+
+
+def test_failed_command_names_it():
+    from ringmgr.exec.base import CommandFailed
+    from tests.helpers.openstack_recorder import Reply
+
+    ex = RecordingExecutor().on("reboot", Reply(rc=1, stderr="No server with a name or ID of 'x' exists."))
+    with pytest.raises(CommandFailed, match="No server with a name"):
+        osa.OpenStack(ex).reboot("x")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ringmgr.errors import StepFailed, UsageError
+from ringmgr.exec.base import CommandFailed
 
 # Compute API microversions needed by the options used below.
 MV_LIVE_MIGRATE_HOST = "2.30"   # server migrate --live-migration --host
@@ -197,7 +198,14 @@ class OpenStack:
         return ["sh", "-c", '. "$0" && exec "$@"', str(self.openrc), *cmd]
 
     def _run(self, argv: list[str], mutates: bool, timeout: float | None = 120):
-        return self.executor.run(argv, mutates=mutates, timeout=timeout)
+        res = self.executor.run(argv, mutates=mutates, timeout=timeout, check=False)
+        if res.rc == 127 and "not found" in (res.stderr + res.stdout):
+            raise StepFailed(f"[{res.host}] {res.stderr.strip() or 'command not found'}: "
+                             f"install the OpenStack client there (pip install "
+                             f"python-openstackclient) or put it on PATH")
+        if not res.ok:
+            raise CommandFailed(res)
+        return res
 
     def _json(self, *args: str, microversion: str | None = None):
         return self._run(self.argv(*args, microversion=microversion), mutates=False).stdout
