@@ -398,28 +398,36 @@ def load_lab(state: str) -> cfg.Lab:
 
 
 def replicate(state: str, timeout: float = 120.0) -> None:
-    """One pass of every replicator on every node (``once`` mode), all at once."""
+    """One pass of every replicator on every node (``once`` mode), all at once.
+
+    They run in their own sessions (swift's daemons signal their whole process group
+    on SIGTERM) and are recorded like the servers, so that ``down`` also ends them if
+    this command is killed half-way.
+    """
     lab = load_lab(os.path.abspath(state))
+    records = Records(lab.state)
     procs = []
     for node in lab.nodes:
         for server in cfg.SERVERS:
-            log = f"{lab.log_dir}/{node.name}-{server}-replicator.log"
-            with open(log, "ab") as logf:
-                procs.append((f"{node.name}-{server}-replicator", log, subprocess.Popen(
-                    swift_argv(node.swift_dir, f"swift-{server}-replicator",
-                               node.conf(server), "once", "-v"),
-                    stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)))
+            name = f"{node.name}-{server}-replicator"
+            log = f"{lab.log_dir}/{name}.log"
+            procs.append((name, log, spawn(records, name, swift_argv(
+                node.swift_dir, f"swift-{server}-replicator", node.conf(server), "once", "-v"),
+                log)))
     failed = []
     deadline = time.monotonic() + timeout
-    for name, log, p in procs:
-        try:
-            rc = p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = "timeout"
-        if rc != 0:
-            failed.append(f"{name} ({rc}, see {log})")
+    try:
+        for name, log, p in procs:
+            try:
+                rc = p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                rc = "timed out"
+            if rc != 0:
+                failed.append(f"{name} ({rc}, see {log})")
+    finally:
+        stop_procs(records, names={name for name, _, _ in procs}, timeout=5)
+        for _, _, p in procs:
+            p.poll()
     if failed:
         raise LabError("replicators failed: " + ", ".join(failed))
     say(f"replicated: {len(procs)} replicators ran once")
