@@ -134,7 +134,8 @@ def test_dry_run_saves_params_but_no_step_state(tmp_path):
     log = []
     s = run_steps(steps_recording(log), None, journal=j, dry_run=True)
     j.close()
-    assert log == ["a", "b", "c", "d"] and s.dry_run
+    assert log == ["a", "b", "c", "d"] and s.dry_run and s.finished
+    assert [r.status for r in s.results] == ["planned"] * 4
     data = json.loads((tmp_path / "op.json").read_text())
     assert data["params"] == {"uuid": "u-dry"} and data["steps"] == {}
     assert Journal.open("op", tmp_path).param("uuid", lambda: "other") == "u-dry"

@@ -41,7 +41,7 @@ The API (stable; only compatible additions):
     (``RingmgrError``) do not propagate: they are recorded and the run stops.
     Returns a ``RunSummary``: ``.results`` (``StepResult(name, title, status,
     reason, destructive)``, status one of done / skipped / failed / stopped /
-    pending), ``.ok``, ``.finished``, ``.stopped`` (the StopRun message),
+    pending, and in a dry run ``planned`` instead of done), ``.ok``, ``.finished``, ``.stopped`` (the StopRun message),
     ``.error``, ``.table()``, ``.to_json()``, ``.raise_error()``.
 """
 
@@ -68,6 +68,7 @@ FAILED = "failed"
 STOPPED = "stopped"
 PENDING = "pending"
 STARTED = "started"  # journal only: the action began but did not finish
+PLANNED = "planned"  # dry run: the action ran against a dry-run executor
 
 
 class StopRun(Exception):
@@ -266,7 +267,7 @@ class RunSummary:
     @property
     def finished(self) -> bool:
         return self.ok and self.stopped is None and all(
-            r.status in (DONE, SKIPPED) for r in self.results)
+            r.status in (DONE, SKIPPED, PLANNED) for r in self.results)
 
     def raise_error(self) -> None:
         if self.error is not None:
@@ -276,7 +277,8 @@ class RunSummary:
         wide = max([len(r.title) for r in self.results] + [4])
         lines = [f"{'step':<{wide}}  status   reason", f"{'-' * wide}  -------  ------"]
         for r in self.results:
-            lines.append(f"{r.title:<{wide}}  {r.status:<7}  {r.reason}".rstrip())
+            reason = r.reason if len(r.reason) <= 72 else r.reason[:71] + "…"
+            lines.append(f"{r.title:<{wide}}  {r.status:<7}  {reason}".rstrip())
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -324,14 +326,15 @@ def run_steps(steps: Sequence[Step], ctx: Any, *, journal: Journal | None = None
             if step.destructive and confirm is not None and not confirmed:
                 confirm(step)
                 confirmed = True
-            say(f"{head} ...")
+            if not dry_run:
+                say(f"{head} ...")
             journal.mark(step.name, STARTED)
             step.action(ctx)
             if step.verify and not dry_run:
                 step.verify(ctx)
-            result.status = DONE
+            result.status = PLANNED if dry_run else DONE
             journal.mark(step.name, DONE)
-            say(f"{head}: done")
+            say(f"{head}: {result.status}")
         except StopRun as stop:
             result.status, result.reason = STOPPED, str(stop)
             summary.stopped = str(stop)
