@@ -119,6 +119,12 @@ def run_gradual(kind: str, node_name: str, max_move: float, **kw) -> int:
     app.out(g.render_text())
     app.out("")
     first = g.steps[0]
+    if first.wait_seconds:
+        from ringmgr.errors import NotYet
+
+        raise NotYet(f"min_part_hours have not passed since the last rebalance: the first "
+                     f"step can run in {gate_text(first.wait_seconds)} (after a finished "
+                     f"replication pass); nothing was written. Run the same command then")
     schedule = g.schedule_json()
     code = _run(lambda b: step_change(b, node, first, config.cluster.port_for),
                 schedule=schedule, **kw)

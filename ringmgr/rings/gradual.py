@@ -45,7 +45,7 @@ class Step:
         return {"step": self.number, "action": self.action,
                 "fraction": round(self.fraction, 4), "weights": self.weights,
                 "rings": self.rings, "wait_before_seconds": self.wait_seconds,
-                "exact": self.number == 1, "over_limit": self.over_limit}
+                "exact": self.number == 1 and not self.wait_seconds, "over_limit": self.over_limit}
 
 
 @dataclass
@@ -93,7 +93,7 @@ class GradualPlan:
             moves = ", ".join(f"{r} {v['parts_moved']} ({v['parts_moved_pct']:.2f}%)"
                               for r, v in s.rings.items())
             flag = "  [over the limit: swift moves at least this much]" if s.over_limit else ""
-            lines.append(f"  step {s.number} ({when}{', exact' if s.number == 1 else ''}): "
+            lines.append(f"  step {s.number} ({when}{', exact' if s.number == 1 and not s.wait_seconds else ''}): "
                          f"{act}; moves: {moves}{flag}")
         if len(self.steps) > 1:
             lines.append("  steps after the first are advice: run the command again when one "
@@ -184,6 +184,9 @@ def _plan(kind, builders, node, base, max_move, seed, simulate, port_for) -> Gra
     max_move = _check_max_move(max_move)
     simulate = simulate or simulate_seq
     wait = max(int(builders[r].min_part_hours) * 3600 for r in base)
+    # pacing: a step starts only once min_part_hours have passed since the last
+    # rebalance (swift itself would already move the partitions that did not move then)
+    gate = max(int(builders[r].min_part_seconds_left) for r in base)
     current = {r: builders[r] for r in base}
     steps: list[Step] = []
     if kind == "drain":
@@ -218,7 +221,7 @@ def _plan(kind, builders, node, base, max_move, seed, simulate, port_for) -> Gra
             if action == "remove" and not any(node_devs(current[r], node.ip) for r in current):
                 break
             step = Step(n, action, 0.0, {r: {k: 0.0 for k in base[r]} for r in base})
-            outs = _run_step(run, step, first, builders, wait)
+            outs = _run_step(run, step, first, gate)
             steps.append(step)
             current = {r: outs[r].after if r in outs else current[r] for r in current}
             if action == "remove":
@@ -237,7 +240,7 @@ def _plan(kind, builders, node, base, max_move, seed, simulate, port_for) -> Gra
             action = "add" if kind == "ramp" and first else "set-weight"
             step = Step(n, action, nf,
                         {r: {k: round(w * nf, 6) for k, w in base[r].items()} for r in base})
-            outs = _run_step(run, step, first, builders, wait)
+            outs = _run_step(run, step, first, gate)
             moved = abs(nf - f)
             if step.worst_pct > 0 and moved > 0:
                 rate = step.worst_pct / moved
@@ -254,19 +257,17 @@ def _plan(kind, builders, node, base, max_move, seed, simulate, port_for) -> Gra
         steps.append(step)
         current = {r: outs[r].after if r in outs else current[r] for r in current}
         f = nf
-    for s in steps[1:]:
-        s.wait_seconds = wait
+    for st in steps[1:]:
+        st.wait_seconds = wait
     return GradualPlan(kind, node.name, max_move, seed, steps, wait)
 
 
-def _run_step(run, step: Step, first: bool, builders: dict, wait: int):
-    """Simulate ``step``; the first one with the real gate, and if the gate blocks it,
-    again pretending it opened (the step then waits for the gate)."""
-    outs = run(step, pretend=not first)
-    if first and any(o.blocked for o in outs.values()):
-        step.wait_seconds = max(o.gate_seconds_left for o in outs.values())
-        outs = run(step, pretend=True)
-    return outs
+def _run_step(run, step: Step, first: bool, gate: int):
+    """Simulate ``step``: the first with the real builders' state when it can start now;
+    when it must wait for the gate (and every later step), pretending the gate opened."""
+    if first:
+        step.wait_seconds = gate
+    return run(step, pretend=not first or gate > 0)
 
 
 def _summary(o) -> dict:

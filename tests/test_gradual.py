@@ -1,0 +1,148 @@
+"""Gradual plans: drain-node and add-node --max-move, on real small builders."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from swift.common.ring import RingBuilder
+
+from ringmgr.cli.main import cli
+from tests.helpers.ringfactory import checksums, make_cluster
+
+RINGS = ("account", "container", "object", "object-1")
+
+
+def run(cluster, *args):
+    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
+
+
+def load(cluster, ring):
+    return RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
+
+
+def node_weights(cluster, ring, node):
+    ip = cluster.nodes[node][0]
+    return {d["device"]: d["weight"] for d in load(cluster, ring).devs
+            if d is not None and d["ip"] == ip}
+
+
+@pytest.fixture(autouse=True)
+def audit_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    return make_cluster(tmp_path / "c", part_power=7)
+
+
+def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "--json", "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    assert checksums(cluster.builder_dir) == before
+    steps = json.loads(r.stdout)["steps"]
+    assert len(steps) >= 4
+    assert steps[-1]["action"] == "remove"
+    fractions = [s["fraction"] for s in steps if s["action"] == "set-weight"]
+    assert fractions == sorted(fractions, reverse=True) and fractions[-1] == 0
+    for s in steps:
+        for ring, v in s["rings"].items():
+            assert v["parts_moved_pct"] <= 5 or s["over_limit"], (s["step"], ring, v)
+    assert steps[0]["exact"] and steps[0]["wait_before_seconds"] == 0
+    assert all(s["wait_before_seconds"] == 3600 for s in steps[1:])
+    assert "expected duration at least" in r.stderr + r.output
+    # the exact first step: what the report predicts is step 1's simulation
+    data = json.loads(r.stdout)
+    for ring in RINGS:
+        assert data["rings"][ring]["parts_moved"] == steps[0]["rings"][ring]["parts_moved"]
+
+
+def test_drain_performs_only_the_first_step_and_says_when_the_next_is_due(cluster):
+    w0 = node_weights(cluster, "object", "s02")
+    r = run(cluster, "drain-node", "s02", "--max-move", "5", "--yes", "--seed", "8")
+    assert r.exit_code == 1, r.output  # written, a further step is due
+    assert "next step (2 of" in r.output and "is due after 1 h" in r.output
+    w1 = node_weights(cluster, "object", "s02")
+    assert set(w1) == set(w0) and all(0 < w1[d] < w0[d] for d in w0)
+    hist = (cluster.builder_dir / ".ringmgr" / "history.jsonl").read_text().splitlines()
+    assert len(hist) == 1 and "gradual step 1" in json.loads(hist[0])["description"]
+    # the same command again: the gate (min_part_hours = 1) now blocks weight changes
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "drain-node", "s02", "--max-move", "5", "--yes")
+    assert r.exit_code == 1 and "min_part_hours" in r.output
+    assert checksums(cluster.builder_dir) == before
+
+
+def test_drain_plan_out_saves_first_step_exactly_and_later_steps_as_advice(cluster, tmp_path):
+    plan = tmp_path / "drain.json"
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "drain-node", "s05", "--max-move", "6", "--plan-out", str(plan))
+    assert r.exit_code == 0, r.output
+    assert checksums(cluster.builder_dir) == before
+    body = json.loads(plan.read_text())["body"]
+    assert len(body["schedule"]) >= 3 and body["schedule"][0]["exact"]
+    assert not any(s["exact"] for s in body["schedule"][1:])
+    r = run(cluster, "apply", str(plan), "--yes")
+    assert r.exit_code == 0, r.output
+    for ring, res in body["results"].items():
+        assert checksums(cluster.builder_dir)[f"{ring}.builder"] == res["md5"]
+
+
+def test_drain_of_a_node_already_at_zero_removes_it(tmp_path):
+    c = make_cluster(tmp_path / "z", part_power=6)
+    assert run(c, "set-weight", "s04", "0", "--yes", "--seed", "1").exit_code in (0, 1)
+    # pretend the gate opened (an hour later), on the files: a test-only shortcut
+    for ring in RINGS:
+        b = load(c, ring)
+        b._last_part_moves_epoch -= 7200
+        b.save(str(c.builder_dir / f"{ring}.builder"))
+    r = run(c, "--json", "drain-node", "s04", "--dry-run", "--max-move", "50")
+    assert r.exit_code == 0, r.output
+    steps = json.loads(r.stdout)["steps"]
+    assert steps[-1]["action"] == "remove"
+    assert all(s["action"] in ("rebalance", "remove") for s in steps)
+
+
+def test_add_node_ramp_starts_low_and_reaches_the_configured_weight(cluster):
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "--json", "add-node", "s07", "--dry-run", "--max-move", "4", "--seed", "2")
+    assert r.exit_code == 0, r.output
+    assert checksums(cluster.builder_dir) == before
+    steps = json.loads(r.stdout)["steps"]
+    assert steps[0]["action"] == "add" and 0 < steps[0]["fraction"] < 1
+    assert steps[-1]["fraction"] == 1.0 and steps[-1]["weights"]["object"]["sdb"] == 100.0
+    for s in steps:
+        for v in s["rings"].values():
+            assert v["parts_moved_pct"] <= 4 or s["over_limit"]
+    # performing step 1 adds the devices at the low weight
+    r = run(cluster, "add-node", "s07", "--max-move", "4", "--yes", "--seed", "2")
+    assert r.exit_code == 1, r.output
+    w = node_weights(cluster, "object", "s07")
+    assert set(w) == {"sdb", "sdc"} and all(0 < x < 100 for x in w.values())
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "101", "x"])
+def test_bad_max_move_is_exit_2_and_changes_nothing(cluster, bad):
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "drain-node", "s01", "--max-move", bad, "--yes")
+    assert r.exit_code == 2
+    assert checksums(cluster.builder_dir) == before
+
+
+def test_unknown_node_is_exit_2(cluster):
+    r = run(cluster, "drain-node", "s99", "--dry-run")
+    assert r.exit_code == 2 and "s99" in r.output
+
+
+def test_simulation_copies_only_pretend_the_gate_passed(tmp_path):
+    """Planning pretends min_part_hours passed on copies; the real builders keep their
+    gate (a closed gate stays closed in the files)."""
+    c = make_cluster(tmp_path / "g", gate_open=False)
+    before = checksums(c.builder_dir)
+    r = run(c, "--json", "drain-node", "s01", "--dry-run", "--max-move", "10")
+    # step 1 is blocked by the gate: the plan says when it can start, nothing is written
+    assert r.exit_code == 1, r.output
+    assert "min_part_hours" in r.output
+    assert checksums(c.builder_dir) == before
+    assert load(c, "object").min_part_seconds_left > 0
