@@ -271,6 +271,23 @@ class SSHExecutor:
         return (rc, b"".join(out).decode("utf-8", "replace"),
                 b"".join(err).decode("utf-8", "replace"))
 
+    def start(self, argv: Sequence[str], *, input: str | None = None,
+              mutates: bool = True) -> "RemoteProcess":
+        """Start a command and talk to it line by line (see RemoteProcess).
+
+        Lets one remote process serve several exchanges with uploads in between,
+        instead of paying a shell and interpreter start-up per step.
+        """
+        argv = tuple(str(a) for a in argv)
+        conn = self.connect()
+        log_command(self.host, argv, mutates)
+        chan = conn.transport.open_session(timeout=self.ssh.connect_timeout)
+        chan.exec_command(shlex.join(argv))
+        proc = RemoteProcess(self, chan, argv)
+        if input:
+            proc.write(input)
+        return proc
+
     # -- files ------------------------------------------------------------------
     @property
     def sftp(self):
@@ -311,3 +328,82 @@ def _describe(e: BaseException) -> str:
     if "Unable to connect" in text or "NoValidConnections" in type(e).__name__:
         return "connection refused"
     return text.splitlines()[0]
+
+
+class RemoteProcess:
+    """A command running on the node with its stdin and stdout open.
+
+    ``write`` sends text, ``readline(timeout)`` waits for one line of stdout,
+    ``finish(timeout)`` closes stdin, collects the rest and returns the Result.
+    Time spent waiting counts as ``run`` in the executor's timings.
+    """
+
+    def __init__(self, ex: SSHExecutor, chan, argv: tuple[str, ...]):
+        self.ex = ex
+        self.chan = chan
+        self.argv = argv
+        self._out = b""
+        self._err = []
+
+    def write(self, text: str) -> None:
+        self.chan.sendall(text.encode())
+
+    def _pump(self, deadline: float | None) -> bool:
+        """Move what has arrived into the buffers; False once the command has ended."""
+        chan = self.chan
+        done = chan.exit_status_ready() or chan.eof_received
+        got = False
+        while chan.recv_ready():
+            data = chan.recv(65536)
+            if not data:
+                break
+            self._out += data
+            got = True
+        while chan.recv_stderr_ready():
+            self._err.append(chan.recv_stderr(65536))
+            got = True
+        if got:
+            return True
+        if done:
+            return False
+        wait = 1.0 if deadline is None else deadline - self.ex._clock()
+        if wait <= 0:
+            self.chan.close()
+            raise CommandTimeout(f"[{self.ex.host}] no answer in time from: "
+                                 f"{shlex.join(self.argv)}")
+        select.select([chan], [], [], min(wait, 1.0))
+        return True
+
+    def readline(self, timeout: float | None = None) -> str:
+        """One line of stdout ('' when the command ended without one)."""
+        start = self.ex._clock()
+        deadline = None if timeout is None else start + timeout
+        try:
+            while b"\n" not in self._out:
+                if not self._pump(deadline):
+                    break
+        finally:
+            self.ex.timings["run"] += self.ex._clock() - start
+        line, sep, rest = self._out.partition(b"\n")
+        self._out = rest
+        return (line + sep).decode("utf-8", "replace")
+
+    def finish(self, timeout: float | None = None, check: bool = True) -> Result:
+        start = self.ex._clock()
+        deadline = None if timeout is None else start + timeout
+        try:
+            self.chan.shutdown_write()
+            while self._pump(deadline):
+                pass
+            rc = self.chan.recv_exit_status()
+        finally:
+            self.chan.close()
+            self.ex.timings["run"] += self.ex._clock() - start
+        result = Result(self.ex.host, self.argv, rc, self._out.decode("utf-8", "replace"),
+                        b"".join(self._err).decode("utf-8", "replace"))
+        if check and rc != 0:
+            raise CommandFailed(result)
+        return result
+
+    def close(self) -> None:
+        self.chan.close()

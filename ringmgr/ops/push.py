@@ -3,9 +3,11 @@
 Replaces the operations guide's ``for i in s01 s02 s03; do scp *.ring.gz
 $i:/etc/swift; done`` (sequential, not atomic, unverified).
 
-Per node, over one SSH connection:
+Per node, over one SSH connection and one remote process (a small stdlib-only
+Python script that stays up for the whole exchange, so a node pays one shell and
+interpreter start-up):
 
-1. **inspect** (one remote command): remove temp files left by a killed push, and
+1. **inspect**: remove temp files left by a killed push, and
    report md5, size, builder version and validity of every ``*.ring.gz`` in the
    node's ``swift_dir``, plus whether the directory is writable and its free space.
 2. **plan** (pure, :func:`plan_host`): upload what is missing, stale or corrupt;
@@ -13,7 +15,7 @@ Per node, over one SSH connection:
    (unless ``force``); refuse early on a read-only or too-full directory.
 3. **upload** each ring over SFTP to ``.<name>.ringmgr-<token>.tmp`` (never matching
    ``*.ring.gz``, so Swift never loads a half-written file).
-4. **apply** (one remote command): check each temp file's size and md5, re-check
+4. **apply** (one request to the same process): check each temp file's size and md5, re-check
    the version, fsync, give it the owner and mode of the file it replaces (default
    ``[defaults].owner``, 0644); only when every file passed, rename each over its
    ring atomically and fsync the directory (otherwise remove them all: the node
@@ -43,8 +45,14 @@ log = logging.getLogger("ringmgr.push")
 
 TMP_MARK = ".ringmgr-"
 COMMAND_TIMEOUT = 120.0
+# The system python3 when there is one (the script needs only the standard library;
+# a pyenv or virtualenv shim on PATH can cost more than the whole push), else PATH's.
+NODE_PYTHON = 'p=/usr/bin/python3; [ -x "$p" ] || p=python3; exec "$p" -c "$0" "$@"'
+BOOTSTRAP = "import sys,json;exec(json.loads(sys.stdin.readline()))"
 
-# The node side: run as ``python3 - <op> <json>`` with this text on stdin.  Pure
+# The node side, one process per node and run: ``session`` answers the inspect
+# request from argv, then waits on stdin for one apply request (or EOF).  The script
+# travels as the first line of stdin (JSON-encoded) behind a one-line bootstrap.  Pure
 # standard library (a node's python3 need not import swift).  It parses ring
 # formats 1 and 2 (swift.common.ring.io): "R1NG", a 2-byte format version, then a
 # 4-byte (v1) or 8-byte (v2) length and the JSON metadata holding "version".
@@ -163,8 +171,18 @@ def apply(a):
         os.close(fd)
     return {"files": res}
 
+def send(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
 op, arg = sys.argv[1], json.loads(sys.argv[2])
-print(json.dumps({"inspect": inspect, "apply": apply}[op](arg)))
+if op == "session":
+    send(inspect(arg))
+    line = sys.stdin.readline()       # EOF (admin gone or nothing to do): exit, no change
+    if line.strip():
+        send(apply(json.loads(line)))
+else:
+    send({"inspect": inspect, "apply": apply}[op](arg))
 '''
 
 
@@ -534,19 +552,29 @@ def _run_all(kind, config, hosts, local, accept_new, progress, executor_factory,
     return PushReport(kind, local, results, dry_run, time.monotonic() - start)
 
 
-def _inspect(ex, node, cleanup: bool) -> RemoteState:
+def _session(ex, node, cleanup: bool):
+    """Start the node script; return it (waiting for an apply request) and its facts."""
     arg = json.dumps({"dir": node.swift_dir, "cleanup": cleanup})
-    r = ex.run(["python3", "-", "inspect", arg], input=REMOTE_SCRIPT,
-               timeout=COMMAND_TIMEOUT, mutates=cleanup)
+    proc = ex.start(["sh", "-c", NODE_PYTHON, BOOTSTRAP, "session", arg],
+                    input=json.dumps(REMOTE_SCRIPT) + "\n", mutates=cleanup)
+    line = proc.readline(COMMAND_TIMEOUT)
     try:
-        return parse_inspect(r.stdout)
+        return proc, parse_inspect(line)
     except (ValueError, KeyError, IndexError):
-        raise RuntimeError(f"unexpected answer from the node's inspect script: "
-                           f"{(r.stdout or r.stderr).strip()[:200]!r}") from None
+        r = proc.finish(COMMAND_TIMEOUT, check=False)
+        raise RuntimeError(f"the node script failed (exit {r.rc}): "
+                           f"{(line + r.stdout + r.stderr).strip()[-300:]!r}") from None
 
 
 def _push_one(ex, node, local, res: HostResult, force: bool, dry_run: bool) -> None:
-    state = _inspect(ex, node, cleanup=not dry_run)
+    proc, state = _session(ex, node, cleanup=not dry_run)
+    try:
+        _push_planned(ex, proc, node, local, state, res, force, dry_run)
+    finally:
+        proc.close()
+
+
+def _push_planned(ex, proc, node, local, state, res, force, dry_run) -> None:
     res.removed_tmp = list(state.removed_tmp)
     plan = plan_host(local, state, force, node.swift_dir)
     res.unchanged = plan.unchanged
@@ -556,6 +584,7 @@ def _push_one(ex, node, local, res: HostResult, force: bool, dry_run: bool) -> N
         res.error = plan.error
         return
     if dry_run or not plan.uploads:
+        proc.finish(COMMAND_TIMEOUT)
         res.ok = not plan.refused
         return
     token = f"{secrets.token_hex(4)}"
@@ -569,13 +598,20 @@ def _push_one(ex, node, local, res: HostResult, force: bool, dry_run: bool) -> N
                           "size": local[name].size, "version": local[name].version,
                           "force": force})
     except Exception as e:  # noqa: BLE001
-        _remove_quietly(ex, node, [*uploaded, f".{plan.uploads[len(uploaded)]}{TMP_MARK}"
-                                              f"{token}.tmp"])
-        raise RuntimeError(f"upload of {plan.uploads[len(uploaded)]} failed: "
-                           f"{_one_line(e)}; the node's rings were not changed") from None
-    arg = json.dumps({"dir": node.swift_dir, "owner": node.owner, "files": files})
-    r = ex.run(["python3", "-", "apply", arg], input=REMOTE_SCRIPT, timeout=COMMAND_TIMEOUT)
-    outcome = json.loads(r.stdout.strip().splitlines()[-1])["files"]
+        failed = plan.uploads[len(uploaded)]
+        _remove_quietly(ex, node, [*uploaded, f".{failed}{TMP_MARK}{token}.tmp"])
+        raise RuntimeError(f"upload of {failed} failed: {_one_line(e)}; the node's rings "
+                           f"were not changed") from None
+    log.info("[%s] run: apply %s in %s", node.name, ", ".join(plan.uploads), node.swift_dir)
+    proc.write(json.dumps({"dir": node.swift_dir, "owner": node.owner, "files": files}) + "\n")
+    line = proc.readline(COMMAND_TIMEOUT)
+    try:
+        outcome = json.loads(line)["files"]
+    except (ValueError, KeyError):
+        r = proc.finish(COMMAND_TIMEOUT, check=False)
+        raise RuntimeError(f"the node script failed while applying (exit {r.rc}): "
+                           f"{(line + r.stdout + r.stderr).strip()[-300:]!r}") from None
+    proc.finish(COMMAND_TIMEOUT)
     errors = []
     for f in files:
         o = outcome.get(f["name"], {"ok": False, "error": "no answer"})
@@ -589,7 +625,8 @@ def _push_one(ex, node, local, res: HostResult, force: bool, dry_run: bool) -> N
 
 
 def _verify_one(ex, node, local, res: HostResult) -> None:
-    state = _inspect(ex, node, cleanup=True)
+    proc, state = _session(ex, node, cleanup=True)
+    proc.finish(COMMAND_TIMEOUT)
     res.removed_tmp = list(state.removed_tmp)
     if not state.exists:
         res.error = f"swift_dir {node.swift_dir} does not exist on the node"
