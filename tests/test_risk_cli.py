@@ -116,3 +116,15 @@ def test_bad_swift_conf_is_exit_2_and_changes_nothing(cluster):
     assert r.exit_code == 2 and "ec_num_data_fragments is required" in r.output
     assert "Traceback" not in r.output
     assert checksums(cluster.builder_dir) == before
+
+
+def test_ok_to_stop_check_for_other_commands(cluster):
+    from ringmgr.cli.risk import ok_to_stop_check
+    from ringmgr.config import load_config
+
+    config = load_config(cluster.config)
+    notes = []
+    assert ok_to_stop_check(config, "s01", note=notes.append)["ok"]
+    assert any("swift_conf" in n for n in notes)
+    r = ok_to_stop_check(config, "s01", ["s02", "s05"])
+    assert not r["ok"] and r["down"] == ["s02", "s05"]

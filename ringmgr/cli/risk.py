@@ -13,11 +13,14 @@ from ringmgr.errors import EXIT_OK, EXIT_WARNING, UsageError
 
 
 def _load(app: App):
+    return load_for_risk(app.config, app.note)
+
+
+def load_for_risk(config, note):
     """Builders of every ring, swift.conf policies, ip -> node name."""
     from ringmgr.rings.policies import load_policies
     from ringmgr.rings.store import RingStore
 
-    config = app.config
     store = RingStore.from_config(config)
     try:
         from ringmgr.rings.store import pending_change
@@ -26,12 +29,12 @@ def _load(app: App):
     except ImportError:  # store without journal support
         pending = None
     if pending:
-        app.note("warning: an interrupted ring change is pending (`ringmgr resume`); "
+        note("warning: an interrupted ring change is pending (`ringmgr resume`); "
                  "the builders on disk may not be what the nodes run")
     builders = store.load_all()
     policies = load_policies(config.cluster.swift_conf)
     if config.cluster.swift_conf is None and any(r.startswith("object") for r in builders):
-        app.note("note: no [cluster].swift_conf in the config: every object ring is "
+        note("note: no [cluster].swift_conf in the config: every object ring is "
                  "treated as replicated")
     nodes_by_ip = {n.ip: name for name, n in config.nodes.items() if n.ip}
     return builders, policies, nodes_by_ip
@@ -61,10 +64,28 @@ def _parse_down(config, builders, specs) -> tuple[set, set]:
     return ips, devs
 
 
-def _warn_not_in_rings(app, builders, names_ips):
+def _warn_not_in_rings(note, builders, names_ips):
     for name, ip in names_ips:
         if not any(d is not None and d["ip"] == ip for b in builders.values() for d in b.devs):
-            app.note(f"note: {name} ({ip}) has no device in any ring")
+            note(f"note: {name} ({ip}) has no device in any ring")
+
+
+def ok_to_stop_check(config, node: str, down=(), *, weight_zero_up: bool = False,
+                     worst: int = 10, note=lambda m: None) -> dict:
+    """The ok-to-stop result for ``node`` (a config node name), ``down`` being
+    NODE or NODE/DEV strings: for commands that check before they stop a node
+    (reboot-node).  ``result["ok"]`` is the verdict; ``render_ok_to_stop`` prints it.
+    Raises UsageError / ConfigError / BuilderError on bad input (exit 2)."""
+    from ringmgr.rings.risk import DownSet, ok_to_stop
+
+    ip = _node_ip(config, node)
+    builders, policies, nodes_by_ip = load_for_risk(config, note)
+    down_ips, down_devs = _parse_down(config, builders, down)
+    _warn_not_in_rings(note, builders, [(node, ip)])
+    result = ok_to_stop(builders, policies, {ip},
+                        DownSet(down_ips, down_devs, weight_zero=not weight_zero_up),
+                        nodes_by_ip=nodes_by_ip, worst=worst)
+    return {"written": False, "node": node, **result, "down": list(down)}
 
 
 def register(group: click.Group) -> None:
@@ -82,19 +103,11 @@ def register(group: click.Group) -> None:
         """Would stopping NODE now leave any partition below its write quorum, or with
         nothing to read from?  Exit 0 if safe, 1 if not (listing the worst partitions
         per ring).  Read-only: looks at the builders, changes nothing."""
-        from ringmgr.rings.risk import DownSet, ok_to_stop, render_ok_to_stop
+        from ringmgr.rings.risk import render_ok_to_stop
 
         app = App.current()
-        config = app.config
-        ip = _node_ip(config, node)
-        builders, policies, nodes_by_ip = _load(app)
-        down_ips, down_devs = _parse_down(config, builders, down)
-        _warn_not_in_rings(app, builders, [(node, ip)])
-        result = ok_to_stop(builders, policies, {ip},
-                            DownSet(down_ips, down_devs, weight_zero=not weight_zero_up),
-                            nodes_by_ip=nodes_by_ip, worst=worst)
-        result = {"written": False, "node": node, **result,
-                  "down": list(down)}
+        result = ok_to_stop_check(app.config, node, down, weight_zero_up=weight_zero_up,
+                                  worst=worst, note=app.note)
         app.out(render_ok_to_stop(result, [node]).rstrip("\n"))
         app.emit(result)
         return EXIT_OK if result["ok"] else EXIT_WARNING
@@ -111,7 +124,7 @@ def register(group: click.Group) -> None:
         config = app.config
         ips = {name: _node_ip(config, name) for name in nodes}
         builders, policies, _ = _load(app)
-        _warn_not_in_rings(app, builders, ips.items())
+        _warn_not_in_rings(app.note, builders, ips.items())
         result = failure_impact(builders, set(ips.values()), policies)
         result = {"written": False, "nodes": list(nodes), **result}
         app.out(render_failure_impact(result, list(nodes)).rstrip("\n"))
