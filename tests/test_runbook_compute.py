@@ -277,3 +277,17 @@ def test_inspect_disk_release_after_success(env):
     res = env.invoke("compute", "inspect-disk", W1, "--release", "--yes")
     assert res.exit_code == 0, res.output
     assert host.mutating == []
+
+
+@pytest.mark.parametrize("args, msg", [
+    (("compute", "evacuate", C01, "--to", C01), "HOST and --to TARGET are the same host"),
+    (("compute", "recover-host", C01, "--to", C02, "--backup", "/tmp/x"),
+     "--node, --backup and --undo go with --method sql"),
+    (("compute", "recover-host", C01, "--to", C02, "--method", "magic"), "Invalid value"),
+])
+def test_bad_input_exit_2_nothing_changed(env, args, msg):
+    env.api.on("server list --host", recorded("server_list_c01.json"))
+    res = env.invoke(*args, "--yes")
+    assert res.exit_code == 2 and msg in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert env.api.mutating == [] and all(h.mutating == [] for h in env.hosts.values())
