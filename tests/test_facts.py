@@ -72,13 +72,20 @@ def test_holders():
     assert facts.holders_argv("sdb1", "sdb") == ("ls", "-1", "/sys/block/sdb/sdb1/holders")
 
 
-def test_fuser():
-    text = ("                     USER        PID ACCESS COMMAND\n"
-            "/srv/node/sdb:       root     kernel mount /srv/node/sdb\n"
-            "                     swift      4242 ..c.. swift-object-se\n"
-            "                     root       4300 f.... python3\n")
-    assert facts.parse_fuser(text) == ["swift-object-se (pid 4242, swift)",
-                                       "python3 (pid 4300, root)"]
+@pytest.mark.parametrize("stdout,pids", [
+    ("kernel  4242  4300", [4242, 4300]),
+    (" 4242c  4300ce", [4242, 4300]),
+    ("", []),
+])
+def test_fuser_pids(stdout, pids):
+    assert facts.parse_fuser_pids(stdout) == pids
+
+
+def test_ps():
+    text = "   4242 swift    swift-object-se\n   4300 root     python3 -c x\n"
+    assert facts.parse_ps(text) == ["swift-object-se (pid 4242, swift)",
+                                    "python3 -c x (pid 4300, root)"]
+    assert facts.ps_argv([1, 2]) == ("ps", "-o", "pid=,user=,comm=", "-p", "1,2")
 
 
 @pytest.mark.parametrize("line,device,partition,kind,when", [

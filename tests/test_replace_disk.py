@@ -329,3 +329,29 @@ def test_killed_at_a_step_then_resumed(env, phase, n, step):
     assert sorted(p.name for p in env.root.iterdir() if p.name.startswith("fstab")) == [
         "fstab", f"fstab.ringmgr-{j['params']['tag']}.bak"]
     assert not any(env.mount_point.glob(".ringmgr-check-*"))
+
+
+def test_busy_mount_point_refused_naming_the_holder_then_lazy(env):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                              cwd=env.mount_point)
+    try:
+        out = refused(env, env.dev, "--yes", expect=["is busy", f"pid {holder.pid}",
+                                                     "--lazy"])
+        assert "python" in out
+        code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--yes", "--lazy")
+        assert code == 0, out
+        assert str(env.mount_point) not in mounts_of(env.old.dev)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_weight_zero_refused_until_the_ring_commands_provide_it(env):
+    from ringmgr.ops.disk import weight_zero_available
+
+    if weight_zero_available():
+        pytest.skip("set_weight_all_rings exists: covered by the ring commands' tests")
+    refused(env, env.dev, "--weight-zero", "--yes", expect=["--weight-zero", "set-weight"])

@@ -290,7 +290,8 @@ def _unmount(ctx: DiskContext):
         ctx.assumed_unmounted = ctx.dry_run
         return
     if "busy" in (r.stderr + r.stdout):
-        holders = facts.parse_fuser(ctx.q("fuser", "-vm", ctx.mount_point).stderr)
+        pids = facts.parse_fuser_pids(ctx.q("fuser", "-m", ctx.mount_point).stdout)
+        holders = facts.parse_ps(ctx.q(*facts.ps_argv(pids)).stdout) if pids else []
         who = ", ".join(holders) if holders else "unknown processes (fuser found none)"
         raise Refused(f"{ctx.mount_point} is busy: held by {who}; stop them (e.g. "
                       f"swift-init object stop) and re-run, or pass --lazy")

@@ -175,26 +175,39 @@ def parse_holders(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-# -- fuser -vm / lsof ----------------------------------------------------------------
-def parse_fuser(text: str) -> list[str]:
-    """Parse ``fuser -vm /srv/node/sdb`` (stderr, where fuser prints its table).
+# -- fuser -m / ps ---------------------------------------------------------------------
+def parse_fuser_pids(stdout: str) -> list[int]:
+    """Parse the stdout of ``fuser -m /srv/node/sdb``: the pids using the filesystem.
+
+    fuser prints the pids on stdout and everything else (the file name, the access
+    letters with ``-v``, permission warnings) on stderr.  Sample stdout, with and
+    without a terminal::
+
+        kernel  4242  4300
+         4242c  4300
+
+    ("kernel" stands for the mount itself, not a process.)
+    """
+    return [int(m) for m in re.findall(r"(?<![\w])(\d+)[a-zA-Z]*(?![\w])", stdout)]
+
+
+def ps_argv(pids: list[int]) -> tuple[str, ...]:
+    return ("ps", "-o", "pid=,user=,comm=", "-p", ",".join(map(str, pids)))
+
+
+def parse_ps(text: str) -> list[str]:
+    """Parse ``ps -o pid=,user=,comm= -p 4242,4300`` into "COMMAND (pid N, USER)".
 
     Sample::
 
-                             USER        PID ACCESS COMMAND
-        /srv/node/sdb:       root     kernel mount /srv/node/sdb
-                             swift      4242 ..c.. swift-object-se
-                             root       4300 f.... python3
-
-    Returns ``"COMMAND (pid N, USER)"`` for each process (the kernel mount line is not a
-    holder).
+           4242 swift    swift-object-se
+           4300 root     python3
     """
     out = []
     for line in text.splitlines():
-        body = line.split(":", 1)[1] if re.match(r"^\S.*:", line) else line
-        parts = body.split()
-        if len(parts) >= 4 and parts[1].isdigit():
-            out.append(f"{' '.join(parts[3:])} (pid {parts[1]}, {parts[0]})")
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[0].isdigit():
+            out.append(f"{parts[2].strip()} (pid {parts[0]}, {parts[1]})")
     return out
 
 
