@@ -1,0 +1,72 @@
+"""Parallel simulation (forked processes) gives the same outcome as the sequential one."""
+
+import pytest
+from swift.common.ring import RingBuilder
+
+from ringmgr.rings import parallel
+from ringmgr.rings.engine import ChangeSet, RingChange, simulate
+from tests.helpers.small_rings import build_ring, node_ip
+
+
+def rings():
+    return {"account": build_ring(part_power=7, nodes=5, seed=1),
+            "container": build_ring(part_power=7, nodes=5, replicas=2.5, seed=2),
+            "object": build_ring(part_power=8, nodes=6, zones=3, seed=3)}
+
+
+def changes(builders):
+    out = {}
+    for name, b in builders.items():
+        ids = [d["id"] for d in b.devs if d and d["ip"] == node_ip(1)]
+        out[name] = RingChange(removes=ids[:1], weights={ids[-1]: 20.0} if len(ids) > 1 else {})
+    return ChangeSet("test", out)
+
+
+def snapshot(b: RingBuilder):
+    return ([list(r) for r in b._replica2part2dev], b.devs, b.version, b.get_balance(),
+            b.dispersion, list(b._last_part_moves), b._remove_devs)
+
+
+def test_forked_simulation_equals_sequential(monkeypatch):
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_ASSIGNMENTS", 0)
+    builders = rings()
+    cs = changes(builders)
+    assert parallel.worth_parallel(builders, cs, workers=2)
+    seen = []
+    progress = lambda name: seen.append(("start", name))  # noqa: E731
+    progress.done = lambda name, s, moved: seen.append(("done", name, moved))
+    par = parallel.simulate_all(builders, cs, 11, progress=progress, workers=2)
+    seq = simulate(builders, cs, 11)
+    assert list(par) == list(seq) == list(cs.rings)
+    for name in cs.rings:
+        p, s = par[name], seq[name]
+        assert p.before is builders[name]
+        assert (p.parts_moved, p.balance, p.changed, p.blocked) == \
+            (s.parts_moved, s.balance, s.changed, s.blocked)
+        assert snapshot(p.after) == snapshot(s.after)
+    assert sorted(x for x in seen if x[0] == "done") == \
+        sorted(("done", n, seq[n].parts_moved) for n in cs.rings)
+    # the real builders were not touched by the workers or by the simulation
+    fresh = rings()
+    for name in builders:
+        assert snapshot(builders[name]) == snapshot(fresh[name])
+
+
+def test_small_or_single_rings_stay_in_process():
+    builders = rings()
+    cs = changes(builders)
+    assert not parallel.worth_parallel(builders, cs, workers=2)  # too small to pay
+    one = ChangeSet("one", {"object": cs.rings["object"]})
+    assert not parallel.worth_parallel(builders, one, workers=8)
+
+
+def test_a_failing_ring_is_a_usage_error_from_a_worker(monkeypatch):
+    from ringmgr.errors import UsageError
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_ASSIGNMENTS", 0)
+    builders = rings()
+    cs = changes(builders)
+    # remove every device of the object ring: swift cannot place any replica
+    cs.rings["object"] = RingChange(removes=[d["id"] for d in builders["object"].devs if d])
+    with pytest.raises(UsageError, match="object"):
+        parallel.simulate_all(builders, cs, 1, workers=2)
