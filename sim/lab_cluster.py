@@ -14,6 +14,7 @@ Progress goes to stderr; stdout carries only the export lines.
 from __future__ import annotations
 
 import argparse
+import re
 import http.client
 import os
 import shutil
@@ -158,17 +159,21 @@ def remove_disks(state: str) -> list[str]:
 
 
 def _loops() -> list[tuple[str, str]]:
-    """(loop device, backing file) pairs from ``losetup -l -n -O NAME,BACK-FILE``.
-
-    Sample::
-
-        /dev/loop0 /tmp/ringmgr-lab/disks/s01-sdb.img
-        /dev/loop3 /tmp/old.img (deleted)
-    """
     out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True,
                          text=True).stdout
+    return parse_losetup(out)
+
+
+def parse_losetup(text: str) -> list[tuple[str, str]]:
+    """(loop device, backing file) pairs from ``losetup -l -n -O NAME,BACK-FILE``.
+
+    Sample (a deleted backing file is marked, a path may contain spaces)::
+
+        /dev/loop0 /tmp/ringmgr-lab/disks/s01-sdb.img
+        /dev/loop3 /tmp/old disk.img (deleted)
+    """
     pairs = []
-    for line in out.splitlines():
+    for line in text.splitlines():
         parts = line.split(None, 1)
         if len(parts) == 2:
             pairs.append((parts[0], parts[1].strip().removesuffix(" (deleted)")))
@@ -176,12 +181,22 @@ def _loops() -> list[tuple[str, str]]:
 
 
 def _mounts() -> list[str]:
-    """Mount points from /proc/self/mounts (octal escapes decoded)."""
+    return parse_mounts(Path("/proc/self/mounts").read_text())
+
+
+def parse_mounts(text: str) -> list[str]:
+    """Mount points from /proc/self/mounts, with the kernel's octal escapes decoded.
+
+    Sample (a space in a path is written ``\\040``)::
+
+        /dev/loop0 /tmp/ringmgr-lab/nodes/s01/srv/node/sdb xfs rw,noatime 0 0
+        /dev/loop1 /tmp/my\\040lab/nodes/s01/srv/node/sdb xfs rw,noatime 0 0
+    """
     out = []
-    for line in Path("/proc/self/mounts").read_text().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) > 1:
-            out.append(parts[1].encode().decode("unicode_escape"))
+            out.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1]))
     return out
 
 

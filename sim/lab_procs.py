@@ -122,17 +122,26 @@ def _signal_group(rec: dict, sig: int) -> None:
 
 
 def _listen_inodes(ip: str, port: int) -> set[str]:
-    """Socket inodes listening on ip:port, from /proc/net/tcp.
+    return parse_listen_inodes(Path("/proc/net/tcp").read_text(), ip, port)
 
-    Sample line (127.0.0.1:16200, state 0A = LISTEN, inode 123456)::
 
-        0: 0100007F:3F48 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 123456 1 ...
+def parse_listen_inodes(text: str, ip: str, port: int) -> set[str]:
+    """Inodes of the sockets listening on ip:port, from /proc/net/tcp's text.
+
+    Sample (127.0.0.1:16200 listening, state 0A, inode 123456; then an established
+    connection from it, state 01)::
+
+          sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+           0: 0100007F:3F48 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0 100 0 0 10 0
+           1: 0100007F:3F48 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 123999 1 0 20 4 30 10 -1
+
+    Addresses are the 32-bit value in host byte order (little-endian here) in hex.
     """
     want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
     inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+    for line in text.splitlines()[1:]:
         f = line.split()
-        if f[1] == want and f[3] == "0A":
+        if len(f) > 9 and f[1] == want and f[3] == "0A":
             inodes.add(f[9])
     return inodes
 

@@ -1,0 +1,199 @@
+"""The lab's pure part: layout, written files, parsers of /proc and losetup output."""
+
+from __future__ import annotations
+
+import configparser
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sim import lab_configs as cfg
+from sim.lab_cluster import parse_losetup, parse_mounts
+from sim.lab_procs import parse_listen_inodes
+
+
+def test_layout_addresses_zones_and_devices():
+    lab = cfg.plan_lab("/x/lab", 7, nodes=5, disks=3, zones=2)
+    assert lab.proxy_ip == "127.0.7.1"
+    assert [(n.name, n.ip, n.zone) for n in lab.nodes] == [
+        ("s01", "127.0.7.2", 1), ("s02", "127.0.7.3", 2), ("s03", "127.0.7.4", 1),
+        ("s04", "127.0.7.5", 2), ("s05", "127.0.7.6", 1)]
+    assert lab.nodes[0].devices == ["sdb", "sdc", "sdd"]
+    assert lab.nodes[0].swift_dir == "/x/lab/nodes/s01/etc/swift"
+    assert lab.replicas == 3 and lab.min_part_hours == 0
+    new = cfg.new_node(lab)
+    assert (new.name, new.ip, new.zone, new.devices) == ("s06", "127.0.7.7", 6,
+                                                         ["sdb", "sdc", "sdd"])
+    assert cfg.plan_lab("/x", 5, nodes=1, disks=2).replicas == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(nodes=0), "--nodes"), (dict(nodes=251), "--nodes"), (dict(disks=0), "--disks"),
+    (dict(disks=26), "--disks"), (dict(zones=5, nodes=4), "--zones"),
+    (dict(part_power=3), "--part-power"), (dict(part_power=17), "--part-power"),
+    (dict(min_part_hours=-1), "--min-part-hours"),
+])
+def test_layout_refuses_bad_sizes(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cfg.plan_lab("/x", 5, **kwargs)
+
+
+def test_xfs_labels_are_unique_and_fit_xfs():
+    labels = set()
+    for net in (5, 249):
+        lab = cfg.plan_lab("/x", net, nodes=99, disks=25)
+        for node in lab.nodes:
+            for dev in node.devices:
+                label = cfg.xfs_label(lab, node, dev)
+                assert len(label) <= 12
+                labels.add(label)
+    assert len(labels) == 2 * 99 * 25
+
+
+def test_lab_record_round_trips_through_json():
+    lab = cfg.plan_lab("/x/lab", 9, nodes=2, xfs=True)
+    lab.block_devices = {"s01": {"sdb": "/dev/loop4"}}
+    lab.ssh = {"port": 2222, "identity_file": "/k", "known_hosts": "/kh", "hosts": ["127.0.9.1"]}
+    assert cfg.Lab.from_json(lab.to_json()) == lab
+
+
+def _load(lab, tmp_path):
+    from ringmgr.config import parse_config
+
+    return parse_config(tomllib.loads(cfg.ringmgr_toml(lab)), tmp_path / "ringmgr.toml")
+
+
+def test_ringmgr_toml_is_valid_for_ringmgr_and_maps_nodes_by_ip(tmp_path):
+    lab = cfg.plan_lab(str(tmp_path), 5, nodes=3, disks=2, xfs=True)
+    lab.block_devices = {"s01": {"sdb": "/dev/loop4", "sdc": "/dev/loop5"}}
+    lab.ssh = {"port": 40022, "identity_file": "/k/id", "known_hosts": "/k/kh"}
+    config = _load(lab, tmp_path)
+    assert config.cluster.builder_dir == Path(lab.builder_dir)
+    assert config.cluster.swift_conf == Path(lab.builder_dir, "swift.conf")
+    assert config.cluster.port_for("object-1") == cfg.PORTS["object"]
+    assert config.ssh.port == 40022 and str(config.ssh.known_hosts) == "/k/kh"
+    s01 = config.node_by_ip("127.0.5.2")
+    assert s01.name == "s01" and s01.devices == {"sdb": 100.0, "sdc": 100.0}
+    assert s01.block_device("sdb") == "/dev/loop4"
+    assert s01.fstab == lab.nodes[0].fstab and s01.mount_root == lab.nodes[0].mount_root
+    assert s01.owner == "root:root"
+    assert config.proxies["proxy"].host == "127.0.5.1"
+    without_ssh = cfg.plan_lab(str(tmp_path), 5, nodes=1)
+    assert _load(without_ssh, tmp_path).ssh.identity_file is None
+
+
+def test_server_confs_bind_the_node_and_replicate_as_the_lab_says():
+    lab = cfg.plan_lab("/x/lab", 5, nodes=2)
+    node = lab.nodes[1]
+    for server in cfg.SERVERS:
+        conf = configparser.ConfigParser()
+        conf.read_string(cfg.server_conf(lab, node, server))
+        assert conf["DEFAULT"]["bind_ip"] == node.ip
+        assert int(conf["DEFAULT"]["bind_port"]) == cfg.PORTS[server]
+        assert conf["DEFAULT"]["devices"] == node.mount_root
+        assert conf["DEFAULT"]["mount_check"] == "false"
+        assert conf["DEFAULT"]["user"] == "root"
+    obj = configparser.ConfigParser()
+    obj.read_string(cfg.server_conf(lab, node, "object"))
+    assert obj["object-replicator"]["sync_method"] == "ssync"
+    xfs = cfg.plan_lab("/x/lab", 5, nodes=1, xfs=True)
+    assert "mount_check = true" in cfg.server_conf(xfs, xfs.nodes[0], "object")
+
+
+def test_rsync_module_template_reaches_the_remote_nodes_daemon():
+    """The replicator fills the template from the *remote* device: it must name the
+    remote node's rsync daemon (its ip, the lab's port) and a module that exists there."""
+    from swift.common.utils import rsync_module_interpolation
+
+    lab = cfg.plan_lab("/x/lab", 5, nodes=2)
+    local, remote = lab.nodes
+    conf = configparser.ConfigParser()
+    conf.read_string(cfg.server_conf(lab, local, "container"))
+    template = conf["container-replicator"]["rsync_module"]
+    device = {"ip": remote.ip, "port": cfg.PORTS["container"], "replication_ip": remote.ip,
+              "replication_port": cfg.PORTS["container"], "device": "sdb"}
+    assert rsync_module_interpolation(template, device) == \
+        f"rsync://{remote.ip}:{cfg.RSYNC_PORT}/container"
+    rsyncd = cfg.rsyncd_conf(lab, remote)
+    assert f"address = {remote.ip}" in rsyncd and f"port = {cfg.RSYNC_PORT}" in rsyncd
+    assert "[container]" in rsyncd and f"path = {remote.mount_root}" in rsyncd
+
+
+def test_swift_conf_has_two_replicated_policies():
+    from swift.common.storage_policy import parse_storage_policies
+
+    lab = cfg.plan_lab("/x", 5)
+    conf = configparser.ConfigParser()
+    conf.read_string(cfg.swift_conf(lab))
+    policies = parse_storage_policies(conf)
+    assert [(p.idx, p.name, p.is_default) for p in policies] == [
+        (0, "gold", True), (1, "silver", False)]
+    assert conf["swift-hash"]["swift_hash_path_suffix"] == lab.hash_suffix
+    assert cfg.plan_lab("/x", 5).hash_suffix != lab.hash_suffix
+
+
+def test_fstab_by_label_only_for_xfs():
+    lab = cfg.plan_lab("/x/lab", 5, nodes=1, disks=2, xfs=True)
+    lines = cfg.fstab(lab, lab.nodes[0]).splitlines()[1:]
+    assert lines == [f"LABEL=lab5s01{d[-1]} /x/lab/nodes/s01/srv/node/{d} xfs noatime,nofail 0 0"
+                     for d in ("sdb", "sdc")]
+    plain = cfg.plan_lab("/x/lab", 5, nodes=1)
+    assert cfg.fstab(plain, plain.nodes[0]).splitlines()[1:] == []
+
+
+def test_build_rings_every_device_once_in_every_ring(tmp_path):
+    from swift.common.ring import RingBuilder, RingData
+
+    lab = cfg.plan_lab(str(tmp_path), 5, nodes=3, disks=2, part_power=6)
+    cfg.build_rings(lab)
+    for ring in cfg.RINGS:
+        b = RingBuilder.load(f"{lab.builder_dir}/{ring}.builder")
+        assert b.part_power == 6 and b.min_part_hours == 0
+        assert b.replicas == (2 if ring == "object-1" else 3)
+        assert sorted((d["ip"], d["device"]) for d in b.devs) == sorted(
+            (n.ip, dev) for n in lab.nodes for dev in n.devices)
+        port = cfg.PORTS["object" if ring.startswith("object") else ring]
+        assert {d["port"] for d in b.devs} == {port}
+        assert len(RingData.load(f"{lab.builder_dir}/{ring}.ring.gz").devs) == 6
+
+
+# --- parsers (samples as in their docstrings) -----------------------------------------
+
+TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:3F48 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0 100 0 0 10 0
+   1: 0100007F:3F48 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 123999 1 0 20 4 30 10 -1
+   2: 0205007F:3F48 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0
+"""
+
+
+@pytest.mark.parametrize("ip, port, inodes", [
+    ("127.0.0.1", 16200, {"123456"}),
+    ("127.0.5.2", 16200, {"777"}),
+    ("127.0.5.2", 16201, set()),
+    ("127.0.0.2", 16200, set()),
+])
+def test_parse_listen_inodes(ip, port, inodes):
+    assert parse_listen_inodes(TCP, ip, port) == inodes
+
+
+@pytest.mark.parametrize("text, pairs", [
+    ("", []),
+    ("/dev/loop0 /tmp/ringmgr-lab/disks/s01-sdb.img\n",
+     [("/dev/loop0", "/tmp/ringmgr-lab/disks/s01-sdb.img")]),
+    ("/dev/loop3 /tmp/old disk.img (deleted)\n/dev/loop4 \n",
+     [("/dev/loop3", "/tmp/old disk.img")]),
+])
+def test_parse_losetup(text, pairs):
+    assert parse_losetup(text) == pairs
+
+
+@pytest.mark.parametrize("text, mounts", [
+    ("/dev/loop0 /tmp/lab/nodes/s01/srv/node/sdb xfs rw,noatime 0 0\n",
+     ["/tmp/lab/nodes/s01/srv/node/sdb"]),
+    ("/dev/loop1 /tmp/my\\040lab/x xfs rw 0 0\nproc /proc proc rw 0 0\n",
+     ["/tmp/my lab/x", "/proc"]),
+])
+def test_parse_mounts(text, mounts):
+    assert parse_mounts(text) == mounts
