@@ -291,3 +291,13 @@ def test_bad_input_exit_2_nothing_changed(env, args, msg):
     assert res.exit_code == 2 and msg in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert env.api.mutating == [] and all(h.mutating == [] for h in env.hosts.values())
+
+
+def test_no_yes_no_terminal_refuses_before_any_change(env):
+    api = env.api
+    api.on("server list --host", recorded("server_list_c01.json"))
+    api.on(f"compute service list --host {C02}", services(C02))
+    api.on(f"compute service list --host {C01}", services(C01))
+    res = env.invoke("compute", "evacuate", C01, "--to", C02)
+    assert res.exit_code == 2 and "re-run with --yes" in res.stderr
+    assert api.mutating == [] and env.host(C01).mutating == []

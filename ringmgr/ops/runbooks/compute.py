@@ -122,7 +122,7 @@ def _server_or_none(ctx: RunbookContext, uuid: str):
         raise
 
 
-def _is_active(ctx, cmd: str) -> bool:
+def _is_active(ctx) -> bool:
     return ctx.host.run(service_argv("status"), check=False, mutates=False).rc == 0
 
 
@@ -174,13 +174,13 @@ def evacuate_steps(ctx: RunbookContext, host: str, target: str, instances: list[
         Step("check-target", f"target {target}: nova-compute enabled and up",
              action=lambda c: None, check=check_target),
         Step("disable-service", f"disable nova-compute on {host} (nothing new lands there)",
-             action=disable, check=disabled, verify=verify_disabled),
+             action=disable, check=disabled, verify=verify_disabled, destructive=True),
     ]
     for uuid in instances:
         steps.append(_migrate_step(uuid, host, target, block_migrate))
 
     def still_running(c):
-        if not _is_active(c, "nova-compute"):
+        if not _is_active(c):
             return "nova-compute already stopped"
         if not c.dry_run:
             left = [s.id for s in c.api.servers_on(host)]
@@ -193,7 +193,7 @@ def evacuate_steps(ctx: RunbookContext, host: str, target: str, instances: list[
         c.host.run(service_argv("stop"))
 
     def verify_stopped(c):
-        if _is_active(c, "nova-compute"):
+        if _is_active(c):
             raise StepFailed(f"{host}: nova-compute still running after stop")
 
     steps.append(Step("stop-service", f"stop nova-compute on {host}", action=stop,
@@ -230,7 +230,8 @@ def _migrate_step(uuid: str, host: str, target: str, block: bool) -> Step:
             _wait_for(c, uuid, target, "live migration of")
 
     how = "block-migrate" if block else "live-migrate"
-    return Step(f"migrate:{uuid}", f"{how} {uuid} to {target}", action=action, check=check)
+    return Step(f"migrate:{uuid}", f"{how} {uuid} to {target}", action=action, check=check,
+                destructive=True)
 
 
 def _move_files_step(name: str, files: list[str], held_dir: str, to_held: bool) -> Step:
@@ -265,7 +266,7 @@ def _move_files_step(name: str, files: list[str], held_dir: str, to_held: bool) 
 
     title = (f"move init files aside to {held_dir} (configuration management)" if to_held
              else f"put init files back from {held_dir}")
-    return Step(name, title, action=action, check=check, verify=verify)
+    return Step(name, title, action=action, check=check, verify=verify, destructive=True)
 
 
 # -- restore -----------------------------------------------------------------------------
@@ -281,19 +282,19 @@ def restore_steps(ctx: RunbookContext, host: str, record: dict | None, *,
         c.host.run(service_argv("start"))
 
     def verify_started(c):
-        if not _is_active(c, "nova-compute"):
+        if not _is_active(c):
             raise StepFailed(f"{host}: nova-compute did not start (see {DEFAULT_LOG})")
 
     steps.append(Step("start-service", f"start nova-compute on {host}", action=start,
-                      check=lambda c: "already running" if _is_active(c, "nova-compute") else None,
-                      verify=verify_started))
+                      check=lambda c: "already running" if _is_active(c) else None,
+                      verify=verify_started, destructive=True))
 
     def enable(c):
         c.api.enable_service(host)
 
     steps.append(Step("enable-service", f"enable nova-compute on {host}", action=enable,
                       check=lambda c: "already enabled" if c.api.compute_service(host).enabled
-                      else None))
+                      else None, destructive=True))
     if migrate_back:
         if not record:
             raise UsageError(f"no record of an evacuation of {host}: cannot tell which "
@@ -374,7 +375,7 @@ def _start_instance_step(uuid: str, host: str) -> Step:
             c.note(f"{uuid}: did not come back after a hard reboot: {e}")
 
     return Step(f"start:{uuid}", f"start {uuid} (reboot, then --hard)", action=action,
-                check=check)
+                check=check, destructive=True)
 
 
 # -- total failure: recover-host ------------------------------------------------------------
@@ -405,7 +406,7 @@ def recover_evacuate_steps(ctx: RunbookContext, failed: str, target: str,
 
     steps = [recover_precheck(ctx, failed),
              Step("force-down", f"mark {failed}'s nova-compute down and disabled",
-                  action=mark_down, check=check_down)]
+                  action=mark_down, check=check_down, destructive=True)]
     for uuid in instances:
         def check(c, uuid=uuid):
             s = _server_or_none(c, uuid)
@@ -452,7 +453,8 @@ def recover_sql_steps(ctx: RunbookContext, failed: str, target: str, instances: 
                   check=check_rows, destructive=True)]
     for uuid in instances:
         steps.append(Step(f"reboot-hard:{uuid}", f"hard-reboot {uuid} (re-creates its XML)",
-                          action=lambda c, u=uuid: c.api.reboot(u, hard=True)))
+                          action=lambda c, u=uuid: c.api.reboot(u, hard=True),
+                          destructive=True))
     for v in volumes:
         inst, vol, dev = v["instance_uuid"], v["volume_uuid"], v.get("mountpoint")
 
@@ -463,7 +465,7 @@ def recover_sql_steps(ctx: RunbookContext, failed: str, target: str, instances: 
             c.api.attach_volume(inst, vol, dev)
 
         steps.append(Step(f"reattach:{vol}", f"reattach volume {vol} to {inst} at {dev}",
-                          action=reattach))
+                          action=reattach, destructive=True))
     return steps
 
 
