@@ -22,10 +22,21 @@ FAULT_ENV = "RINGMGR_TEST_FAULT"
 
 
 def fault_point(point: str) -> None:
-    """A place where tests may kill this process (SIGKILL), switched on only by
-    ``$RINGMGR_TEST_FAULT`` naming the point (e.g. ``rename:object.builder``)."""
+    """A place where tests may kill this process with SIGKILL.
+
+    Switched on only by ``$RINGMGR_TEST_FAULT``: a point's name (e.g.
+    ``rename:object.builder``) kills there; a number N kills at the N-th point reached,
+    so a test can walk through every write, fsync and rename of a change.
+    """
     target = os.environ.get(FAULT_ENV)
-    if target and target == point:
+    if not target:
+        return
+    if target.isdigit():
+        fault_point.seen = getattr(fault_point, "seen", 0) + 1
+        hit = fault_point.seen == int(target)
+    else:
+        hit = target == point
+    if hit:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
