@@ -44,8 +44,18 @@ def spec_for(by: str, label: str, uuid: str) -> str:
     raise ValueError(f"fstab_by must be label or uuid, not {by!r}")
 
 
+def _lines(text: str) -> list[str]:
+    """Lines with their newline, split on "\\n" only (as mount(8) reads fstab; Python's
+    splitlines would also split on form feeds and other separators)."""
+    parts = text.split("\n")
+    out = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
 def _fields(line: str) -> list[str] | None:
-    body = line.strip()
+    body = line.strip(" \t\n")
     if not body or body.startswith("#"):
         return None
     parts = body.split()
@@ -55,10 +65,10 @@ def _fields(line: str) -> list[str] | None:
 def entries_for(text: str, mount_point: str) -> list[str]:
     """The entry lines (without newline) whose mount point is ``mount_point``."""
     out = []
-    for line in text.splitlines():
+    for line in _lines(text):
         f = _fields(line)
         if f and _unescape(f[1]).rstrip("/") == mount_point.rstrip("/"):
-            out.append(line)
+            out.append(line.rstrip("\n"))
     return out
 
 
@@ -73,7 +83,7 @@ def set_entry(text: str, mount_point: str, line: str) -> tuple[str, bool]:
     would make one of them mount the wrong disk).
     """
     spec = line.split()[0]
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     out: list[str] = []
     placed = False
     for raw in lines:
