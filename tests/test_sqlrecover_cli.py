@@ -101,6 +101,12 @@ def test_neutron_failure_leaves_everything_and_exits_2(env):
     assert "nova was put back" in res.stderr and "Traceback" not in res.output
     assert snapshot(db) == before
     assert api.mutating == []     # no reboot was attempted
+    # the cause fixed, the same command continues; the first backup is kept
+    db.execute("DROP TRIGGER boom", db="neutron")
+    res = run(cfg, "--yes", "--backup", str(tmp / "rows.json"))
+    assert res.exit_code == 0, res.output
+    assert snapshot(db)["bindings"] == [("p1", TARGET)]
+    assert (tmp / "rows.json").exists() and (tmp / "rows.2.json").exists()
 
 
 def test_undo_from_backup(env):

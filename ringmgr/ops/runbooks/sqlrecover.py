@@ -290,11 +290,14 @@ def _plain(v):
 
 
 def write_backup(path: Path, report: MoveReport, nova: DBTarget, neutron: DBTarget) -> Path:
-    """Write the rows as they are now (temp file, fsync, rename); refuse to overwrite."""
+    """Write the rows as they are now (temp file, fsync, rename).  An existing file
+    (an earlier attempt) is never overwritten: the new one gets a numbered name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        raise UsageError(f"backup file {path} already exists; move it away first")
+    n, base = 1, path
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.stem}.{n}{base.suffix}")
     data = {"kind": "ringmgr recover-host backup", "created": time.strftime(
                 "%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "failed": report.failed, "target": report.target, "node": report.node,
