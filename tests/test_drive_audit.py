@@ -120,3 +120,30 @@ def test_act_unmounts_and_guards(failing):
 def test_unknown_node_is_an_error(failing):
     code, out, _ = ringmgr(failing, "drive-audit", "s99")
     assert code == 2 and "unknown node" in out
+
+
+@pytest.mark.slow
+def test_audit_over_ssh(failing, sshd_hosts_factory):
+    hosts = sshd_hosts_factory(1)
+    h = hosts.hosts[0]
+    e = failing
+    e.host, e.ssh_port = h.address, h.port
+    e.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
+                  f'identity_file = "{hosts.identity_file}"\n'
+                  f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
+    e.write_config(e.old.dev)
+    code, out, stdout = ringmgr(e, "drive-audit", "--json")
+    assert code == 1, out
+    (dev,) = [d for d in json.loads(stdout)["nodes"][0]["devices"] if d["device"] == e.dev]
+    assert dev["mounted"] and "fs-error" in dev["kinds"]
+
+
+def test_unreachable_node_is_reported_and_exit_2(failing):
+    e = failing
+    e.host, e.ssh_port = "127.0.0.254", 1
+    e.ssh_toml = '[ssh]\nconnect_timeout = 1.0\nretries = 0\n\n'
+    e.write_config(e.old.dev)
+    code, out, stdout = ringmgr(e, "drive-audit", "--json")
+    assert code == 2, out
+    report = json.loads(stdout)
+    assert report["nodes"][0]["error"] and "s01" in out
