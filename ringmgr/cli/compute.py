@@ -371,7 +371,7 @@ def inspect_disk(app, instance, release, disk_target, address, dry_run, yes, res
     Recovering Data from Failed Instances".  Always finish with --release, or nova can
     no longer manage the instance; a failed inspection is released at once.
     """
-    from ringmgr.errors import StepFailed, UsageError
+    from ringmgr.errors import UsageError
     from ringmgr.exec.runner import run_steps
     from ringmgr.ops.openstack import QemuNbd, Virsh
     from ringmgr.ops.runbooks import compute as rb
