@@ -236,6 +236,10 @@ def swift_argv(swift_dir: str, script: str, *args: str) -> list[str]:
     return [sys.executable, str(SWIFTRUN), swift_dir, script, *args]
 
 
+def swift_env(lab: cfg.Lab) -> dict[str, str]:
+    return {**os.environ, "RINGMGR_LAB_RING_RELOAD": str(lab.ring_reload)}
+
+
 def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.Popen, str, int]]:
     """Start memcached, rsync and every swift server; (name, proc, ip, port) to wait for."""
     logs = lab.log_dir
@@ -249,7 +253,7 @@ def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.
     name = "proxy-server"
     p = spawn(records, name, swift_argv(lab.proxy_dir, "swift-proxy-server",
                                         f"{lab.proxy_dir}/proxy-server.conf", "-v"),
-              f"{logs}/{name}.log")
+              f"{logs}/{name}.log", env=swift_env(lab))
     waits.append((name, p, lab.proxy_ip, cfg.PROXY_PORT))
     return waits
 
@@ -268,7 +272,8 @@ def start_node_daemons(lab: cfg.Lab, node: cfg.LabNode, records: Records):
     for server in cfg.SERVERS:
         name = f"{node.name}-{server}-server"
         p = spawn(records, name, swift_argv(node.swift_dir, f"swift-{server}-server",
-                                            node.conf(server), "-v"), f"{logs}/{name}.log")
+                                            node.conf(server), "-v"), f"{logs}/{name}.log",
+                  env=swift_env(lab))
         waits.append((name, p, node.ip, cfg.PORTS[server]))
     return waits
 
@@ -331,6 +336,7 @@ def start_sshd(lab: cfg.Lab, records: Records) -> dict | None:
 
 def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int,
        xfs: bool, net: int | None, ssh: bool, spare: int = 2, min_part_hours: int = 0,
+       ring_reload: float = 1.0,
        timeout: float = 60.0) -> cfg.Lab:
     state = os.path.abspath(state)
     if Path(state, "lab.json").exists():
@@ -339,6 +345,10 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         raise LabError(f"{state} exists and is not empty: choose another --state")
     if os.geteuid() != 0:
         raise LabError("the lab runs its servers as root and needs root")
+    if not 0 < ring_reload <= 3600:
+        raise ValueError("--ring-reload must be more than 0 and at most 3600 seconds")
+    if not 0 <= spare <= 100:
+        raise ValueError("--spare must be between 0 and 100")
     cfg.plan_lab(state, net or FIRST_NET, nodes=nodes, disks=disks, zones=zones,
                  part_power=part_power, min_part_hours=min_part_hours,
                  xfs=xfs)  # bad arguments fail before anything exists
@@ -353,6 +363,7 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
     lab = cfg.plan_lab(state, net_, nodes=nodes, disks=disks, zones=zones,
                        part_power=part_power, min_part_hours=min_part_hours, xfs=xfs)
     lab.spare = spare
+    lab.ring_reload = ring_reload
     try:
         records.set_procs([])
         save_lab(lab)
@@ -539,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--part-power", type=int, default=8)
     p_up.add_argument("--min-part-hours", type=int, default=0,
                       help="of every ring (default 0: a rehearsal need not wait an hour)")
+    p_up.add_argument("--ring-reload", type=float, default=1.0,
+                      help="seconds between the servers' ring.gz checks (swift's own: 15)")
     p_up.add_argument("--xfs", action="store_true", help="real XFS loop disks (300 MB sparse)")
     p_up.add_argument("--net", type=int, default=None,
                       help="use 127.0.NET.0/24 (default: the first free from 127.0.5)")
@@ -564,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
             lab = up(args.state, nodes=args.nodes, disks=args.disks, zones=args.zones,
                      part_power=args.part_power, min_part_hours=args.min_part_hours,
                      xfs=args.xfs, net=args.net,
-                     ssh=not args.no_ssh, spare=args.spare, timeout=args.timeout)
+                     ssh=not args.no_ssh, spare=args.spare, ring_reload=args.ring_reload,
+                     timeout=args.timeout)
             sys.stdout.write(cfg.exports(lab))
         elif args.cmd == "replicate":
             replicate(args.state)

@@ -71,6 +71,7 @@ class Lab:
     xfs: bool = False
     hash_suffix: str = field(default_factory=lambda: secrets.token_hex(8))
     block_devices: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> dev -> /dev/loopN
+    ring_reload: float = 1.0  # seconds between a server's ring.gz checks (swift: 15)
     spare: int = 2  # sshd also serves this many addresses after the last node (add-node)
     ssh: dict | None = None  # port, identity_file, known_hosts, hosts (served addresses)
 

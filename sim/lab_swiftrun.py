@@ -11,7 +11,12 @@ only re-reads the hash prefix/suffix, not the policies; the replicators do not l
 swift_dir (so that several labs, and the host, never share one), so before handing over
 to swift's own entry point (looked up by its console-script name, exactly what the
 installed ``swift-*`` script would call) we point swift at that file and reload the
-policies and constraints.  Nothing else is changed.
+policies and constraints.
+
+One lab knob: ``$RINGMGR_LAB_RING_RELOAD`` (seconds) replaces swift's fixed 15 s
+interval at which a running server notices a new ring.gz (swift.common.ring.ring's
+DEFAULT_RELOAD_TIME, which no config option reaches), so that a rehearsal does not wait
+15 s after every push.  Nothing else is changed.
 """
 
 import sys
@@ -23,7 +28,13 @@ def main() -> int:
         sys.stderr.write(__doc__.split("\n\n")[0] + "\n")
         return 2
     swift_dir, script, *args = sys.argv[1:]
+    import os
+
     from swift.common import constraints, storage_policy, utils
+    from swift.common.ring import ring
+
+    if os.environ.get("RINGMGR_LAB_RING_RELOAD"):
+        ring.DEFAULT_RELOAD_TIME = float(os.environ["RINGMGR_LAB_RING_RELOAD"])
 
     utils.set_swift_dir(swift_dir)
     storage_policy.reload_storage_policies()

@@ -275,3 +275,44 @@ def test_lab_cluster_fixture_and_node_lifecycle(lab_cluster):
         "account.ring.gz", "container.ring.gz", "object-1.ring.gz", "object.ring.gz"]
     lab_cluster.replicate()
     assert lab_cluster.get("c", "o2") == (200, b"while s02 is down")
+
+    # Put s04 into every ring (swift's RingBuilder, as an admin would) and copy the
+    # rings out: the running proxy picks them up within seconds (--ring-reload), and one
+    # replication pass moves existing data onto s04.
+    _add_to_rings(lab_cluster, new)
+    time.sleep(2.5)
+    account = lab_cluster.token()[0].rsplit("/", 1)[1]
+    names = [f"n{i}" for i in range(12)]
+    for name in names:
+        assert lab_cluster.put("c", name, name.encode()) == 201
+    on_s04 = [n for n in names if any(
+        node.name == "s04" for node, _ in _replica_paths(lab_cluster, "object", account, "c", n)[1])]
+    assert on_s04, "no object of 12 maps to s04: the ring change did nothing"
+    for name in on_s04:
+        part, where = _replica_paths(lab_cluster, "object", account, "c", name)
+        for node, dev in where:
+            if node.name == "s04":
+                assert list(Path(node.mount_root, dev, "objects", str(part)).rglob("*.data")), \
+                    f"the proxy did not write {name} to s04 with the new ring"
+    old_part, old_where = _replica_paths(lab_cluster, "object", account, "c", "o2")
+    lab_cluster.replicate()
+    for node, dev in old_where:
+        assert list(Path(node.mount_root, dev, "objects", str(old_part)).rglob("*.data"))
+    assert lab_cluster.get("c", "o2") == (200, b"while s02 is down")
+
+
+def _add_to_rings(lab, node) -> None:
+    from swift.common.ring import RingBuilder
+
+    for ring in ("account", "container", "object", "object-1"):
+        builder = RingBuilder.load(f"{lab.builder_dir}/{ring}.builder")
+        port = {"account": 16202, "container": 16201}.get(ring, 16200)
+        for dev in node.devices:
+            builder.add_dev({"region": 1, "zone": node.zone, "ip": node.ip, "port": port,
+                             "replication_ip": node.ip, "replication_port": port,
+                             "device": dev, "weight": 100.0, "meta": ""})
+        builder.rebalance(seed=2)
+        builder.save(f"{lab.builder_dir}/{ring}.builder")
+        builder.get_ring().save(f"{lab.builder_dir}/{ring}.ring.gz")
+        for dest in [n.swift_dir for n in lab.nodes] + [lab.proxy_swift_dir]:
+            shutil.copy(f"{lab.builder_dir}/{ring}.ring.gz", dest)
