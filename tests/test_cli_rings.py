@@ -130,6 +130,19 @@ def test_add_node_uses_config_devices_and_ports(cluster):
     assert r.exit_code == 2 and "already in the ring" in r.output
 
 
+def test_add_node_with_zero_weight_in_config_refused(tmp_path):
+    c = make_cluster(tmp_path)
+    c.config.write_text(c.config.read_text().replace(
+        'ip = "127.0.9.7"\nzone = 1\ndevices = { sdb = 100.0, sdc = 100.0 }',
+        'ip = "127.0.9.7"\nzone = 1\ndevices = { sdb = 0.0, sdc = 100.0 }'))
+    before = c.checksums()
+    r = run(c, "add-node", "s07", "--yes")
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1].startswith(
+        "ringmgr: error: nodes.s07.devices.sdb = 0.0: add-node needs a positive weight")
+    assert c.checksums() == before
+
+
 def test_no_terminal_and_no_yes_refuses(cluster):
     before = cluster.checksums()
     r = run(cluster, "remove-node", "s03")

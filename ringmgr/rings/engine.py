@@ -153,13 +153,25 @@ def plan_add_node(builders: dict, node, port_for, weight_factor: float = 1.0) ->
             adds.append({"region": node.region, "zone": node.zone, "ip": node.ip,
                          "port": port, "replication_ip": node.replication_ip or node.ip,
                          "replication_port": port, "device": dev,
-                         "weight": check_weight(weight) * weight_factor, "meta": ""})
+                         "weight": _config_weight(node, name, dev, weight) * weight_factor,
+                         "meta": ""})
         if adds:
             rings[name] = RingChange(adds=adds)
     if not rings:
         raise UsageError(f"node {node.name} has no devices in the config "
                          f"(nodes.{node.name}.devices)")
     return ChangeSet(f"add {node.name} to every ring", rings)
+
+
+def _config_weight(node, ring: str, dev: str, weight) -> float:
+    """A configured device weight for add-node: a device added at weight 0 takes no data."""
+    try:
+        return check_weight(weight, allow_zero=False)
+    except UsageError:
+        key = (f"nodes.{node.name}.rings.{ring}.devices.{dev}" if ring in node.ring_devices
+               else f"nodes.{node.name}.devices.{dev}")
+        raise UsageError(f"{key} = {weight!r}: add-node needs a positive weight "
+                         f"(to add gradually, use --max-move)")
 
 
 def plan_rebalance(builders: dict) -> ChangeSet:
