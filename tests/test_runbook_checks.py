@@ -97,7 +97,7 @@ def test_restore_order_bad_override_exit_2(cli_env):
     assert res.exit_code == 2 and "openstack.restore_order[0]" in res.stderr
 
 
-@pytest.mark.skipif(not available(), reason="needs root and mariadb-server")
+@pytest.mark.skipif(not available(), reason="needs root")
 def test_restore_order_check_in_order(cli_env, tmp_path):
     api, invoke = cli_env
     api.on("compute service list", recorded("service_list_all.json"))

@@ -12,7 +12,7 @@ from tests.helpers.mariadb import available, create_openstack_dbs, mariadb_serve
 from tests.helpers.openstack_recorder import RecordingExecutor
 from tests.test_sqlrecover import FAILED, I1, I2, TARGET, snapshot
 
-pytestmark = pytest.mark.skipif(not available(), reason="needs root and mariadb-server")
+pytestmark = pytest.mark.skipif(not available(), reason="needs root")
 
 
 @pytest.fixture(scope="module")
