@@ -62,7 +62,7 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=
     config = app.config
     hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule)
     result = run_change(
-        config, planner, argv=["ringmgr", *sys.argv[1:]], seed=seed,
+        config, planner, argv=App.current().argv, seed=seed,
         dry_run=dry_run or hooks.saves,
         confirm=lambda q: app.confirm(q, yes), show=app.out,
         used_bytes=_used_bytes(used_bytes), progress=progress_printer(),
@@ -143,7 +143,7 @@ def register(group: click.Group) -> None:
         n = App.current().config.node(node)
         return _run(lambda b: plan_remove(b, n, device), **kw)
 
-    @group.command("set-weight")
+    @group.command("set-weight", context_settings={"ignore_unknown_options": True})
     @click.argument("target", metavar="NODE[/DEV]")
     @click.argument("weight")
     @change_options
@@ -191,7 +191,7 @@ def register(group: click.Group) -> None:
 
         app = App.current()
         data = do(app.config, confirm=lambda q: app.confirm(q, yes), show=app.out,
-                  argv=["ringmgr", *sys.argv[1:]])
+                  argv=App.current().argv)
         app.written = data["written"]
         app.emit(data)
         return 0
@@ -226,7 +226,7 @@ def register(group: click.Group) -> None:
         app = App.current()
         data = do(app.config, to_id, dry_run=dry_run,
                   confirm=lambda q: app.confirm(q, yes), show=app.out,
-                  argv=["ringmgr", *sys.argv[1:]])
+                  argv=App.current().argv)
         app.written = data["written"]
         app.emit(data)
         return 0
