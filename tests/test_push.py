@@ -167,8 +167,8 @@ def test_read_only_swift_dir_fails_that_node_only(env):
 
 def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):
     """A tmpfs with room for two of the three temp files: the plan's free-space check
-    passes (sizes fit), the third upload hits ENOSPC for real, the uploaded temp files
-    are removed and the old rings stay."""
+    passes (sizes fit), writing the third hits ENOSPC for real, every temp file is
+    removed and the old rings stay."""
     d = str(env.node("h03"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
     try:
@@ -182,7 +182,7 @@ def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):
         old["filler"] = md5(filler)
         r = env.run("push")
         assert r.exit_code == 2, r.output
-        assert "h03" in r.output and "upload of" in r.output
+        assert "h03" in r.output and "No space left on device" in r.output
         assert tree(d) == old                      # no temp file, old rings intact
         # and when nothing fits at all, the plan refuses before uploading
         with open(filler, "ab") as f:
@@ -285,13 +285,15 @@ def test_push_killed_midway_leaves_each_node_old_or_new(sshd_hosts_factory, tmp_
                 shutil.copy(old_dir / f, h.swift_dir / f)     # every node has the old rings
         proc = subprocess.Popen(["ringmgr", "--config", str(cfg), "push"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        inodes = {(h.name, f): os.stat(h.swift_dir / f).st_ino for h in hosts.hosts for f in old}
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             seen = sum(1 for h in hosts.hosts for f in os.listdir(h.swift_dir)
-                       if f.startswith(".") or (f in new and md5(h.swift_dir / f) == new[f]))
+                       if f.startswith(".") or (f in old and os.stat(h.swift_dir / f).st_ino
+                                                != inodes[h.name, f]))
             if seen >= changes_seen:
                 break
-            time.sleep(0.002)
+            time.sleep(0.005)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         states = set()

@@ -345,8 +345,8 @@ class RemoteProcess:
         self._out = b""
         self._err = []
 
-    def write(self, text: str) -> None:
-        self.chan.sendall(text.encode())
+    def write(self, data: str | bytes) -> None:
+        self.chan.sendall(data.encode() if isinstance(data, str) else data)
 
     def _pump(self, deadline: float | None) -> bool:
         """Move what has arrived into the buffers; False once the command has ended."""

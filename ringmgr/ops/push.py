@@ -13,8 +13,10 @@ interpreter start-up):
 2. **plan** (pure, :func:`plan_host`): upload what is missing, stale or corrupt;
    skip what has the same md5; refuse a ring whose version on the node is newer
    (unless ``force``); refuse early on a read-only or too-full directory.
-3. **upload** each ring over SFTP to ``.<name>.ringmgr-<token>.tmp`` (never matching
-   ``*.ring.gz``, so Swift never loads a half-written file).
+3. **send** the rings to upload on the same process's stdin, right after the apply
+   request; it writes each to ``.<name>.ringmgr-<token>.tmp`` (never matching
+   ``*.ring.gz``, so Swift never loads a half-written file).  One channel per node:
+   no SFTP subsystem to start (each channel costs the node a login shell).
 4. **apply** (one request to the same process): check each temp file's size and md5, re-check
    the version, fsync, give it the owner and mode of the file it replaces (default
    ``[defaults].owner``, 0644); only when every file passed, rename each over its
@@ -30,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import posixpath
 import secrets
 import threading
 import time
@@ -48,7 +49,7 @@ COMMAND_TIMEOUT = 120.0
 # The system python3 when there is one (the script needs only the standard library;
 # a pyenv or virtualenv shim on PATH can cost more than the whole push), else PATH's.
 NODE_PYTHON = 'p=/usr/bin/python3; [ -x "$p" ] || p=python3; exec "$p" -c "$0" "$@"'
-BOOTSTRAP = "import sys,json;exec(json.loads(sys.stdin.readline()))"
+BOOTSTRAP = "import sys,json;exec(json.loads(sys.stdin.buffer.readline()))"
 
 # The node side, one process per node and run: ``session`` answers the inspect
 # request from argv, then waits on stdin for one apply request (or EOF).  The script
@@ -142,16 +143,50 @@ def check_one(d, f, owner):
     os.chown(tmp, uid, gid)
     os.chmod(tmp, mode)
 
-def apply(a):
+def receive(d, files, stream):
+    """Write each file's bytes, streamed on stdin after the request, to its temp name."""
+    errors = {}
+    for f in files:
+        left, out = f["size"], None
+        try:
+            out = open(os.path.join(d, f["tmp"]), "xb")
+        except OSError as e:
+            errors[f["name"]] = e
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 20))
+            if not chunk:
+                if out is not None:
+                    out.close()
+                raise EOFError("the admin host went away mid-transfer")
+            left -= len(chunk)
+            if out is not None and f["name"] not in errors:
+                try:
+                    out.write(chunk)
+                except OSError as e:
+                    errors[f["name"]] = e
+        if out is not None:
+            try:
+                out.close()
+            except OSError as e:
+                errors.setdefault(f["name"], e)
+    return errors
+
+def describe(e):
+    if isinstance(e, OSError):
+        return e.strerror + (": %s" % e.filename if e.filename else "")
+    return str(e)
+
+def apply(a, received=None):
     """All or nothing per node: every file is checked before any is renamed."""
     d = a["dir"]; res = {}
     for f in a["files"]:
         try:
+            if received and f["name"] in received:
+                raise received[f["name"]]
             check_one(d, f, a["owner"])
             res[f["name"]] = {"ok": True, "error": None}
         except (OSError, ValueError) as e:
-            msg = "%s: %s" % (e.strerror, e.filename) if isinstance(e, OSError) else str(e)
-            res[f["name"]] = {"ok": False, "error": msg}
+            res[f["name"]] = {"ok": False, "error": describe(e)}
     failed = [n for n, r in res.items() if not r["ok"]]
     for f in a["files"]:
         tmp = os.path.join(d, f["tmp"])
@@ -178,9 +213,20 @@ def send(obj):
 op, arg = sys.argv[1], json.loads(sys.argv[2])
 if op == "session":
     send(inspect(arg))
-    line = sys.stdin.readline()       # EOF (admin gone or nothing to do): exit, no change
+    stdin = sys.stdin.buffer
+    line = stdin.readline()           # EOF (admin gone or nothing to do): exit, no change
     if line.strip():
-        send(apply(json.loads(line)))
+        req = json.loads(line)
+        try:
+            received = receive(req["dir"], req["files"], stdin) if req.get("stream") else {}
+        except EOFError:
+            for f in req["files"]:
+                try:
+                    os.unlink(os.path.join(req["dir"], f["tmp"]))
+                except OSError:
+                    pass
+            sys.exit(3)
+        send(apply(req, received))
 else:
     send({"inspect": inspect, "apply": apply}[op](arg))
 '''
@@ -587,23 +633,23 @@ def _push_planned(ex, proc, node, local, state, res, force, dry_run) -> None:
         proc.finish(COMMAND_TIMEOUT)
         res.ok = not plan.refused
         return
-    token = f"{secrets.token_hex(4)}"
-    files, uploaded = [], []
+    token = secrets.token_hex(4)
+    files = [{"name": n, "tmp": f".{n}{TMP_MARK}{token}.tmp", "md5": local[n].md5,
+              "size": local[n].size, "version": local[n].version, "force": force}
+             for n in plan.uploads]
+    log.info("[%s] run: send %s (%d bytes) to %s and apply", node.name,
+             ", ".join(plan.uploads), sum(f["size"] for f in files), node.swift_dir)
+    proc.write(json.dumps({"dir": node.swift_dir, "owner": node.owner, "files": files,
+                           "stream": True}) + "\n")
+    t0 = time.monotonic()
     try:
-        for name in plan.uploads:
-            tmp = f".{name}{TMP_MARK}{token}.tmp"
-            ex.put(local[name].data, posixpath.join(node.swift_dir, tmp))
-            uploaded.append(tmp)
-            files.append({"name": name, "tmp": tmp, "md5": local[name].md5,
-                          "size": local[name].size, "version": local[name].version,
-                          "force": force})
+        for n in plan.uploads:
+            proc.write(local[n].data)
     except Exception as e:  # noqa: BLE001
-        failed = plan.uploads[len(uploaded)]
-        _remove_quietly(ex, node, [*uploaded, f".{failed}{TMP_MARK}{token}.tmp"])
-        raise RuntimeError(f"upload of {failed} failed: {_one_line(e)}; the node's rings "
+        raise RuntimeError(f"sending the rings failed: {_one_line(e)}; the node's rings "
                            f"were not changed") from None
-    log.info("[%s] run: apply %s in %s", node.name, ", ".join(plan.uploads), node.swift_dir)
-    proc.write(json.dumps({"dir": node.swift_dir, "owner": node.owner, "files": files}) + "\n")
+    finally:
+        ex.timings["transfer"] = ex.timings.get("transfer", 0.0) + time.monotonic() - t0
     line = proc.readline(COMMAND_TIMEOUT)
     try:
         outcome = json.loads(line)["files"]
@@ -633,14 +679,6 @@ def _verify_one(ex, node, local, res: HostResult) -> None:
         return
     res.verify = verify_host(local, state)
     res.ok = all(s == "ok" for s in res.verify.values())
-
-
-def _remove_quietly(ex, node, names) -> None:
-    for n in names:
-        try:
-            ex.remove(posixpath.join(node.swift_dir, n))
-        except Exception:  # noqa: BLE001 - the next push or verify removes it
-            pass
 
 
 def _one_line(e: BaseException) -> str:
