@@ -14,9 +14,9 @@ Progress goes to stderr; stdout carries only the export lines.
 from __future__ import annotations
 
 import argparse
-import re
 import http.client
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -76,7 +76,8 @@ def claim_net(state: str, wanted: int | None) -> int:
     """Reserve a 127.0.<net>.0/24 for this lab (a symlink in /run/ringmgr-lab).
 
     Two labs (the lead's e2e tests and an operator's) may run at once; each gets its own
-    /24.  A claim whose lab has no live process left is stale and is taken over.
+    /24.  A claim whose state directory is gone is stale and is taken over; a net whose
+    proxy or first node address is already bound by anyone is skipped.
     """
     CLAIMS.mkdir(parents=True, exist_ok=True)
     candidates = [wanted] if wanted else range(FIRST_NET, 250)
@@ -91,7 +92,8 @@ def claim_net(state: str, wanted: int | None) -> int:
         if _addresses_free(net):
             return net
         link.unlink()
-    raise LabError("no free 127.0.N.0/24 for the lab" + (f" (127.0.{wanted} is taken)" if wanted else ""))
+    taken = f" (127.0.{wanted} is taken)" if wanted else ""
+    raise LabError(f"no free 127.0.N.0/24 for the lab{taken}")
 
 
 def release_net(state: str, net: int) -> None:
