@@ -19,6 +19,7 @@ from ringmgr.errors import EXIT_ERROR, RingmgrError
 
 COMMAND_MODULES = [
     "ringmgr.cli.rings",
+    "ringmgr.cli.nodes",
     "ringmgr.cli.plans",
     "ringmgr.cli.disk",
     "ringmgr.cli.push",

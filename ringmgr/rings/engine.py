@@ -244,3 +244,43 @@ def gate_text(seconds: int) -> str:
     if h:
         return f"{h} h"
     return f"{max(m, 1)} min"
+
+
+def plan_rejoin(builders: dict, node, history: list[dict]) -> ChangeSet:
+    """Re-add the devices ``node`` had before it was removed, exactly as they were.
+
+    The definitions come from the history (the newest change that removed devices with
+    the node's ip), not from the config: region, zone, ports, replication addresses,
+    weight and meta are restored as they were.  Devices are matched by ring, ip, port
+    and name, never by id (swift reuses ids).
+    """
+    source = None
+    for entry in reversed(history):
+        devs = [d for d in entry.get("removed_devices", []) if d["ip"] == node.ip]
+        if devs:
+            source = (entry, devs)
+            break
+    if source is None:
+        raise UsageError(f"no change in the history removed devices of {node.name} "
+                         f"(ip {node.ip}); to add it from the config use `ringmgr add-node "
+                         f"{node.name}`")
+    entry, devs = source
+    rings: dict[str, RingChange] = {}
+    present = []
+    for d in devs:
+        ring = d["ring"]
+        if ring not in builders:
+            continue
+        same = [x for x in live_devs(builders[ring]) if (x["ip"], x["port"], x["device"]) ==
+                (d["ip"], d["port"], d["device"])]
+        if same:
+            present.append(f"{ring}:{d['device']}")
+            continue
+        dev = {k: d[k] for k in ("region", "zone", "ip", "port", "replication_ip",
+                                 "replication_port", "device", "weight", "meta")}
+        rings.setdefault(ring, RingChange()).adds.append(dev)
+    if not rings:
+        raise UsageError(f"{node.name}'s devices removed by change #{entry['id']} are all "
+                         f"back in the rings already ({', '.join(present)})")
+    return ChangeSet(f"rejoin {node.name}: re-add the {sum(len(c.adds) for c in rings.values())}"
+                     f" device(s) change #{entry['id']} removed", rings)

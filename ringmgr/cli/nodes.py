@@ -1,0 +1,55 @@
+"""Node-level ring operations: shutdown-node (out for days) and rejoin-node (back with
+exactly the device options it had)."""
+
+from __future__ import annotations
+
+import click
+
+from ringmgr.cli.app import App
+from ringmgr.cli.rings import _run, change_options
+from ringmgr.errors import Refused
+
+
+def register(group: click.Group) -> None:
+    @group.command("shutdown-node")
+    @click.argument("node")
+    @click.option("--force", is_flag=True,
+                  help="proceed even when stopping NODE leaves partitions short of quorum")
+    @change_options
+    def shutdown_node(node, force, **kw):
+        """Take NODE out for days: check it is safe to stop (ok-to-stop), then remove its
+        devices from every ring.  The history keeps their full definitions, so
+        `ringmgr rejoin-node NODE` brings them back exactly as they were."""
+        from ringmgr.cli.risk import ok_to_stop_check
+        from ringmgr.rings.engine import plan_remove
+
+        app = App.current()
+        config = app.config
+        n = config.node(node)
+        check = ok_to_stop_check(config, node)
+        if not check["ok"] and not force:
+            raise Refused(f"stopping {node} now would leave partitions short of a write quorum "
+                          f"or unreadable (see `ringmgr ok-to-stop {node}`); bring the other "
+                          f"nodes back first, or pass --force")
+
+        def planner(builders):
+            cs = plan_remove(builders, n)
+            cs.description = (f"shut down {node}: remove it from every ring "
+                              f"(`ringmgr rejoin-node {node}` brings it back)")
+            return cs
+
+        return _run(planner, **kw)
+
+    @group.command("rejoin-node")
+    @click.argument("node")
+    @change_options
+    def rejoin_node(node, **kw):
+        """Bring NODE back after shutdown-node or remove-node, with exactly the device
+        options it had (from the history, not the config) and rebalance."""
+        from ringmgr.rings.engine import plan_rejoin
+        from ringmgr.rings.store import RingStore
+
+        config = App.current().config
+        n = config.node(node)
+        history = RingStore.from_config(config).history()
+        return _run(lambda b: plan_rejoin(b, n, history), **kw)
