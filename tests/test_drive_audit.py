@@ -114,7 +114,11 @@ def test_act_unmounts_and_guards(failing):
     assert mounts_of(e.old.dev) == []
     st = os.stat(e.mount_point)
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
-    assert f"s01/{e.dev}: unmount done, guard done; weight" in out
+    assert f"s01/{e.dev}: unmount done, guard done; weight set to 0 on every ring" in out
+    from swift.common.ring import RingBuilder
+
+    b = RingBuilder.load(str(e.root / "builders" / "object.builder"))
+    assert [d["weight"] for d in b.devs if d["device"] == e.dev] == [0.0]
 
 
 def test_unknown_node_is_an_error(failing):

@@ -349,9 +349,30 @@ def test_busy_mount_point_refused_naming_the_holder_then_lazy(env):
         holder.wait()
 
 
-def test_weight_zero_refused_until_the_ring_commands_provide_it(env):
-    from ringmgr.ops.disk import weight_zero_available
+def ring_weights(env):
+    from swift.common.ring import RingBuilder
 
-    if weight_zero_available():
-        pytest.skip("set_weight_all_rings exists: covered by the ring commands' tests")
-    refused(env, env.dev, "--weight-zero", "--yes", expect=["--weight-zero", "set-weight"])
+    out = {}
+    for ring in ("account", "container", "object"):
+        b = RingBuilder.load(str(env.root / "builders" / f"{ring}.builder"))
+        out[ring] = [d["weight"] for d in b.devs if d and d["device"] == env.dev]
+    return out
+
+
+def test_weight_zero_while_out_and_restored_after(env):
+    assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
+    before = state_of(env)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--weight-zero", "--dry-run")
+    assert code == 0, out
+    assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
+    assert state_of(env) == before
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--weight-zero", "--yes")
+    assert code == 0, out
+    assert ring_weights(env) == {r: [0.0] for r in ("account", "container", "object")}
+    swap(env)
+    # the flag need not be repeated: the journal knows the weight was set to 0
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
+    assert code == 0, out
+    assert "restored at the end" in out
+    assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
+    assert mounts_of(env.new.dev) == [str(env.mount_point)]

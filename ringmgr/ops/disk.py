@@ -465,21 +465,46 @@ def weight_zero_available() -> bool:
     return _weight_fn() is not None
 
 
+def _set_weight(ctx: DiskContext, weight: float):
+    return _weight_fn()(ctx.config, ctx.node, ctx.dev, weight, yes=True, dry_run=ctx.dry_run,
+                        show=ctx.echo,
+                        argv=["ringmgr", "replace-disk", ctx.node.name, ctx.dev,
+                              "--weight-zero"])
+
+
 def _weight_zero(ctx: DiskContext):
-    if ctx.dry_run:
-        ctx.echo("  (dry run: the weight change would be simulated by set-weight)")
+    from ringmgr.errors import NotYet
+
+    try:
+        _set_weight(ctx, 0.0)
+    except NotYet as e:
+        ctx.warn(f"weight not set to 0 ({e}); continuing without the ring change")
         return
-    _weight_fn()(ctx.config, ctx.node.name, ctx.dev, 0.0, yes=True)
+    if not ctx.dry_run:
+        ctx.params["weight_zeroed"] = True
+    ctx.echo("  push the changed rings to every node: ringmgr push")
+
+
+def _weight_restore_check(ctx: DiskContext):
+    if not ctx.params.get("weight_zeroed") and not ctx.dry_run:
+        return "the weight was never set to 0"
+    return None
 
 
 def _weight_restore(ctx: DiskContext):
+    from ringmgr.errors import NotYet
+
     weights = {r["weight"] for r in ctx.params.get("weights", {}).values()}
-    if ctx.dry_run:
-        return
     if len(weights) != 1:
-        raise StepFailed(f"the weights before were {sorted(weights)}: restore each ring's "
-                         f"weight with `ringmgr set-weight`")
-    _weight_fn()(ctx.config, ctx.node.name, ctx.dev, weights.pop(), yes=True)
+        raise StepFailed(f"the weights before were {sorted(weights)} (they differ per ring): "
+                         f"restore each ring's weight with `ringmgr set-weight`")
+    weight = weights.pop()
+    try:
+        _set_weight(ctx, weight)
+    except NotYet as e:
+        raise StopRun(f"the weight of {ctx.dev} cannot be restored to {weight:g} yet ({e}); "
+                      f"run this command again later: the run continues there")
+    ctx.echo("  push the changed rings to every node: ringmgr push")
 
 
 def take_out_steps(ctx: DiskContext) -> list[Step]:
@@ -511,7 +536,7 @@ def replace_disk_steps(ctx: DiskContext) -> list[Step]:
         steps.insert(0, Step("weight-zero", f"Set {ctx.dev}'s weight to 0 on every ring",
                              _weight_zero, destructive=True))
         steps.append(Step("weight-restore", f"Restore {ctx.dev}'s weight on every ring",
-                          _weight_restore, destructive=True))
+                          _weight_restore, check=_weight_restore_check, destructive=True))
     return steps
 
 
@@ -599,6 +624,9 @@ def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, co
     key = operation_key(node_name, dev)
     with Journal.open(key, state_dir, resume=resume, dry_run=dry_run) as journal:
         params = choose_params(journal, dev, opts.label)
+        if params.get("weight_zeroed") and not opts.weight_zero:
+            echo("the run in progress set the weight to 0: it is restored at the end")
+            opts.weight_zero = True
         ctx = DiskContext(config, node, dev, run_ex, opts, params, dry_run=dry_run,
                           echo=echo, ask_replaced=ask_replaced)
         if journal.in_progress:

@@ -192,8 +192,14 @@ def act_on(config, failing, *, lazy=False, dry_run=False, echo=None,
         weight = "not changed"
         if summary.ok and not dry_run:
             if disk.weight_zero_available():
-                disk._weight_fn()(config, node_name, f.device, 0.0, yes=True)
-                weight = "set to 0 on every ring"
+                from ringmgr.errors import NotYet
+
+                try:
+                    disk._weight_fn()(config, node, f.device, 0.0, yes=True,
+                                      argv=["ringmgr", "drive-audit", node_name, "--act"])
+                    weight = "set to 0 on every ring (push them: ringmgr push)"
+                except NotYet as e:
+                    weight = f"not changed yet ({e})"
             else:
                 weight = (f"not changed (this ringmgr cannot yet): run "
                           f"`ringmgr set-weight {node_name}/{f.device} 0`")
