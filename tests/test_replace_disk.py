@@ -376,3 +376,17 @@ def test_weight_zero_while_out_and_restored_after(env):
     assert "restored at the end" in out
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     assert mounts_of(env.new.dev) == [str(env.mount_point)]
+
+
+def test_refuses_a_label_another_disk_already_carries(env):
+    assert ringmgr(env, "replace-disk", "s01", env.dev)[0] == 0
+    swap(env)
+    twin = env.disks.create(label=env.dev)  # not the old disk: a different one, same label
+    out = refused(env, env.dev, "--replaced", "--yes", expect=["already carries the label",
+                                                               "--label"])
+    assert twin.dev in out
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
+    assert code == 2  # still refused: the journal keeps the label
+    env.disks.detach(twin)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
+    assert code == 0, out

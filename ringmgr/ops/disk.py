@@ -349,6 +349,14 @@ def _mkfs_check(ctx: DiskContext):
     if blk is None:
         raise Refused(f"the kernel does not see {ctx.block}; nothing was formatted")
     refuse_if_in_use(ctx, blk, ctx.mounts(), allow_mount_point=False)
+    if ctx.node.fstab_by == "label":
+        label = ctx.params["label"]
+        r = ctx.q("blkid", "-c", "/dev/null", "-o", "device", "-t", f"LABEL={label}")
+        others = sorted(set(r.stdout.split()) - {ctx.block, blk.path})
+        if others:
+            raise Refused(f"{', '.join(others)} already carries the label {label!r}: "
+                          f"LABEL={label} in fstab would be ambiguous; choose another "
+                          f"with --label, or fstab_by = \"uuid\"")
     return None
 
 
