@@ -219,3 +219,20 @@ def test_predicted_moves_equal_applied_moves(part_power, replicas, nodes, zones,
             assert hashlib.md5(data).hexdigest() == res["md5"]
             after = RingBuilder.from_dict(pickle.loads(data))
             assert body["reports"][ring]["parts_moved"] == moves_between(before[ring], after)
+
+
+def test_chart_png_on_dry_run_and_bars_without_matplotlib(cluster, tmp_path, monkeypatch):
+    import sys
+
+    before = checksums(cluster.builder_dir)
+    png = tmp_path / "c.png"
+    r = run(cluster.config, "remove-node", "s02", "--dry-run", "--chart", str(png))
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    png2 = tmp_path / "d.png"
+    r = run(cluster.config, "remove-node", "s02", "--dry-run", "--chart", str(png2))
+    assert r.exit_code == 0, r.output
+    assert not png2.exists() and "matplotlib is not installed" in r.output
+    assert "█" in r.output
+    assert checksums(cluster.builder_dir) == before
