@@ -116,6 +116,21 @@ def test_bad_scenarios_are_exit_2_one_line(tmp_path, text, needle):
     assert checksums(c.builder_dir) == before
 
 
+def test_inline_node_can_be_added_then_reweighted(tmp_path):
+    c = make_cluster(tmp_path / "c")
+    sc = tmp_path / "s.toml"
+    sc.write_text('seed = 1\nrings = ["object"]\n[[round]]\nchanges = [\n'
+                  '{ add = "s20/sdb", weight = 100, ip = "127.0.9.20", zone = 2 },\n'
+                  '{ set_weight = "s20/sdb", weight = 50 },\n]\n')
+    r = run(c.config, "--json", "simulate", str(sc))
+    assert r.exit_code == 0, r.output
+    rings = json.loads(r.stdout)["rounds"][0]["rings"]
+    assert list(rings) == ["object"]
+    new = [d for d in rings["object"]["devices"] if d["status"] == "added"]
+    assert [(d["node"], d["device"], d["weight_after"]) for d in new] == [("s20", "sdb", 50.0)]
+    assert new[0]["parts_after"] > 0
+
+
 def test_missing_scenario_file_is_exit_2(tmp_path):
     c = make_cluster(tmp_path / "c")
     r = run(c.config, "simulate", str(tmp_path / "nope.toml"))

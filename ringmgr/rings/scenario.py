@@ -158,20 +158,25 @@ def _parse_change(c, where) -> Change:
 
 # -- running -------------------------------------------------------------------------
 
-def _node(config, change: Change):
-    """The config's node, or one described inline (add of a node not in the config)."""
+def _node(config, change: Change, inline: dict):
+    """The config's node, or one described inline (by an add of a node not in the
+    config; later changes in the scenario may name it too)."""
     if change.node in config.nodes:
         return config.node(change.node)
     if change.action == "add" and "ip" in change.opts and "zone" in change.opts:
         weight = change.opts.get("weight", 0.0)
         devs = {change.device: weight} if change.device else {}
-        return SimpleNamespace(name=change.node, ip=change.opts["ip"],
+        node = SimpleNamespace(name=change.node, ip=change.opts["ip"],
                                zone=change.opts["zone"], region=change.opts.get("region", 1),
                                replication_ip=None, devices_for=lambda ring: dict(devs))
+        inline[change.node] = node
+        return node
+    if change.node in inline:
+        return inline[change.node]
     return config.node(change.node)  # raises the usual "unknown node" error
 
 
-def change_set(config, work: dict, change: Change) -> ChangeSet:
+def change_set(config, work: dict, change: Change, inline: dict | None = None) -> ChangeSet:
     """The ChangeSet for one scenario change on the current simulated builders."""
     from ringmgr.rings.engine import RingChange
 
@@ -181,7 +186,7 @@ def change_set(config, work: dict, change: Change) -> ChangeSet:
         missing = set(change.opts["rings"]) - set(work)
         if missing:
             raise UsageError(f"{change.describe()}: no ring(s) {', '.join(sorted(missing))}")
-    node = _node(config, change)
+    node = _node(config, change, {} if inline is None else inline)
     if change.action == "remove":
         return plan_remove(scope, node, change.device)
     if change.action == "add":
@@ -242,17 +247,19 @@ def run_scenario(config, builders: dict, scenario: Scenario, seed: int,
     by_ip = {n.ip: name for name, n in config.nodes.items()}
     used = dict(config.cluster.used_bytes)
     rounds = []
+    inline: dict = {}
     for i, rnd in enumerate(scenario.rounds, 1):
         before = {r: copy.deepcopy(b) for r, b in work.items()}
         touched: set[str] = set()
         for j, change in enumerate(rnd.changes, 1):
             try:
-                cs = change_set(config, work, change)
+                cs = change_set(config, work, change, inline)
             except UsageError as e:
                 raise UsageError(f"{scenario.path}: round {i}, change {j}: {e}")
             for ring, rc in cs.rings.items():
                 apply_change(work[ring], rc)
                 touched.add(ring)
+        by_ip.update({n.ip: name for name, n in inline.items()})
         reports = {}
         notes = []
         for ring in names:
