@@ -113,19 +113,23 @@ def main() -> int:
             from ringmgr.ops.push import push_rings
 
             config = load_config(cfg)
-            print("\nringmgr push engine in-process (no interpreter start-up), by hosts:")
-            print(f"  {'hosts':>5} {'wall':>6}   per host, mean: {'connect':>8} "
-                  f"{'transfer':>9} {'remote':>7} {'total':>6}")
+            print("\nringmgr push engine in-process (no interpreter start-up), by hosts;")
+            print("per host, mean: connect = TCP + SSH handshake + auth; start+inspect = "
+                  "channel, login shell, python3, inspect;\n  receive = the node receiving "
+                  "the rings (request to last byte, node clock); apply = md5, fsync, rename")
+            keys = ("connect", "inspect", "node_receive", "node_apply")
+            print(f"  {'hosts':>5} {'wall':>6}  {'connect':>8} {'start+inspect':>14} "
+                  f"{'receive':>8} {'apply':>7} {'host total':>11}")
             for n in sorted({1, 4, len(hosts)}):
                 clean(hosts)
                 names = [h.name for h in hosts[:n]]
                 rep = push_rings(config, names)
                 assert rep.ok, rep.render_table()
-                m = {k: sum(r.timings.get(k, 0) for r in rep.results) / n
-                     for k in ("connect", "transfer", "run")}
+                m = {k: sum(r.timings.get(k, 0) for r in rep.results) / n for k in keys}
                 total = sum(r.seconds for r in rep.results) / n
-                print(f"  {n:5d} {rep.seconds:5.2f}s   {'':16s}{m['connect']:7.2f}s "
-                      f"{m['transfer']:8.2f}s {m['run']:6.2f}s {total:5.2f}s")
+                print(f"  {n:5d} {rep.seconds:5.2f}s  {m['connect']:7.2f}s "
+                      f"{m['inspect']:13.2f}s {m['node_receive']:7.2f}s "
+                      f"{m['node_apply']:6.2f}s {total:10.2f}s")
             clean(hosts)
             rep = push_rings(config)
             rep2 = push_rings(config)

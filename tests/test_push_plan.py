@@ -153,3 +153,20 @@ def test_node_script_without_cleanup_keeps_temp_files(tmp_path):
     (tmp_path / ".object.ring.gz.ringmgr-dead.tmp").write_bytes(b"half")
     s = _inspect_locally(tmp_path, cleanup=False)
     assert s.removed_tmp == () and (tmp_path / ".object.ring.gz.ringmgr-dead.tmp").exists()
+
+
+def test_admin_side_reads_the_same_version_as_swift(tmp_path):
+    from ringmgr.errors import BuilderError
+    from ringmgr.ops.push import load_local_rings
+
+    v1 = _ring(tmp_path, "object.ring.gz", 1, changes=2)
+    v2 = _ring(tmp_path, "account.ring.gz", 2, changes=1)
+    local = load_local_rings(tmp_path, None)
+    assert local["object.ring.gz"].version == RingData.load(str(v1)).version
+    assert local["account.ring.gz"].version == RingData.load(str(v2)).version
+    assert local["object.ring.gz"].data == v1.read_bytes()
+    v2.write_bytes(v2.read_bytes()[:-8])
+    with pytest.raises(BuilderError, match="account.ring.gz is not a valid ring"):
+        load_local_rings(tmp_path, None)
+    with pytest.raises(BuilderError, match="container.ring.gz does not exist"):
+        load_local_rings(tmp_path, ("object", "container"))
