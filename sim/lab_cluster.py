@@ -187,18 +187,26 @@ def _mounts() -> list[str]:
 
 
 def parse_mounts(text: str) -> list[str]:
-    """Mount points from /proc/self/mounts, with the kernel's octal escapes decoded.
+    """Mount points from /proc/self/mounts (see ``parse_mount_table``)."""
+    return [target for _, target in parse_mount_table(text)]
+
+
+def parse_mount_table(text: str) -> list[tuple[str, str]]:
+    """(source, mount point) pairs from /proc/self/mounts, octal escapes decoded.
 
     Sample (a space in a path is written ``\\040``)::
 
         /dev/loop0 /tmp/ringmgr-lab/nodes/s01/srv/node/sdb xfs rw,noatime 0 0
         /dev/loop1 /tmp/my\\040lab/nodes/s01/srv/node/sdb xfs rw,noatime 0 0
     """
+    def unescape(field: str) -> str:
+        return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
     out = []
     for line in text.splitlines():
         parts = line.split()
         if len(parts) > 1:
-            out.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1]))
+            out.append((unescape(parts[0]), unescape(parts[1])))
     return out
 
 
@@ -486,6 +494,50 @@ def add_node(state: str, *, disks: int | None = None, zone: int | None = None,
     return node
 
 
+def swap_disk(state: str, name: str, dev: str) -> str:
+    """The physical swap of a failed disk: the old loop disk goes, a blank one appears
+    under the same device name (what a hot-swapped /dev/sdX does).  Refused while the
+    old disk is mounted anywhere: unmounting is the runbook's job."""
+    lab = load_lab(os.path.abspath(state))
+    node = _node(lab, name)
+    if not lab.xfs:
+        raise LabError("swap-disk needs loop disks: start the lab with `sim/lab up --xfs`")
+    if dev not in node.devices:
+        raise LabError(f"{name} has no device {dev!r} (it has {', '.join(node.devices)})")
+    loop = lab.block_devices[name][dev]
+    mnt = f"{node.mount_root}/{dev}"
+    table = parse_mount_table(Path("/proc/self/mounts").read_text())
+    for source, target in table:
+        if source == loop or target == mnt:
+            raise LabError(f"{name} {dev} is mounted ({source} on {target}): unmount it "
+                           f"first, e.g. `ringmgr replace-disk {name} {dev}`")
+    prefix = lab.state + "/"
+    backing = dict(_loops()).get(loop)
+    if backing is not None and not backing.startswith(prefix):
+        raise LabError(f"{loop} is backed by {backing}, not by this lab: not touching it")
+    if backing is not None:
+        _run(["losetup", "-d", loop])
+        Path(backing).unlink(missing_ok=True)
+    n = 1
+    while (img := Path(lab.state, "disks", f"{name}-{dev}.{n}.img")).exists():
+        n += 1
+    with open(img, "wb") as f:
+        f.truncate(300 * 1024 * 1024)
+    records = Records(lab.state)
+    try:
+        _run(["losetup", loop, str(img)])
+    except LabError:  # somebody took that loop device meanwhile: use another name
+        loop = _run(["losetup", "--find", "--show", str(img)]).strip()
+        lab.block_devices[name][dev] = loop
+        save_lab(lab)
+        Path(lab.config_path).write_text(cfg.ringmgr_toml(lab))
+        say(f"the old name was taken: the new disk is {loop} (ringmgr.toml updated)")
+    records.set_disks(records.disks() + [{"image": str(img), "loop": loop, "mount": mnt}])
+    say(f"{name} {dev}: a new blank 300 MB disk is {loop}; next: ringmgr replace-disk "
+        f"{name} {dev} --replaced")
+    return loop
+
+
 def _node(lab: cfg.Lab, name: str) -> cfg.LabNode:
     for node in lab.nodes:
         if node.name == name:
@@ -567,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     p_add = sub.add_parser("add-node", help="start one more storage node (in no ring yet)")
     p_add.add_argument("--disks", type=int, default=None, help="default: as the last node")
     p_add.add_argument("--zone", type=int, default=None, help="default: a zone of its own")
+    p_swap = sub.add_parser("swap-disk", help="replace an unmounted loop disk by a blank one")
+    p_swap.add_argument("node")
+    p_swap.add_argument("dev")
     for name, help_ in [("stop-node", "stop a node's servers (a failed node)"),
                         ("start-node", "start a stopped node's servers again")]:
         sub.add_parser(name, help=help_).add_argument("node")
@@ -586,6 +641,8 @@ def main(argv: list[str] | None = None) -> int:
             replicate(args.state)
         elif args.cmd == "add-node":
             add_node(args.state, disks=args.disks, zone=args.zone)
+        elif args.cmd == "swap-disk":
+            swap_disk(args.state, args.node, args.dev)
         elif args.cmd == "stop-node":
             stop_node(args.state, args.node)
         elif args.cmd == "start-node":

@@ -39,6 +39,12 @@ def _loops_of(state: Path) -> list[str]:
     return [line for line in out.splitlines() if str(state) in line]
 
 
+def _loop_pairs() -> list[tuple[str, str]]:
+    out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True,
+                         text=True).stdout
+    return [tuple(line.split(None, 1)) for line in out.splitlines() if len(line.split()) >= 2]
+
+
 def _mounts_under(state: Path) -> list[str]:
     return [line for line in Path("/proc/self/mounts").read_text().splitlines()
             if str(state) in line]
@@ -141,6 +147,22 @@ def test_lab_is_a_working_cluster_and_down_leaves_nothing(tmp_path):
         lab.replicate()
         assert all(p.exists() for p in lost), "the object replicator did not restore the replica"
         assert list(cdir.rglob("*.db")), "the container replicator did not restore the db"
+
+        # The physical swap of a disk: refused while mounted; then a blank disk appears
+        # under the same device name, and the old image is gone.
+        s03 = lab.node("s03")
+        loop = s03.block_devices["sdc"]
+        r = subprocess.run([str(LAB), "swap-disk", "--state", str(state), "s03", "sdc"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "is mounted" in r.stderr
+        assert Path(state, "disks", "s03-sdc.img").exists()
+        subprocess.run(["umount", f"{s03.mount_root}/sdc"], check=True)
+        lab.swap_disk("s03", "sdc")
+        assert lab.node("s03").block_devices["sdc"] == loop
+        assert not Path(state, "disks", "s03-sdc.img").exists()
+        blkid = subprocess.run(["blkid", "-p", loop], capture_output=True, text=True)
+        assert blkid.returncode == 2 and blkid.stdout == "", "the new disk is not blank"
+        assert dict(_loop_pairs()).get(loop, "").endswith("/disks/s03-sdc.1.img")
 
         # ringmgr reaches every node and the proxy over the lab's sshd hosts.
         r = subprocess.run(["ringmgr", "verify"], env=lab.env, capture_output=True, text=True,
@@ -253,6 +275,9 @@ def test_lab_cluster_fixture_and_node_lifecycle(lab_cluster):
     assert lab_cluster.put("c", "o", b"payload") == 201
     assert lab_cluster.get("c", "o") == (200, b"payload")
     assert lab_cluster.get("c", "missing")[0] == 404
+
+    with pytest.raises(RuntimeError, match="needs loop disks"):
+        lab_cluster.swap_disk("s01", "sdb")  # plain directories have no disk to swap
 
     # A failed node: its servers stop, the cluster still serves (2 of 3 replicas).
     s02 = lab_cluster.node("s02")

@@ -11,6 +11,7 @@ rings, disks and data freely; ``sim/lab down`` runs in a finally, also when the 
         lab_cluster.replicate()
         new = lab_cluster.add_node()           # servers up, in ringmgr.toml, in no ring
         lab_cluster.stop_node("s02")           # a failed node; start_node("s02") again
+        lab_cluster.swap_disk("s01", "sdb")    # xfs labs: the physical disk swap
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ class LabCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        """os.environ plus the four variables ``sim/lab up`` exports."""
+        """os.environ plus the four variables ``sim/lab up`` exports, and ringmgr's run
+        journals and audit log inside the lab (they are keyed by node and device only, so
+        a shared ~/.local/state would mix up labs and tests)."""
         return {**os.environ, "RINGMGR_CONFIG": str(self.config_path), "ST_AUTH": self.auth_url,
-                "ST_USER": self.user, "ST_KEY": self.key}
+                "ST_USER": self.user, "ST_KEY": self.key,
+                "RINGMGR_STATE_DIR": str(self.state / "ringmgr" / "runs"),
+                "RINGMGR_LOG": str(self.state / "ringmgr" / "ringmgr.log")}
 
     def node(self, name: str) -> LabNode:
         return next(n for n in self.nodes if n.name == name)
@@ -74,6 +79,12 @@ class LabCluster:
         self._lab("add-node", *args)
         self.nodes = _nodes(self.state)
         return self.nodes[-1]
+
+    def swap_disk(self, node: str, dev: str) -> None:
+        """``sim/lab swap-disk`` (``xfs=True`` labs): an unmounted disk is replaced by a
+        blank one under the same /dev/loopN."""
+        self._lab("swap-disk", node, dev)
+        self.nodes = _nodes(self.state)
 
     def stop_node(self, name: str) -> None:
         """``sim/lab stop-node``: the node's servers and rsync stop (a failed node)."""
