@@ -179,25 +179,31 @@ def test_lab_is_a_working_cluster_and_down_leaves_nothing(tmp_path):
     assert not Path(f"/run/ringmgr-lab/{net_prefix.rstrip('.')}").is_symlink()
 
 
-def _free_net() -> int:
-    """A 127.0.N that no lab claims, from the top of the range (labs claim from 5 up)."""
-    for net in range(249, 200, -1):
-        if not Path(f"/run/ringmgr-lab/127.0.{net}").is_symlink():
-            return net
-    pytest.skip("no free 127.0.N")
+def _free_nets() -> list[int]:
+    """Unclaimed 127.0.N from the top of the range (labs claim from 5 up), shuffled so
+    that two runs of this test at once rarely pick the same."""
+    import random
+
+    nets = [n for n in range(200, 250) if not Path(f"/run/ringmgr-lab/127.0.{n}").is_symlink()]
+    random.shuffle(nets)
+    return nets
 
 
 def test_failed_up_removes_everything_it_started(tmp_path):
     """A port already taken on node s02: up fails with exit 2 and leaves nothing."""
-    net = _free_net()
     state = tmp_path / "lab"
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind((f"127.0.{net}.3", 16200))  # s02's object server port
-        squatter.listen()
-        r = subprocess.run([str(LAB), "up", "--state", str(state), "--nodes", "3", "--disks",
-                            "1", "--xfs", "--net", str(net), "--timeout", "30"],
-                           capture_output=True, text=True, timeout=120)
+    for net in _free_nets()[:5]:
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind((f"127.0.{net}.3", 16200))  # s02's object server port
+            squatter.listen()
+            r = subprocess.run([str(LAB), "up", "--state", str(state), "--nodes", "3",
+                                "--disks", "1", "--xfs", "--net", str(net), "--timeout", "30"],
+                               capture_output=True, text=True, timeout=120)
+        if "no free 127.0.N" not in r.stderr:  # else another lab took it meanwhile
+            break
+    else:
+        pytest.skip("no free 127.0.N")
     try:
         assert r.returncode == 2, r.stderr
         assert r.stdout == ""
