@@ -19,6 +19,7 @@ class LocalExecutor:
         try:
             proc = sh.Command(argv[0])(*argv[1:], _in=input, _timeout=timeout,
                                        _ok_code=list(range(256)), _return_cmd=True,
+                                       _tty_out=False,
                                        _decode_errors="replace")
             result = Result(self.host, argv, proc.exit_code, str(proc),
                             proc.stderr.decode("utf-8", "replace"))
