@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import shutil
@@ -28,11 +29,12 @@ from pathlib import Path
 
 try:
     from . import lab_configs as cfg
-    from .lab_procs import (LabError, Records, starttime, spawn, stop_procs,
+    from .lab_procs import (LabError, Records, alive, spawn, starttime, stop_procs,
                             wait_listening)
 except ImportError:  # run as a script from sim/
     import lab_configs as cfg
-    from lab_procs import LabError, Records, starttime, spawn, stop_procs, wait_listening
+    from lab_procs import (LabError, Records, alive, spawn, starttime, stop_procs,
+                           wait_listening)
 
 HERE = Path(__file__).resolve().parent
 SWIFTRUN = HERE / "lab_swiftrun.py"
@@ -568,6 +570,41 @@ def start_node(state: str, name: str, timeout: float = 60.0) -> None:
     say(f"{name} started")
 
 
+def status(state: str) -> dict:
+    """What runs and what is mounted, per node: printed as a table, or JSON with --json."""
+    lab = load_lab(os.path.abspath(state))
+    running = {p["name"] for p in Records(lab.state).procs()
+               if p.get("starttime") and alive(p)}
+    mounts = set(_mounts())
+    nodes = []
+    for node in lab.nodes:
+        daemons = sorted(node_daemon_names(node))
+        nodes.append({
+            "name": node.name, "ip": node.ip, "zone": node.zone,
+            "running": [d for d in daemons if d in running],
+            "stopped": [d for d in daemons if d not in running],
+            "devices": {dev: (f"{node.mount_root}/{dev}" in mounts) if lab.xfs else None
+                        for dev in node.devices},
+        })
+    return {"state": lab.state, "proxy": lab.proxy_url,
+            "proxy_running": "proxy-server" in running,
+            "memcached_running": "memcached" in running,
+            "sshd_running": "sshd" in running, "nodes": nodes}
+
+
+def print_status(st: dict) -> None:
+    print(f"lab in {st['state']}: proxy {st['proxy']} "
+          f"{'up' if st['proxy_running'] else 'DOWN'}, memcached "
+          f"{'up' if st['memcached_running'] else 'DOWN'}, sshd "
+          f"{'up' if st['sshd_running'] else 'DOWN'}")
+    for n in st["nodes"]:
+        state = "up" if not n["stopped"] else (
+            "DOWN" if not n["running"] else "partly down: " + ", ".join(n["stopped"]))
+        devs = " ".join(dev + ("" if m is None else (" mounted" if m else " UNMOUNTED"))
+                        for dev, m in n["devices"].items())
+        print(f"  {n['name']}  {n['ip']:<14} z{n['zone']}  {state:<8}  {devs}")
+
+
 def down(state: str) -> None:
     state = os.path.abspath(state)
     lab_json = Path(state, "lab.json")
@@ -619,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     p_add = sub.add_parser("add-node", help="start one more storage node (in no ring yet)")
     p_add.add_argument("--disks", type=int, default=None, help="default: as the last node")
     p_add.add_argument("--zone", type=int, default=None, help="default: a zone of its own")
+    p_status = sub.add_parser("status", help="what runs and what is mounted, per node")
+    p_status.add_argument("--json", action="store_true")
     p_swap = sub.add_parser("swap-disk", help="replace an unmounted loop disk by a blank one")
     p_swap.add_argument("node")
     p_swap.add_argument("dev")
@@ -641,6 +680,12 @@ def main(argv: list[str] | None = None) -> int:
             replicate(args.state)
         elif args.cmd == "add-node":
             add_node(args.state, disks=args.disks, zone=args.zone)
+        elif args.cmd == "status":
+            st = status(args.state)
+            if args.json:
+                print(json.dumps(st, indent=2))
+            else:
+                print_status(st)
         elif args.cmd == "swap-disk":
             swap_disk(args.state, args.node, args.dev)
         elif args.cmd == "stop-node":

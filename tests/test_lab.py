@@ -289,10 +289,14 @@ def test_lab_cluster_fixture_and_node_lifecycle(lab_cluster):
     s02 = lab_cluster.node("s02")
     lab_cluster.stop_node("s02")
     assert not _listening(s02.ip, 16200) and not _listening(s02.ip, 16202)
+    st = {n["name"]: n for n in lab_cluster.status()["nodes"]}
+    assert st["s02"]["running"] == [] and len(st["s02"]["stopped"]) == 4
+    assert st["s01"]["stopped"] == [] and len(st["s01"]["running"]) == 4
     assert lab_cluster.get("c", "o") == (200, b"payload")
     assert lab_cluster.put("c", "o2", b"while s02 is down") == 201
     lab_cluster.start_node("s02")
     assert _listening(s02.ip, 16200) and _listening(s02.ip, 16201)
+    assert all(n["stopped"] == [] for n in lab_cluster.status()["nodes"])
 
     # A new node: servers listening on the next address, in ringmgr.toml, in no ring.
     new = lab_cluster.add_node(disks=2)

@@ -93,11 +93,17 @@ class LabCluster:
     def start_node(self, name: str) -> None:
         self._lab("start-node", name)
 
-    def _lab(self, *args: str, timeout: float = 120) -> None:
+    def status(self) -> dict:
+        """``sim/lab status --json``: per node, the daemons running and stopped, and
+        (xfs labs) which devices are mounted."""
+        return json.loads(self._lab("status", "--json"))
+
+    def _lab(self, *args: str, timeout: float = 120) -> str:
         r = subprocess.run([str(LAB), args[0], "--state", str(self.state), *args[1:]],
                            capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError(f"sim/lab {' '.join(args)} failed: {r.stderr.strip()}")
+        return r.stdout
 
     # --- plain HTTP against the proxy (tempauth) --------------------------------------
     def token(self, fresh: bool = False) -> tuple[str, str]:
