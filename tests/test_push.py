@@ -219,7 +219,10 @@ def test_newer_ring_on_a_node_is_refused_unless_forced(env):
     assert md5(env.node("h01") / "object.ring.gz") == newer
     assert md5(env.node("h01") / "account.ring.gz") == env.admin_md5()["account.ring.gz"]
     assert tree(env.node("h02")) == env.admin_md5()
-    assert env.run("push", "--force", "h01").exit_code == 0
+    r = env.run("push", "--force", "h01")              # no terminal, no --yes: refused
+    assert r.exit_code == 2 and "--yes" in r.output
+    assert md5(env.node("h01") / "object.ring.gz") == newer
+    assert env.run("push", "--force", "--yes", "h01").exit_code == 0
     assert tree(env.node("h01")) == env.admin_md5()
 
 

@@ -121,3 +121,17 @@ def test_put_reports_a_short_write(cfg, sshd_hosts):
                 ex.put(b"x" * 100_000, f"{d}/big")
     finally:
         subprocess.run(["umount", d], check=True)
+
+
+def test_remote_process_talks_line_by_line(cfg):
+    with ex_for(cfg, "h01") as ex:
+        proc = ex.start(["sh", "-c", "read a; echo got $a; read b; echo then $b >&2; "
+                                     "echo end; exit 4"], mutates=False)
+        proc.write("one\n")
+        assert proc.readline(timeout=30) == "got one\n"
+        proc.write("two\n")
+        r = proc.finish(timeout=30, check=False)
+        assert (r.rc, r.stdout, r.stderr) == (4, "end\n", "then two\n")
+        proc = ex.start(["sleep", "5"], mutates=False)
+        with pytest.raises(CommandTimeout):
+            proc.readline(timeout=0.3)

@@ -20,10 +20,11 @@ _host_keys = click.option("--accept-new-host-keys", is_flag=True,
 @click.argument("nodes", nargs=-1, metavar="[NODE]...")
 @click.option("--dry-run", is_flag=True, help="connect and show what would go where; change nothing")
 @click.option("--force", is_flag=True, help="replace a node's ring even if its version is newer")
+@click.option("--yes", is_flag=True, help="no confirmation prompt (only --force asks)")
 @_host_keys
 @json_option
 @pass_app
-def push(app, nodes, dry_run, force, accept_new_host_keys):
+def push(app, nodes, dry_run, force, yes, accept_new_host_keys):
     """Send the admin host's *.ring.gz to every node and proxy (or the NODEs named).
 
     Skips rings a node already has (same md5); uploads to a temp name, checks the md5
@@ -33,6 +34,9 @@ def push(app, nodes, dry_run, force, accept_new_host_keys):
     from ringmgr.errors import StepFailed
     from ringmgr.ops.push import push_rings
 
+    if force and not dry_run:
+        app.confirm("--force replaces rings on the nodes even where theirs are newer "
+                    "(an older ring sends data to old locations). Continue?", yes)
     report = push_rings(app.config, list(nodes), force=force,
                         accept_new_host_keys=accept_new_host_keys, dry_run=dry_run,
                         progress=_progress(app, "push"))
