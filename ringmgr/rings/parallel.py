@@ -69,8 +69,10 @@ def simulate_all(builders: dict, changes: ChangeSet, seed: int, *,
                                       pretend_gate_open)
             _done(progress, name, time.monotonic() - t0, out[name].parts_moved)
         return out
+    # one more worker than CPUs: with 3 rings on 2 CPUs, all three share both CPUs
+    # instead of the third ring running alone on one while the other idles
     return _simulate_forked(builders, changes, seed, pretend_gate_open, progress,
-                            min(workers or cpus(), len(names)))
+                            min(workers or cpus() + 1, len(names)))
 
 
 def _simulate_forked(builders, changes, seed, pretend, progress, workers):
