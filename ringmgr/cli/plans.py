@@ -130,10 +130,11 @@ def run_gradual(kind: str, node_name: str, max_move: float, **kw) -> int:
                 schedule=schedule, **kw)
     if app.written and len(g.steps) > 1:
         nxt = g.steps[1]
+        cmd = "drain-node" if kind == "drain" else "add-node"
         app.note(f"next step ({nxt.number} of {len(g.steps)}) is due after "
                  f"{gate_text(g.wait_seconds)} (min_part_hours) and a finished replication "
-                 f"pass: push the rings, then run `ringmgr {'drain-node' if kind == 'drain' else 'add-node'} "
-                 f"{node.name} --max-move {g.max_move:g}` again")
+                 f"pass: push the rings, then run `ringmgr {cmd} {node.name} --max-move "
+                 f"{g.max_move:g}` again")
         code = max(code, EXIT_WARNING)
     return code
 

@@ -93,7 +93,8 @@ class GradualPlan:
             moves = ", ".join(f"{r} {v['parts_moved']} ({v['parts_moved_pct']:.2f}%)"
                               for r, v in s.rings.items())
             flag = "  [over the limit: swift moves at least this much]" if s.over_limit else ""
-            lines.append(f"  step {s.number} ({when}{', exact' if s.number == 1 and not s.wait_seconds else ''}): "
+            exact = ", exact" if s.number == 1 and not s.wait_seconds else ""
+            lines.append(f"  step {s.number} ({when}{exact}): "
                          f"{act}; moves: {moves}{flag}")
         if len(self.steps) > 1:
             lines.append("  steps after the first are advice: run the command again when one "
