@@ -195,3 +195,19 @@ def test_killed_mid_action_reruns_that_step(tmp_path):
 def test_duplicate_names_rejected():
     with pytest.raises(ValueError):
         run_steps([Step("a", "A", print), Step("a", "A2", print)], None)
+
+
+def test_cluster_state_dir_separates_clusters(tmp_path, monkeypatch):
+    """Two clusters with the same node and device names never share a run journal."""
+    from ringmgr.config import parse_config
+    from ringmgr.exec.runner import cluster_state_dir
+
+    monkeypatch.delenv("RINGMGR_STATE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    a = parse_config({"cluster": {"builder_dir": str(tmp_path / "a")}}, tmp_path / "a.toml")
+    b = parse_config({"cluster": {"builder_dir": str(tmp_path / "b")}}, tmp_path / "b.toml")
+    a2 = parse_config({"cluster": {"builder_dir": str(tmp_path / "a")}}, tmp_path / "c.toml")
+    assert cluster_state_dir(a) != cluster_state_dir(b)
+    assert cluster_state_dir(a) == cluster_state_dir(a2)
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "explicit"))
+    assert cluster_state_dir(a) == tmp_path / "explicit"

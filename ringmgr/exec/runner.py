@@ -92,6 +92,18 @@ def default_state_dir() -> Path:
     return Path(os.path.expanduser("~/.local/state/ringmgr/runs"))
 
 
+def cluster_state_dir(config) -> Path:
+    """The run journals of one cluster: operation keys like ``replace-disk.s01.sdb`` are
+    only unique within a cluster, so each cluster (by its builder_dir) gets its own dir.
+    An explicit ``$RINGMGR_STATE_DIR`` is used as it is."""
+    import hashlib
+
+    if os.environ.get("RINGMGR_STATE_DIR"):
+        return default_state_dir()
+    tag = hashlib.sha1(str(Path(config.cluster.builder_dir).resolve()).encode()).hexdigest()
+    return default_state_dir() / f"cluster-{tag[:12]}"
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 

@@ -624,8 +624,9 @@ def replace_disk(config, node_name: str, dev: str, opts: ReplaceOptions, *,
 def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, confirm, echo,
                   ask_replaced) -> ReplaceRun:
     from ringmgr.exec.base import DryRunExecutor
-    from ringmgr.exec.runner import Journal, run_steps
+    from ringmgr.exec.runner import Journal, cluster_state_dir, run_steps
 
+    state_dir = state_dir or cluster_state_dir(config)
     node_name = node.name
     run_ex = DryRunExecutor(inner=ex) if dry_run else ex
     echo = echo or (lambda line: None)
