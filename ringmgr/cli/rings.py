@@ -63,7 +63,7 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=
     hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule)
     result = run_change(
         config, planner, argv=App.current().argv, seed=seed,
-        dry_run=dry_run or hooks.saves,
+        dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
         confirm=lambda q: app.confirm(q, yes), show=app.out,
         used_bytes=_used_bytes(used_bytes), progress=progress_printer(),
         after_simulation=hooks)

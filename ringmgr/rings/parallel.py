@@ -52,7 +52,7 @@ def _assignments(b) -> int:
 
 def simulate_all(builders: dict, changes: ChangeSet, seed: int, *,
                  pretend_gate_open: bool = False, progress=None,
-                 workers: int | None = None) -> dict[str, Outcome]:
+                 workers: int | None = None, validate: bool = True) -> dict[str, Outcome]:
     """``engine.simulate`` with independent rings in parallel processes when worth it.
 
     ``progress(name)`` is called as a ring starts; ``progress.done(name, seconds,
@@ -66,16 +66,16 @@ def simulate_all(builders: dict, changes: ChangeSet, seed: int, *,
             if progress:
                 progress(name)
             out[name] = simulate_ring(name, builders[name], changes.rings[name], seed,
-                                      pretend_gate_open)
+                                      pretend_gate_open, validate)
             _done(progress, name, time.monotonic() - t0, out[name].parts_moved)
         return out
     # one more worker than CPUs: with 3 rings on 2 CPUs, all three share both CPUs
     # instead of the third ring running alone on one while the other idles
     return _simulate_forked(builders, changes, seed, pretend_gate_open, progress,
-                            min(workers or cpus() + 1, len(names)))
+                            min(workers or cpus() + 1, len(names)), validate)
 
 
-def _simulate_forked(builders, changes, seed, pretend, progress, workers):
+def _simulate_forked(builders, changes, seed, pretend, progress, workers, validate=True):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -93,7 +93,7 @@ def _simulate_forked(builders, changes, seed, pretend, progress, workers):
             started[name] = time.monotonic()
             if progress:
                 progress(name)
-            futures[pool.submit(_work, name, changes.rings[name], seed, pretend)] = name
+            futures[pool.submit(_work, name, changes.rings[name], seed, pretend, validate)] = name
         for fut in as_completed(futures):
             name = futures[fut]
             fields, after_dict = fut.result()
@@ -109,8 +109,8 @@ def _init(builders):
     _SHARED.update(builders)
 
 
-def _work(name, change, seed, pretend):
-    o = simulate_ring(name, _SHARED[name], change, seed, pretend)
+def _work(name, change, seed, pretend, validate=True):
+    o = simulate_ring(name, _SHARED[name], change, seed, pretend, validate)
     fields = {"parts_moved": o.parts_moved, "balance": o.balance,
               "removed_devs": o.removed_devs, "gate_seconds_left": o.gate_seconds_left,
               "changed": o.changed, "blocked": o.blocked}

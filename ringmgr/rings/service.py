@@ -62,7 +62,8 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
                seed: int | None, dry_run: bool, confirm: Callable[[str], None],
                show: Callable[[str], None], used_bytes: dict | None = None,
                progress: Callable[[str], None] | None = None,
-               after_simulation: Callable[[ChangeResult], None] | None = None) -> ChangeResult:
+               after_simulation: Callable[[ChangeResult], None] | None = None,
+               validate: bool | None = None) -> ChangeResult:
     """Plan with ``planner`` on the current builders, simulate, and unless ``dry_run``
     confirm and commit.  Raises NotYet when the min_part_hours gate blocks the change."""
     from ringmgr.rings.report import render_text
@@ -76,7 +77,8 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
         store.check_rings_readable(builders)
         changes = planner(builders)
         seed = new_seed() if seed is None else seed
-        outcomes = simulate_all(builders, changes, seed, progress=progress)
+        outcomes = simulate_all(builders, changes, seed, progress=progress,
+                                validate=(not dry_run) if validate is None else validate)
         blocked = {n: o for n, o in outcomes.items() if o.blocked}
         if blocked:
             raise NotYet(_blocked_message(blocked))
