@@ -321,3 +321,33 @@ def test_push_killed_midway_leaves_each_node_old_or_new(sshd_hosts_factory, tmp_
     r = subprocess.run(["ringmgr", "--config", str(cfg), "push"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert all(tree(h.swift_dir) == new for h in hosts.hosts)
+
+
+def test_a_silent_node_times_out_without_holding_up_the_others(sshd_hosts, tmp_path,
+                                                               monkeypatch):
+    """A node that accepts TCP but never sends the SSH banner (a hung sshd)."""
+    import socket
+
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    addr = sshd_hosts.unused_address()
+    silent = socket.socket()
+    silent.bind((addr, sshd_hosts.port))
+    silent.listen(8)
+    try:
+        env = Env(sshd_hosts, tmp_path, extra_nodes={"s09": addr}, connect_timeout=1.0,
+                  retries=1)
+        t0 = time.monotonic()
+        r = env.run("--json", "push")
+        took = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert r.exit_code == 2
+    rep = json.loads(r.stdout)
+    hosts = {h["node"]: h for h in rep["hosts"]}
+    assert "after 2 attempt(s)" in hosts["s09"]["error"]
+    assert "did not complete the SSH handshake within 1s" in hosts["s09"]["error"]
+    assert hosts["s09"]["seconds"] >= 2.0          # two 1 s timeouts and a 0.5 s backoff
+    for name in ("h01", "h02", "h03"):
+        assert hosts[name]["ok"] and hosts[name]["seconds"] < hosts["s09"]["seconds"]
+        assert tree(env.node(name)) == env.admin_md5()
+    assert took < 15

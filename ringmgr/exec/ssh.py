@@ -115,7 +115,8 @@ def _is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, paramiko.SSHException):
         msg = str(exc)
-        return "banner" in msg or "reset" in msg.lower() or "timed out" in msg
+        return ("banner" in msg or "reset" in msg.lower() or "timed out" in msg
+                or "No existing session" in msg)
     return isinstance(exc, OSError)
 
 
@@ -136,6 +137,7 @@ class SSHExecutor:
         self._conn = None
         self._sftp = None
         self.timings = {"connect": 0.0, "run": 0.0, "transfer": 0.0}
+        _quiet_paramiko()
 
     # -- connection -------------------------------------------------------------
     def __enter__(self) -> "SSHExecutor":
@@ -185,13 +187,17 @@ class SSHExecutor:
                 conn.close()
                 raise
             except Exception as e:  # noqa: BLE001 - classified below
+                # paramiko's transport thread keeps the real cause (a banner timeout
+                # shows up here as "No existing session")
+                transport = conn.client.get_transport()
+                e = getattr(transport, "saved_exception", None) or e
                 conn.close()
                 if not _is_transient(e) or attempt == attempts:
                     raise SSHError(f"[{self.host}] cannot connect to {self.address}:"
                                    f"{self.port} after {attempt} attempt(s): "
-                                   f"{_describe(e)}") from None
+                                   f"{_describe(e, self.ssh.connect_timeout)}") from None
                 log.info("[%s] connect failed (%s); retrying in %.1fs", self.host,
-                         _describe(e), delay)
+                         _describe(e, self.ssh.connect_timeout), delay)
                 self._sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
@@ -323,10 +329,24 @@ class SSHExecutor:
         self.sftp.remove(remote_path)
 
 
-def _describe(e: BaseException) -> str:
+def _quiet_paramiko() -> None:
+    """paramiko logs a traceback at ERROR for every failed handshake; the error is
+    reported once by ringmgr, so keep paramiko's own lines off the operator's stderr
+    (a handler keeps logging's last-resort printer away)."""
+    plog = logging.getLogger("paramiko")
+    if not plog.handlers:
+        plog.addHandler(logging.NullHandler())
+
+
+def _describe(e: BaseException, timeout: float) -> str:
     text = str(e) or type(e).__name__
     if "Unable to connect" in text or "NoValidConnections" in type(e).__name__:
         return "connection refused"
+    if "No existing session" in text or "banner" in text:
+        return (f"the node accepted the connection but did not complete the SSH handshake "
+                f"within {timeout:g}s (sshd hung or overloaded?)")
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return f"no answer within {timeout:g}s"
     return text.splitlines()[0]
 
 

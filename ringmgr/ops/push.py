@@ -605,7 +605,7 @@ def _run_all(kind, config, hosts, local, accept_new, progress, executor_factory,
         try:
             work(ex, node, res)
         except Exception as e:  # noqa: BLE001 - one node's failure is collected
-            res.error = _one_line(e)
+            res.error = _one_line(e).removeprefix(f"[{node.name}] ")
             res.ok = False
             log.debug("[%s] %s failed", node.name, kind, exc_info=True)
         finally:
