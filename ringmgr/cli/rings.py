@@ -83,23 +83,27 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=
     else:
         app.note(f"dry run: nothing was written (seed {result.seed}; pass --seed "
                  f"{result.seed} to get exactly this result)")
+        if push if push is not None else config.cluster.push:
+            changed = sorted(n for n, o in result.outcomes.items() if o.changed)
+            hosts = sorted(config.hosts())
+            app.note(f"with the push: {', '.join(f'{n}.ring.gz' for n in changed)} would go to "
+                     f"{len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
     app.emit(hooks.json(result))
     return result.exit_code
 
 
 def _push_after(app, config):
+    """Push after a written change (--push or [cluster].push)."""
     from ringmgr.errors import StepFailed
+    from ringmgr.ops.push import push_rings
 
-    try:
-        from ringmgr.ops.push import push_rings
-    except ImportError:
-        raise StepFailed("the rings were written, but this ringmgr cannot push yet; "
-                         "distribute them yourself")
+    app.note("pushing the rings to every node and proxy ...")
     report = push_rings(config)
-    app.out(report.render_text() if hasattr(report, "render_text") else str(report))
+    app.out(report.render_table())
     if not report.ok:
-        raise StepFailed("the rings were written but the push failed on some nodes; "
-                         "fix them and run `ringmgr push`")
+        raise StepFailed(f"the rings were written, but the push failed on "
+                         f"{', '.join(report.failed)}; fix them and run "
+                         f"`{report.retry_command()}`")
 
 
 def _node_dev(spec: str):
