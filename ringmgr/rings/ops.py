@@ -6,22 +6,34 @@ it, is simulated, confirmed, locked, journaled and recorded the same way.
 
 from __future__ import annotations
 
-from ringmgr.rings.engine import plan_set_weight
+from ringmgr.rings.engine import node_devs, plan_set_weight
 from ringmgr.rings.service import ChangeResult, run_change
+from ringmgr.rings.store import RingStore
 
 
 def set_weight_all_rings(config, node, dev: str | None, weight: float, *, yes: bool,
                          seed: int | None = None, dry_run: bool = False,
-                         confirm=None, show=None, argv=None) -> ChangeResult:
+                         confirm=None, show=None, argv=None,
+                         push: bool | None = None) -> ChangeResult:
     """Set ``node``'s device ``dev`` (or all its devices) to ``weight`` in every ring.
 
-    ``node`` is a config Node or a node name.  Without ``confirm`` and without ``yes``
-    the change is refused (there is nobody to ask).
+    Idempotent: when every matching device already has ``weight``, nothing is written
+    (a resumed operation may call it twice).  ``node`` is a config Node or a name.
+    Without ``confirm`` and without ``yes`` the change is refused (nobody to ask).
+    After a written change the rings are pushed when ``push`` (default
+    ``[cluster].push``); a failed push is reported through ``show``, not raised: the
+    ring change itself stands and `ringmgr push` retries the distribution.
     """
     from ringmgr.errors import Refused
 
     if isinstance(node, str):
         node = config.node(node)
+    show = show or (lambda text: None)
+    builders = RingStore.from_config(config).load_all()
+    devs = [d for b in builders.values() for d in node_devs(b, node.ip, dev)]
+    if devs and all(d["weight"] == weight for d in devs):
+        show(f"{node.name}/{dev or '*'} already has weight {weight:g} in every ring")
+        return ChangeResult(False, 0, {}, [f"already at weight {weight:g}"])
 
     def _confirm(question: str) -> None:
         if yes:
@@ -30,8 +42,16 @@ def set_weight_all_rings(config, node, dev: str | None, weight: float, *, yes: b
             raise Refused(f"{question} needs confirmation: re-run with --yes")
         confirm(question)
 
-    return run_change(config, lambda b: plan_set_weight(b, node, dev, weight),
-                      argv=argv or ["ringmgr", "set-weight", f"{node.name}/{dev or ''}",
-                                    str(weight)],
-                      seed=seed, dry_run=dry_run, confirm=_confirm,
-                      show=show or (lambda text: None))
+    result = run_change(config, lambda b: plan_set_weight(b, node, dev, weight),
+                        argv=argv or ["ringmgr", "set-weight", f"{node.name}/{dev or ''}",
+                                      str(weight)],
+                        seed=seed, dry_run=dry_run, confirm=_confirm, show=show)
+    if result.written and (config.cluster.push if push is None else push):
+        from ringmgr.ops.push import push_rings
+
+        report = push_rings(config)
+        show(report.render_table())
+        if not report.ok:
+            show(f"warning: the push failed on {', '.join(report.failed)}: run "
+                 f"`{report.retry_command()}`")
+    return result
