@@ -150,7 +150,7 @@ def register(group: click.Group) -> None:
     def apply(plan, dry_run, yes, push):
         """Apply a plan saved with --plan-out exactly as it was simulated (refused if any
         ring changed since: re-plan)."""
-        from ringmgr.cli.rings import _push_after
+        from ringmgr.cli.rings import after_write
         from ringmgr.rings.plan import apply_plan
 
         app = App.current()
@@ -159,12 +159,7 @@ def register(group: click.Group) -> None:
                           show=app.out, argv=_argv(app))
         app.written = data["written"]
         if data["written"]:
-            app.note(f"written: change #{data['change_id']} (plan {plan}); `ringmgr history` "
-                     f"shows it, `ringmgr rollback` undoes it")
-            if push if push is not None else config.cluster.push:
-                _push_after(app, config)
-            else:
-                app.note("push the rings to the nodes with `ringmgr push`")
+            after_write(app, config, push, f"change #{data['change_id']} (plan {plan})")
         else:
             app.note("dry run: the plan still fits the builders; nothing was written")
         app.emit(data)

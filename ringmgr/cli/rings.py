@@ -71,12 +71,7 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=
     for m in result.messages:
         app.note(f"note: {m}")
     if result.written:
-        app.note(f"written: change #{result.record['id']} (seed {result.seed}); "
-                 f"`ringmgr history` shows it, `ringmgr rollback` undoes it")
-        if push if push is not None else config.cluster.push:
-            _push_after(app, config)
-        else:
-            app.note("push the rings to the nodes with `ringmgr push`")
+        after_write(app, config, push, f"change #{result.record['id']} (seed {result.seed})")
     elif hooks.saves:
         app.note(f"plan saved to {plan_out}: nothing was written; `ringmgr apply "
                  f"{plan_out}` installs exactly this result")
@@ -90,6 +85,15 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=
                      f"{len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
     app.emit(hooks.json(result))
     return result.exit_code
+
+
+def after_write(app, config, push: bool | None, what: str) -> None:
+    """Say what was written, then push (--push or [cluster].push) or say how to."""
+    app.note(f"written: {what}; `ringmgr history` shows it, `ringmgr rollback` undoes it")
+    if push if push is not None else config.cluster.push:
+        _push_after(app, config)
+    else:
+        app.note("push the rings to the nodes with `ringmgr push`")
 
 
 def _push_after(app, config):
