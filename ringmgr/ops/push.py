@@ -30,7 +30,6 @@ node is collected in its :class:`HostResult`, never fatal to the others.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import secrets
