@@ -135,3 +135,26 @@ def test_remote_process_talks_line_by_line(cfg):
         proc = ex.start(["sleep", "5"], mutates=False)
         with pytest.raises(CommandTimeout):
             proc.readline(timeout=0.3)
+
+
+def test_key_from_the_agent_when_no_identity_file(cfg, sshd_hosts, tmp_path, monkeypatch):
+    import dataclasses
+    import os
+    import signal
+    import subprocess
+
+    sock = tmp_path / "agent.sock"
+    out = subprocess.run(["ssh-agent", "-s", "-a", str(sock)], capture_output=True,
+                         text=True, check=True).stdout
+    pid = int(out.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        ssh = dataclasses.replace(cfg.ssh, identity_file=None, retries=0)
+        with pytest.raises(SSHError, match="authentication"):      # agent still empty
+            SSHExecutor(cfg.hosts()["h01"], ssh).connect()
+        subprocess.run(["ssh-add", "-q", str(sshd_hosts.identity_file)], check=True,
+                       env={**os.environ, "SSH_AUTH_SOCK": str(sock)})
+        with SSHExecutor(cfg.hosts()["h01"], ssh) as ex:
+            assert ex.run(["echo", "via agent"]).stdout == "via agent\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
