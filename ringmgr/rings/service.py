@@ -139,12 +139,17 @@ def _followups(outcomes: dict[str, Outcome]) -> list[str]:
         if not o.changed:
             continue
         gate = o.after.min_part_seconds_left
-        if o.needs_more():
-            when = (f"after {gate_text(gate)} (at {_when(gate)}) and a finished replication "
-                    f"pass" if gate else "after a finished replication pass")
-            msgs.append(f"{n}: balance {o.balance:.2f}%, dispersion {o.dispersion:.2f}: push "
-                        f"the rings, then run `ringmgr rebalance` again {when}")
-        elif o.removed_devs and o.gate_seconds_left > 0:
+        when = (f"after {gate_text(gate)} (at {_when(gate)}) and a finished replication pass"
+                if gate else "after a finished replication pass")
+        if o.dispersion > 0:
+            msgs.append(f"{n}: dispersion {o.dispersion:.2f}% after the change: some partitions "
+                        f"keep replicas closer together than the zones allow; another "
+                        f"rebalance ({when}) helps only if the weights allow better — review "
+                        f"zone weights or overload (`swift-ring-builder {n}.builder dispersion`)")
+        elif o.needs_more():
+            msgs.append(f"{n}: balance {o.balance:.2f}% after the change: push the rings, then "
+                        f"run `ringmgr rebalance` again {when}")
+        if o.removed_devs and o.gate_seconds_left > 0:
             msgs.append(f"{n}: the removed devices were emptied; the rest of the rebalance "
                         f"can follow in {gate_text(o.gate_seconds_left)}")
     return msgs
