@@ -556,13 +556,30 @@ def push_rings(config, names=None, *, force: bool = False, accept_new_host_keys:
     Raises ``Refused`` while an interrupted ring change is pending; per-node
     failures are in the report (``report.ok``, ``report.failed``), not raised.
     """
-    _refuse_if_pending(config.cluster.builder_dir)
-    hosts = select_hosts(config, names)
-    local = load_local_rings(config.cluster.builder_dir, config.cluster.rings)
-    return _run_all("push", config, hosts, local, accept_new_host_keys, progress,
-                    executor_factory,
-                    lambda ex, node, res: _push_one(ex, node, local, res, force, dry_run),
-                    dry_run)
+    with _push_lock(config, dry_run):
+        _refuse_if_pending(config.cluster.builder_dir)
+        hosts = select_hosts(config, names)
+        local = load_local_rings(config.cluster.builder_dir, config.cluster.rings)
+        return _run_all("push", config, hosts, local, accept_new_host_keys, progress,
+                        executor_factory,
+                        lambda ex, node, res: _push_one(ex, node, local, res, force, dry_run),
+                        dry_run)
+
+
+def _push_lock(config, dry_run: bool):
+    """The builder directory's lock for the whole push: no ring change can rename files
+    under a push that is reading them, and two pushes from this admin host never race
+    on a node's temp files.  A read-only builder_dir (a user who may push but not
+    change rings) pushes without it."""
+    import contextlib
+    import os
+
+    from ringmgr.rings.files import directory_lock
+
+    d = Path(config.cluster.builder_dir)
+    if dry_run or not os.access(d, os.W_OK):
+        return contextlib.nullcontext()
+    return directory_lock(d, config.cluster.lock_timeout)
 
 
 def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
