@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ringmgr.errors import ConfigError
-from ringmgr.rings.policies import (load_policies, parse_swift_conf, policy_for_ring,
-                                    quorum_size)
+from ringmgr.rings.policies import (load_policies, majority_quorum, parse_swift_conf,
+                                    policy_for_ring, quorum_size)
 
 SWIFT_CONF = """
 [swift-hash]
@@ -50,6 +50,16 @@ def test_quorum_matches_swift():
 
     for n in range(1, 12):
         assert quorum_size(n) == swift_quorum(n)
+
+
+def test_replicated_verdict_quorum_is_the_stricter_majority():
+    p = policy_for_ring({}, "object")
+    table = {1: (1, 1), 2: (2, 1), 3: (2, 2), 4: (3, 2), 5: (3, 3), 6: (4, 3)}
+    for n, (verdict, swift) in table.items():
+        assert majority_quorum(n) == n // 2 + 1 == verdict
+        assert (p.write_quorum(n), p.swift_write_quorum(n)) == (verdict, swift)
+    ec = parse_swift_conf(SWIFT_CONF)["object-1"]
+    assert ec.write_quorum(6) == ec.swift_write_quorum(6) == 5 > ec.ec_ndata
 
 
 @pytest.mark.parametrize("conf,ec_quorum", [

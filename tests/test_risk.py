@@ -35,11 +35,18 @@ def brute(builder, policy: Policy, down_ips, down_devs=(), weight_zero=True):
     return out
 
 
-def brute_ok(builder, policy, down_ips, down_devs=(), weight_zero=True):
+def brute_ok(builder, policy, down_ips, down_devs=(), weight_zero=True, rule="majority"):
+    """(below write quorum, unreadable); replicated quorum: majority = more than half
+    of the partition's replicas (the issue's replicas // 2 + 1), or swift's own
+    quorum_size, spelled independently of the code under test."""
     below = unreadable = 0
     for n, up, units in brute(builder, policy, down_ips, down_devs, weight_zero):
-        q = (policy.ec_ndata + 1) * policy.ec_duplication_factor if policy.is_ec \
-            else quorum_size(n)
+        if policy.is_ec:
+            q = (policy.ec_ndata + 1) * policy.ec_duplication_factor
+        elif rule == "majority":
+            q = next(k for k in range(n + 1) if 2 * k > n)
+        else:
+            q = quorum_size(n)
         below += up < q
         unreadable += units < (policy.ec_ndata if policy.is_ec else 1)
     return below, unreadable
@@ -126,7 +133,7 @@ def test_failure_impact_histogram():
 
 @st.composite
 def ring_and_outage(draw):
-    replicas = draw(st.sampled_from([1, 2, 2.5, 3, 4]))
+    replicas = draw(st.sampled_from([1, 2, 2.5, 3, 3.5, 4]))
     nodes = draw(st.integers(math.ceil(replicas), 6))
     spec = dict(part_power=draw(st.integers(2, 6)), replicas=replicas, nodes=nodes,
                 disks=draw(st.integers(1, 3)), zones=draw(st.integers(1, nodes)),
@@ -149,13 +156,19 @@ def test_property_risk_equals_brute_force(case):
     stop_ips = {node_ip(i) for i in stop}
     down_ips = {node_ip(i) for i in down}
     devs = {(node_ip(n), f"sd{chr(98 + d)}") for n, d in down_dev}
-    r = ok_to_stop({"object": b}, {}, stop_ips, DownSet(down_ips, devs))["rings"]["object"]
     policy = Policy(0, "x")
-    assert (r["parts_below_write_quorum"], r["parts_unreadable"]) == \
-        brute_ok(b, policy, stop_ips | down_ips, devs)
-    assert (r["already_below_write_quorum"], r["already_unreadable"]) == \
-        brute_ok(b, policy, down_ips, devs)
-    assert r["ok"] == (r["parts_below_write_quorum"] == r["parts_unreadable"] == 0)
+    for rule in ("majority", "swift"):
+        r = ok_to_stop({"object": b}, {}, stop_ips, DownSet(down_ips, devs),
+                       quorum=rule)["rings"]["object"]
+        assert (r["parts_below_write_quorum"], r["parts_unreadable"]) == \
+            brute_ok(b, policy, stop_ips | down_ips, devs, rule=rule)
+        assert (r["already_below_write_quorum"], r["already_unreadable"]) == \
+            brute_ok(b, policy, down_ips, devs, rule=rule)
+        assert r["parts_below_swift_quorum"] == \
+            brute_ok(b, policy, stop_ips | down_ips, devs, rule="swift")[0]
+        assert r["ok"] == (r["parts_below_write_quorum"] == r["parts_unreadable"] == 0)
+        # the majority is never laxer than swift's own quorum
+        assert r["parts_below_write_quorum"] >= r["parts_below_swift_quorum"]
 
     fi = failure_impact({"object": b}, stop_ips)["rings"]["object"]
     lost = {}
@@ -177,3 +190,43 @@ def test_never_rebalanced_ring_has_nothing_at_risk():
     assert r["ok"]
     fi = failure_impact({"object": b}, [node_ip(0)])["rings"]["object"]
     assert fi["parts_unreadable"] == fi["replicas_lost"] == fi["parts_losing_all"] == 0
+
+
+@pytest.mark.parametrize("replicas,majority,swift", [(1, 1, 1), (2, 2, 1), (3, 2, 2),
+                                                      (4, 3, 2), (5, 3, 3), (6, 4, 3)])
+def test_majority_quorum_is_the_verdict_and_swifts_is_reported(replicas, majority, swift):
+    """The issue's replicas // 2 + 1 judges; swift's quorum_size is shown beside it."""
+    from swift.common.utils import quorum_size as swift_quorum_size
+
+    assert swift == swift_quorum_size(replicas)
+    b = build_ring(part_power=4, replicas=replicas, nodes=replicas, disks=1)
+    # every node holds one replica of every partition: stopping k nodes leaves n - k
+    for k in range(replicas):
+        stop = {node_ip(i) for i in range(k)}
+        res = ok_to_stop({"object": b}, {}, stop)
+        r = res["rings"]["object"]
+        assert r["write_quorum"] == f"{majority} of {replicas}"
+        assert r["write_quorum_swift"] == f"{swift} of {replicas}"
+        assert r["quorum_rule"] == res["quorum_rule"] == "majority"
+        assert res["ok"] == (replicas - k >= majority)
+        assert r["parts_below_swift_quorum"] == (16 if replicas - k < swift else 0)
+        lax = ok_to_stop({"object": b}, {}, stop, quorum="swift")
+        assert lax["ok"] == (replicas - k >= swift)
+        assert lax["rings"]["object"]["write_quorum"] == f"{swift} of {replicas}"
+
+
+def test_even_replicas_text_names_both_quorums():
+    b = build_ring(part_power=4, replicas=4, nodes=4, disks=1)
+    res = ok_to_stop({"object": b}, {}, {node_ip(0), node_ip(1)}, worst=1)
+    assert not res["ok"]
+    w = res["rings"]["object"]["worst"][0]
+    assert (w["reachable"], w["write_quorum"], w["write_quorum_swift"]) == (2, 3, 2)
+    text = render_ok_to_stop(res, ["s01"])
+    assert "write quorum 3 of 4 (swift's own: 2 of 4)" in text
+    assert "16 still meet swift's own quorum (2 of 4)" in text
+    fi = failure_impact({"object": b}, {node_ip(0), node_ip(1)})["rings"]["object"]
+    assert (fi["parts_below_write_quorum"], fi["parts_below_swift_quorum"]) == (16, 0)
+    assert "by swift's own 2 of 4: 0" in render_failure_impact(
+        failure_impact({"object": b}, {node_ip(0), node_ip(1)}))
+    with pytest.raises(ValueError):
+        ok_to_stop({"object": b}, {}, set(), quorum="weird")

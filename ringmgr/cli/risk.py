@@ -70,8 +70,18 @@ def _warn_not_in_rings(note, builders, names_ips):
             note(f"note: {name} ({ip}) has no device in any ring")
 
 
+QUORUM_HELP = ("replicated write quorum the verdict uses: 'majority' = replicas // 2 + 1 "
+               "(default; never below swift's, stricter for even replica counts), 'swift' "
+               "= swift's own quorum_size, (replicas + 1) // 2. Both counts are reported")
+
+
+def quorum_option(f):
+    return click.option("--quorum", type=click.Choice(["majority", "swift"]),
+                        default="majority", show_default=True, help=QUORUM_HELP)(f)
+
+
 def ok_to_stop_check(config, node: str, down=(), *, weight_zero_up: bool = False,
-                     worst: int = 10, note=lambda m: None) -> dict:
+                     worst: int = 10, note=lambda m: None, quorum: str = "majority") -> dict:
     """The ok-to-stop result for ``node`` (a config node name), ``down`` being
     NODE or NODE/DEV strings: for commands that check before they stop a node
     (reboot-node).  ``result["ok"]`` is the verdict; ``render_ok_to_stop`` prints it.
@@ -84,7 +94,7 @@ def ok_to_stop_check(config, node: str, down=(), *, weight_zero_up: bool = False
     _warn_not_in_rings(note, builders, [(node, ip)])
     result = ok_to_stop(builders, policies, {ip},
                         DownSet(down_ips, down_devs, weight_zero=not weight_zero_up),
-                        nodes_by_ip=nodes_by_ip, worst=worst)
+                        nodes_by_ip=nodes_by_ip, worst=worst, quorum=quorum)
     return {"written": False, "node": node, **result, "down": list(down)}
 
 
@@ -98,8 +108,9 @@ def register(group: click.Group) -> None:
                        "weight 0 is how a failed disk is parked)")
     @click.option("--worst", type=click.IntRange(0, 1000), default=10, show_default=True,
                   help="partitions to list per ring when it is not safe")
+    @quorum_option
     @json_option
-    def ok_to_stop_cmd(node, down, weight_zero_up, worst):
+    def ok_to_stop_cmd(node, down, weight_zero_up, worst, quorum):
         """Would stopping NODE now leave any partition below its write quorum, or with
         nothing to read from?  Exit 0 if safe, 1 if not (listing the worst partitions
         per ring).  Read-only: looks at the builders, changes nothing."""
@@ -107,15 +118,16 @@ def register(group: click.Group) -> None:
 
         app = App.current()
         result = ok_to_stop_check(app.config, node, down, weight_zero_up=weight_zero_up,
-                                  worst=worst, note=app.note)
+                                  worst=worst, note=app.note, quorum=quorum)
         app.out(render_ok_to_stop(result, [node]).rstrip("\n"))
         app.emit(result)
         return EXIT_OK if result["ok"] else EXIT_WARNING
 
     @group.command("failure-impact")
     @click.argument("nodes", nargs=-1, required=True)
+    @quorum_option
     @json_option
-    def failure_impact_cmd(nodes):
+    def failure_impact_cmd(nodes, quorum):
         """How many partitions per ring would lose 1, 2, ... replicas if NODES failed
         together?  Read-only; exit 0 (it is a what-if, not a check)."""
         from ringmgr.rings.risk import failure_impact, render_failure_impact
@@ -125,7 +137,7 @@ def register(group: click.Group) -> None:
         ips = {name: _node_ip(config, name) for name in nodes}
         builders, policies, _ = _load(app)
         _warn_not_in_rings(app.note, builders, ips.items())
-        result = failure_impact(builders, set(ips.values()), policies)
+        result = failure_impact(builders, set(ips.values()), policies, quorum=quorum)
         result = {"written": False, "nodes": list(nodes), **result}
         app.out(render_failure_impact(result, list(nodes)).rstrip("\n"))
         app.emit(result)

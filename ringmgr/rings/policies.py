@@ -33,7 +33,7 @@ REPLICATION = "replication"
 ERASURE_CODING = "erasure_coding"
 
 __all__ = ["Policy", "parse_swift_conf", "load_policies", "policy_for_ring",
-           "quorum_size", "REPLICATION", "ERASURE_CODING"]
+           "quorum_size", "majority_quorum", "REPLICATION", "ERASURE_CODING"]
 
 
 def quorum_size(n: int) -> int:
@@ -43,6 +43,16 @@ def quorum_size(n: int) -> int:
     replica count as a quorum; the often quoted n // 2 + 1 differs for even n).
     """
     return (n + 1) // 2
+
+
+def majority_quorum(n: int) -> int:
+    """replicas // 2 + 1: a true majority, what ringmgr's ok-to-stop judges by.
+
+    Never smaller than swift's ``quorum_size`` and larger for even counts (3 of 4,
+    2 of 2), so a stop that passes this check passes swift's too: an ok-to-stop
+    verdict errs on the safe side, and reports swift's own number next to it.
+    """
+    return n // 2 + 1
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,22 @@ class Policy:
         return (self.ec_ndata or 0) + (self.ec_nparity or 0)
 
     def write_quorum(self, replicas: int) -> int:
-        """Primary nodes that must take a write of a partition with ``replicas``.
+        """Primary replicas (fragments) that must stay reachable for ok-to-stop to call
+        a partition with ``replicas`` safe: the stricter of swift's own quorum and the
+        plain majority.
 
-        Replicated: swift's quorum_size.  EC: (ec_ndata + 1) x duplication factor,
+        Replicated: ``majority_quorum`` (replicas // 2 + 1; swift's quorum_size is
+        (n + 1) // 2, smaller for even n).  EC: (ec_ndata + 1) x duplication factor,
         swift's ``ECStoragePolicy.quorum`` (every pyeclib scheme needs one parity
-        fragment beyond the data fragments).
+        fragment beyond the data fragments), stricter than ec_ndata.
         """
+        if self.is_ec:
+            return self.swift_write_quorum(replicas)
+        return max(majority_quorum(replicas), quorum_size(replicas))
+
+    def swift_write_quorum(self, replicas: int) -> int:
+        """What swift's proxy itself needs for a write to succeed (reported beside
+        ``write_quorum``): quorum_size(n) replicated, ECStoragePolicy.quorum for EC."""
         if self.is_ec:
             return (self.ec_ndata + 1) * self.ec_duplication_factor
         return quorum_size(replicas)

@@ -5,10 +5,14 @@ is "down" when its node or the device itself is listed, or when it has weight 0
 (weight 0 is how a failed disk is parked, see FACTS).  For every partition we count
 the primary replicas still reachable and compare with what swift needs:
 
-- replicated rings: a write needs ``quorum_size(n)`` = (n + 1) // 2 of the n
-  primaries (swift's proxy, per partition), a read needs one;
+- replicated rings: a write needs a majority, n // 2 + 1 of the n primaries, by
+  default (``quorum="majority"``).  swift's proxy itself settles for
+  ``quorum_size(n)`` = (n + 1) // 2, which is smaller for even n (2 of 4, 1 of 2);
+  the verdict takes the stricter number, and both counts are reported
+  (``quorum="swift"`` judges by swift's own number instead).  A read needs one;
 - erasure-coded rings: a write needs (ec_ndata + 1) x duplication factor fragments
-  (``ECStoragePolicy.quorum``), a read needs ec_ndata distinct fragment indexes.
+  (``ECStoragePolicy.quorum``, stricter than ec_ndata), a read needs ec_ndata
+  distinct fragment indexes.
 
 Handoffs are not counted: they keep writes going but hold no existing data, so a
 partition below quorum on its primaries is what an operator must not cause.
@@ -105,39 +109,58 @@ def reachable(builder, down: DownSet, policy: Policy | None = None):
     return nrep, up, units
 
 
-def _quorum_array(policy: Policy, nrep):
+QUORUM_RULES = ("majority", "swift")
+
+
+def _quorum_array(policy: Policy, nrep, rule: str = "majority"):
+    """Per partition, the reachable primaries a write needs under ``rule``."""
     import numpy as np
 
     if policy.is_ec:
         return np.full(nrep.shape, policy.write_quorum(int(nrep.max(initial=0))),
                        dtype=np.int32)
-    return (nrep + 1) // 2
+    if rule == "swift":
+        return (nrep + 1) // 2          # swift.common.utils.quorum_size
+    return nrep // 2 + 1                # majority: never below swift's, above it for even n
 
 
 def _dev_label(dev, nodes_by_ip) -> str:
     return f"{nodes_by_ip.get(dev['ip'], dev['ip'])}/{dev['device']}"
 
 
-def _shortfall(builder, policy, down: DownSet):
+def _shortfall(builder, policy, down: DownSet, rule: str = "majority"):
+    """(replicas, reachable, readable units, quorum, short of write quorum, unreadable,
+    short of swift's own quorum) per partition."""
     nrep, up, units = reachable(builder, down, policy)
-    quorum = _quorum_array(policy, nrep)
+    quorum = _quorum_array(policy, nrep, rule)
     placed = nrep > 0  # a never-rebalanced ring has partitions with no replica yet
+    short_swift = placed & (up < _quorum_array(policy, nrep, "swift"))
     return (nrep, up, units, quorum, placed & (up < quorum),
-            placed & (units < policy.read_minimum()))
+            placed & (units < policy.read_minimum()), short_swift)
+
+
+def _check_rule(rule: str) -> str:
+    if rule not in QUORUM_RULES:
+        raise ValueError(f"quorum rule {rule!r}: one of {', '.join(QUORUM_RULES)}")
+    return rule
 
 
 def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[str],
                down: DownSet | Iterable = (), *, nodes_by_ip: dict[str, str] | None = None,
-               worst: int = 10) -> dict:
+               worst: int = 10, quorum: str = "majority") -> dict:
     """Would stopping ``stop_ips`` (on top of ``down``) leave any partition of any
     ring below its write quorum, or with nothing to read from?
 
     Returns ``{"ok": bool, "rings": {ring: {...}}}``; per ring the counts with the
     stop and without it (``already_*``: what is short before anyone stops
     anything), and the ``worst`` partitions (fewest replicas to spare first).
+    ``quorum`` picks the replicated write quorum the verdict uses ("majority":
+    n // 2 + 1, the default; "swift": swift's quorum_size); the counts under
+    swift's own number are always reported too (``parts_below_swift_quorum``).
     """
     import numpy as np
 
+    rule = _check_rule(quorum)
     nodes_by_ip = nodes_by_ip or {}
     if not isinstance(down, DownSet):
         down = DownSet.parse(down)
@@ -146,9 +169,11 @@ def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[s
     rings: dict[str, dict] = {}
     for ring, builder in builders.items():
         policy = policy_for_ring(policies, ring)
-        _, _, _, _, a_w, a_r = _shortfall(builder, policy, down)
-        nrep, up, units, quorum, short_w, short_r = _shortfall(builder, policy, after_stop)
-        spare = np.minimum(up - quorum, units - policy.read_minimum())
+        _, _, _, _, a_w, a_r, _ = _shortfall(builder, policy, down, rule)
+        nrep, up, units, q, short_w, short_r, short_s = _shortfall(builder, policy,
+                                                                   after_stop, rule)
+        swift_q = _quorum_array(policy, nrep, "swift")
+        spare = np.minimum(up - q, units - policy.read_minimum())
         bad = np.flatnonzero(short_w | short_r)
         order = bad[np.lexsort((bad, spare[bad]))][:worst]
         table = builder._replica2part2dev
@@ -159,7 +184,8 @@ def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[s
                 "partition": p,
                 "replicas": int(nrep[p]),
                 "reachable": int(up[p]),
-                "write_quorum": int(quorum[p]),
+                "write_quorum": int(q[p]),
+                "write_quorum_swift": int(swift_q[p]),
                 "readable": bool(not short_r[p]),
                 "down": [f"{_dev_label(d, nodes_by_ip)} ({down.why(d) or 'stopped'})"
                          for d in devs if after_stop.why(d) is not None],
@@ -168,9 +194,13 @@ def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[s
             "policy": policy.describe(),
             "replicas": float(builder.replicas),
             "parts": builder.parts,
-            "write_quorum": _quorum_text(policy, builder),
+            "quorum_rule": "ec" if policy.is_ec else rule,
+            "write_quorum": _quorum_text(policy, builder, rule),
+            "write_quorum_swift": _quorum_text(policy, builder, "swift"),
+            "write_quorum_majority": _quorum_text(policy, builder, "majority"),
             "read_minimum": policy.read_minimum(),
             "parts_below_write_quorum": int(short_w.sum()),
+            "parts_below_swift_quorum": int(short_s.sum()),
             "parts_unreadable": int(short_r.sum()),
             "already_below_write_quorum": int(a_w.sum()),
             "already_unreadable": int(a_r.sum()),
@@ -183,27 +213,32 @@ def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[s
             "stop": sorted(stop_ips),
             "down": sorted(down.ips) + sorted(f"{ip}/{dev}" for ip, dev in down.devices),
             "weight_zero_is_down": down.weight_zero,
+            "quorum_rule": rule,
             "rings": rings}
 
 
-def _quorum_text(policy: Policy, builder) -> str:
+def _quorum_text(policy: Policy, builder, rule: str = "majority") -> str:
+    """'2 of 3'; with fractional replicas both partition kinds: '1 of 2 / 2 of 3'."""
     if policy.is_ec:
         return str(policy.write_quorum(0))
+    fn = policy.swift_write_quorum if rule == "swift" else policy.write_quorum
     n = len(builder._replica2part2dev or [])
     lo = int(builder.replicas)
     if lo != n:
-        return f"{policy.write_quorum(lo)} of {lo} / {policy.write_quorum(n)} of {n}"
-    return f"{policy.write_quorum(n)} of {n}"
+        return f"{fn(lo)} of {lo} / {fn(n)} of {n}"
+    return f"{fn(n)} of {n}"
 
 
 def failure_impact(builders: dict, fail_ips: Iterable[str],
                    policies: dict[str, Policy] | None = None,
-                   down: DownSet | Iterable = ()) -> dict:
+                   down: DownSet | Iterable = (), quorum: str = "majority") -> dict:
     """If ``fail_ips`` failed together: per ring, how many partitions lose 0, 1, 2,
     ... of their replicas (``lost``: a histogram keyed by the count lost), and how
-    many would be below write quorum, unreadable, or lose every replica."""
+    many would be below write quorum (``quorum`` rule as in ``ok_to_stop``, and
+    swift's own), unreadable, or lose every replica."""
     import numpy as np
 
+    rule = _check_rule(quorum)
     policies = policies or {}
     if not isinstance(down, DownSet):
         down = DownSet.parse(down, weight_zero=False)
@@ -211,7 +246,8 @@ def failure_impact(builders: dict, fail_ips: Iterable[str],
     rings: dict[str, dict] = {}
     for ring, builder in builders.items():
         policy = policy_for_ring(policies, ring)
-        nrep, up, units, quorum, short_w, short_r = _shortfall(builder, policy, failed)
+        nrep, up, units, _, short_w, short_r, short_s = _shortfall(builder, policy,
+                                                                   failed, rule)
         lost = nrep - up
         hist = np.bincount(lost, minlength=int(nrep.max(initial=0)) + 1)
         rings[ring] = {
@@ -220,12 +256,15 @@ def failure_impact(builders: dict, fail_ips: Iterable[str],
             "parts": builder.parts,
             "lost": {str(k): int(v) for k, v in enumerate(hist.tolist())},
             "parts_losing_all": int(((up == 0) & (nrep > 0)).sum()),
+            "write_quorum": _quorum_text(policy, builder, rule),
+            "write_quorum_swift": _quorum_text(policy, builder, "swift"),
             "parts_below_write_quorum": int(short_w.sum()),
+            "parts_below_swift_quorum": int(short_s.sum()),
             "parts_unreadable": int(short_r.sum()),
             "replicas_lost": int(lost.sum()),
             "replicas_lost_pct": round(100.0 * float(lost.sum()) / max(1, int(nrep.sum())), 4),
         }
-    return {"fail": sorted(set(fail_ips)), "rings": rings}
+    return {"fail": sorted(set(fail_ips)), "quorum_rule": rule, "rings": rings}
 
 
 # -- text ----------------------------------------------------------------------
@@ -240,13 +279,25 @@ def render_ok_to_stop(result: dict, names: Iterable[str] = ()) -> str:
         lines.append(f"{zero} devices at weight 0 count as down (--weight-zero-up: "
                      f"count them as up)")
     for ring, r in result["rings"].items():
-        head = (f"{ring} ({r['policy']}, write quorum {r['write_quorum']}, "
+        q = r["write_quorum"]
+        if r.get("write_quorum_swift", q) != q:
+            other = "majority" if r.get("quorum_rule") == "swift" else "swift's own"
+            alt = (r["write_quorum_majority"] if r.get("quorum_rule") == "swift"
+                   else r["write_quorum_swift"])
+            q = f"{q} ({other}: {alt})"
+        head = (f"{ring} ({r['policy']}, write quorum {q}, "
                 f"read needs {r['read_minimum']}): ")
         if r["ok"]:
             lines.append(head + "ok")
             continue
         lines.append(head + f"NOT SAFE: {r['parts_below_write_quorum']} partitions below "
                      f"write quorum, {r['parts_unreadable']} with nothing to read from")
+        if (r.get("quorum_rule") == "majority"
+                and r["parts_below_swift_quorum"] < r["parts_below_write_quorum"]):
+            lines.append(f"  of these, {r['parts_below_write_quorum'] - r['parts_below_swift_quorum']}"
+                         f" still meet swift's own quorum ({r['write_quorum_swift']}): writes "
+                         f"would succeed with fewer than a majority of copies "
+                         f"(--quorum swift judges by swift's number)")
         if r["already_below_write_quorum"] or r["already_unreadable"]:
             lines.append(f"  already before stopping: {r['already_below_write_quorum']} "
                          f"below write quorum, {r['already_unreadable']} unreadable")
@@ -267,7 +318,12 @@ def render_failure_impact(result: dict, names: Iterable[str] = ()) -> str:
         hist = ", ".join(f"{v} lose {k}" for k, v in r["lost"].items() if int(k) and v)
         lines.append(f"{ring} ({r['policy']}, {r['parts']} partitions): "
                      f"{hist or 'no partition loses a replica'}")
+        swift_note = ""
+        if r.get("write_quorum_swift", r.get("write_quorum")) != r.get("write_quorum"):
+            swift_note = (f" (quorum {r['write_quorum']}; by swift's own "
+                          f"{r['write_quorum_swift']}: {r['parts_below_swift_quorum']})")
         lines.append(f"  {r['replicas_lost']} replicas lost ({r['replicas_lost_pct']:.2f}%);"
-                     f" below write quorum: {r['parts_below_write_quorum']}; unreadable: "
-                     f"{r['parts_unreadable']}; every replica lost: {r['parts_losing_all']}")
+                     f" below write quorum: {r['parts_below_write_quorum']}{swift_note}; "
+                     f"unreadable: {r['parts_unreadable']}; every replica lost: "
+                     f"{r['parts_losing_all']}")
     return "\n".join(lines) + "\n"
