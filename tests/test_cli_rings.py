@@ -352,3 +352,22 @@ def test_write_rings_repairs_stale_ring(cluster):
     r = run(cluster, "--json", "status")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["rings"]["object"]["ring_gz"] == "up to date"
+
+
+def test_resume_lists_host_operations_in_progress(cluster, monkeypatch, tmp_path):
+    from ringmgr.config import load_config
+    from ringmgr.exec.runner import Journal, cluster_state_dir
+
+    monkeypatch.delenv("RINGMGR_STATE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    state = cluster_state_dir(load_config(cluster.config))
+    with Journal.open("replace-disk.s01.sdb", state) as j:
+        j.mark("precheck", "done")
+        j.mark("unmount", "failed", "device busy")
+    r = run(cluster, "--json", "resume")
+    assert r.exit_code == 0, r.output
+    ops = json.loads(r.stdout)["operations"]
+    assert ops["replace-disk.s01.sdb"]["next"] == "unmount"
+    assert ops["replace-disk.s01.sdb"]["command"] == "ringmgr replace-disk s01 sdb --resume"
+    r = run(cluster, "resume", "replace-disk.s02.sdc")
+    assert r.exit_code == 2 and "no operation" in r.output

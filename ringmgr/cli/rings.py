@@ -243,17 +243,64 @@ def register(group: click.Group) -> None:
     @click.argument("operation", required=False)
     @json_option
     def resume(operation):
-        """Finish (or undo) an interrupted ring change; continue an operation in progress."""
+        """Finish (or undo) an interrupted ring change, and list the host operations in
+        progress (replace-disk, runbooks) with the command that continues each."""
         from ringmgr.rings.store import RingStore
 
         app = App.current()
-        if operation not in (None, "rings"):
-            raise UsageError(f"unknown operation {operation!r}: run the original command "
-                             f"again (it resumes), or `ringmgr resume` for ring changes")
-        store = RingStore.from_config(app.config)
-        with store.lock():
-            msg = store.recover()
-        app.written = msg is not None
-        app.out(msg or "no interrupted ring change: nothing to do")
-        app.emit({"written": msg is not None, "message": msg or "nothing to do"})
+        config = app.config
+        ops = operations_in_progress(config)
+        if operation not in (None, "rings") and operation not in ops:
+            known = ", ".join(["rings", *ops]) or "rings"
+            raise UsageError(f"no operation {operation!r} in progress (in progress: {known})")
+        msg = None
+        if operation in (None, "rings"):
+            store = RingStore.from_config(config)
+            with store.lock():
+                msg = store.recover()
+            app.written = msg is not None
+            app.out(msg or "no interrupted ring change")
+        shown = {k: v for k, v in ops.items() if operation in (None, k)}
+        for key, op in shown.items():
+            app.out(f"in progress: {key} (started {op['created']}, next step: "
+                    f"{op['next'] or '?'}); continue it with: {op['command']}")
+        app.emit({"written": msg is not None, "message": msg or "nothing to do",
+                  "operations": shown})
         return 0
+
+
+def operations_in_progress(config) -> dict[str, dict]:
+    """Host operations with an unfinished run journal: key -> created, next step, and the
+    command that continues it (running the original command again does the same)."""
+    import json as _json
+
+    from ringmgr.exec.runner import cluster_state_dir, default_state_dir
+
+    out: dict[str, dict] = {}
+    for d in dict.fromkeys([cluster_state_dir(config), default_state_dir()]):
+        if not d.is_dir():
+            continue
+        for path in sorted(d.glob("*.json")):
+            try:
+                data = _json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            key = data.get("key")
+            if not key or data.get("finished") or path.name != f"{key}.json":
+                continue
+            steps = data.get("steps", {})
+            pending = [n for n, st in steps.items()
+                       if (st.get("state") if isinstance(st, dict) else st) not in
+                       ("done", "skipped")]
+            out[key] = {"created": data.get("created", "?"),
+                        "next": pending[0] if pending else None,
+                        "command": _continue_command(key)}
+    return out
+
+
+def _continue_command(key: str) -> str:
+    kind, _, rest = key.partition(".")
+    if kind == "replace-disk":
+        node, _, dev = rest.partition(".")
+        return f"ringmgr replace-disk {node} {dev} --resume"
+    return f"the original `ringmgr ... {kind}` command with --resume"
