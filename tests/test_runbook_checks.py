@@ -143,24 +143,173 @@ def test_schedule_daily_finds_error_instances(cli_env):
     assert auto[0]["status"] == "fail" and "broken on c03.example.com: ERROR" in auto[0]["detail"]
 
 
-@pytest.mark.root
-@pytest.mark.slow
-def test_schedule_weekly_over_ssh(sshd_hosts_factory, tmp_path, monkeypatch):
-    hosts = sshd_hosts_factory(2)
-    cfg = hosts.write_config(tmp_path / "ringmgr.toml", tmp_path)
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
-        "admin_executor": RecordingExecutor().on("server list", "[]")})
+def _closed_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _weekly(cfg):
     res = CliRunner().invoke(cli, ["--config", str(cfg), "schedule", "--period", "weekly",
                                    "--full-pct", "99", "--json"])
     tasks = {t["task"]: t for t in json.loads(res.stdout)["tasks"]}
-    disk = tasks["Disk space on the storage nodes"]
+    return (res, tasks["Disk space on the storage nodes"],
+            tasks["Ring consistency across storage nodes and proxies (ringmgr verify)"])
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_schedule_weekly_over_ssh(sshd_hosts_factory, tmp_path, monkeypatch):
+    """Real rings (swift's RingBuilder) pushed with `ringmgr push` to real sshd nodes:
+    consistent passes; before the push, and after one node's ring is replaced, fails."""
+    from swift.common.ring import RingData
+
+    from tests.helpers.ringfactory import make_cluster
+
+    hosts = sshd_hosts_factory(2)
+    cluster = make_cluster(tmp_path / "cluster", nodes=3, disks=1,
+                           rings=("account", "container", "object"))
+    cfg = hosts.write_config(tmp_path / "ringmgr.toml", cluster.builder_dir)
+    # [ssh] port is wrong: each node's own ssh_port must be the one used
+    text = cfg.read_text()
+    assert f"\nport = {hosts.port}\n" in text
+    cfg.write_text(text.replace(f"\nport = {hosts.port}\n", f"\nport = {_closed_port()}\n", 1))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
+        "admin_executor": RecordingExecutor().on("server list", "[]")})
+
+    res, disk, rings = _weekly(cfg)              # nothing pushed yet
     assert disk["status"] == "pass" and "on 2 node(s)" in disk["detail"], disk
-    rings = tasks["Ring consistency across storage nodes and proxies (ringmgr verify)"]
-    assert rings["status"] == "fail" and "no *.ring.gz" in rings["detail"]
+    assert rings["status"] == "fail" and "h01, h02" in rings["detail"], rings
     assert res.exit_code == 1
+
+    push = CliRunner().invoke(cli, ["--config", str(cfg), "push"])
+    assert push.exit_code == 0, push.output
+    res, disk, rings = _weekly(cfg)
+    assert rings == {"period": "weekly", "task": rings["task"], "automated": True,
+                     "status": "pass", "detail": "2 host(s) have the admin host's rings"}
+    assert res.exit_code == 0, res.output
+    assert "[ok]   Ring consistency" in CliRunner().invoke(
+        cli, ["--config", str(cfg), "schedule", "--period", "weekly", "--full-pct", "99"]).stdout
+
+    # h02 gets another (valid) object ring: the check names it, and only it
+    other = RingData.load(str(cluster.builder_dir / "object.ring.gz"))
+    other.devs[0]["weight"] += 1
+    other.save(str(hosts.host("h02").swift_dir / "object.ring.gz"))
+    res, disk, rings = _weekly(cfg)
+    assert rings["status"] == "fail" and "on: h02 " in rings["detail"], rings
+    assert res.exit_code == 1
+
     # a node that is full by the threshold's measure
     res = CliRunner().invoke(cli, ["--config", str(cfg), "schedule", "--period", "weekly",
-                                   "--full-pct", "0", "--json"])
+                                   "--full-pct", "0.001", "--json"])
     disk = {t["task"]: t for t in json.loads(res.stdout)["tasks"]}["Disk space on the storage nodes"]
     assert disk["status"] == "fail" and "h01:/ " in disk["detail"]
+
+
+# -- schedule: not applicable, stuck tasks, bad input -----------------------------------
+def test_schedule_without_storage_nodes_skips_disk_and_rings(cli_env):
+    api, invoke = cli_env
+    api.on("server list", recorded("server_list_c01.json"))
+    res = invoke("", "schedule", "--period", "weekly", "--period", "daily", "--json")
+    assert res.exit_code == 0, res.output
+    tasks = {t["task"]: t for t in json.loads(res.stdout)["tasks"]}
+    disk = tasks["Disk space on the storage nodes"]
+    assert disk["status"] == "skipped" and "no storage nodes" in disk["detail"]
+    rings = tasks["Ring consistency across storage nodes and proxies (ringmgr verify)"]
+    assert rings["status"] == "skipped" and "no storage nodes or proxies" in rings["detail"]
+    text = invoke("", "schedule", "--period", "weekly").stdout
+    assert "[n/a]  Disk space on the storage nodes - no storage nodes" in text
+
+
+STUCK = "b1b1b1b1-2222-4333-8444-555566667777"
+
+
+def _servers(*rows):
+    return json.dumps([{"ID": i, "Name": n, "Status": st, "Task State": task,
+                        "Host": "c01.example.com"} for i, n, st, task in rows])
+
+
+@pytest.mark.parametrize("status, task, stale, want", [
+    # migrating for hours: unchanged before the cutoff -> stuck
+    ("MIGRATING", "migrating", True,
+     "web9 on c01.example.com: MIGRATING/migrating (unchanged for over 90 min)"),
+    # ACTIVE with a task state left behind (the guide's "weird state")
+    ("ACTIVE", "rebooting", True,
+     "web9 on c01.example.com: ACTIVE/rebooting (unchanged for over 90 min)"),
+    # busy, but changed within the last 90 minutes: normal
+    ("MIGRATING", "migrating", False, None),
+    # a cloud without compute API 2.66: reported, age unknown
+    ("MIGRATING", "migrating", "old cloud",
+     "web9 on c01.example.com: MIGRATING/migrating (for how long unknown"),
+])
+def test_weird_instances_stuck_task(status, task, stale, want):
+    import datetime
+
+    from ringmgr.errors import StepFailed
+    from ringmgr.ops.openstack import OpenStack
+    from tests.helpers.openstack_recorder import Reply
+
+    now = datetime.datetime(2026, 11, 24, 23, 0, tzinfo=datetime.timezone.utc)
+    busy = (STUCK, "web9", status, task)
+    ex = RecordingExecutor().on("server list", _servers(busy, ("a" * 8, "ok1", "ACTIVE", None)))
+    if stale == "old cloud":
+        ex.on("--changes-before", Reply(rc=1, stderr="versions supported by client: 2.1 - 2.65"))
+    else:
+        ex.on("--changes-before", _servers(busy) if stale else "[]")
+    if want is None:
+        assert sch.weird_instances(OpenStack(ex), now, 90) == "2 instance(s), none failed or stuck"
+    else:
+        with pytest.raises(StepFailed, match="1 instance\\(s\\) need a look") as e:
+            sch.weird_instances(OpenStack(ex), now, 90)
+        assert want in str(e.value)
+    (query,) = ex.ran("--changes-before")
+    assert query[:3] == ("openstack", "--os-compute-api-version", "2.66")
+    assert query[query.index("--changes-before") + 1] == "2026-11-24T21:30:00Z"
+
+
+def test_weird_instances_all_normal_makes_one_query():
+    import datetime
+
+    from ringmgr.ops.openstack import OpenStack
+
+    ex = RecordingExecutor().on("server list", _servers(
+        ("a" * 8, "ok1", "ACTIVE", None), ("b" * 8, "ok2", "SHUTOFF", None)))
+    now = datetime.datetime(2026, 11, 24, 23, 0, tzinfo=datetime.timezone.utc)
+    assert sch.weird_instances(OpenStack(ex), now) == "2 instance(s), none failed or stuck"
+    assert len(ex.calls) == 1
+
+
+def test_schedule_daily_reports_stuck_through_cli(cli_env, monkeypatch):
+    import datetime
+
+    api, invoke = cli_env
+    now = datetime.datetime(2026, 11, 24, 23, 0, tzinfo=datetime.timezone.utc)
+    monkeypatch.setattr(compute_cli, "_injected",
+                        lambda app: {"admin_executor": api, "now": lambda: now})
+    listing = _servers((STUCK, "web9", "BUILD", "spawning"))
+    api.on("server list", listing)
+    api.on("--changes-before", listing)
+    res = invoke("", "schedule", "--period", "daily", "--stuck-minutes", "30", "--json")
+    assert res.exit_code == 1
+    auto = [t for t in json.loads(res.stdout)["tasks"] if t["automated"]]
+    assert auto[0]["status"] == "fail"
+    assert "web9 on c01.example.com: BUILD/spawning (unchanged for over 30 min)" in auto[0]["detail"]
+    assert "2026-11-24T22:30:00Z" in api.ran("--changes-before")[0]
+    assert api.mutating == []
+
+
+@pytest.mark.parametrize("args, msg", [
+    (("schedule", "--stuck-minutes", "0"), "--stuck-minutes must be above 0"),
+    (("schedule", "--full-pct", "150"), "--full-pct in (0, 100]"),
+    (("schedule", "--period", "yearly"), "Invalid value"),
+    (("restore-order", "--check", "--bogus"), "No such option"),
+])
+def test_checks_bad_input_exit_2(cli_env, args, msg):
+    api, invoke = cli_env
+    res = invoke("", *args)
+    assert res.exit_code == 2 and msg in res.stderr, res.output
+    assert "Traceback" not in res.output and api.calls == []
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr

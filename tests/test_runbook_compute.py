@@ -301,3 +301,22 @@ def test_no_yes_no_terminal_refuses_before_any_change(env):
     res = env.invoke("compute", "evacuate", C01, "--to", C02)
     assert res.exit_code == 2 and "re-run with --yes" in res.stderr
     assert api.mutating == [] and env.host(C01).mutating == []
+
+
+def test_after_reboot_soft_reboot_refused_goes_hard(env):
+    """Nova refuses a soft reboot of a SHUTOFF instance (409): go to --hard at once."""
+    api = env.api
+    api.on("server list --host", recorded("server_list_after_reboot.json"))
+    api.on(f"server show {W1}", show(W1, C01, "SHUTOFF"), show(W1, C01, "ACTIVE"))
+    api.on(f"server show {D1}", show(D1, C01))
+    api.on(f"server reboot {W1}", Reply(rc=1, stderr="Cannot 'reboot' instance while it is "
+                                                     "in vm_state stopped (HTTP 409)"))
+    api.on(f"server reboot --hard {W1}", Reply())
+    host = env.host(C01)
+    host.on("ps -eo args=", "/usr/bin/python3 /usr/bin/nova-compute\n")
+    host.on("tail -n 5000", recorded("nova-compute.log"))
+    res = env.invoke("compute", "after-reboot", C01, "--yes", "--json")
+    assert res.exit_code == 0, res.output
+    reboots = api.ran("server", "reboot")
+    assert [c[c.index("reboot") + 1:] for c in reboots] == [(W1,), ("--hard", W1)]
+    assert any("HTTP 409" in n and "--hard" in n for n in json.loads(res.stdout)["notes"])

@@ -124,6 +124,40 @@ def test_trigger_failure_in_neutron_rolls_everything_back(db, tmp_path):
     assert backup.exists()
 
 
+def test_undo_reads_the_backup_file(db, tmp_path, monkeypatch):
+    """The undo after a neutron failure uses the rows in the backup file: a file that
+    cannot be read back leaves nova moved, and the error says so."""
+    db.execute("CREATE TRIGGER no_levels BEFORE UPDATE ON ml2_port_binding_levels FOR EACH ROW "
+               "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'", db="neutron")
+    real_write = sr.write_backup
+
+    def write_then_spoil(path, *a):
+        out = real_write(path, *a)
+        out.write_text("{")
+        return out
+
+    monkeypatch.setattr(sr, "write_backup", write_then_spoil)
+    nova, neutron = targets(db)
+    with pytest.raises(StepFailed, match="AND undoing nova failed.*not a readable"):
+        sr.move_host(nova, neutron, FAILED, TARGET, backup_path=tmp_path / "b.json")
+    assert {h for u, h, _, d in snapshot(db)["instances"] if u in (I1, I2)} == {TARGET}
+
+
+@pytest.mark.parametrize("text", [
+    "{", "[]", '{"kind": "ringmgr recover-host backup"}',
+    '{"kind": "ringmgr recover-host backup", "failed": "a", "target": "b", "node": "b", '
+    '"rows": {"instances": [{"host": "a", "node": "a"}]}}',
+])
+def test_bad_backup_file_is_usage_error_before_any_change(db, tmp_path, text):
+    before = snapshot(db)
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    nova, neutron = targets(db)
+    with pytest.raises(UsageError, match="bad.json: not a"):
+        sr.restore_from_backup(bad, nova, neutron)
+    assert snapshot(db) == before
+
+
 def test_revoked_privilege_on_neutron_rolls_back(db, tmp_path):
     db.script(["CREATE USER IF NOT EXISTS 'neutron'@'127.0.0.1' IDENTIFIED BY 'pw'",
                "GRANT SELECT ON neutron.* TO 'neutron'@'127.0.0.1'"])

@@ -121,5 +121,25 @@ def test_undo_from_backup(env):
 def test_missing_db_url_is_config_error(env, tmp_path):
     db, cfg, api, tmp = env
     cfg.write_text(f'[cluster]\nbuilder_dir = "{tmp}"\n')
+    before = snapshot(db)
     res = run(cfg, "--yes")
     assert res.exit_code == 2 and "openstack.nova_db is not set" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert snapshot(db) == before and api.mutating == []
+
+
+@pytest.mark.parametrize("content, msg", [
+    ("not json", "not a readable recover-host backup"),
+    (json.dumps({"kind": "ringmgr recover-host backup", "failed": "c09", "target": TARGET,
+                 "node": TARGET, "rows": {}}),
+     "is the backup of a move from c09 to c02.example.com"),
+])
+def test_bad_undo_file_exit_2_nothing_changed(env, content, msg):
+    db, cfg, api, tmp = env
+    before = snapshot(db)
+    bad = tmp / "bad.json"
+    bad.write_text(content)
+    res = run(cfg, "--yes", "--undo", str(bad))
+    assert res.exit_code == 2 and msg in res.stderr, res.output
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert snapshot(db) == before and api.mutating == []

@@ -320,6 +320,13 @@ def recover_host(app, failed, target, method, node, backup_path, undo_path, time
         nova = sr.parse_db_url(osc.nova_db, "nova_db")
         neutron = sr.parse_db_url(osc.neutron_db, "neutron_db")
         if undo_path:
+            saved = sr.read_backup(Path(undo_path))
+            if (saved["failed"], saved["target"]) != (failed, target):
+                from ringmgr.errors import UsageError
+
+                raise UsageError(f"{undo_path} is the backup of a move from "
+                                 f"{saved['failed']} to {saved['target']}, not from "
+                                 f"{failed} to {target}")
             app.confirm(f"put the rows in {undo_path} back in nova and neutron?", yes or dry_run)
             if dry_run:
                 app.out(f"would restore the rows in {undo_path}")
@@ -482,15 +489,20 @@ def restore_order(app, do_check):
 @click.option("--no-checks", is_flag=True, help="list only; run no automated check")
 @click.option("--full-pct", default=80.0, show_default=True,
               help="disk-space check: warn at this percent used")
+@click.option("--stuck-minutes", default=60.0, show_default=True,
+              help="instances check: a task state unchanged this long is stuck")
 @json_option
 @pass_app
-def schedule(app, periods, no_checks, full_pct):
+def schedule(app, periods, no_checks, full_pct, stuck_minutes):
     """The operations guide's hourly-to-semiannual checklist, with the automatable checks
-    run: instances in error (daily), storage-node disk space and ring consistency
-    (weekly).  Exit 1 if a check fails."""
+    run: instances failed or stuck in a task (daily), storage-node disk space and ring
+    consistency (weekly).  Exit 1 if a check fails."""
+    from ringmgr.errors import UsageError
     from ringmgr.ops.runbooks import schedule as sch
 
-    fns = {} if no_checks else _schedule_checks(app, full_pct)
+    if stuck_minutes <= 0 or not 0 < full_pct <= 100:
+        raise UsageError("--stuck-minutes must be above 0 and --full-pct in (0, 100]")
+    fns = {} if no_checks else _schedule_checks(app, full_pct, stuck_minutes)
     results = sch.run_schedule(sch.TASKS, fns, tuple(periods) or sch.PERIODS)
     app.out(sch.render(results))
     failed = [t.title for t, r in results if r.ok is False]
@@ -500,18 +512,21 @@ def schedule(app, periods, no_checks, full_pct):
     return 1 if failed else 0
 
 
-def _schedule_checks(app, full_pct):
+def _schedule_checks(app, full_pct, stuck_minutes):
+    import datetime
+
     from ringmgr.ops.runbooks import schedule as sch
 
     config = app.config
-    fns = {"weird-instances": lambda: sch.weird_instances(_api(app, False))}
+    now = _injected(app).get("now") or (lambda: datetime.datetime.now(datetime.timezone.utc))
+    fns = {"weird-instances": lambda: sch.weird_instances(_api(app, False), now(),
+                                                          stuck_minutes)}
 
     def disks():
         if not config.nodes:
-            from ringmgr.errors import StepFailed
-
-            raise StepFailed("no storage nodes in the config")
-        exs = {n: _host(app, n, node.host, False) for n, node in config.nodes.items()}
+            raise sch.NotApplicable(f"no storage nodes ([nodes.*]) in {config.path}")
+        # by name (address None): the node's own host and ssh_port are used
+        exs = {n: _host(app, n, None, False) for n in config.nodes}
         try:
             return sch.disk_space(exs, {n: node.mount_root for n, node in config.nodes.items()},
                                   full_pct)
@@ -522,6 +537,8 @@ def _schedule_checks(app, full_pct):
         from ringmgr.errors import StepFailed
         from ringmgr.ops.push import verify_rings
 
+        if not config.hosts():
+            raise sch.NotApplicable(f"no storage nodes or proxies in {config.path}")
         report = verify_rings(config)
         bad = report.failed + report.differ
         if bad:

@@ -29,6 +29,7 @@ from ringmgr.exec.base import CommandFailed
 MV_LIVE_MIGRATE_HOST = "2.30"   # server migrate --live-migration --host
 MV_EVACUATE_HOST = "2.29"       # server evacuate --host
 MV_FORCE_DOWN = "2.11"          # compute service set --down
+MV_CHANGES_BEFORE = "2.66"      # server list --changes-before
 
 
 # -- parsed records -------------------------------------------------------------
@@ -251,6 +252,13 @@ class OpenStack:
 
     def all_servers(self) -> list[Server]:
         return parse_server_list(self._json("server", "list", "--all-projects", "--long"))
+
+    def servers_unchanged_since(self, before: str) -> list[Server]:
+        """Servers whose record (status, task state, ...) last changed at or before
+        ``before`` (ISO 8601, e.g. ``2026-11-24T21:00:00Z``): nova's ``updated_at``."""
+        return parse_server_list(self._json("server", "list", "--all-projects", "--long",
+                                            "--changes-before", before,
+                                            microversion=MV_CHANGES_BEFORE))
 
     def swift_stat(self) -> str:
         argv = ["swift", "stat"]

@@ -359,13 +359,14 @@ def _start_instance_step(uuid: str, host: str) -> Step:
         return None
 
     def action(c):
-        c.api.reboot(uuid)
-        if c.dry_run:
-            return
         try:
+            c.api.reboot(uuid)
+            if c.dry_run:
+                return
             _wait_for(c, uuid, None, "reboot of")
             return
         except StepFailed as e:
+            # includes nova refusing a soft reboot (HTTP 409) of a SHUTOFF instance
             c.note(f"{uuid}: soft reboot did not bring it back ({e}); trying --hard "
                    f"(re-creates the libvirt XML)")
         c.api.reboot(uuid, hard=True)

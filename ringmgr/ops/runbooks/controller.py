@@ -24,9 +24,12 @@ class CheckResult:
     name: str
     ok: bool | None          # None: not checked (manual, or not applicable)
     detail: str = ""
+    skipped: bool = False    # with ok None: automated, but nothing to check here
 
     @property
     def status(self) -> str:
+        if self.ok is None and self.skipped:
+            return "skipped"
         return {True: "pass", False: "FAIL", None: "manual"}[self.ok]
 
     def to_json(self) -> dict:

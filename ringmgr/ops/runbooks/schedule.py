@@ -6,10 +6,12 @@ space on the storage nodes (weekly), ring consistency across nodes (weekly, thro
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Callable
 
 from ringmgr.errors import RingmgrError, StepFailed
+from ringmgr.exec.base import CommandFailed
 from ringmgr.ops.runbooks.controller import CheckResult
 
 PERIODS = ("hourly", "daily", "weekly", "monthly", "quarterly", "semiannually")
@@ -50,13 +52,45 @@ TASKS: tuple[Task, ...] = (
 )
 
 NORMAL_STATES = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "SHELVED", "SHELVED_OFFLOADED")
+FAILED_STATES = ("ERROR", "UNKNOWN")   # UNKNOWN: nova cannot reach the instance's host
 
 
-def weird_instances(api) -> str:
+class NotApplicable(Exception):
+    """An automated check with nothing to look at in this cloud (no storage nodes in the
+    config): shown as skipped with the reason, neither pass nor fail."""
+
+
+def _label(s) -> str:
+    return f"{s.name or s.id} on {s.host or '?'}"
+
+
+def weird_instances(api, now: datetime.datetime, stuck_minutes: float = 60.0) -> str:
+    """Instances in a failed state, or stuck in a task (a task state, or a transitional
+    status such as MIGRATING / BUILD, unchanged for ``stuck_minutes``).
+
+    A task in progress is normal for a while; nova's ``updated_at`` tells how long it
+    has been so, through ``server list --changes-before`` (compute API 2.66).  That
+    second query is made only when some instance is busy; on an older cloud every busy
+    instance is reported, with its age unknown.
+    """
     servers = api.all_servers()
-    bad = [f"{s.name or s.id} on {s.host or '?'}: {s.status}"
-           + (f"/{s.task_state}" if s.task_state else "")
-           for s in servers if s.status not in NORMAL_STATES or s.status == "ERROR"]
+    bad = [f"{_label(s)}: {s.status}" + (f"/{s.task_state}" if s.task_state else "")
+           for s in servers if s.status in FAILED_STATES]
+
+    def busy(s):
+        return s.status not in FAILED_STATES and (
+            bool(s.task_state) or s.status not in NORMAL_STATES)
+
+    if any(busy(s) for s in servers):
+        cutoff = now.astimezone(datetime.timezone.utc) - datetime.timedelta(minutes=stuck_minutes)
+        try:
+            stale = api.servers_unchanged_since(cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            age = f"unchanged for over {stuck_minutes:g} min"
+        except CommandFailed:
+            stale = servers
+            age = "for how long unknown: the cloud lacks compute API 2.66"
+        bad += [f"{_label(s)}: {s.status}/{s.task_state or '-'} ({age})"
+                for s in stale if busy(s)]
     if bad:
         raise StepFailed(f"{len(bad)} instance(s) need a look: {'; '.join(bad[:10])}")
     return f"{len(servers)} instance(s), none failed or stuck"
@@ -115,6 +149,8 @@ def run_schedule(tasks: tuple[Task, ...], fns: dict[str, Callable[[], str]],
             continue
         try:
             out.append((t, CheckResult(t.title, True, fns[t.check]())))
+        except NotApplicable as e:
+            out.append((t, CheckResult(t.title, None, str(e), skipped=True)))
         except RingmgrError as e:
             out.append((t, CheckResult(t.title, False, str(e))))
     return out
@@ -126,6 +162,8 @@ def render(results: list[tuple[Task, CheckResult]]) -> str:
         if t.period != period:
             period = t.period
             lines.append(f"{period.capitalize()}:")
-        mark = {"pass": "[ok]  ", "FAIL": "[FAIL]", "manual": "[ ]   "}[r.status]
-        lines.append(f"  {mark} {t.title}" + (f" - {r.detail}" if r.ok is not None else ""))
+        mark = {"pass": "[ok]  ", "FAIL": "[FAIL]", "manual": "[ ]   ",
+                "skipped": "[n/a] "}[r.status]
+        shown = r.ok is not None or r.skipped
+        lines.append(f"  {mark} {t.title}" + (f" - {r.detail}" if shown else ""))
     return "\n".join(lines)

@@ -211,7 +211,10 @@ def move_host(nova: DBTarget, neutron: DBTarget, failed: str, target: str, *,
             _apply(con_neutron, report, NEUTRON_TABLES, neutron)
         except StepFailed as e:
             try:
-                restored = undo_nova(con_nova, report)
+                saved = read_backup(report.backup)
+                restored = undo_nova(con_nova, MoveReport(
+                    failed, target, node, False,
+                    rows={NOVA_INSTANCES: saved["rows"].get(NOVA_INSTANCES, [])}))
             except Exception as undo_err:
                 raise StepFailed(
                     f"{e}; AND undoing nova failed ({undo_err}): nova still has the "
@@ -315,11 +318,30 @@ def write_backup(path: Path, report: MoveReport, nova: DBTarget, neutron: DBTarg
     return path
 
 
+def read_backup(path: Path) -> dict:
+    """A backup file written by ``write_backup``; a UsageError (one line) for anything
+    else, before any database is touched."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path}: not a readable recover-host backup ({e})")
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if (not isinstance(rows, dict) or data.get("kind") != "ringmgr recover-host backup"
+            or not all(isinstance(data.get(k), str) for k in ("failed", "target", "node"))
+            or not all(isinstance(r, dict) and "host" in r
+                       and r.get("uuid" if t == NOVA_INSTANCES else "port_id")
+                       for t in (NOVA_INSTANCES, *NEUTRON_TABLES) for r in rows.get(t, []))
+            or not all("node" in r for r in rows.get(NOVA_INSTANCES, []))):
+        raise UsageError(f"{path}: not a recover-host backup file (written by ringmgr "
+                         f"compute recover-host --method sql)")
+    return data
+
+
 def restore_from_backup(path: Path, nova: DBTarget, neutron: DBTarget,
                         connector=connect) -> dict[str, int]:
     """Undo a recover-host move from its backup file (both databases, each in one
     transaction; rows that no longer carry the moved values are left alone)."""
-    data = json.loads(Path(path).read_text())
+    data = read_backup(path)
     failed, target, node = data["failed"], data["target"], data["node"]
     counts = {}
     con = connector(nova)
