@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 from swift.common.ring import RingBuilder
 
 from ringmgr.cli.main import cli
@@ -184,6 +184,8 @@ def _random_cluster(root: Path, part_power, replicas, nodes, zones, disks, weigh
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@example(part_power=4, replicas=2.5, nodes=5, zones=3, disks=2, weights=[100.0, 50.0],
+         change="remove-node", seed=0)  # swift's own count is short here (5 of 10)
 @given(part_power=st.integers(4, 8),
        replicas=st.sampled_from([1, 2, 2.5, 3, 3.25]),
        nodes=st.integers(4, 6), zones=st.integers(1, 4), disks=st.integers(1, 2),
@@ -206,6 +208,7 @@ def test_predicted_moves_equal_applied_moves(part_power, replicas, nodes, zones,
         r = run(config, *args, "--seed", str(seed), "--plan-out", str(plan))
         assert checksums(builder_dir) == before_sums
         event(f"{change}: exit {r.exit_code}")
+        event(f"replicas {replicas}: exit {r.exit_code}")
         if r.exit_code != 0:
             # swift cannot place the replicas (too few devices), or nothing to do
             assert r.exit_code in (1, 2) and not plan.exists(), r.output
@@ -219,6 +222,28 @@ def test_predicted_moves_equal_applied_moves(part_power, replicas, nodes, zones,
             assert hashlib.md5(data).hexdigest() == res["md5"]
             after = RingBuilder.from_dict(pickle.loads(data))
             assert body["reports"][ring]["parts_moved"] == moves_between(before[ring], after)
+            if "parts_moved_swift" in body["reports"][ring]:
+                event("swift's rebalance() count differs (fractional replicas)")
+                assert replicas != int(replicas)
+
+
+def test_fractional_replicas_plan_reports_exact_moves_where_swift_undercounts(tmp_path):
+    """End to end on a 2.5-replica cluster: swift's rebalance() says 5, the report and
+    the builders before/after apply say 10."""
+    config, builder_dir, names = _random_cluster(tmp_path, 4, 2.5, 5, 3, 2,
+                                                 [100.0, 50.0], 0)
+    plan = tmp_path / "plan.json"
+    assert run(config, "remove-node", names[1], "--seed", "0",
+               "--plan-out", str(plan)).exit_code == 0
+    body = json.loads(plan.read_text())["body"]
+    before = {n: RingBuilder.load(str(builder_dir / f"{n}.builder")) for n in body["results"]}
+    assert run(config, "apply", str(plan), "--yes").exit_code == 0
+    for ring in ("account", "object"):
+        rep = body["reports"][ring]
+        after = RingBuilder.load(str(builder_dir / f"{ring}.builder"))
+        assert rep["parts_moved_swift"] < rep["parts_moved"] == moves_between(before[ring], after)
+        assert rep["parts_moved_pct"] == pytest.approx(100 * rep["parts_moved"] / (16 * 2.5),
+                                                       abs=1e-4)
 
 
 def test_chart_png_on_dry_run_and_bars_without_matplotlib(cluster, tmp_path, monkeypatch):
@@ -236,3 +261,79 @@ def test_chart_png_on_dry_run_and_bars_without_matplotlib(cluster, tmp_path, mon
     assert not png2.exists() and "matplotlib is not installed" in r.output
     assert "█" in r.output
     assert checksums(cluster.builder_dir) == before
+
+
+def test_plan_base_covers_untouched_rings_and_their_change_makes_it_stale(cluster, tmp_path):
+    """s06 is not in the account ring: the plan does not change account, but was judged
+    with it; a hand edit of account.builder afterwards makes the plan stale."""
+    acc = cluster.builder_dir / "account.builder"
+    b = RingBuilder.load(str(acc))
+    for d in [d for d in b.devs if d and d["ip"] == cluster.nodes["s06"][0]]:
+        b.remove_dev(d["id"])
+    b.rebalance(seed=1)
+    b._last_part_moves_epoch -= 7200
+    b.save(str(acc))
+    plan = tmp_path / "plan.json"
+    r = run(cluster.config, "remove-node", "s06", "--plan-out", str(plan), "--seed", "2")
+    assert r.exit_code == 0, r.output
+    body = json.loads(plan.read_text())["body"]
+    assert "account" not in body["results"]
+    sums = checksums(cluster.builder_dir)
+    assert body["base"]["account"] == {"id": b.id, "version": b.version,
+                                       "md5": sums["account.builder"]}
+    b.set_dev_weight(0, 150.0)  # like `swift-ring-builder account.builder set_weight`
+    b.save(str(acc))
+    before = checksums(cluster.builder_dir)
+    r = run(cluster.config, "apply", str(plan), "--yes")
+    assert r.exit_code == 2, r.output
+    assert "account.builder changed since the plan was made" in r.output
+    assert checksums(cluster.builder_dir) == before
+
+
+@pytest.mark.parametrize("args", [
+    ["remove-node", "s03"], ["remove-device", "s01", "sdb"], ["set-weight", "s02", "50"],
+    ["set-weight", "s02/sdc", "0"], ["add-node", "s07"], ["rebalance"],
+    ["drain-node", "s04", "--max-move", "20"], ["add-node", "s07", "--max-move", "20"],
+    ["shutdown-node", "s05"],
+])
+def test_every_ring_changing_dry_run_writes_nothing_and_reports_contract_keys(cluster, args):
+    # rebalance has something to do only on a ring that is not yet balanced
+    if args == ["rebalance"]:
+        b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
+        b.set_dev_weight(0, 300.0)
+        b.save(str(cluster.builder_dir / "object.builder"))
+    before = checksums(cluster.builder_dir)
+    r = run(cluster.config, "--json", *args, "--dry-run", "--seed", "5",
+            "--used-bytes", "object=6e9")
+    assert r.exit_code == 0, r.output
+    assert checksums(cluster.builder_dir) == before
+    data = json.loads(r.stdout)
+    assert data["written"] is False and isinstance(data["steps"], list)
+    if "--max-move" in args or args[0] == "drain-node":
+        assert data["steps"] and data["steps"][0]["exact"]  # the gradual schedule
+    else:
+        assert data["steps"] == []
+    assert data["rings"]
+    for name, rep in data["rings"].items():
+        b = RingBuilder.load(str(cluster.builder_dir / f"{name}.builder"))
+        for key in ("parts_moved", "parts_moved_pct", "balance_before", "balance_after",
+                    "dispersion_after", "devices", "bytes_moved", "bytes_estimate",
+                    "risk_after"):
+            assert key in rep, (name, key)
+        assert rep["parts_moved_pct"] == pytest.approx(
+            100.0 * rep["parts_moved"] / (b.parts * b.replicas), abs=1e-4)
+        assert rep["balance_before"] == pytest.approx(b.get_balance(), abs=1e-4)
+        if name == "object":
+            assert rep["bytes_moved"] == round(rep["parts_moved"] / (b.parts * 3) * 6e9)
+        else:
+            assert rep["bytes_moved"] is None and rep["bytes_estimate"].startswith("unknown")
+        devs = rep["devices"]
+        assert {"id", "node", "device", "parts_before", "parts_after"} <= set(devs[0])
+        assert sum(d["parts_before"] for d in devs) == b.parts * b.replicas
+        nodes = [d["node"] for d in devs]
+        assert nodes == sorted(nodes, key=nodes.index)  # each node's devices together
+        node_change = {}
+        for d in devs:
+            node_change[d["node"]] = node_change.get(d["node"], 0) + abs(d["delta"])
+        changes = list(node_change.values())
+        assert changes == sorted(changes, reverse=True)  # biggest change first

@@ -36,13 +36,20 @@ class SimulationHooks:
         if self.saves:
             from ringmgr.rings.plan import Plan
 
-            plan = Plan.from_result(self.base_md5, result, _argv(self.app), self.schedule)
+            from ringmgr.rings.store import RingStore
+
+            store = RingStore.from_config(self.config)
+            plan = Plan.from_result(self.base_md5, result, _argv(self.app), self.schedule,
+                                    load=store.load)
             plan.save(self.plan_out)
 
     def json(self, result) -> dict:
         d = result.to_json()
         if self.schedule:
             d["steps"] = self.schedule
+            waits = [s.get("wait_before_seconds", 0) for s in self.schedule]
+            d["wait_between_steps_seconds"] = max(waits[1:], default=0)
+            d["total_wait_seconds"] = sum(waits)  # replication time comes on top
         if self.plan_out:
             d["plan"] = str(self.plan_out)
         if self.chart:

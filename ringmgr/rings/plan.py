@@ -74,12 +74,24 @@ class Plan:
 
     # -- building ----------------------------------------------------------------
     @classmethod
-    def from_result(cls, base_md5: dict, result, argv, schedule=None) -> "Plan":
+    def from_result(cls, base_md5: dict, result, argv, schedule=None,
+                    load=None) -> "Plan":
         """A plan from a ``service.ChangeResult`` of a dry run.  ``base_md5`` (ring ->
         md5 of its builder file) must be taken BEFORE the builders were loaded: if a
-        file changed in between, the plan is refused as stale rather than applied."""
+        file changed in between, the plan is refused as stale rather than applied.
+
+        Every ring in ``base_md5`` becomes part of the base, also those the change
+        does not touch (a node in only some rings): the plan was judged against all
+        of them, so a change to any of them makes it stale.  ``load(ring)`` gives an
+        untouched ring's builder for its id and version (md5 alone when None)."""
         results = {}
         base = {}
+        for name in base_md5:
+            if name not in result.outcomes:
+                b = load(name) if load else None
+                base[name] = {"id": getattr(b, "_id", None),
+                              "version": getattr(b, "version", None),
+                              "md5": base_md5[name]}
         for name, o in result.outcomes.items():
             base[name] = {"id": o.before._id, "version": o.before.version,
                           "md5": base_md5.get(name)}
