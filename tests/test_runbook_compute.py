@@ -218,6 +218,7 @@ def test_recover_host_evacuate(env):
     assert res.exit_code == 0, res.output
     assert api.ran("--down", C01) and api.ran("--disable", C01)
     ev = api.ran("server", "evacuate")
+    assert api.calls.index(api.ran("--down", C01)[0]) < api.calls.index(ev[0])
     assert [c[-3] for c in ev] == [W1] and "--host" in ev[0]   # db1 already on c02
 
 
@@ -320,3 +321,24 @@ def test_after_reboot_soft_reboot_refused_goes_hard(env):
     reboots = api.ran("server", "reboot")
     assert [c[c.index("reboot") + 1:] for c in reboots] == [(W1,), ("--hard", W1)]
     assert any("HTTP 409" in n and "--hard" in n for n in json.loads(res.stdout)["notes"])
+
+
+def test_inspect_disk_mounts_read_only_and_prints_path(env):
+    env.api.on("server show", recorded("server_show_web1_c02.json"))
+    host = env.host(C02)
+    mnt = f"/mnt/ringmgr-inspect/{W1}"
+    host.on("virsh list --all", recorded("virsh_list.txt").replace("paused", "running"))
+    host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
+    host.on("sh -c", "nbd2\n")
+    host.on("cat /proc/mounts", "/dev/sda1 / ext4 rw 0 0\n")
+    host.on("test -e", Reply(rc=1))
+    host.on("ls /sys/block/nbd2", "bdi\nnbd2p1\nnbd2p2\npid\nsize\n")
+    res = env.invoke("compute", "inspect-disk", W1, "--yes")
+    assert res.exit_code == 0, res.output
+    assert host.mutating == [
+        ("virsh", "suspend", "instance-0000274a"), ("modprobe", "nbd", "max_part=16"),
+        ("qemu-nbd", "--read-only", "-c", "/dev/nbd2", f"/var/lib/nova/instances/{W1}/disk"),
+        ("mkdir", "-p", mnt), ("mount", "-o", "ro", "/dev/nbd2p1", mnt)]
+    assert f"mounted read-only at {mnt} on {C02}" in res.stdout
+    rec = json.loads((env.tmp / "state" / f"inspect-disk.{W1}.record.json").read_text())
+    assert rec["device"] == "/dev/nbd2"

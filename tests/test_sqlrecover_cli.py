@@ -69,6 +69,12 @@ def test_dry_run_prints_sql_and_rows_changes_nothing(env):
     assert f"server reboot --hard {I1}" in res.stdout
     assert "server add volume --device /dev/vdc" in res.stdout
     assert not list((tmp / "state").glob("../backups/*"))
+    doc = json.loads(run(cfg, "--dry-run", "--json").stdout)
+    assert doc["written"] is False and snapshot(db) == before
+    assert sorted(r["uuid"] for r in doc["sql"]["rows"]["instances"]) == sorted([I1, I2])
+    assert [r["port_id"] for r in doc["sql"]["rows"]["ml2_port_binding_levels"]] == ["p1"]
+    assert any(st.startswith("UPDATE instances SET host = ") for st in doc["sql"]["statements"])
+    assert doc["sql"]["backup"] is None
 
 
 def test_real_run_moves_rows_reboots_and_reattaches(env):
@@ -78,6 +84,8 @@ def test_real_run_moves_rows_reboots_and_reattaches(env):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["finished"] and doc["written"]
+    assert doc["sql"]["backup"] == str(backup) and doc["sql"]["committed"] == ["nova_db",
+                                                                              "neutron_db"]
     snap = snapshot(db)
     assert {h for _, h, _, _ in snap["instances"]} == {TARGET}
     assert snap["bindings"] == [("p1", TARGET)]

@@ -130,6 +130,9 @@ def _report(app, summary, ctx, dry_run, extra=None):
     doc = {"written": app.written, **summary.to_json(), "notes": ctx.notes}
     if dry_run:
         doc["commands"] = recorded
+    sql = ctx.data.get("sql_report") or ctx.data.get("sql_plan")
+    if sql is not None:       # recover-host --method sql: the rows and the statements
+        doc["sql"] = sql.to_json()
     doc.update(extra or {})
     app.emit(doc)
     summary.raise_error()
