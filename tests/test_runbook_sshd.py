@@ -150,3 +150,22 @@ def test_init_files_moved_aside_and_back_over_ssh(env):
     assert sorted(p.name for p in init.iterdir()) == ["nova-compute", "nova-compute.conf"]
     assert list(held.iterdir()) == []
     assert res.exit_code == 2 and "nova-compute" in res.stderr
+
+
+def test_sshd_hosts_stopped_when_the_test_fails(tmp_path):
+    from sim.hosts import SSHHosts
+
+    seen = {}
+    with pytest.raises(RuntimeError, match="test body failed"):
+        with SSHHosts(1, workdir=tmp_path / "w") as hosts:
+            seen["pids"] = list(hosts.pids)
+            assert seen["pids"]
+            raise RuntimeError("test body failed")
+    for pid in seen["pids"]:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        # reaped by now unless still alive; a zombie would show as such in /proc
+        state = open(f"/proc/{pid}/stat").read().split()[2]
+        assert state == "Z", f"sshd {pid} still running"

@@ -240,3 +240,17 @@ def test_parse_db_url(url, expect):
 def test_parse_db_url_errors(url, msg):
     with pytest.raises(ConfigError, match=msg):
         sr.parse_db_url(url, "nova_db")
+
+
+def test_mariadb_fixture_cleans_up_when_the_test_fails(tmp_path):
+    import os
+
+    seen = {}
+    with pytest.raises(RuntimeError, match="test body failed"):
+        with mariadb_server(tmp_path) as db:
+            seen["pid"], seen["root"] = db.pid, db.root
+            assert db.execute("SELECT 1") == [(1,)]
+            raise RuntimeError("test body failed")
+    with pytest.raises(ProcessLookupError):
+        os.kill(seen["pid"], 0)
+    assert not seen["root"].exists()
