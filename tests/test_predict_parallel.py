@@ -70,3 +70,36 @@ def test_a_failing_ring_is_a_usage_error_from_a_worker(monkeypatch):
     cs.rings["object"] = RingChange(removes=[d["id"] for d in builders["object"].devs if d])
     with pytest.raises(UsageError, match="object"):
         parallel.simulate_all(builders, cs, 1, workers=2)
+
+
+def test_cli_dry_run_progress_per_ring_and_parallel_equals_sequential(tmp_path):
+    """A real `ringmgr` process on two part power 14 rings (big enough to fork):
+    progress per ring on stderr (both started before either is done), JSON alone on
+    stdout, the same report as with RINGMGR_NO_PARALLEL=1, nothing written."""
+    import json
+    import os
+    import subprocess
+
+    from tests.helpers.ringfactory import checksums, make_cluster
+
+    c = make_cluster(tmp_path / "c", part_power=14, rings=("account", "object"), nodes=4,
+                     zones=4, disks=2)
+    before = checksums(c.builder_dir)
+    argv = ["ringmgr", "--config", str(c.config), "--json", "remove-device", "s01", "sdb",
+            "--dry-run", "--seed", "3"]
+    env = dict(os.environ, RINGMGR_LOG=str(tmp_path / "audit.log"))
+    env.pop("RINGMGR_NO_PARALLEL", None)
+    par = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    seq = subprocess.run(argv, env=dict(env, RINGMGR_NO_PARALLEL="1"), capture_output=True,
+                         text=True, timeout=120)
+    assert par.returncode == seq.returncode == 0, par.stderr + seq.stderr
+    assert checksums(c.builder_dir) == before
+    progress = [ln for ln in par.stderr.splitlines() if ln.startswith("simulat")]
+    if parallel.cpus() >= 2:  # forked only with more than one CPU
+        assert sorted(progress[:2]) == ["simulating account ...", "simulating object ..."]
+    assert [ln.split(":")[0] for ln in progress[2:]] != [] and all(
+        ln.startswith("simulated ") and "replica moves in" in ln for ln in progress[2:])
+    seq_progress = [ln for ln in seq.stderr.splitlines() if ln.startswith("simulat")]
+    assert seq_progress[1].startswith("simulated account:")  # one after the other
+    p, s = json.loads(par.stdout), json.loads(seq.stdout)
+    assert p["rings"] == s["rings"] and p["rings"]["object"]["parts_moved"] > 0
