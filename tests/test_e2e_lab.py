@@ -48,3 +48,45 @@ def test_remove_push_replicate_rejoin(lab_cluster):
     assert all_readable(lab)
     hist = json.loads(ringmgr(lab, "--json", "history").stdout)["history"]
     assert [e["description"].split()[0] for e in hist][-2:] == ["remove", "rejoin"]
+
+
+def count_files(path) -> int:
+    import os
+
+    return sum(len(files) for _, _, files in os.walk(path))
+
+
+@pytest.mark.lab(nodes=3, disks=2, xfs=True)
+def test_replace_disk_refills_from_replicas(lab_cluster):
+    """The operations guide's "Replacing a Swift Disk" on a real XFS disk of a running
+    Swift node: take it out, swap it, format and mount it, let replication refill it."""
+    import os
+
+    lab = lab_cluster
+    node = lab.node("s01")
+    dev = node.devices[0]
+    mount_point = os.path.join(node.mount_root, dev)
+    label = subprocess.run(["blkid", "-s", "LABEL", "-o", "value", node.block_devices[dev]],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert label
+    assert lab.put("e2e") in (201, 202)
+    for name, body in OBJECTS.items():
+        assert lab.put("e2e", name, body) == 201
+    lab.replicate()
+    assert count_files(os.path.join(mount_point, "objects")) > 0
+
+    r = ringmgr(lab, "replace-disk", "s01", dev, "--label", label, "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not os.path.ismount(mount_point)
+    st = os.stat(mount_point)
+    assert (st.st_uid, oct(st.st_mode & 0o777)) == (0, "0o755")  # guarded while out
+    assert all_readable(lab)  # the other replicas serve meanwhile
+
+    lab.swap_disk("s01", dev)
+    r = ringmgr(lab, "replace-disk", "s01", dev, "--replaced", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert os.path.ismount(mount_point)
+    assert count_files(os.path.join(mount_point, "objects")) == 0  # a blank filesystem
+    lab.replicate()
+    assert count_files(os.path.join(mount_point, "objects")) > 0   # refilled
+    assert all_readable(lab)
