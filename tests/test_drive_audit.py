@@ -101,6 +101,7 @@ def test_act_dry_run_changes_nothing(failing):
     assert code == 1, out
     (acted,) = json.loads(stdout)["acted"]
     assert acted["commands"][0] == ["umount", str(e.mount_point)]
+    assert "a real run sets it to 0 on every ring" in acted["summary"]
     assert mounts_of(e.old.dev) == [str(e.mount_point)]
 
 
@@ -114,11 +115,20 @@ def test_act_unmounts_and_guards(failing):
     assert mounts_of(e.old.dev) == []
     st = os.stat(e.mount_point)
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
-    assert f"s01/{e.dev}: unmount done, guard done; weight set to 0 on every ring" in out
+    assert (f"s01/{e.dev}: unmount done, guard done; weight set to 0 on every ring (push "
+            f"the changed rings to every node: ringmgr push)") in out
     from swift.common.ring import RingBuilder
 
     b = RingBuilder.load(str(e.root / "builders" / "object.builder"))
     assert [d["weight"] for d in b.devs if d["device"] == e.dev] == [0.0]
+
+
+def test_replace_disk_precheck_shows_the_kernel_errors(failing):
+    e = failing
+    code, out, stdout = ringmgr(e, "replace-disk", "s01", e.dev, "--dry-run", "--json")
+    assert code == 0, out
+    assert json.loads(stdout)["precheck"]["kernel_errors"] >= 1
+    assert "I/O errors, last: " in out and os.path.basename(e.old.dev) in out
 
 
 def test_unknown_node_is_an_error(failing):

@@ -59,8 +59,12 @@ def swap(env):
 
 def state_of(env):
     """Everything a refused run must leave as it was."""
+    import hashlib
+
     st = os.stat(env.mount_point) if env.mount_point.exists() else None
     return {"fstab": env.fstab.read_bytes(),
+            "rings": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                      for p in sorted((env.root / "builders").glob("*.*"))},
             "mounts": sorted(m for d in env.disks.disks for m in mounts_of(d.dev)),
             "fs": [blkid(d.dev).get("UUID") for d in env.disks.disks],
             "mp": (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) if st else None}
@@ -90,11 +94,54 @@ def test_two_phase_flow(env):
                                                       "done", "done", "done"]
     assert report["steps"][0]["reason"] == "in an earlier run"
 
-    # the same command again starts a new operation on the disk now in place: it is the
-    # disk that is mounted there, so "--replaced" is refused before anything is formatted
-    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
-    assert code == 2 and "was not swapped" in out and "--force-format" in out
+    assert report["refill"][0].startswith("replication will refill")
+    assert "swift-recon --replication" in report["refill"][-2]
+    for ring in ("account", "container", "object"):
+        assert f"  {ring}: device id " in out  # the precheck shows the partitions per ring
+
+
+def test_finished_run_is_not_repeated(env):
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+    swap(env)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes", "--json")
+    assert code == 0, out
+    uuid = json.loads(out[out.index("{"):])["params"]["uuid"]
+    before = state_of(env)
+    # the same command again, a dry run of it, and --resume: done already, nothing changes
+    for extra in ([], ["--dry-run"], ["--resume"], ["--lazy"]):
+        code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes", *extra)
+        assert code == 0, out
+        assert "was already replaced" in out and "nothing to do" in out and "--again" in out
+        assert state_of(env) == before
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--yes", "--json")
+    report = json.loads(out[out.index("{"):])
+    assert code == 0 and report["written"] is False and report["already_done"]
+    assert report["steps"] == [] and state_of(env) == before
     assert blkid(env.new.dev)["UUID"] == uuid
+    # --again: a new replacement of the disk now in place (it failed too)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--yes", "--again")
+    assert code == 0 and "--replaced" in out, out
+    assert mounts_of(env.new.dev) == []
+    archived = list(env.state_dir.glob(f"replace-disk.s01.{env.dev}.*.json"))
+    assert len(archived) == 1 and json.loads(archived[0].read_text())["params"]["uuid"] == uuid
+    assert journal(env)["params"]["uuid"] != uuid
+
+
+def test_finished_run_whose_disk_was_taken_out_starts_anew(env):
+    """Once the replaced disk is no longer mounted (drive-audit --act, by hand), the
+    finished journal is archived and the command starts a new replacement."""
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+    swap(env)
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")[0] == 0
+    uuid = journal(env)["params"]["uuid"]
+    import subprocess
+
+    subprocess.run(["umount", str(env.mount_point)], check=True)
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes", "--resume")
+    assert code == 2 and "nothing to resume" in out, out
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--yes")
+    assert code == 0 and "is not mounted" in out and "--replaced" in out, out
+    assert journal(env)["params"]["uuid"] != uuid
 
 
 def test_dry_run_lists_exactly_the_commands_a_real_run_executes(env):
@@ -134,9 +181,12 @@ def test_dry_run_cli_changes_nothing_and_prints_commands(env):
 # -- refusals: exit 2, nothing destructive ran, the message says what to do ---------------
 def refused(env, *args, expect):
     before = state_of(env)
-    code, out = ringmgr(env, "replace-disk", "s01", *args)
+    code, out = ringmgr(env, "replace-disk", *(args if args[0] == "s99" else ("s01", *args)))
     assert code == 2, out
     assert "Traceback" not in out
+    errors = [l for l in out.splitlines() if l.startswith("ringmgr: error: ")]
+    assert len(errors) == 1 and out.rstrip("\n").endswith(errors[0]), out
+    assert "internal error" not in errors[0]
     for words in expect:
         assert words in out, out
     assert state_of(env) == before
@@ -206,8 +256,13 @@ def test_refuses_bad_device_names(env, dev, expect):
 
 
 def test_refuses_unknown_node(env):
-    code, out = ringmgr(env, "replace-disk", "s99", env.dev, "--yes")
-    assert code == 2 and "unknown node 's99'" in out
+    refused(env, "s99", env.dev, "--yes", expect=["unknown node 's99'"])
+
+
+def test_refuses_device_in_rings_but_not_in_config(env):
+    # "spare" is s01's device in every ring, but not under nodes.s01 in the config
+    refused(env, "spare", "--yes", expect=["in the rings but not under nodes.s01",
+                                           "add it to devices"])
 
 
 def test_refuses_device_in_config_but_not_in_rings(env):
@@ -366,14 +421,17 @@ def test_weight_zero_while_out_and_restored_after(env):
     assert code == 0, out
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     assert state_of(env) == before
+    assert "a real run changes the rings; push them then: ringmgr push" in out
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--weight-zero", "--yes")
     assert code == 0, out
+    assert "push the changed rings to every node: ringmgr push" in out
     assert ring_weights(env) == {r: [0.0] for r in ("account", "container", "object")}
     swap(env)
     # the flag need not be repeated: the journal knows the weight was set to 0
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
     assert code == 0, out
-    assert "restored at the end" in out
+    assert "restored at the end" in out and "replication will refill" in out
+    assert out.count("push the changed rings to every node: ringmgr push") == 1
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     assert mounts_of(env.new.dev) == [str(env.mount_point)]
 
@@ -390,3 +448,148 @@ def test_refuses_a_label_another_disk_already_carries(env):
     env.disks.detach(twin)
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
     assert code == 0, out
+
+
+# -- the new disk's size: smaller than the old one, or than its weight suggests -------------
+GB = 10**9
+
+
+@pytest.mark.parametrize("own,peers,old,expected", [
+    # weight = size in GB on the other disks: 4000 -> 4 TB
+    ({"object": 4000.0}, {"object": [(4000.0, 4000 * GB), (8000.0, 8000 * GB)]}, None,
+     {"object": 4000 * GB}),
+    # any unit: 100 per TB
+    ({"object": 400.0}, {"object": [(800.0, 8000 * GB)]}, 4000 * GB, {"object": 4000 * GB}),
+    # every disk weight 100 whatever its size: the weight says nothing about the size
+    ({"object": 100.0}, {"object": [(100.0, 4000 * GB), (100.0, 8000 * GB)]}, None, {}),
+    # the old disk does not fit the others' ratio: not proportional, no guess
+    ({"object": 100.0}, {"object": [(100.0, 4000 * GB)]}, 8000 * GB, {}),
+    # within 5 %: vendors' "4 TB" differ by a few GB
+    ({"object": 4000.0}, {"object": [(4000.0, 4001 * GB), (4000.0, 3990 * GB)]}, None,
+     {"object": pytest.approx(3995.5 * GB, rel=1e-3)}),
+    # weight 0 (drive-audit --act), no other disk known, other ring only: nothing to say
+    ({"object": 0.0}, {"object": [(100.0, 100 * GB)]}, None, {}),
+    ({"object": 100.0}, {}, 100 * GB, {}),
+    ({"object": 100.0, "account": 1.0},
+     {"object": [(100.0, 100 * GB)], "account": [(1.0, 1000 * GB), (2.0, 1000 * GB)]}, None,
+     {"object": 100 * GB}),
+])
+def test_weight_suggested_sizes(own, peers, old, expected):
+    from ringmgr.ops.disk import weight_suggested_sizes
+
+    assert weight_suggested_sizes(own, peers, old) == expected
+
+
+@pytest.mark.parametrize("new,old,expected,words", [
+    (4000 * GB, 4000 * GB, {"object": 4000 * GB}, []),
+    (3990 * GB, 4000 * GB, {}, ["smaller than the one it replaces (4000.0 GB)"]),
+    (2000 * GB, None, {"object": 4000 * GB}, ["smaller than its ring weight suggests "
+                                              "(object ~4000.0 GB"]),
+    (3900 * GB, None, {"object": 4000 * GB}, []),  # within the 5 % tolerance
+    (2000 * GB, 4000 * GB, {"object": 4000 * GB}, ["than the one it replaces",
+                                                   "than its ring weight suggests"]),
+])
+def test_size_warnings(new, old, expected, words):
+    from ringmgr.ops.disk import size_warnings
+
+    got = size_warnings(new, old, expected)
+    assert len(got) == len(words)
+    for text, w in zip(got, words):
+        assert w in text and "set-weight" in text
+
+
+def test_smaller_new_disk_is_warned_about(env):
+    """Old disk 600 MB at weight 200, the node's other disk 300 MB at weight 100: the new
+    300 MB disk is smaller than both the old one and what its weight suggests."""
+    from tests.helpers.loopdisk import set_weights
+
+    env.disks.detach(env.old)
+    env.old = env.disks.create(label=env.dev, size_mb=600)
+    spare = env.disks.create(size_mb=300)
+    set_weights(env.root / "builders", env.node_ip, {env.dev: 200.0, "spare": 100.0})
+    env.write_config(env.old.dev, more_block_devices={"spare": spare.dev})
+    mount(env.old.dev, env.mount_point)
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+    env.disks.detach(env.old)
+    env.new = env.disks.create(mkfs=False, size_mb=300)
+    env.write_config(env.new.dev, more_block_devices={"spare": spare.dev})
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes", "--json")
+    assert code == 0, out
+    report = json.loads(out[out.index("{"):])
+    assert report["precheck"]["weight_suggests"] == {
+        r: pytest.approx(600 * 1024 * 1024, rel=0.01) for r in ("account", "container", "object")}
+    (smaller, weight) = report["warnings"]
+    assert "smaller than the one it replaces (0.6 GB)" in smaller
+    assert "smaller than its ring weight suggests (account ~0.6 GB" in weight
+
+
+# -- push messages after a weight change --------------------------------------------------
+@pytest.mark.parametrize("written,push,dry_run,words", [
+    (True, False, False, "push the changed rings to every node: ringmgr push"),
+    (True, True, False, "the push above"),
+    (False, False, False, "nothing to push"),
+    (False, True, False, "nothing to push"),
+    (False, False, True, "push them then: ringmgr push"),
+    (False, True, True, "a real run pushes the changed rings"),
+])
+def test_push_note(written, push, dry_run, words):
+    from ringmgr.ops.disk import push_note
+
+    note = push_note(written, push, dry_run)
+    assert words in note
+    assert ("ringmgr push" in note) == (not push and (written or dry_run))
+
+
+# -- holders (device-mapper cannot run in this kernel: one adapter fakes only that) --------
+class HoldersFake:
+    """A LocalExecutor whose only untruth: ``ls -1 /sys/block/<disk>/holders`` answers
+    dm-7, as for a disk under device-mapper (which this kernel lacks). Every other
+    command runs for real."""
+
+    def __init__(self, inner, kname):
+        self.inner, self.host, self.kname = inner, inner.host, kname
+
+    def run(self, argv, *, check=True, input=None, timeout=None, mutates=True):
+        if tuple(argv) == ("ls", "-1", f"/sys/block/{self.kname}/holders"):
+            from ringmgr.exec.base import Result
+
+            return Result(self.host, tuple(argv), 0, "dm-7\n", "")
+        return self.inner.run(argv, check=check, input=input, timeout=timeout,
+                              mutates=mutates)
+
+
+def test_refuses_a_device_with_holders_reported_by_sysfs(env):
+    from ringmgr.errors import Refused
+
+    before = state_of(env)
+    ex = Recording(HoldersFake(LocalExecutor("s01"), os.path.basename(env.old.dev)))
+    with pytest.raises(Refused, match="held by dm-7.*tear that down"):
+        replace_disk(load_config(env.config), "s01", env.dev, ReplaceOptions(replaced=True),
+                     ex=ex, confirm=lambda s: None)
+    assert ex.recorded == [] and state_of(env) == before
+
+
+# -- the interactive confirmation repeats node and device ----------------------------------
+def test_interactive_confirmation_names_node_and_device(env, monkeypatch):
+    import ringmgr.cli.app
+
+    monkeypatch.setattr(ringmgr.cli.app, "interactive", lambda: True)
+
+    def ask(answers):
+        r = CliRunner().invoke(cli, ["--config", str(env.config), "replace-disk", "s01",
+                                     env.dev], input=answers)
+        return r.exit_code, r.output
+
+    code, out = ask("n\n")  # "is the new disk in?" no: stop at the swap
+    assert code == 0 and f"Is the new disk for {env.dev} in s01 now" in out, out
+    assert mounts_of(env.old.dev) == []
+    swap(env)
+    before = state_of(env)
+    code, out = ask("y\nn\n")  # the disk is in, but do not format
+    assert code == 2 and "not confirmed" in out, out
+    assert (f"on node s01: this destroys everything on device {env.dev} of node s01. "
+            f"Continue?") in out
+    assert state_of(env) == before
+    code, out = ask("y\ny\n")
+    assert code == 0, out
+    assert mounts_of(env.new.dev) == [str(env.mount_point)]

@@ -211,3 +211,20 @@ def test_cluster_state_dir_separates_clusters(tmp_path, monkeypatch):
     assert cluster_state_dir(a) == cluster_state_dir(a2)
     monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "explicit"))
     assert cluster_state_dir(a) == tmp_path / "explicit"
+
+
+def test_keep_finished_returns_the_finished_journal_until_archived(tmp_path):
+    with Journal.open("op", tmp_path) as j:
+        j.param("uuid", lambda: "u-1")
+        run_steps(steps_recording([]), None, journal=j)
+    with Journal.open("op", tmp_path, keep_finished=True) as j:
+        assert j.finished and j.params == {"uuid": "u-1"}
+        assert list(tmp_path.glob("op.*.json")) == []
+    with Journal.open("op", tmp_path, keep_finished=True, resume=True) as j:
+        assert j.finished  # the caller decides: "already done" or "nothing to resume"
+        j.archive()
+        assert not j.finished and j.params == {} and not j.in_progress
+        assert j.param("uuid", lambda: "u-2") == "u-2"
+    (archived,) = tmp_path.glob("op.*.json")
+    assert json.loads(archived.read_text())["params"] == {"uuid": "u-1"}
+    assert json.loads((tmp_path / "op.json").read_text())["params"] == {"uuid": "u-2"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ringmgr.cli.app import json_option, pass_app
@@ -25,6 +23,9 @@ def register(group: click.Group) -> None:
 @click.option("--weight-zero", is_flag=True,
               help="set the device's weight to 0 on every ring while it is out, restore after")
 @click.option("--label", metavar="LABEL", help="XFS label (default: DEV, at most 12 characters)")
+@click.option("--again", is_flag=True,
+              help="start a new replacement of a disk that an earlier run of this command "
+                   "already replaced (without it, a finished run is not repeated)")
 @click.option("--resume", is_flag=True,
               help="continue the run in progress (running the command again does the same)")
 @click.option("--dry-run", is_flag=True, help="print the state-changing commands; change nothing")
@@ -32,25 +33,27 @@ def register(group: click.Group) -> None:
 @json_option
 @pass_app
 def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, label,
-                     resume, dry_run, yes):
+                     again, resume, dry_run, yes):
     """Replace the failed disk DEV of NODE: unmount, guard, swap, mkfs.xfs, fstab, mount.
 
     Run it once: it unmounts the disk, guards the empty mount point and stops.  Swap
     the disk, then run it again with --replaced to format, mount and check the new one.
-    An interrupted run continues where it stopped when run again.
+    An interrupted run continues where it stopped when run again; a finished one
+    says so and changes nothing (--again starts a new replacement).
     """
+    from ringmgr.cli.app import interactive
     from ringmgr.ops.disk import ReplaceOptions, replace_disk
 
     config = app.config
     opts = ReplaceOptions(replaced=replaced, force_format=force_format, lazy=lazy,
-                          weight_zero=weight_zero, label=label)
+                          weight_zero=weight_zero, label=label, again=again)
 
     def confirm(step):
         app.confirm(f"{step.title} on node {node}: this destroys everything on device {dev} "
                     f"of node {node}. Continue?", yes)
 
     def ask_replaced():
-        if yes or dry_run or app.json or not sys.stdin.isatty():
+        if yes or dry_run or app.json or not interactive():
             return False
         return click.confirm(f"Is the new disk for {dev} in {node} now (continue with "
                              f"mkfs, fstab, mount)?", default=False, err=True)
@@ -60,7 +63,9 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
                        ask_replaced=ask_replaced)
     s = run.summary
     app.written = not dry_run and any(r.status == "done" for r in s.results)
-    if not app.json:
+    if run.already:
+        app.out(run.already)
+    elif not app.json:
         app.out(s.table())
         if dry_run:
             app.out("\ncommands a real run executes, in order:" if run.commands

@@ -18,13 +18,16 @@ The API (stable; only compatible additions):
     Any callable may raise ``StopRun("message")``: the run ends cleanly at this step
     (exit 0 for the caller), the step stays pending, and the next run starts there.
 
-``Journal.open(key, state_dir=None, *, resume=False, dry_run=False) -> Journal``
+``Journal.open(key, state_dir=None, *, resume=False, dry_run=False, keep_finished=False)``
     One JSON file per operation key (``replace-disk.s02.sdb``) in ``state_dir``, else
     ``$RINGMGR_STATE_DIR``, else ``~/.local/state/ringmgr/runs/``; written atomically
     (temp file, fsync, rename) after every state change and locked (flock) while
     open (``LockHeld`` if another run holds it).  A finished journal is archived
     (``<key>.<UTC time>.json``) and a new one started; ``resume=True`` refuses
-    (``UsageError``) when no run is in progress.  ``journal.param(name, factory)``
+    (``UsageError``) when no run is in progress.  With ``keep_finished=True`` a
+    finished journal is returned as it is (``journal.finished``), so the caller can
+    say "already done" when the state it left still stands, or ``journal.archive()``
+    it and start afresh.  ``journal.param(name, factory)``
     returns the journaled value, choosing it with ``factory()`` the first time.
     A dry run (``dry_run=True``) saves the parameters it chooses (so the real run
     uses the very UUID the dry run showed) but never step states.  The step
@@ -117,9 +120,12 @@ class Journal:
         self.path = path
         self.dry_run = dry_run
         self._lock_fd = lock_fd
-        self.data = data or {"key": key, "version": 1, "created": _now(),
-                             "updated": _now(), "finished": False,
-                             "params": {}, "steps": {}}
+        self.data = data or self._fresh(key)
+
+    @staticmethod
+    def _fresh(key: str) -> dict:
+        return {"key": key, "version": 1, "created": _now(), "updated": _now(),
+                "finished": False, "params": {}, "steps": {}}
 
     # -- opening --------------------------------------------------------------
     @classmethod
@@ -128,7 +134,8 @@ class Journal:
 
     @classmethod
     def open(cls, key: str, state_dir: str | os.PathLike | None = None, *,
-             resume: bool = False, dry_run: bool = False) -> "Journal":
+             resume: bool = False, dry_run: bool = False,
+             keep_finished: bool = False) -> "Journal":
         if not key or "/" in key or key.startswith("."):
             raise UsageError(f"bad operation key {key!r}")
         root = Path(state_dir) if state_dir else default_state_dir()
@@ -151,9 +158,8 @@ class Journal:
                 os.close(lock_fd)
                 raise UsageError(f"journal {path} is unreadable ({e}); move it away "
                                  f"to start the operation afresh")
-            if data.get("finished"):
-                stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-                os.replace(path, root / f"{key}.{stamp}.json")
+            if data.get("finished") and not keep_finished:
+                _archive(path, key)
                 data = None
         if resume and data is None:
             os.close(lock_fd)
@@ -175,7 +181,17 @@ class Journal:
     def __exit__(self, *exc):
         self.close()
 
+    def archive(self) -> None:
+        """Move a finished journal aside (``<key>.<UTC time>.json``) and start afresh."""
+        if self.path is not None and self.path.exists():
+            _archive(self.path, self.key)
+        self.data = self._fresh(self.key)
+
     # -- contents -------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return bool(self.data.get("finished"))
+
     @property
     def in_progress(self) -> bool:
         """True when an earlier run left steps of this operation recorded."""
@@ -224,6 +240,11 @@ class Journal:
         except (OSError, ValueError):
             return {"key": self.key, "version": 1, "created": _now(), "finished": False,
                     "params": {}, "steps": {}}
+
+
+def _archive(path: Path, key: str) -> None:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    os.replace(path, path.parent / f"{key}.{stamp}.json")
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -61,6 +61,7 @@ class ReplaceOptions:
     lazy: bool = False
     weight_zero: bool = False
     label: str | None = None
+    again: bool = False
 
 
 @dataclass
@@ -331,15 +332,101 @@ def _swap(ctx: DiskContext):
                       f"disk is seated (dmesg, lsblk; rescan the SCSI host) and re-run")
     old_size = ctx.params.get("old_size")
     ctx.findings["new_size"] = blk.size
-    if old_size and blk.size < old_size:
-        ctx.warn(f"the new disk ({blk.size / 1e9:.1f} GB) is smaller than the one it "
-                 f"replaces ({old_size / 1e9:.1f} GB); lower its ring weight to match")
+    own = {r: d["weight"] for r, d in (ctx.params.get("weights")
+                                       or ctx.findings.get("rings", {})).items()}
+    expected = weight_suggested_sizes(own, peer_sizes(ctx), old_size)
+    ctx.findings["weight_suggests"] = expected
+    for text in size_warnings(blk.size, old_size, expected):
+        ctx.warn(text)
     old_uuid = ctx.params.get("old_uuid")
     now = ctx.blkid().get("UUID")
     if old_uuid and now == old_uuid and not o.force_format:
         raise Refused(f"{ctx.block} still carries the filesystem (UUID {old_uuid}) that was "
                       f"mounted at {ctx.mount_point}: the disk was not swapped. Swap it, or "
                       f"pass --force-format to reformat this very disk")
+
+
+# -- is the new disk big enough? ----------------------------------------------------
+SIZE_TOLERANCE = 0.05  # disks sold as the same size differ by a few MB between vendors
+
+
+def peer_sizes(ctx: DiskContext) -> dict[str, list[tuple[float, int]]]:
+    """ring -> [(weight, size in bytes)] of NODE's other ring devices the node can see.
+
+    Read-only: one ``realpath`` and one ``lsblk`` for all of them (lsblk skips the
+    paths that do not exist and still prints the others).
+    """
+    from ringmgr.ops.drive_audit import ring_devices_of
+
+    by_dev = {d: rings for d, rings in ring_devices_of(ctx.config, ctx.node).items()
+              if d != ctx.dev}
+    if not by_dev:
+        return {}
+    names = sorted(by_dev)
+    paths = [ctx.node.block_device(d) for d in names]
+    r = ctx.q("realpath", "-m", "--", *paths)
+    real = r.stdout.splitlines() if r.ok else []
+    if len(real) != len(paths):
+        real = paths
+    r = ctx.q("lsblk", "-J", "-b", "-o", facts.LSBLK_COLUMNS, *real)
+    try:
+        size_of = {b.path: b.size for b in facts.parse_lsblk(r.stdout)}
+    except ValueError:
+        return {}
+    out: dict[str, list[tuple[float, int]]] = {}
+    for name, path in zip(names, real):
+        if size_of.get(path):
+            for ring, d in by_dev[name].items():
+                out.setdefault(ring, []).append((d["weight"], size_of[path]))
+    return out
+
+
+def weight_suggested_sizes(own: dict[str, float], peers: dict[str, list[tuple[float, int]]],
+                           old_size: int | None = None) -> dict[str, int]:
+    """ring -> the size in bytes DEV's weight suggests, where weights follow sizes.
+
+    Pure.  Weights are commonly the size in GB or TB (or any unit per byte), but not
+    always (some clusters give every disk 100).  So a ring's weight says something
+    about the size only when the node's other devices in that ring (and the old disk,
+    when its size is known) show one weight-per-byte ratio, within SIZE_TOLERANCE.
+    Rings where DEV's weight is 0 or no other device's size is known are left out.
+
+    >>> TB = 10**12
+    >>> weight_suggested_sizes({"object": 4000.0}, {"object": [(4000.0, 4 * TB)]})
+    {'object': 4000000000000}
+    >>> weight_suggested_sizes({"object": 100.0}, {"object": [(100.0, 4 * TB), (100.0, 8 * TB)]})
+    {}
+    """
+    out = {}
+    for ring, weight in own.items():
+        points = [(w, size) for w, size in peers.get(ring, []) if w > 0 and size > 0]
+        if weight <= 0 or not points:
+            continue
+        if old_size:
+            points.append((weight, old_size))
+        ratios = [w / size for w, size in points]
+        mean = sum(ratios) / len(ratios)
+        if any(abs(r - mean) > mean * SIZE_TOLERANCE for r in ratios):
+            continue
+        out[ring] = round(weight / mean)
+    return out
+
+
+def size_warnings(new_size: int, old_size: int | None, expected: dict[str, int]) -> list[str]:
+    """Pure: the warnings about a new disk smaller than the old one or than its weight."""
+    out = []
+    if old_size and new_size < old_size:
+        out.append(f"the new disk ({new_size / 1e9:.1f} GB) is smaller than the one it "
+                   f"replaces ({old_size / 1e9:.1f} GB); lower its ring weight to match "
+                   f"(`ringmgr set-weight`)")
+    short = {r: e for r, e in sorted(expected.items()) if new_size < e * (1 - SIZE_TOLERANCE)}
+    if short:
+        what = ", ".join(f"{r} ~{e / 1e9:.1f} GB" for r, e in short.items())
+        out.append(f"the new disk ({new_size / 1e9:.1f} GB) is smaller than its ring weight "
+                   f"suggests ({what}, going by the weights and sizes of the node's other "
+                   f"disks); lower its weight to match (`ringmgr set-weight`), or it fills "
+                   f"up before the others")
+    return out
 
 
 def _mkfs_check(ctx: DiskContext):
@@ -480,17 +567,39 @@ def _set_weight(ctx: DiskContext, weight: float):
                               "--weight-zero"])
 
 
+def push_note(written: bool, push: bool, dry_run: bool) -> str:
+    """Pure: what to tell the operator about distributing a weight change.
+
+    ``set_weight_all_rings`` pushes by itself after a written change when
+    ``[cluster].push`` is true (and reports a failed push with the retry command).
+    """
+    if dry_run:
+        return ("a real run pushes the changed rings to every node ([cluster].push)" if push
+                else "a real run changes the rings; push them then: ringmgr push")
+    if not written:
+        return "the rings were already right: nothing to push"
+    if push:
+        return ("[cluster].push is set: the push above sent the changed rings to every node "
+                "(a host it could not reach is named there, with the command to retry)")
+    return "push the changed rings to every node: ringmgr push"
+
+
+def _push_note(ctx: DiskContext, result) -> str:
+    return push_note(bool(getattr(result, "written", False)), bool(ctx.config.cluster.push),
+                     ctx.dry_run)
+
+
 def _weight_zero(ctx: DiskContext):
     from ringmgr.errors import NotYet
 
     try:
-        _set_weight(ctx, 0.0)
+        result = _set_weight(ctx, 0.0)
     except NotYet as e:
         ctx.warn(f"weight not set to 0 ({e}); continuing without the ring change")
         return
     if not ctx.dry_run:
         ctx.params["weight_zeroed"] = True
-    ctx.echo("  push the changed rings to every node: ringmgr push")
+    ctx.echo(f"  {_push_note(ctx, result)}")
 
 
 def _weight_restore_check(ctx: DiskContext):
@@ -508,11 +617,11 @@ def _weight_restore(ctx: DiskContext):
                          f"restore each ring's weight with `ringmgr set-weight`")
     weight = weights.pop()
     try:
-        _set_weight(ctx, weight)
+        result = _set_weight(ctx, weight)
     except NotYet as e:
         raise StopRun(f"the weight of {ctx.dev} cannot be restored to {weight:g} yet ({e}); "
                       f"run this command again later: the run continues there")
-    ctx.echo("  push the changed rings to every node: ringmgr push")
+    ctx.echo(f"  {_push_note(ctx, result)}")
 
 
 def take_out_steps(ctx: DiskContext) -> list[Step]:
@@ -574,12 +683,32 @@ def executor_for(config, node):
     return SSHExecutor(node, config.ssh)
 
 
+def finished_result_stands(ctx: DiskContext) -> str | None:
+    """Why a finished run's result still stands, or None (read-only).
+
+    It stands while the mount point is mounted from the block device and that device
+    carries the filesystem the run made (the journaled UUID): then running the command
+    again has nothing to do, and must not unmount the new disk.
+    """
+    uuid = ctx.params.get("uuid")
+    m = ctx.mounted_here()
+    blk = ctx.lsblk() if m is not None else None
+    if not uuid or blk is None or m.major_minor != blk.major_minor:
+        return None
+    if ctx.blkid().get("UUID") != uuid:
+        return None
+    return (f"{ctx.node.name}/{ctx.dev} was already replaced: {ctx.mount_point} is mounted "
+            f"from {ctx.block} with the filesystem that run made (UUID {uuid}); nothing to "
+            f"do. If this disk has failed too, start a new replacement with --again")
+
+
 @dataclass
 class ReplaceRun:
     key: str
     summary: object
     ctx: DiskContext
     commands: list[tuple[str, ...]] | None  # the dry run's state-changing commands
+    already: str | None = None  # set when an earlier run finished and its result stands
 
     def to_json(self) -> dict:
         c = self.ctx
@@ -589,6 +718,9 @@ class ReplaceRun:
             "mount_point": c.mount_point, "params": dict(c.params),
             "precheck": c.findings, "warnings": c.warnings,
             **self.summary.to_json(),
+            "already_done": self.already,
+            "refill": (refill_report(c) if self.summary.finished and not self.already
+                       and not c.dry_run else []),
             "commands": [list(a) for a in self.commands] if self.commands is not None else None,
         }
 
@@ -624,14 +756,28 @@ def replace_disk(config, node_name: str, dev: str, opts: ReplaceOptions, *,
 def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, confirm, echo,
                   ask_replaced) -> ReplaceRun:
     from ringmgr.exec.base import DryRunExecutor
-    from ringmgr.exec.runner import Journal, cluster_state_dir, run_steps
+    from ringmgr.exec.runner import Journal, RunSummary, cluster_state_dir, run_steps
 
     state_dir = state_dir or cluster_state_dir(config)
     node_name = node.name
     run_ex = DryRunExecutor(inner=ex) if dry_run else ex
     echo = echo or (lambda line: None)
     key = operation_key(node_name, dev)
-    with Journal.open(key, state_dir, resume=resume, dry_run=dry_run) as journal:
+    with Journal.open(key, state_dir, resume=resume, dry_run=dry_run,
+                      keep_finished=True) as journal:
+        if journal.finished:
+            done = DiskContext(config, node, dev, run_ex, opts, journal.params,
+                               dry_run=dry_run, echo=echo)
+            stands = None if opts.again else finished_result_stands(done)
+            if stands:
+                echo(f"{key}: the last run finished ({journal.data.get('updated')})")
+                return ReplaceRun(key, RunSummary(key, dry_run=dry_run), done,
+                                  [] if dry_run else None, already=stands)
+            if resume:
+                raise UsageError(f"nothing to resume: the last run of {key} finished "
+                                 f"({journal.data.get('updated')}); run the command without "
+                                 f"--resume to start a new replacement")
+            journal.archive()
         params = choose_params(journal, dev, opts.label)
         if params.get("weight_zeroed") and not opts.weight_zero:
             echo("the run in progress set the weight to 0: it is restored at the end")

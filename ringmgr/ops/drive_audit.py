@@ -190,14 +190,22 @@ def act_on(config, failing, *, lazy=False, dry_run=False, echo=None,
         steps = disk.take_out_steps(ctx)
         summary = run_steps(steps, ctx, journal=Journal.memory(), dry_run=dry_run, echo=echo)
         weight = "not changed"
-        if summary.ok and not dry_run:
+        if summary.ok and dry_run and disk.weight_zero_available():
+            weight = (f"not changed in a dry run (a real run sets it to 0 on every ring; "
+                      f"{disk.push_note(True, bool(config.cluster.push), True)})")
+        elif summary.ok and not dry_run:
             if disk.weight_zero_available():
                 from ringmgr.errors import NotYet
 
                 try:
-                    disk._weight_fn()(config, node, f.device, 0.0, yes=True,
-                                      argv=["ringmgr", "drive-audit", node_name, "--act"])
-                    weight = "set to 0 on every ring (push them: ringmgr push)"
+                    result = disk._weight_fn()(config, node, f.device, 0.0, yes=True,
+                                               show=echo,
+                                               argv=["ringmgr", "drive-audit", node_name,
+                                                     "--act"])
+                    note = disk.push_note(bool(result.written), bool(config.cluster.push),
+                                          False)
+                    weight = (f"set to 0 on every ring ({note})" if result.written
+                              else f"already 0 on every ring ({note})")
                 except NotYet as e:
                     weight = f"not changed yet ({e})"
             else:

@@ -172,8 +172,10 @@ class DiskEnv:
     def mount_point(self) -> Path:
         return self.mount_root / self.dev
 
-    def write_config(self, block_device: str, **node_extra) -> None:
+    def write_config(self, block_device: str, *, more_block_devices: dict | None = None,
+                     **node_extra) -> None:
         extra = "".join(f"{k} = {v}\n" for k, v in node_extra.items())
+        more = "".join(f', {k} = "{v}"' for k, v in (more_block_devices or {}).items())
         self.config.write_text(
             f'[cluster]\nbuilder_dir = "{self.root / "builders"}"\n\n'
             + self.ssh_toml +
@@ -181,7 +183,7 @@ class DiskEnv:
             f'[nodes.s01]\nhost = "{self.host}"\nip = "{self.node_ip}"\n'
             + (f"ssh_port = {self.ssh_port}\n" if self.ssh_port else "") +
             f'devices = {{ {self.dev} = 100.0 }}\n'
-            f'block_devices = {{ {self.dev} = "{block_device}" }}\n'
+            f'block_devices = {{ {self.dev} = "{block_device}"{more} }}\n'
             f'mount_root = "{self.mount_root}"\nfstab = "{self.fstab}"\n'
             + extra + self.extra_node_toml)
 
@@ -198,6 +200,21 @@ def make_env(root: Path, dev: str | None = None) -> DiskEnv:
     env.fstab.write_text(FSTAB_TEXT)
     build_rings(root / "builders", env.node_ip, [dev, "spare"])
     return env
+
+
+def set_weights(builder_dir: Path, ip: str, weights: dict[str, float]) -> None:
+    """Give devices of ``ip`` new weights in every ring (rebalanced, saved)."""
+    from swift.common.ring import RingBuilder
+
+    for path in sorted(builder_dir.glob("*.builder")):
+        b = RingBuilder.load(str(path))
+        for d in b.devs:
+            if d and d["ip"] == ip and d["device"] in weights:
+                b.set_dev_weight(d["id"], weights[d["device"]])
+        b.pretend_min_part_hours_passed()
+        b.rebalance(seed=1)
+        b.save(str(path))
+        b.get_ring().save(str(path.with_suffix(".ring.gz")))
 
 
 def mount(dev: str, path: Path) -> None:
