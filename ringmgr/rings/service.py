@@ -155,7 +155,8 @@ def _followups(outcomes: dict[str, Outcome]) -> list[str]:
     return msgs
 
 
-def progress_printer(stream=sys.stderr):
+def progress_printer(stream=None):
+    """Per-ring progress on ``stream`` (default: sys.stderr at the time of the call)."""
     from ringmgr.rings.parallel import progress_printer as per_ring
 
     return per_ring(stream)
