@@ -27,6 +27,7 @@ _NODE_DEFAULTS = {
     "mount_options": "noatime,nofail",
     "fstab_by": "label",
     "ssh_port": None,
+    "reboot_command": ["systemctl", "reboot"],
 }
 
 _STR = "string"
@@ -60,6 +61,7 @@ _NODE_KEYS = {
     "mkfs_options": _STRLIST,
     "mount_options": _STR,
     "fstab_by": _STR,
+    "reboot_command": _STRLIST,
 }
 
 SCHEMA: dict[str, dict[str, str]] = {
@@ -149,6 +151,7 @@ class Node(Host):
     mkfs_options: tuple[str, ...] = ()
     mount_options: str = "noatime,nofail"
     fstab_by: str = "label"
+    reboot_command: tuple[str, ...] = ("systemctl", "reboot")
 
     def devices_for(self, ring: str) -> dict[str, float]:
         """Device name -> weight for ``ring``: a per-ring override, else ``devices``."""
@@ -365,6 +368,7 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
         mkfs_options=tuple(n.get("mkfs_options", defaults["mkfs_options"])),
         mount_options=mount_options,
         fstab_by=fstab_by,
+        reboot_command=tuple(n.get("reboot_command", defaults["reboot_command"])),
     )
 
 

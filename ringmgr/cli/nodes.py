@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ringmgr.cli.app import App
+from ringmgr.cli.app import App, json_option
 from ringmgr.cli.rings import _run, change_options
 from ringmgr.errors import Refused
 
@@ -53,3 +53,27 @@ def register(group: click.Group) -> None:
         n = config.node(node)
         history = RingStore.from_config(config).history()
         return _run(lambda b: plan_rejoin(b, n, history), **kw)
+
+    @group.command("reboot-node")
+    @click.argument("node")
+    @click.option("--force", is_flag=True,
+                  help="reboot even when stopping NODE leaves partitions short of quorum")
+    @click.option("--timeout", type=float, default=900.0, show_default=True,
+                  help="seconds to wait for NODE to come back")
+    @click.option("--dry-run", is_flag=True, help="check and show the command; reboot nothing")
+    @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+    @json_option
+    def reboot_node(node, force, timeout, dry_run, yes):
+        """Reboot NODE after an ok-to-stop check, wait for it to come back, then check its
+        disks are mounted and its rings match (the operations guide's "Rebooting a
+        Storage Node")."""
+        from ringmgr.errors import EXIT_OK, EXIT_WARNING
+        from ringmgr.ops.reboot import reboot_node as do, render
+
+        app = App.current()
+        report = do(app.config, node, force=force, dry_run=dry_run, timeout=timeout,
+                    confirm=lambda q: app.confirm(q, yes), echo=app.note)
+        app.written = not dry_run
+        app.out(render(report))
+        app.emit(report.to_json())
+        return EXIT_OK if report.ok else EXIT_WARNING

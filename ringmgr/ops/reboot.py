@@ -1,0 +1,177 @@
+"""``ringmgr reboot-node NODE``: the operations guide's "Rebooting a Storage Node"
+("simply reboot it"), with the checks an operator at 2 a.m. forgets.
+
+1. **ok-to-stop** with what is already down: refuse (exit 2) when the reboot would
+   leave a partition short of a write quorum or unreadable (``--force`` overrides);
+2. read the node's boot id, then run its ``reboot_command`` (default
+   ``systemctl reboot``);
+3. **wait** until it is back: reachable over SSH with a new boot id, or — where the
+   boot id cannot change (a restarted SSH server, as in tests) — reachable again after
+   having been unreachable; give up after ``timeout`` (exit 2);
+4. **after**: every ring device's mount point under ``mount_root`` is mounted (a disk
+   that did not come back makes a server with ``mount_check = true`` answer 507 for
+   it), and the node's rings match the admin host's (``ringmgr verify``).
+
+The clock, sleep and executor factory are injected so the waiting logic is testable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ringmgr.errors import Refused, StepFailed
+
+BOOT_ID = ("cat", "/proc/sys/kernel/random/boot_id")
+MOUNTINFO = ("cat", "/proc/self/mountinfo")
+
+
+@dataclass
+class RebootReport:
+    node: str
+    dry_run: bool = False
+    commands: list[list[str]] = field(default_factory=list)
+    boot_id_before: str | None = None
+    boot_id_after: str | None = None
+    seconds_down: float | None = None
+    unmounted: list[str] = field(default_factory=list)
+    rings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unmounted and all(v == "ok" for v in self.rings.values())
+
+    def to_json(self) -> dict:
+        return {"written": not self.dry_run, "node": self.node, "dry_run": self.dry_run,
+                "commands": self.commands, "boot_id_before": self.boot_id_before,
+                "boot_id_after": self.boot_id_after, "seconds_down": self.seconds_down,
+                "unmounted": self.unmounted, "rings": self.rings, "ok": self.ok}
+
+
+def ring_devices(config, node) -> list[str]:
+    """The node's device names in any ring (by its ip)."""
+    from ringmgr.rings.engine import node_devs
+    from ringmgr.rings.store import RingStore
+
+    names = set()
+    for b in RingStore.from_config(config).load_all().values():
+        names.update(d["device"] for d in node_devs(b, node.ip))
+    return sorted(names)
+
+
+def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float,
+                confirm: Callable[[str], None], echo: Callable[[str], None],
+                executor_factory=None, poll: float = 2.0, clock=time.monotonic,
+                sleep=time.sleep) -> RebootReport:
+    from ringmgr.cli.risk import ok_to_stop_check
+    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.ops.disk import executor_for
+    from ringmgr.rings.risk import render_ok_to_stop
+
+    node = config.node(name)
+    factory = executor_factory or (lambda: executor_for(config, node))
+    report = RebootReport(name, dry_run=dry_run)
+    check = ok_to_stop_check(config, name)
+    if not check["ok"]:
+        echo(render_ok_to_stop(check, [name]))
+        if not force:
+            raise Refused(f"rebooting {name} now would leave partitions short of a write "
+                          f"quorum or unreadable (see `ringmgr ok-to-stop {name}`); bring the "
+                          f"other nodes and disks back first, or pass --force")
+        echo(f"warning: --force: rebooting {name} although it is not safe to stop")
+    else:
+        echo(f"ok-to-stop: every partition keeps a write quorum without {name}")
+    devices = ring_devices(config, node)
+
+    ex = factory()
+    try:
+        report.boot_id_before = ex.run(BOOT_ID, mutates=False).stdout.strip()
+        if dry_run:
+            rec = DryRunExecutor(inner=ex)
+            rec.run(node.reboot_command)
+            report.commands = [list(a) for a in rec.recorded]
+            echo(f"dry run: would run on {name}: {' '.join(node.reboot_command)}, then wait "
+                 f"up to {timeout:g} s for it to come back and check {len(devices)} "
+                 f"mount(s) and the rings")
+            return report
+        confirm(f"Reboot {name} ({node.host}) now?")
+        echo(f"rebooting {name}: {' '.join(node.reboot_command)}")
+        report.commands = [list(node.reboot_command)]
+        ex.run(node.reboot_command, check=False, timeout=30)  # the link may drop meanwhile
+    finally:
+        _close(ex)
+
+    ex = _wait_back(factory, report, timeout, poll, clock, sleep, echo)
+    try:
+        mounts = _mounted(ex)
+        report.unmounted = [d for d in devices
+                            if f"{node.mount_root.rstrip('/')}/{d}" not in mounts]
+    finally:
+        _close(ex)
+    from ringmgr.ops.push import verify_rings
+
+    verify = verify_rings(config, [name])
+    for r in verify.results:
+        report.rings = {ring: state for ring, state in r.verify.items()}
+        if r.error:
+            report.rings = {"*": f"error: {r.error}"}
+    return report
+
+
+def _wait_back(factory, report: RebootReport, timeout, poll, clock, sleep, echo):
+    """Poll until the node answers with a new boot id (or answers again after having
+    been unreachable); return a connected executor."""
+    start = clock()
+    down_since = None
+    while clock() - start < timeout:
+        sleep(poll)
+        ex = None
+        try:
+            ex = factory()
+            boot_id = ex.run(BOOT_ID, mutates=False).stdout.strip()
+        except Exception:  # unreachable: connection refused, timeout, reset
+            _close(ex)
+            if down_since is None:
+                down_since = clock()
+                echo(f"{report.node} is down; waiting for it to come back")
+            continue
+        if boot_id != report.boot_id_before or down_since is not None:
+            report.boot_id_after = boot_id
+            report.seconds_down = round(clock() - (down_since or start), 1)
+            echo(f"{report.node} is back after {clock() - start:.0f} s")
+            return ex
+        _close(ex)
+    raise StepFailed(f"{report.node} did not come back within {timeout:g} s (still "
+                     f"{'unreachable' if down_since else 'running the old boot'}); check its "
+                     f"console, then `ringmgr verify {report.node}`")
+
+
+def _mounted(ex) -> set[str]:
+    from ringmgr.ops.facts import parse_mountinfo
+
+    text = ex.run(MOUNTINFO, mutates=False).stdout
+    return {m.mount_point for m in parse_mountinfo(text)}
+
+
+def _close(ex) -> None:
+    if ex is not None and hasattr(ex, "close"):
+        try:
+            ex.close()
+        except Exception:
+            pass
+
+
+def render(report: RebootReport) -> str:
+    lines = [f"reboot of {report.node}: "
+             + ("dry run, nothing done" if report.dry_run else
+                f"back (boot id {report.boot_id_before[:8] if report.boot_id_before else '?'}"
+                f" -> {report.boot_id_after[:8] if report.boot_id_after else '?'})")]
+    if not report.dry_run:
+        lines.append("  disks: " + ("every ring device is mounted" if not report.unmounted
+                                    else "NOT MOUNTED: " + ", ".join(report.unmounted)))
+        bad = {r: s for r, s in report.rings.items() if s != "ok"}
+        lines.append("  rings: " + ("match the admin host's" if not bad else
+                                    ", ".join(f"{r} {s}" for r, s in bad.items())
+                                    + " (run `ringmgr push " + report.node + "`)"))
+    return "\n".join(lines)

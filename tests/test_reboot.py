@@ -1,0 +1,114 @@
+"""reboot-node over real sshd: the ok-to-stop gate, the wait for the node to come back
+(its SSH server really goes away and returns), and the checks afterwards."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from click.testing import CliRunner
+from swift.common.ring import RingBuilder
+
+from ringmgr.cli.main import cli
+from ringmgr.config import load_config
+from ringmgr.ops.reboot import reboot_node
+
+
+def build_rings(builder_dir, ips, replicas=3):
+    builder_dir.mkdir(parents=True, exist_ok=True)
+    for ring, port in (("account", 6202), ("object", 6200)):
+        b = RingBuilder(6, replicas, 0)
+        for i, ip in enumerate(ips):
+            b.add_dev({"region": 1, "zone": i + 1, "ip": ip, "port": port,
+                       "replication_ip": ip, "replication_port": port,
+                       "device": "sdb", "weight": 100.0, "meta": ""})
+        b.rebalance(seed=1)
+        b.save(str(builder_dir / f"{ring}.builder"))
+        b.get_ring().save(str(builder_dir / f"{ring}.ring.gz"))
+
+
+@pytest.fixture
+def cluster(sshd_hosts, tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    hosts = sshd_hosts
+    admin = tmp_path / "admin"
+    build_rings(admin, [f"10.9.0.{i + 1}" for i in range(3)])
+    mount_root = tmp_path / "srv"
+    (mount_root / "sdb").mkdir(parents=True)
+    pidfile = hosts.workdir / "sshd.0.pid"
+    restart = (f"kill $(cat {pidfile}); (sleep 4; exec /usr/sbin/sshd -f "
+               f"{hosts.workdir}/sshd_config.0) </dev/null >/dev/null 2>&1 &")
+    text = hosts.config_toml(admin)
+    text = text.replace("[defaults]\n", f'[defaults]\nmount_root = "{mount_root}"\n'
+                        f'reboot_command = ["sh", "-c", {json.dumps(restart)}]\n', 1)
+    cfg = tmp_path / "ringmgr.toml"
+    cfg.write_text(text)
+    assert CliRunner().invoke(cli, ["--config", str(cfg), "push"]).exit_code == 0
+    yield cfg, hosts, mount_root
+    # the restarted sshd is ours too: stop it by the pid it wrote
+    try:
+        pid = int(pidfile.read_text())
+        if pid not in hosts.pids:
+            os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def test_reboot_waits_for_the_node_and_checks_disks_and_rings(cluster):
+    cfg, hosts, mount_root = cluster
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_root / "sdb")],
+                   check=True)
+    try:
+        lines = []
+        t = time.monotonic()
+        report = reboot_node(load_config(cfg), "h01", force=False, dry_run=False, timeout=30,
+                             confirm=lambda q: None, echo=lines.append, poll=0.3)
+        assert report.ok, report.to_json()
+        assert any("is down" in ln for ln in lines), lines  # it really went away
+        assert any("is back" in ln for ln in lines)
+        assert report.seconds_down is not None and report.seconds_down > 0
+        assert report.rings == {"account.ring.gz": "ok", "object.ring.gz": "ok"}
+        assert time.monotonic() - t < 30
+    finally:
+        subprocess.run(["umount", str(mount_root / "sdb")], check=True)
+
+
+def test_reboot_reports_an_unmounted_disk_and_stale_ring(cluster):
+    cfg, hosts, mount_root = cluster
+    (hosts.host("h01").swift_dir / "object.ring.gz").write_bytes(b"not a ring")
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "reboot-node", "h01", "--yes",
+                                 "--timeout", "30"])
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.stdout)
+    assert data["unmounted"] == ["sdb"]
+    assert data["rings"]["object.ring.gz"] == "corrupt"
+
+
+def test_dry_run_shows_the_command_and_reboots_nothing(cluster):
+    cfg, hosts, _ = cluster
+    pid_before = (hosts.workdir / "sshd.0.pid").read_text()
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "reboot-node", "h01",
+                                 "--dry-run"])
+    assert r.exit_code in (0, 1), r.output
+    data = json.loads(r.stdout)
+    assert data["dry_run"] is True and data["commands"][0][:2] == ["sh", "-c"]
+    assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
+
+
+def test_refused_when_not_safe_to_stop(cluster):
+    cfg, hosts, _ = cluster
+    # h02 and h03 already down by weight 0: rebooting h01 would leave nothing
+    admin = load_config(cfg).cluster.builder_dir
+    for ring in ("account", "object"):
+        b = RingBuilder.load(str(admin / f"{ring}.builder"))
+        for d in b.devs:
+            if d["ip"] != "10.9.0.1":
+                b.set_dev_weight(d["id"], 0.0)
+        b.save(str(admin / f"{ring}.builder"))
+    pid_before = (hosts.workdir / "sshd.0.pid").read_text()
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--yes"])
+    assert r.exit_code == 2, r.output
+    assert "short of a write quorum" in r.output.strip().splitlines()[-1]
+    assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
