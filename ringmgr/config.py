@@ -347,6 +347,8 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
     mount_options = n.get("mount_options", defaults["mount_options"])
     if "nobarrier" in mount_options.split(","):
         v.fail(f"{key}.mount_options", "nobarrier is refused: mounts fail on kernels >= 4.19")
+    if not n.get("reboot_command", defaults["reboot_command"]):
+        v.fail(f"{key}.reboot_command", "must name a command, e.g. [\"systemctl\", \"reboot\"]")
     fstab = n["fstab"] if "fstab" in n else defaults["fstab"]
     if "fstab" in n:
         fstab = str(v.path(fstab))

@@ -104,6 +104,8 @@ def test_defaults_apply_to_nodes(tmp_path):
     (BASE + "\n[proxies.p1]\nip = \"1.2.3.4\"\n", "proxies.p1.ip"),
     (BASE + 'mount_options = "noatime,nobarrier"\n', "nodes.s01.mount_options"),
     (BASE + 'fstab_by = "path"\n', "nodes.s01.fstab_by"),
+    (BASE + 'reboot_command = []\n', "nodes.s01.reboot_command"),
+    (BASE + 'reboot_command = "reboot"\n', "nodes.s01.reboot_command"),
     (BASE + "rings.object.weights = { sdb = 1.0 }\n", "nodes.s01.rings.object.weights"),
     ("[nodes.s01]\nip = \"1.1.1.1\"\n", "cluster.builder_dir"),
     (BASE + "\n[cluster.extra]\n", "cluster.extra"),
