@@ -445,9 +445,14 @@ def test_refuses_a_label_another_disk_already_carries(env):
     assert twin.dev in out
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
     assert code == 2  # still refused: the journal keeps the label
-    env.disks.detach(twin)
-    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
+    other = env.disks.unique_label("o")
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes",
+                        "--label", other)  # nothing formatted yet: the label may change
     assert code == 0, out
+    assert blkid(env.new.dev)["LABEL"] == other and blkid(twin.dev)["LABEL"] == env.dev
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--again", "--yes",
+                        "--label", env.disks.unique_label("x"))
+    assert code == 0, out  # a new run (phase 1): free to choose again
 
 
 # -- the new disk's size: smaller than the old one, or than its weight suggests -------------
@@ -593,3 +598,54 @@ def test_interactive_confirmation_names_node_and_device(env, monkeypatch):
     code, out = ask("y\ny\n")
     assert code == 0, out
     assert mounts_of(env.new.dev) == [str(env.mount_point)]
+
+
+def test_configured_mkfs_options_fstab_by_uuid_and_label(env):
+    """mkfs_options reach mkfs.xfs (-i size=1024, as for old kernels); fstab_by = "uuid"
+    writes a UUID= entry; --label names the filesystem."""
+    import subprocess
+
+    extra = {"mkfs_options": '["-i", "size=1024"]', "fstab_by": '"uuid"',
+             "mount_options": '"noatime,nofail,logbufs=8"'}
+    env.write_config(env.old.dev, **extra)
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+    env.disks.detach(env.old)
+    env.new = env.disks.create(mkfs=False)
+    env.write_config(env.new.dev, **extra)
+    label = env.disks.unique_label("L")
+    code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes",
+                        "--label", label, "--json")
+    assert code == 0, out
+    uuid = json.loads(out[out.index("{"):])["params"]["uuid"]
+    assert blkid(env.new.dev)["LABEL"] == label
+    info = subprocess.run(["xfs_info", str(env.mount_point)], capture_output=True,
+                          text=True, check=True).stdout
+    assert "isize=1024" in info
+    assert env.fstab.read_text() == (FSTAB_TEXT + f"UUID={uuid} {env.mount_point} xfs "
+                                     f"noatime,nofail,logbufs=8 0 0\n")
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--label", "abcdefghijklm"], ["longer than XFS's 12 characters", "--label"]),
+    (["--label", "a/b"], ["outside [A-Za-z0-9._-]"]),
+])
+def test_refuses_bad_labels(env, args, expect):
+    refused(env, env.dev, "--yes", *args, expect=expect)
+    assert not (env.state_dir / f"replace-disk.s01.{env.dev}.json").exists()
+
+
+def test_refuses_to_go_on_when_the_kernel_does_not_see_the_new_disk(env):
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+    env.disks.detach(env.old)  # pulled, nothing in its place yet
+    refused(env, env.dev, "--replaced", "--yes",
+            expect=[f"the kernel does not see {env.old.dev}", "dmesg, lsblk"])
+
+
+def test_label_cannot_change_once_formatted(env):
+    """Killed right after mkfs: the filesystem has the journaled label; --label refuses."""
+    assert ringmgr(env, "replace-disk", "s01", env.dev, "--yes")[0] == 0
+    swap(env)
+    kill_after(env, 1, replaced=True)
+    out = refused(env, env.dev, "--replaced", "--yes", "--label", "otherlabel",
+                  expect=["formatted (or began to format) with label", "omit --label"])
+    assert blkid(env.new.dev)["LABEL"] == env.dev

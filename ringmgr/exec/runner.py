@@ -28,7 +28,8 @@ The API (stable; only compatible additions):
     finished journal is returned as it is (``journal.finished``), so the caller can
     say "already done" when the state it left still stands, or ``journal.archive()``
     it and start afresh.  ``journal.param(name, factory)``
-    returns the journaled value, choosing it with ``factory()`` the first time.
+    returns the journaled value, choosing it with ``factory()`` the first time;
+    ``journal.set_param(name, value)`` replaces one.
     A dry run (``dry_run=True``) saves the parameters it chooses (so the real run
     uses the very UUID the dry run showed) but never step states.  The step
     states are ``done``, ``skipped``, ``started`` (killed mid-action: run again,
@@ -207,6 +208,11 @@ class Journal:
             self.data["params"][name] = factory()
             self._save(params_only=True)
         return self.data["params"][name]
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Replace a journaled value (only before any step used it: the caller's call)."""
+        self.data["params"][name] = value
+        self._save(params_only=True)
 
     def step_state(self, name: str) -> str | None:
         s = self.data["steps"].get(name)

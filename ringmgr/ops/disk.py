@@ -143,8 +143,10 @@ def choose_params(journal, dev: str, label: str | None) -> dict:
                          f"pass a shorter one with --label")
     got = journal.param("label", lambda: want)
     if label and got != label:
-        raise UsageError(f"the run in progress chose label {got!r}; finish it with that "
-                         f"label (omit --label) or move its journal away ({journal.path})")
+        if journal.step_state("mkfs") not in (None, "pending"):
+            raise UsageError(f"the run in progress formatted (or began to format) with "
+                             f"label {got!r}; finish it with that label (omit --label)")
+        journal.set_param("label", label)  # not used before mkfs: still free to choose
     journal.param("uuid", lambda: str(uuidlib.uuid4()))
     journal.param("tag", lambda: time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     return journal.params
