@@ -49,6 +49,42 @@ def test_map_errors_table():
     ]
 
 
+class Answers:
+    """Canned answers per command, for the choice of log source only: every source
+    exists on this machine, so a node that lacks one cannot be had for real here."""
+
+    host = "table"
+
+    def __init__(self, table):
+        self.table, self.asked = table, []
+
+    def run(self, argv, *, check=True, input=None, timeout=None, mutates=True):
+        from ringmgr.exec.base import Result
+
+        assert mutates is False
+        self.asked.append(argv[0])
+        rc, out = self.table.get(argv[0], (127, ""))
+        return Result(self.host, tuple(argv), rc, out, "" if rc == 0 else "not here")
+
+
+@pytest.mark.parametrize("table,source,asked", [
+    ({"journalctl": (0, "[1.0] I/O error, dev sdb, sector 1\n")}, "journalctl -k",
+     ["journalctl"]),
+    # journald without kernel messages (a container), dmesg answers
+    ({"journalctl": (0, "-- No entries --\n"), "dmesg": (0, "[1.0] x\n")}, "dmesg",
+     ["journalctl", "dmesg"]),
+    # no journalctl, dmesg restricted (kernel.dmesg_restrict): the syslog file
+    ({"dmesg": (1, ""), "cat": (0, "Nov 24 kernel: x\n")}, "/var/log/kern.log",
+     ["journalctl", "dmesg", "cat"]),
+    ({}, "", ["journalctl", "dmesg", "cat"]),
+])
+def test_kernel_log_source_is_the_first_that_answers(table, source, asked):
+    ex = Answers(table)
+    got, text = read_kernel_log(ex)
+    assert got == source and ex.asked == asked
+    assert (text != "") == bool(source)
+
+
 def test_reads_this_machines_kernel_log():
     source, text = read_kernel_log(LocalExecutor())
     assert source in ("journalctl -k", "dmesg", "/var/log/kern.log")
@@ -102,6 +138,10 @@ def test_act_dry_run_changes_nothing(failing):
     (acted,) = json.loads(stdout)["acted"]
     assert acted["commands"][0] == ["umount", str(e.mount_point)]
     assert "a real run sets it to 0 on every ring" in acted["summary"]
+    from swift.common.ring import RingBuilder
+
+    b = RingBuilder.load(str(e.root / "builders" / "object.builder"))
+    assert [d["weight"] for d in b.devs if d["device"] == e.dev] == [100.0]
     assert mounts_of(e.old.dev) == [str(e.mount_point)]
 
 

@@ -649,3 +649,9 @@ def test_label_cannot_change_once_formatted(env):
     out = refused(env, env.dev, "--replaced", "--yes", "--label", "otherlabel",
                   expect=["formatted (or began to format) with label", "omit --label"])
     assert blkid(env.new.dev)["LABEL"] == env.dev
+
+
+def test_weight_zero_without_yes_or_terminal_is_refused_before_any_change(env):
+    out = refused(env, env.dev, "--weight-zero", expect=["--yes", "no terminal"])
+    assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
+    assert mounts_of(env.old.dev) == [str(env.mount_point)]
