@@ -70,35 +70,36 @@ def count_moves(before, after) -> int:
 
 
 def _padded(builder, labels) -> "np.ndarray":
-    """(replicas, partitions) matrix of ``labels[device]``; -1 where no replica."""
+    """(replicas, partitions) matrix of ``labels[device]``; -1 where no replica.
+
+    In the labels' small integer type (int16 for up to 32,766 domains): at part power
+    20 an int64 matrix and its sorted copy would cost the process tens of megabytes.
+    """
     import numpy as np
 
     rows = replica_rows(builder)
-    parts = builder.parts
-    out = np.full((len(rows), parts), -1, dtype=np.int64)
+    out = np.full((len(rows), builder.parts), -1, dtype=labels.dtype)
     size = len(labels)
     for r, row in enumerate(rows):
-        ids = row.astype(np.int64)
-        ok = ids < size
-        vals = np.full(len(row), -1, dtype=np.int64)
-        vals[ok] = labels[ids[ok]]
-        out[r, :len(row)] = vals
+        ok = row < size
+        target = out[r, :len(row)]
+        target[ok] = labels[row[ok]]
     return out
 
 
 def _distinct_per_column(m) -> tuple:
-    """Per column of ``m``: (distinct labels >= 0, entries >= 0)."""
+    """Per column of ``m``: (distinct labels >= 0, entries >= 0).  Sorts ``m`` in place."""
     import numpy as np
 
     if m.shape[0] == 0:
         z = np.zeros(m.shape[1], dtype=np.int64)
         return z, z
-    s = np.sort(m, axis=0)
-    present = s >= 0
+    m.sort(axis=0)
+    present = m >= 0
     new = np.ones_like(present)
-    new[1:] = s[1:] != s[:-1]
-    distinct = (new & present).sum(axis=0)
-    return distinct, present.sum(axis=0)
+    new[1:] = m[1:] != m[:-1]
+    new &= present
+    return new.sum(axis=0), present.sum(axis=0)
 
 
 def _label_array(builder, key) -> tuple:
@@ -106,7 +107,8 @@ def _label_array(builder, key) -> tuple:
     number of distinct domains that hold weight (where replicas may go)."""
     import numpy as np
 
-    labels = np.full(len(builder.devs), -1, dtype=np.int64)
+    dtype = np.int16 if len(builder.devs) < 32767 else np.int32
+    labels = np.full(len(builder.devs), -1, dtype=dtype)
     index: dict = {}
     weighted: set = set()
     for dev in builder.devs:
