@@ -88,18 +88,20 @@ def _padded(builder, labels) -> "np.ndarray":
 
 
 def _distinct_per_column(m) -> tuple:
-    """Per column of ``m``: (distinct labels >= 0, entries >= 0).  Sorts ``m`` in place."""
+    """Per column of ``m``: (distinct labels >= 0, entries >= 0).
+
+    Pairwise comparisons of the replica rows (a handful), not a sort of the matrix:
+    a few milliseconds at part power 18 instead of a tenth of a second."""
     import numpy as np
 
-    if m.shape[0] == 0:
-        z = np.zeros(m.shape[1], dtype=np.int64)
-        return z, z
-    m.sort(axis=0)
     present = m >= 0
-    new = np.ones_like(present)
-    new[1:] = m[1:] != m[:-1]
-    new &= present
-    return new.sum(axis=0), present.sum(axis=0)
+    distinct = np.zeros(m.shape[1], dtype=np.int64)
+    for r in range(m.shape[0]):
+        new = present[r].copy()
+        for k in range(r):
+            new &= m[r] != m[k]
+        distinct += new
+    return distinct, present.sum(axis=0)
 
 
 def _label_array(builder, key) -> tuple:
