@@ -48,7 +48,7 @@ TMP_MARK = ".ringmgr-"
 COMMAND_TIMEOUT = 120.0
 # The system python3 when there is one (the script needs only the standard library;
 # a pyenv or virtualenv shim on PATH can cost more than the whole push), else PATH's.
-NODE_PYTHON = 'p=/usr/bin/python3; [ -x "$p" ] || p=python3; exec "$p" -c "$0" "$@"'
+NODE_PYTHON = 'p=/usr/bin/python3; [ -x "$p" ] || p=python3; exec "$p" -I -S -c "$0" "$@"'
 BOOTSTRAP = "import sys,json;exec(json.loads(sys.stdin.buffer.readline()))"
 
 # The node side is ``push_node.py``, shipped as source: it travels as the first line of
@@ -393,7 +393,7 @@ def _push_lock(config, dry_run: bool):
     d = Path(config.cluster.builder_dir)
     if dry_run or not os.access(d, os.W_OK):
         return contextlib.nullcontext()
-    return directory_lock(d, config.cluster.lock_timeout)
+    return directory_lock(d, config.cluster.lock_timeout, swift_lock=False)
 
 
 def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
