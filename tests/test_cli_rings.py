@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -11,7 +10,7 @@ from click.testing import CliRunner
 from swift.common.ring import Ring, RingBuilder, RingData
 
 from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.ringfactory import lock_held, make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
 
@@ -274,14 +273,7 @@ def test_builder_dir_not_writable(cluster):
 
 
 def test_lock_held_by_another_process_names_it(cluster):
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys,time; from swift.common.utils import lock_parent_directory\n"
-         f"with lock_parent_directory({str(cluster.builder_dir / 'x')!r}, 5):\n"
-         "    print('locked', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(cluster.builder_dir) as holder:
         before = cluster.checksums()
         t = time.monotonic()
         r = run(cluster, "remove-node", "s03", "--yes")
@@ -289,9 +281,6 @@ def test_lock_held_by_another_process_names_it(cluster):
         assert time.monotonic() - t >= 1.4  # waited lock_timeout
         assert f"pid {holder.pid}" in r.output and "locked by" in r.output
         assert cluster.checksums() == before
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_real_subprocess_exit_codes_and_json(cluster):

@@ -4,10 +4,8 @@ tools' directory locks exclude each other."""
 
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from click.testing import CliRunner
 from swift.common.ring import Ring, RingBuilder
 
 from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.ringfactory import checksums, lock_held, make_cluster
 
 SRB = shutil.which("swift-ring-builder")
 pytestmark = pytest.mark.skipif(SRB is None, reason="swift-ring-builder not installed")
@@ -120,14 +118,7 @@ def test_swift_ring_builder_safe_waits_for_ringmgrs_lock(tmp_path):
     """ringmgr holds swift's own directory lock: swift-ring-builder-safe cannot write
     meanwhile (it gives up after its 15 s lock timeout)."""
     c = make_cluster(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import time\nfrom ringmgr.rings.files import directory_lock\nfrom pathlib import Path\n"
-         f"with directory_lock(Path({str(c.builder_dir)!r}), 5):\n"
-         "    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(c.builder_dir, by="ringmgr"):
         before = checksums(c.builder_dir)
         t = time.monotonic()
         p = srb(str(c.builder_dir / "object.builder"), "set_weight", "d0", "1",
@@ -135,9 +126,6 @@ def test_swift_ring_builder_safe_waits_for_ringmgrs_lock(tmp_path):
         assert time.monotonic() - t >= 14
         assert p.returncode != 0
         assert checksums(c.builder_dir) == before
-    finally:
-        holder.kill()
-        holder.wait()
     p = srb(str(c.builder_dir / "object.builder"), "set_weight", "d0", "1",
             cwd=tmp_path, name="swift-ring-builder-safe")
     assert p.returncode == 0, p.stdout
@@ -147,18 +135,8 @@ def test_ringmgr_waits_for_swift_ring_builder_safes_lock(tmp_path, monkeypatch):
     """The other way: a lock taken the way swift-ring-builder-safe takes it stops ringmgr."""
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     c = make_cluster(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import time\nfrom swift.common.utils import lock_parent_directory\n"
-         f"with lock_parent_directory({str(c.builder_dir / 'object.builder')!r}, 15):\n"
-         "    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(c.builder_dir) as holder:
         p = subprocess.run(["ringmgr", "--config", str(c.config), "remove-node", "s01", "--yes"],
                            capture_output=True, text=True, env=dict(os.environ))
         assert p.returncode == 2
         assert f"pid {holder.pid}" in p.stderr
-    finally:
-        holder.kill()
-        holder.wait()

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from swift.common.ring import RingBuilder, RingData
 
 from ringmgr.cli.main import cli
+from tests.helpers.ringfactory import lock_held
 
 RINGS = ("account", "container", "object")
 
@@ -384,20 +385,10 @@ def test_push_waits_for_the_builder_dir_lock_and_names_its_holder(env):
     reading rings mid-change; after lock_timeout it gives up naming the holder."""
     env.config.write_text(env.config.read_text().replace(
         "[cluster]\n", "[cluster]\nlock_timeout = 1.0\n", 1))
-    holder = subprocess.Popen(
-        [os.sys.executable, "-c",
-         "import time\nfrom swift.common.utils import lock_parent_directory\n"
-         f"with lock_parent_directory({str(env.admin / 'x')!r}, 5):\n"
-         "    print('locked', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(env.admin) as holder:
         before = {n: tree(env.node(n)) for n in env.hosts.names}
         r = env.run("push")
         assert r.exit_code == 2, r.output
         assert f"pid {holder.pid}" in r.output
         assert {n: tree(env.node(n)) for n in env.hosts.names} == before
-    finally:
-        holder.kill()
-        holder.wait()
     assert env.run("push").exit_code == 0

@@ -8,7 +8,6 @@ functions so that ``ringmgr --help`` is fast.
 from __future__ import annotations
 
 import functools
-import sys
 
 import click
 

@@ -3,10 +3,6 @@ like any other."""
 
 from __future__ import annotations
 
-import copy
-import io
-import pickle
-import time
 from datetime import datetime, timezone
 
 from ringmgr.errors import BuilderError, NotYet, UsageError

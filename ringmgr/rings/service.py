@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable

@@ -4,6 +4,7 @@ a ringmgr.toml that describes their nodes."""
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +69,30 @@ def make_cluster(tmp_path: Path, *, nodes: int = 6, zones: int = 3, disks: int =
     config = tmp_path / "ringmgr.toml"
     config.write_text("\n".join(lines) + "\n" + extra_config)
     return Cluster(tmp_path, builder_dir, config, all_nodes)
+
+
+@contextmanager
+def lock_held(directory: Path, *, by: str = "swift"):
+    """Another process holding ``directory``'s lock for the duration: ``by="swift"``
+    takes it with swift's ``lock_parent_directory`` (as ``swift-ring-builder-safe``
+    does), ``by="ringmgr"`` with ringmgr's own ``directory_lock``.  Yields the holder's
+    Popen (its pid is what error messages must name); killed by pid afterwards."""
+    import subprocess
+    import sys
+
+    if by == "swift":
+        body = ("from swift.common.utils import lock_parent_directory\n"
+                f"ctx = lock_parent_directory({str(Path(directory) / 'x')!r}, 15)\n")
+    else:
+        body = ("from pathlib import Path\nfrom ringmgr.rings.files import directory_lock\n"
+                f"ctx = directory_lock(Path({str(directory)!r}), 15)\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time\n" + body +
+         "with ctx:\n    print('locked', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()

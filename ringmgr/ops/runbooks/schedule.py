@@ -117,7 +117,7 @@ def disk_space(executors: dict[str, object], mount_roots: dict[str, str],
     """Every filesystem under each node's mount root (and the root filesystem)."""
     full, failed, seen = [], [], 0
     for name, ex in executors.items():
-        script = f'df -P -B1 / "$0"/* 2>/dev/null; true'
+        script = 'df -P -B1 / "$0"/* 2>/dev/null; true'
         try:
             res = ex.run(["sh", "-c", script, mount_roots[name]], mutates=False)
         except RingmgrError as e:
