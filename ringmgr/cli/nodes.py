@@ -7,6 +7,7 @@ import click
 
 from ringmgr.cli.app import App, json_option
 from ringmgr.cli.rings import _run, change_options
+from ringmgr.cli.risk import quorum_option
 from ringmgr.errors import Refused
 
 
@@ -15,8 +16,9 @@ def register(group: click.Group) -> None:
     @click.argument("node")
     @click.option("--force", is_flag=True,
                   help="proceed even when stopping NODE leaves partitions short of quorum")
+    @quorum_option
     @change_options
-    def shutdown_node(node, force, **kw):
+    def shutdown_node(node, force, quorum, **kw):
         """Take NODE out for days: check it is safe to stop (ok-to-stop), then remove its
         devices from every ring.  The history keeps their full definitions, so
         `ringmgr rejoin-node NODE` brings them back exactly as they were."""
@@ -26,7 +28,7 @@ def register(group: click.Group) -> None:
         app = App.current()
         config = app.config
         n = config.node(node)
-        check = ok_to_stop_check(config, node)
+        check = ok_to_stop_check(config, node, quorum=quorum)
         if not check["ok"] and not force:
             raise Refused(f"stopping {node} now would leave partitions short of a write quorum "
                           f"or unreadable (see `ringmgr ok-to-stop {node}`); bring the other "
@@ -62,8 +64,9 @@ def register(group: click.Group) -> None:
                   help="seconds to wait for NODE to come back")
     @click.option("--dry-run", is_flag=True, help="check and show the command; reboot nothing")
     @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+    @quorum_option
     @json_option
-    def reboot_node(node, force, timeout, dry_run, yes):
+    def reboot_node(node, force, timeout, dry_run, yes, quorum):
         """Reboot NODE after an ok-to-stop check, wait for it to come back, then check its
         disks are mounted and its rings match (the operations guide's "Rebooting a
         Storage Node")."""
@@ -72,7 +75,7 @@ def register(group: click.Group) -> None:
 
         app = App.current()
         report = do(app.config, node, force=force, dry_run=dry_run, timeout=timeout,
-                    confirm=lambda q: app.confirm(q, yes), echo=app.note)
+                    confirm=lambda q: app.confirm(q, yes), echo=app.note, quorum=quorum)
         app.written = not dry_run
         app.out(render(report))
         app.emit(report.to_json())

@@ -63,7 +63,7 @@ def ring_devices(config, node) -> list[str]:
 def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float,
                 confirm: Callable[[str], None], echo: Callable[[str], None],
                 executor_factory=None, poll: float = 2.0, clock=time.monotonic,
-                sleep=time.sleep) -> RebootReport:
+                sleep=time.sleep, quorum: str = "majority") -> RebootReport:
     from ringmgr.cli.risk import ok_to_stop_check
     from ringmgr.exec.base import DryRunExecutor
     from ringmgr.ops.disk import executor_for
@@ -72,7 +72,7 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
     node = config.node(name)
     factory = executor_factory or (lambda: executor_for(config, node))
     report = RebootReport(name, dry_run=dry_run)
-    check = ok_to_stop_check(config, name)
+    check = ok_to_stop_check(config, name, quorum=quorum)
     if not check["ok"]:
         echo(render_ok_to_stop(check, [name]))
         if not force:
