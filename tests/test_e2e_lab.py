@@ -94,3 +94,30 @@ def test_replace_disk_refills_from_replicas(lab_cluster):
     lab.replicate()
     assert count_files(os.path.join(mount_point, "objects")) > 0   # refilled
     assert all_readable(lab)
+
+
+@pytest.mark.lab(nodes=4, disks=1)
+def test_drain_node_step_by_step_keeps_the_data(lab_cluster):
+    """The gradual way out on a running cluster: each `drain-node` run performs the next
+    weight step (pushed, then replicated), the last one removes the node."""
+    lab = lab_cluster
+    assert lab.put("e2e") in (201, 202)
+    for name, body in OBJECTS.items():
+        assert lab.put("e2e", name, body) == 201
+    plan = ringmgr(lab, "--json", "drain-node", "s04", "--max-move", "15", "--dry-run")
+    assert plan.returncode in (0, 1), plan.stderr
+    steps = json.loads(plan.stdout)["steps"]
+    assert len(steps) >= 2
+    for _ in range(len(steps) + 2):
+        r = ringmgr(lab, "--json", "drain-node", "s04", "--max-move", "15", "--yes", "--push")
+        if r.returncode == 2 and "has no devices in any ring" in r.stderr:
+            break  # drained and removed: nothing left to do
+        assert r.returncode in (0, 1), r.stderr
+        assert json.loads(r.stdout)["written"] is True
+        assert ringmgr(lab, "verify").returncode == 0
+        lab.replicate()
+        assert all_readable(lab)
+    hist = json.loads(ringmgr(lab, "--json", "history").stdout)["history"]
+    assert len(hist) >= 2
+    status = json.loads(ringmgr(lab, "--json", "status").stdout)
+    assert all("s04" not in r["nodes"] for r in status["rings"].values())
