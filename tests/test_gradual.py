@@ -150,3 +150,25 @@ def test_simulation_copies_only_pretend_the_gate_passed(tmp_path):
     assert "min_part_hours" in r.output
     assert checksums(c.builder_dir) == before
     assert load(c, "object").min_part_seconds_left > 0
+
+
+def test_dry_run_with_the_gate_closed_still_shows_the_plan(tmp_path):
+    """Planning ahead: the schedule is printed (text and JSON) although step 1 must wait."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ringmgr.cli.main import cli
+    from tests.helpers.ringfactory import make_cluster
+
+    c = make_cluster(tmp_path, min_part_hours=24, gate_open=False)
+    before = c.checksums()
+    r = CliRunner().invoke(cli, ["--config", str(c.config), "--json", "drain-node", "s03",
+                                 "--max-move", "10", "--dry-run"])
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.stdout)
+    assert data["written"] is False
+    assert len(data["steps"]) >= 2
+    assert data["steps"][0]["wait_before_seconds"] > 23 * 3600
+    assert "min_part_hours" in data["message"]
+    assert c.checksums() == before

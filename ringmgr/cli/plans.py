@@ -129,9 +129,15 @@ def run_gradual(kind: str, node_name: str, max_move: float, **kw) -> int:
     if first.wait_seconds:
         from ringmgr.errors import NotYet
 
-        raise NotYet(f"min_part_hours have not passed since the last rebalance: the first "
-                     f"step can run in {gate_text(first.wait_seconds)} (after a finished "
-                     f"replication pass); nothing was written. Run the same command then")
+        msg = (f"min_part_hours have not passed since the last rebalance: the first "
+               f"step can run in {gate_text(first.wait_seconds)} (after a finished "
+               f"replication pass); nothing was written. Run the same command then")
+        if kw.get("dry_run") and not kw.get("plan_out"):
+            # the plan itself is still worth having: show it, then say when it can start
+            app.note(f"note: {msg}")
+            app.emit({"written": False, "rings": {}, "message": msg, **g.to_json()})
+            return EXIT_WARNING
+        raise NotYet(msg)
     schedule = g.schedule_json()
     code = _run(lambda b: step_change(b, node, first, config.cluster.port_for),
                 schedule=schedule, **kw)
