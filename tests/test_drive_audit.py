@@ -14,7 +14,7 @@ from ringmgr.config import parse_config
 from ringmgr.ops import facts
 from ringmgr.ops.drive_audit import map_errors, read_kernel_log
 from ringmgr.exec.local import LocalExecutor
-from tests.helpers.loopdisk import loopdisks, make_env, mount, mounts_of  # noqa: F401
+from tests.helpers.loopdisk import loopdisks, mounted_env, mounts_of  # noqa: F401
 
 LOG = """\
 [  812.311] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ) flags 0x0
@@ -96,13 +96,7 @@ def test_reads_this_machines_kernel_log():
 def failing(tmp_path, monkeypatch, loopdisks):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    e = make_env(tmp_path)
-    monkeypatch.setenv("RINGMGR_STATE_DIR", str(e.state_dir))
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
-    e.disks = loopdisks
-    e.old = loopdisks.create(label=e.dev)
-    e.write_config(e.old.dev)
-    mount(e.old.dev, e.mount_point)
+    e = mounted_env(tmp_path, monkeypatch, loopdisks)
     # the filesystem fails as on a dying disk: XFS logs an I/O error and shuts down
     subprocess.run(["xfs_io", "-x", "-c", "shutdown", str(e.mount_point)], check=True)
     return e

@@ -11,8 +11,8 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers.loopdisk import (FSTAB_TEXT, LoopDisks, blkid, loopdisks, make_env,  # noqa: F401
-                              mount, mounts_of)
+from tests.helpers.loopdisk import (FSTAB_TEXT, blkid, loopdisks, mount,  # noqa: F401
+                                    mounted_env, mounts_of)
 from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.local import LocalExecutor
@@ -35,14 +35,7 @@ class Recording:
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, loopdisks):
-    e = make_env(tmp_path)
-    monkeypatch.setenv("RINGMGR_STATE_DIR", str(e.state_dir))
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
-    e.disks = loopdisks
-    e.old = loopdisks.create(label=e.dev)
-    e.write_config(e.old.dev)
-    mount(e.old.dev, e.mount_point)
-    return e
+    return mounted_env(tmp_path, monkeypatch, loopdisks)
 
 
 def ringmgr(env, *args):

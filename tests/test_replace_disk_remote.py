@@ -10,10 +10,9 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers.loopdisk import FSTAB_TEXT, blkid, loopdisks, make_env, mount, mounts_of  # noqa: F401
+from tests.helpers.loopdisk import FSTAB_TEXT, blkid, loopdisks, mount, mounted_env, mounts_of  # noqa: F401
 from ringmgr.cli.main import cli
 from ringmgr.config import load_config
-from ringmgr.exec.local import LocalExecutor
 from ringmgr.exec.ssh import SSHExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
 from tests.test_replace_disk import Recording
@@ -26,18 +25,14 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 def env(tmp_path, monkeypatch, loopdisks, sshd_hosts_factory):
     hosts = sshd_hosts_factory(1)
     h = hosts.hosts[0]
-    e = make_env(tmp_path)
-    e.host, e.ssh_port = h.address, h.port
-    e.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
-                  f'identity_file = "{hosts.identity_file}"\n'
-                  f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
-    monkeypatch.setenv("RINGMGR_STATE_DIR", str(e.state_dir))
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
-    e.disks = loopdisks
-    e.old = loopdisks.create(label=e.dev)
-    e.write_config(e.old.dev)
-    mount(e.old.dev, e.mount_point)
-    return e
+
+    def over_ssh(e):
+        e.host, e.ssh_port = h.address, h.port
+        e.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
+                      f'identity_file = "{hosts.identity_file}"\n'
+                      f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
+
+    return mounted_env(tmp_path, monkeypatch, loopdisks, setup=over_ssh)
 
 
 def ringmgr(env, *args):

@@ -225,3 +225,20 @@ def mount(dev: str, path: Path) -> None:
 def blkid(dev: str) -> dict[str, str]:
     out = _run("blkid", "-p", "-o", "export", dev, check=False).stdout
     return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+
+
+def mounted_env(tmp_path: Path, monkeypatch, disks: "LoopDisks", *, setup=None) -> DiskEnv:
+    """The usual starting point: a node whose disk ``env.dev`` is a real XFS loop disk
+    mounted at its mount point, a config that says so, and ringmgr's journals and audit
+    log kept in the test's directory.  ``setup(env)`` runs before the config is written
+    (e.g. to point the node at an sshd test host)."""
+    e = make_env(tmp_path)
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(e.state_dir))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    if setup is not None:
+        setup(e)
+    e.disks = disks
+    e.old = disks.create(label=e.dev)
+    e.write_config(e.old.dev)
+    mount(e.old.dev, e.mount_point)
+    return e
