@@ -242,12 +242,7 @@ def parse_config(data: dict, path: Path) -> Config:
         if section not in SECTIONS:
             v.fail(section, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
     for section, keys in SCHEMA.items():
-        table = data.get(section, {})
-        v.table(section, table)
-        for key, value in table.items():
-            if key not in keys:
-                v.fail(f"{section}.{key}", f"unknown key (known: {', '.join(sorted(keys))})")
-            v.check(f"{section}.{key}", value, keys[key])
+        v.keys(section, data.get(section, {}), keys)
 
     c = data.get("cluster", {})
     if "builder_dir" not in c:
@@ -290,11 +285,7 @@ def parse_config(data: dict, path: Path) -> Config:
     v.table("proxies", data.get("proxies", {}))
     for name, p in data.get("proxies", {}).items():
         key = f"proxies.{name}"
-        v.table(key, p)
-        for k, val in p.items():
-            if k not in _NODE_COMMON:
-                v.fail(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(_NODE_COMMON))})")
-            v.check(f"{key}.{k}", val, _NODE_COMMON[k])
+        v.keys(key, p, _NODE_COMMON)
         if name in nodes:
             v.fail(key, "a proxy may not have the same name as a node")
         proxies[name] = Proxy(
@@ -325,11 +316,7 @@ def parse_config(data: dict, path: Path) -> Config:
 
 def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
     key = f"nodes.{name}"
-    v.table(key, n)
-    for k, val in n.items():
-        if k not in _NODE_KEYS:
-            v.fail(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(_NODE_KEYS))})")
-        v.check(f"{key}.{k}", val, _NODE_KEYS[k])
+    v.keys(key, n, _NODE_KEYS)
     if "ip" not in n:
         v.fail(f"{key}.ip", "required key is missing (ring devices are matched by ip)")
     ring_devices: dict[str, dict[str, float]] = {}
@@ -380,6 +367,14 @@ class _Validator:
 
     def fail(self, key: str, why: str):
         raise ConfigError(f"{self.file}: {key}: {why}")
+
+    def keys(self, key: str, table, allowed: dict[str, str]) -> None:
+        """``table`` is a table whose keys are all in ``allowed``, each of its kind."""
+        self.table(key, table)
+        for k, val in table.items():
+            if k not in allowed:
+                self.fail(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(allowed))})")
+            self.check(f"{key}.{k}", val, allowed[k])
 
     def table(self, key: str, value):
         if not isinstance(value, dict):
