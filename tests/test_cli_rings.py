@@ -336,6 +336,10 @@ def test_write_rings_repairs_stale_ring(cluster):
     r = run(cluster, "--json", "status")
     assert json.loads(r.stdout)["rings"]["object"]["ring_gz"] == "stale"
     assert r.exit_code == 1
+    before = cluster.checksums()
+    r = run(cluster, "--json", "write-rings", "--dry-run")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"written": False, "rings": ["object"]}
+    assert cluster.checksums() == before
     r = run(cluster, "write-rings", "--yes")
     assert r.exit_code == 0, r.output
     r = run(cluster, "--json", "status")

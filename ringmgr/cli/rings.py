@@ -190,15 +190,16 @@ def register(group: click.Group) -> None:
         return _run(plan_rebalance, **kw)
 
     @group.command("write-rings")
+    @click.option("--dry-run", is_flag=True, help="show which ring files would be written")
     @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
     @json_option
-    def write_rings(yes):
+    def write_rings(dry_run, yes):
         """Write every missing, corrupt or stale *.ring.gz from its builder."""
         from ringmgr.rings.history import write_rings as do
 
         app = App.current()
         data = do(app.config, confirm=lambda q: app.confirm(q, yes), show=app.out,
-                  argv=App.current().argv)
+                  argv=App.current().argv, dry_run=dry_run)
         app.written = data["written"]
         app.emit(data)
         return 0

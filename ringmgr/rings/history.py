@@ -100,10 +100,12 @@ def rollback(config, to_id: int | None, *, dry_run: bool, confirm, show, argv) -
                       for r, b in restored.items()}}
 
 
-def write_rings(config, *, confirm, show, argv) -> dict:
+def write_rings(config, *, confirm, show, argv, dry_run: bool = False) -> dict:
+    import contextlib
+
     store = RingStore.from_config(config)
     store.refuse_if_pending()
-    with store.lock():
+    with contextlib.nullcontext() if dry_run else store.lock():
         builders = store.load_all()
         todo = {n: b for n, b in builders.items()
                 if b._replica2part2dev and store.ring_state(n, b) != "up to date"}
@@ -112,6 +114,8 @@ def write_rings(config, *, confirm, show, argv) -> dict:
         for n in todo:
             show(f"  {n}.ring.gz is {store.ring_state(n, builders[n])}: write it from "
                  f"{n}.builder (version {builders[n].version})")
+        if dry_run:
+            return {"written": False, "rings": sorted(todo)}
         confirm(f"Write {len(todo)} ring file(s)?")
         record = store.commit(todo, {
             "description": "write ring files from builders", "argv": argv, "seed": None,
