@@ -294,9 +294,26 @@ def _node_totals(devices: Iterable[dict]) -> list[tuple[str, int, int, int]]:
     return [(n, b, a, a - b) for n, (b, a) in totals.items()]
 
 
+def _summary_table(reports: dict[str, dict]) -> list[str]:
+    if len(reports) < 2:
+        return []
+    head = (f"{'ring':<12} {'replica moves':>14} {'of all':>8}  {'balance':<17} "
+            f"{'dispersion':>10}  at risk (2 replicas in 1 zone / node)")
+    out = [head, "-" * len(head)]
+    for ring, r in reports.items():
+        risk = r.get("risk_after") or {}
+        bal = f"{_fmt_pct(r.get('balance_before'))} -> {_fmt_pct(r.get('balance_after'))}"
+        out.append(f"{ring:<12} {r['parts_moved']:>14} {r['parts_moved_pct']:>7.2f}%  "
+                   f"{bal:<17} {_fmt_pct(r.get('dispersion_after')):>10}  "
+                   f"{risk.get('parts_same_zone', 0)} / {risk.get('parts_same_node', 0)}")
+    out.append("")
+    return out
+
+
 def render_text(reports: dict[str, dict], *, top: int = 10) -> str:
-    """An operator-readable summary of per-ring reports (ring name -> report)."""
-    lines: list[str] = []
+    """An operator-readable summary of per-ring reports (ring name -> report): one
+    table line per ring first (what a tired reader needs), then each ring's details."""
+    lines: list[str] = _summary_table(reports)
     for ring, r in reports.items():
         lines.append(f"{ring}: {r['parts_moved']} replica moves "
                      f"({r['parts_moved_pct']:.2f}% of {r.get('assignments', '?')} "
