@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, event, example, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, event, example, given, settings, strategies as st
 from swift.common.ring import RingBuilder
 
 from ringmgr.cli.main import cli
@@ -212,7 +212,10 @@ def test_predicted_moves_equal_applied_moves(part_power, replicas, nodes, zones,
         if r.exit_code != 0:
             # swift cannot place the replicas (too few devices), or nothing to do
             assert r.exit_code in (1, 2) and not plan.exists(), r.output
-            return
+            assert "Traceback" not in r.output
+        # not a pass: hypothesis fails the test (filter_too_much) when most examples
+        # never reach apply, instead of it passing on nothing
+        assume(r.exit_code == 0)
         body = json.loads(plan.read_text())["body"]
         before = {n: RingBuilder.load(str(builder_dir / f"{n}.builder")) for n in body["results"]}
         r = run(config, "apply", str(plan), "--yes")
