@@ -126,17 +126,30 @@ def test_add_node_ramp_starts_low_and_reaches_the_configured_weight(cluster):
     assert set(w) == {"sdb", "sdc"} and all(0 < x < 100 for x in w.values())
 
 
-@pytest.mark.parametrize("bad", ["0", "-3", "101", "x"])
-def test_bad_max_move_is_exit_2_and_changes_nothing(cluster, bad):
+def one_line_error(r, needle):
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("ringmgr: error:")]
+    assert len(errors) == 1 and needle in errors[0], r.output
+    assert r.output.rstrip("\n").endswith(errors[0]) and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ("0", "--max-move 0.0 must be a percentage"), ("-3", "--max-move -3.0 must be"),
+    ("101", "--max-move 101.0 must be"), ("x", "'x' is not a valid float"),
+])
+def test_bad_max_move_is_exit_2_and_changes_nothing(cluster, bad, needle):
     before = checksums(cluster.builder_dir)
     r = run(cluster, "drain-node", "s01", "--max-move", bad, "--yes")
     assert r.exit_code == 2
+    one_line_error(r, needle)
     assert checksums(cluster.builder_dir) == before
 
 
 def test_unknown_node_is_exit_2(cluster):
-    r = run(cluster, "drain-node", "s99", "--dry-run")
-    assert r.exit_code == 2 and "s99" in r.output
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "drain-node", "s99", "--yes")
+    assert r.exit_code == 2
+    one_line_error(r, "unknown node 's99'")
+    assert checksums(cluster.builder_dir) == before
 
 
 def test_simulation_copies_only_pretend_the_gate_passed(tmp_path):

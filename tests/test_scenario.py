@@ -88,7 +88,7 @@ def test_settle_rebalances_until_nothing_moves(tmp_path):
     r = run(c.config, "--json", "simulate", str(sc))
     assert r.exit_code == 0, r.output
     rings = json.loads(r.stdout)["rounds"][0]["rings"]
-    assert all(v["rebalances"] >= 2 for v in rings.values())
+    assert rings and all(v["rebalances"] >= 2 for v in rings.values())
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -133,5 +133,9 @@ def test_inline_node_can_be_added_then_reweighted(tmp_path):
 
 def test_missing_scenario_file_is_exit_2(tmp_path):
     c = make_cluster(tmp_path / "c")
+    before = checksums(c.builder_dir)
     r = run(c.config, "simulate", str(tmp_path / "nope.toml"))
-    assert r.exit_code == 2 and "does not exist" in r.output
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        f"ringmgr: error: scenario file {tmp_path / 'nope.toml'} does not exist"]
+    assert checksums(c.builder_dir) == before
