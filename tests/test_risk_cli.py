@@ -69,26 +69,64 @@ def test_ok_to_stop_with_zone_mate_down_is_not_safe(cluster):
     assert run(cluster, "ok-to-stop", "s04", "--down", "s01").exit_code == 0  # same zone
 
 
+def below_majority(cluster, ring, stop, down_dev):
+    """Brute force: partitions left with at most half their replicas when node ``stop``
+    and device ``down_dev`` ("node/dev") are out, from the builder file."""
+    from swift.common.ring import RingBuilder
+
+    b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
+    node, dev = down_dev.split("/")
+    out = {cluster.nodes[stop][0]}
+    count = 0
+    for p in range(b.parts):
+        devs = [b.devs[row[p]] for row in b._replica2part2dev if p < len(row)]
+        up = [d for d in devs if d["ip"] not in out
+              and (d["ip"], d["device"]) != (cluster.nodes[node][0], dev)]
+        count += 2 * len(up) <= len(devs)
+    return count
+
+
 def test_ok_to_stop_device_down_and_bad_device(cluster):
-    r = run(cluster, "ok-to-stop", "s01", "--down", "s02/sdb", "--json")
-    data = json.loads(r.stdout)
-    assert data["down"] == ["s02/sdb"]
-    assert r.exit_code == (0 if data["ok"] else 1)
+    # with s02/sdb out, swift's placement leaves every partition a majority; with
+    # s03/sdb out, some partitions that s01 also holds do not keep one
+    for down, ok in (("s02/sdb", True), ("s03/sdb", False)):
+        r = run(cluster, "ok-to-stop", "s01", "--down", down, "--json")
+        data = json.loads(r.stdout)
+        assert data["down"] == [down] and data["ok"] is ok
+        assert r.exit_code == (0 if ok else 1), r.output
+        assert set(data["rings"]) == {"account", "container", "object", "object-1"}
+        for ring, rep in data["rings"].items():
+            expected = below_majority(cluster, ring, "s01", down)
+            assert rep["parts_below_write_quorum"] == expected and (expected > 0) is not ok
+    before = checksums(cluster.builder_dir)
     bad = run(cluster, "ok-to-stop", "s01", "--down", "s02/sdz")
-    assert bad.exit_code == 2 and "sdz" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2
+    one_line_error(bad, "--down s02/sdz: no ring has a device 'sdz' on s02")
+    assert checksums(cluster.builder_dir) == before
+
+
+def one_line_error(r, needle):
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("ringmgr: error:")]
+    assert len(errors) == 1 and needle in errors[0], r.output
+    assert r.output.rstrip("\n").endswith(errors[0]) and "Traceback" not in r.output
 
 
 def test_unknown_node_is_exit_2(cluster):
+    before = checksums(cluster.builder_dir)
     r = run(cluster, "ok-to-stop", "nosuch")
-    assert r.exit_code == 2 and "unknown node 'nosuch'" in r.output
+    assert r.exit_code == 2
+    one_line_error(r, "unknown node 'nosuch'")
     r = run(cluster, "failure-impact", "s01", "nosuch")
     assert r.exit_code == 2
+    one_line_error(r, "unknown node 'nosuch'")
+    assert checksums(cluster.builder_dir) == before
 
 
 def test_failure_impact_histogram(cluster):
     r = run(cluster, "failure-impact", "s01", "s04", "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
+    assert set(data["rings"]) == {"account", "container", "object", "object-1"}
     for ring in data["rings"].values():
         assert sum(ring["lost"].values()) == 32
         assert ring["parts_losing_all"] == 0
