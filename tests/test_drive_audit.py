@@ -15,6 +15,7 @@ from ringmgr.ops import facts
 from ringmgr.ops.drive_audit import map_errors, read_kernel_log
 from ringmgr.exec.local import LocalExecutor
 from tests.helpers.loopdisk import loopdisks, mounted_env, mounts_of  # noqa: F401
+from tests.helpers.ringfactory import checksums
 
 LOG = """\
 [  812.311] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ) flags 0x0
@@ -141,9 +142,11 @@ def test_act_dry_run_changes_nothing(failing):
 
 def test_act_unmounts_and_guards(failing):
     e = failing
+    before = unchanged(e)
     code, out, _ = ringmgr(e, "drive-audit", "s01", "--act")
     assert code == 2 and "--yes" in out  # no terminal, no --yes: refused
-    assert mounts_of(e.old.dev) == [str(e.mount_point)]
+    one_line_error(out)
+    assert unchanged(e) == before
     code, out, _ = ringmgr(e, "drive-audit", "s01", "--act", "--yes")
     assert code == 1, out
     assert mounts_of(e.old.dev) == []
@@ -166,8 +169,22 @@ def test_replace_disk_precheck_shows_the_kernel_errors(failing):
 
 
 def test_unknown_node_is_an_error(failing):
-    code, out, _ = ringmgr(failing, "drive-audit", "s99")
-    assert code == 2 and "unknown node" in out
+    before = unchanged(failing)
+    code, out, _ = ringmgr(failing, "drive-audit", "s99", "--act", "--yes")
+    assert code == 2 and "unknown node 's99'" in out
+    one_line_error(out)
+    assert unchanged(failing) == before
+
+
+def unchanged(e):
+    """What a refused run must leave as it was: the builders, fstab, the mount."""
+    return checksums(e.root / "builders"), e.fstab.read_bytes(), mounts_of(e.old.dev)
+
+
+def one_line_error(out):
+    errors = [ln for ln in out.splitlines() if ln.startswith("ringmgr: error:")]
+    assert len(errors) == 1 and out.rstrip("\n").endswith(errors[0]), out
+    assert "Traceback" not in out
 
 
 @pytest.mark.slow

@@ -68,6 +68,7 @@ def test_a_failing_ring_is_a_usage_error_from_a_worker(monkeypatch):
     cs = changes(builders)
     # remove every device of the object ring: swift cannot place any replica
     cs.rings["object"] = RingChange(removes=[d["id"] for d in builders["object"].devs if d])
+    assert parallel.worth_parallel(builders, cs, workers=2)  # the error comes from a worker
     with pytest.raises(UsageError, match="object"):
         parallel.simulate_all(builders, cs, 1, workers=2)
 
