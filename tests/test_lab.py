@@ -86,8 +86,9 @@ def _replica_paths(lab, ring_name: str, account: str, container: str, obj: str |
 def test_lab_is_a_working_cluster_and_down_leaves_nothing(tmp_path):
     state = tmp_path / "lab"
     t0 = time.monotonic()
-    lab = lab_up(state, nodes=3, disks=2, xfs=True, part_power=6)
+    lab = None
     try:
+        lab = lab_up(state, nodes=3, disks=2, xfs=True, part_power=6)  # may fail half-up
         assert time.monotonic() - t0 < 30, "lab up should take under 30 s"
         # Every ring device belongs to a configured node, by ip (what ringmgr relies on).
         from ringmgr.config import load_config
@@ -170,7 +171,7 @@ def test_lab_is_a_working_cluster_and_down_leaves_nothing(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
         r = lab_down(state)
-    assert r.returncode == 0, r.stderr
+    assert lab is not None and r.returncode == 0, r.stderr
     net_prefix = lab.auth_url.split("//")[1].rsplit(".", 1)[0] + "."
     assert not state.exists()
     assert not _mounts_under(state)
@@ -315,8 +316,8 @@ def test_lab_cluster_fixture_and_node_lifecycle(lab_cluster):
     # rings out: the running proxy picks them up within seconds (--ring-reload), and one
     # replication pass moves existing data onto s04.
     _add_to_rings(lab_cluster, new)
-    time.sleep(2.5)
     account = lab_cluster.token()[0].rsplit("/", 1)[1]
+    _wait_until_proxy_writes_to(lab_cluster, account, "s04")
     names = [f"n{i}" for i in range(12)]
     for name in names:
         assert lab_cluster.put("c", name, name.encode()) == 201
@@ -334,6 +335,26 @@ def test_lab_cluster_fixture_and_node_lifecycle(lab_cluster):
     for node, dev in old_where:
         assert list(Path(node.mount_root, dev, "objects", str(old_part)).rglob("*.data"))
     assert lab_cluster.get("c", "o2") == (200, b"while s02 is down")
+
+
+def _wait_until_proxy_writes_to(lab, account: str, node_name: str, timeout=30.0) -> None:
+    """Poll, instead of sleeping a guess, until the proxy has reloaded the rings: PUT
+    probe objects that the new ring places on ``node_name`` until one lands there."""
+    deadline = time.monotonic() + timeout
+    for i in range(10_000):
+        name = f"probe-{i}"
+        part, where = _replica_paths(lab, "object", account, "c", name)
+        mine = [dev for node, dev in where if node.name == node_name]
+        if not mine:
+            continue
+        assert lab.put("c", name, b"probe") == 201
+        node = lab.node(node_name)
+        if list(Path(node.mount_root, mine[0], "objects", str(part)).rglob("*.data")):
+            return
+        assert time.monotonic() < deadline, \
+            f"the proxy did not write to {node_name} within {timeout} s of the ring change"
+        time.sleep(0.2)
+    raise AssertionError(f"no probe name maps to {node_name}")
 
 
 def _add_to_rings(lab, node) -> None:
