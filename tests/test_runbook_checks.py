@@ -95,6 +95,8 @@ def test_restore_order_bad_override_exit_2(cli_env):
     api, invoke = cli_env
     res = invoke('[openstack]\nrestore_order = ["Keystone first"]\n', "restore-order")
     assert res.exit_code == 2 and "openstack.restore_order[0]" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert api.calls == []
 
 
 @pytest.mark.skipif(not available(), reason="needs root")
