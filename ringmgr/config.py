@@ -8,12 +8,14 @@ against the file's directory.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ringmgr.errors import ConfigError
+from ringmgr.rings.files import is_ring_name
 
 DEFAULT_PORTS = {"account": 6202, "container": 6201, "object": 6200}
 
@@ -257,6 +259,12 @@ def parse_config(data: dict, path: Path) -> Config:
         used_bytes={k: float(x) for k, x in c.get("used_bytes", {}).items()},
         format_version=c.get("format_version"),
     )
+    for ring in cluster.rings or ():
+        if not is_ring_name(ring):
+            v.fail("cluster.rings", f"{ring!r} is not a ring name (account, container, "
+                                    f"object, object-N)")
+    for ring, port in cluster.ports.items():
+        v.port(f"cluster.ports.{ring}", port)
     if cluster.format_version is not None and cluster.format_version not in (0, 1, 2):
         v.fail("cluster.format_version", "must be 0, 1 or 2")
 
@@ -270,6 +278,7 @@ def parse_config(data: dict, path: Path) -> Config:
         connect_timeout=float(s.get("connect_timeout", 10.0)),
         retries=s.get("retries", 2),
     )
+    v.port("ssh.port", ssh.port)
     if ssh.parallel < 1:
         v.fail("ssh.parallel", "must be at least 1")
 
@@ -281,6 +290,9 @@ def parse_config(data: dict, path: Path) -> Config:
     v.table("nodes", data.get("nodes", {}))
     for name, n in data.get("nodes", {}).items():
         nodes[name] = _node(v, name, n, defaults)
+    v.port("defaults.ssh_port", defaults["ssh_port"])
+    for name, n in nodes.items():
+        v.port(f"nodes.{name}.ssh_port", n.ssh_port)
     proxies: dict[str, Proxy] = {}
     v.table("proxies", data.get("proxies", {}))
     for name, p in data.get("proxies", {}).items():
@@ -295,7 +307,14 @@ def parse_config(data: dict, path: Path) -> Config:
             swift_dir=p.get("swift_dir", defaults["swift_dir"]),
             owner=p.get("owner", defaults["owner"]),
         )
+        v.port(f"{key}.ssh_port", proxies[name].ssh_port)
 
+    for kind, hosts in (("nodes", nodes), ("proxies", proxies)):
+        for name, h in hosts.items():
+            if not h.swift_dir:
+                v.fail(f"{kind}.{name}.swift_dir", "must not be empty")
+            if kind == "nodes" and not h.ip:
+                v.fail(f"nodes.{name}.ip", "must not be empty (ring devices are matched by ip)")
     seen_ips: dict[str, str] = {}
     for name, node in nodes.items():
         if node.ip in seen_ips:
@@ -380,6 +399,10 @@ class _Validator:
         if not isinstance(value, dict):
             self.fail(key, f"must be a table, not {_tname(value)}")
 
+    def port(self, key: str, value) -> None:
+        if value is not None and not 1 <= value <= 65535:
+            self.fail(key, f"must be a TCP port (1-65535), not {value}")
+
     def path(self, value: str) -> Path:
         p = Path(os.path.expanduser(value))
         return p if p.is_absolute() else (self.file.parent / p).resolve()
@@ -402,7 +425,9 @@ class _Validator:
                 self.fail(key, f"must be a {kind}, not {_tname(value)}")
             for dev, w in value.items():
                 if not _is_number(w):
-                    self.fail(f"{key}.{dev}", f"weight must be a number, not {_tname(w)}")
+                    self.fail(f"{key}.{dev}", f"weight must be a finite number, not {w!r}"
+                              if isinstance(w, float) else
+                              f"weight must be a number, not {_tname(w)}")
                 if w < 0:
                     self.fail(f"{key}.{dev}", f"weight must not be negative ({w})")
             return
@@ -410,13 +435,18 @@ class _Validator:
             self.table(key, value)
             return
         if ok is not None and not ok(value):
+            if kind == _NUM and isinstance(value, float):
+                self.fail(key, f"must be a finite number, not {value!r}")
+            if kind == _PATH and value == "":
+                self.fail(key, "must be a path, not an empty string")
             self.fail(key, f"must be a {kind}, not {_tname(value)}")
         if kind in (_INT, _NUM) and value < 0:
             self.fail(key, f"must not be negative ({value})")
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """An int or a finite float (TOML allows inf and nan; 1e309 parses as inf)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _tname(value) -> str:

@@ -109,6 +109,21 @@ def test_defaults_apply_to_nodes(tmp_path):
     (BASE + "rings.object.weights = { sdb = 1.0 }\n", "nodes.s01.rings.object.weights"),
     ("[nodes.s01]\nip = \"1.1.1.1\"\n", "cluster.builder_dir"),
     (BASE + "\n[cluster.extra]\n", "cluster.extra"),
+    # non-finite numbers (TOML has inf and nan; 1e309 parses as inf), ports, names
+    (BASE.replace("sdb = 4000.0", "sdb = 1e309"), "nodes.s01.devices.sdb"),
+    (BASE.replace("sdb = 4000.0", "sdb = nan"), "nodes.s01.devices.sdb"),
+    (BASE.replace('builder_dir = "rings"', 'builder_dir = "rings"\nlock_timeout = inf'),
+     "cluster.lock_timeout"),
+    (BASE.replace('builder_dir = "rings"', 'builder_dir = ""'), "cluster.builder_dir"),
+    (BASE.replace('builder_dir = "rings"', 'builder_dir = "rings"\nrings = ["object-x"]'),
+     "cluster.rings"),
+    (BASE.replace('builder_dir = "rings"', 'builder_dir = "rings"\nports = { object = 70000 }'),
+     "cluster.ports.object"),
+    (BASE + "\n[ssh]\nport = 0\n", "ssh.port"),
+    (BASE + "ssh_port = 65536\n", "nodes.s01.ssh_port"),
+    (BASE + "\n[proxies.p1]\nssh_port = 99999\n", "proxies.p1.ssh_port"),
+    (BASE.replace('ip = "10.0.0.1"', 'ip = ""'), "nodes.s01.ip"),
+    (BASE + 'swift_dir = ""\n', "nodes.s01.swift_dir"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     p = write(tmp_path, text)
@@ -133,3 +148,23 @@ def test_warning_for_node_ip_without_devices(tmp_path):
     c = load_config(write(tmp_path, BASE + '\n[nodes.s09]\nip = "10.0.0.9"\n'))
     w = config_warnings(c, {"object": {"10.0.0.1"}})
     assert len(w) == 1 and "nodes.s09.ip" in w[0] and str(c.path) in w[0]
+
+
+def test_config_lookup_order(tmp_path, monkeypatch):
+    """--config, else $RINGMGR_CONFIG, else ./ringmgr.toml, else /etc/ringmgr/ringmgr.toml."""
+    from ringmgr.config import find_config_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RINGMGR_CONFIG", raising=False)
+    assert find_config_path(None) == Path("/etc/ringmgr/ringmgr.toml")
+    write(tmp_path, BASE)
+    assert find_config_path(None) == Path("ringmgr.toml")
+    monkeypatch.setenv("RINGMGR_CONFIG", "/x/env.toml")
+    assert find_config_path(None) == Path("/x/env.toml")
+    assert find_config_path("given.toml") == Path("given.toml")
+
+
+def test_config_that_is_a_directory(tmp_path):
+    with pytest.raises(ConfigError, match="Is a directory") as e:
+        load_config(tmp_path)
+    assert str(tmp_path) in str(e.value)
