@@ -364,3 +364,45 @@ def test_resume_lists_host_operations_in_progress(cluster, monkeypatch, tmp_path
     assert ops["replace-disk.s01.sdb"]["command"] == "ringmgr replace-disk s01 sdb --resume"
     r = run(cluster, "resume", "replace-disk.s02.sdc")
     assert r.exit_code == 2 and "no operation" in r.output
+
+
+@pytest.mark.parametrize("args", [["status"], ["history"], ["resume"], ["push"], ["verify"],
+                                  ["rollback"], ["write-rings"], ["remove-node", "s01"]])
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_builder_dir_that_is_a_file_or_missing_is_bad_input(cluster, args, kind):
+    target = cluster.root / "not-a-dir"
+    if kind == "file":
+        target.write_text("x")
+    cluster.config.write_text(cluster.config.read_text().replace(
+        f'builder_dir = "{cluster.builder_dir}"', f'builder_dir = "{target}"'))
+    before = cluster.checksums()
+    r = run(cluster, *args, "--yes") if args[0] in ("rollback", "write-rings", "remove-node") \
+        else run(cluster, *args)
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines()[-1] == (
+        f"ringmgr: error: builder_dir {target} does not exist or is not a directory"), r.output
+    assert "internal error" not in r.output
+    assert cluster.checksums() == before
+    assert not kind == "file" or target.read_text() == "x"
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_history_limit_must_be_positive(cluster, limit):
+    assert run(cluster, "set-weight", "s01", "50", "--yes", "--seed", "1").exit_code in (0, 1)
+    r = run(cluster, "history", f"--limit={limit}")
+    assert r.exit_code == 2
+    assert r.output.strip().startswith("ringmgr: error: Invalid value for '--limit'")
+    one = json.loads(run(cluster, "--json", "history", "--limit", "1").stdout)
+    assert [e["id"] for e in one["history"]] == [1]
+
+
+def test_push_sends_only_swift_ring_names(cluster):
+    """A stray copy (`old.ring.gz`, `object-x.ring.gz`) in builder_dir never reaches the
+    nodes: swift reads only account, container, object and object-N."""
+    from ringmgr.ops.push import load_local_rings
+
+    ring = cluster.builder_dir / "object.ring.gz"
+    for stray in ("object-x.ring.gz", "old copy.ring.gz"):
+        (cluster.builder_dir / stray).write_bytes(ring.read_bytes())
+    assert sorted(load_local_rings(cluster.builder_dir, None)) == sorted(
+        f"{r}.ring.gz" for r in RINGS)

@@ -205,7 +205,8 @@ def register(group: click.Group) -> None:
         return 0
 
     @group.command("history")
-    @click.option("--limit", type=int, default=20, show_default=True)
+    @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+                  help="show the latest N changes")
     @json_option
     def history(limit):
         """What changed when: id, time, user, command, seed, per ring version and md5."""

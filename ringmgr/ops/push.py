@@ -121,14 +121,19 @@ def load_local_rings(builder_dir: Path, rings: tuple[str, ...] | None) -> dict[s
     Each file is read once: what is pushed is exactly what was checked (a whole-file
     gzip CRC check plus the ring header, as on the nodes).
     """
+    from ringmgr.rings.files import is_ring_name
+
     builder_dir = Path(builder_dir)
+    if not builder_dir.is_dir():
+        raise BuilderError(f"builder_dir {builder_dir} does not exist or is not a directory")
     if rings:
         paths = [builder_dir / f"{r}.ring.gz" for r in rings]
-    else:
-        paths = sorted(builder_dir.glob("*.ring.gz"))
+    else:  # only swift's ring names: a stray "old.ring.gz" must not reach the nodes
+        paths = sorted(p for p in builder_dir.glob("*.ring.gz")
+                       if is_ring_name(p.name[: -len(".ring.gz")]))
     if not paths:
-        raise BuilderError(f"no *.ring.gz in {builder_dir}: nothing to push "
-                           f"(write the rings first: ringmgr rebalance)")
+        raise BuilderError(f"no ring files (account, container, object, object-N .ring.gz) "
+                           f"in {builder_dir} (write them first: ringmgr write-rings)")
     parse = _node_lib()["ring_bytes_info"]
     out = {}
     for p in paths:

@@ -142,6 +142,8 @@ def directory_lock(directory: Path, timeout: float, *, swift_lock: bool = True):
     ``.lock`` file, polled until ``timeout``) without importing swift, whose import
     pulls in eventlet (~0.2 s): for ``push``, which needs no other part of swift.
     """
+    if not Path(directory).is_dir():
+        raise Refused(f"builder_dir {directory} does not exist or is not a directory")
     if not os.access(directory, os.W_OK):
         raise Refused(f"{directory} is not writable by this user: nothing was changed")
     if swift_lock:

@@ -90,11 +90,15 @@ class RingStore:
     def files(self, name: str) -> RingFiles:
         return RingFiles(name, self.dir / f"{name}.builder", self.dir / f"{name}.ring.gz")
 
+    def require_dir(self) -> None:
+        """builder_dir must be a directory (a file or a typo is bad input, exit 2)."""
+        if not self.dir.is_dir():
+            raise BuilderError(f"builder_dir {self.dir} does not exist or is not a directory")
+
     # -- discovery and loading -----------------------------------------------
     def discover(self) -> list[str]:
         """Ring names in builder_dir: account, container, object, object-N (in that order)."""
-        if not self.dir.is_dir():
-            raise BuilderError(f"builder_dir {self.dir} does not exist or is not a directory")
+        self.require_dir()
         if self.only is not None:
             for name in self.only:
                 if not is_ring_name(name):
@@ -168,8 +172,7 @@ class RingStore:
 
     # -- locking and the interrupted change ------------------------------------
     def lock(self):
-        if not self.dir.is_dir():
-            raise BuilderError(f"builder_dir {self.dir} does not exist or is not a directory")
+        self.require_dir()
         return directory_lock(self.dir, self.lock_timeout)
 
     def pending(self) -> dict | None:
@@ -292,6 +295,7 @@ class RingStore:
 
     # -- history ---------------------------------------------------------------
     def history(self) -> list[dict]:
+        self.require_dir()
         try:
             text = self.history_path.read_text()
         except FileNotFoundError:
