@@ -406,3 +406,15 @@ def test_push_sends_only_swift_ring_names(cluster):
         (cluster.builder_dir / stray).write_bytes(ring.read_bytes())
     assert sorted(load_local_rings(cluster.builder_dir, None)) == sorted(
         f"{r}.ring.gz" for r in RINGS)
+
+
+def test_push_refused_while_a_change_is_pending_says_so_plainly(cluster):
+    (cluster.builder_dir / ".ringmgr" / "txn").mkdir(parents=True)
+    before = cluster.checksums()
+    r = run(cluster, "push", "--dry-run")
+    assert r.exit_code == 2
+    assert r.output.strip() == (
+        f"ringmgr: error: an interrupted ring change is pending in {cluster.builder_dir}: the "
+        f"rings there may be a mix of old and new; finish or undo it with `ringmgr resume` "
+        f"before pushing")
+    assert cluster.checksums() == before

@@ -414,12 +414,12 @@ def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
 def _refuse_if_pending(builder_dir) -> None:
     pending = pending_change(builder_dir)
     if pending:
-        what = "a ring change"
+        what = "ring change"
         if isinstance(pending, dict) and (pending.get("description") or pending.get("id")):
-            what = f"ring change {pending.get('description') or pending.get('id')}"
+            what = f"ring change ({pending.get('description') or pending.get('id')})"
         raise Refused(f"an interrupted {what} is pending in {builder_dir}: the "
-                      f"rings there may be a mix of old and new; finish it with "
-                      f"`ringmgr resume` (or roll it back) before pushing")
+                      f"rings there may be a mix of old and new; finish or undo it with "
+                      f"`ringmgr resume` before pushing")
 
 
 def _run_all(kind, config, hosts, local, accept_new, progress, executor_factory, work,
