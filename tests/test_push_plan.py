@@ -108,6 +108,12 @@ def test_report_json_and_table_name_the_failed_nodes():
     assert table[1].split()[:3] == ["s01", "object", "account"]
 
 
+def test_retry_command_quotes_node_names():
+    """A node named "rack 1 s01" in the config must come back as one argument."""
+    rep = PushReport("push", LOCAL, [HostResult("rack 1 s01", "10.0.0.1", error="down")])
+    assert rep.retry_command() == "ringmgr push 'rack 1 s01'"
+
+
 # -- the node-side script, run locally on real rings ----------------------------------
 
 def _ring(tmp_path, name, fmt, changes=0):

@@ -76,8 +76,10 @@ def verify(app, nodes, accept_new_host_keys):
         raise StepFailed(f"could not verify {', '.join(report.failed)}; retry with: "
                          f"{report.retry_command()}")
     if report.differ:
-        raise NotYet(f"rings differ on {', '.join(report.differ)}: run `ringmgr push "
-                     f"{' '.join(report.differ)}`")
+        import shlex
+
+        raise NotYet(f"rings differ on {', '.join(report.differ)}: run "
+                     f"`{shlex.join(['ringmgr', 'push', *report.differ])}`")
     app.note(f"all {len(report.results)} node(s) have the admin host's rings")
     return 0
 

@@ -291,7 +291,9 @@ class PushReport:
     def retry_command(self) -> str | None:
         if not self.failed:
             return None
-        return " ".join(["ringmgr", self.kind, *self.failed])
+        import shlex
+
+        return shlex.join(["ringmgr", self.kind, *self.failed])  # node names may have spaces
 
     def to_json(self) -> dict:
         return {
