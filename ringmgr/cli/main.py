@@ -46,13 +46,14 @@ class RingmgrGroup(click.Group):
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
-            _fail(app, None, "aborted", EXIT_ERROR)
+            _fail(app, None, "aborted at the prompt; nothing was changed", EXIT_ERROR)
         except click.ClickException as e:
             _fail(app, None, e.format_message(), EXIT_ERROR)
         except RingmgrError as e:
             _fail(app, e, str(e), e.exit_code)
         except KeyboardInterrupt:
-            _fail(app, None, "interrupted", EXIT_ERROR)
+            _fail(app, None, "interrupted; if a ring change was being written, `ringmgr status` "
+                              "shows it and `ringmgr resume` finishes or undoes it", EXIT_ERROR)
         except Exception as e:  # a bug: say so in one line, traceback with RINGMGR_DEBUG=1
             _fail(app, e, f"internal error: {type(e).__name__}: {e} (set RINGMGR_DEBUG=1 for "
                           f"the traceback)", EXIT_ERROR)
