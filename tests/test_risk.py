@@ -230,3 +230,27 @@ def test_even_replicas_text_names_both_quorums():
         failure_impact({"object": b}, {node_ip(0), node_ip(1)}))
     with pytest.raises(ValueError):
         ok_to_stop({"object": b}, {}, set(), quorum="weird")
+
+
+def test_two_replicas_on_one_device_count_as_one_copy():
+    """A partition with two replicas on one device (today's swift refuses to build that,
+    but a ring made by an older swift, or edited by hand, can hold it) has one copy
+    there, not two: losing the other device leaves it below the write quorum."""
+    from swift.common.ring import RingBuilder
+
+    b = RingBuilder(4, 3, 0)
+    for i in (1, 2, 3):
+        b.add_dev({"region": 1, "zone": i, "ip": f"10.0.0.{i}", "port": 6200,
+                   "device": "sdb", "weight": 100.0})
+    b.rebalance(seed=1)
+    b._replica2part2dev[2][:] = b._replica2part2dev[0]  # replica 3 doubles replica 1
+    stop_ip = "10.0.0.2"
+    stop_id = next(d["id"] for d in b.devs if d["ip"] == stop_ip)
+    rows = b._replica2part2dev
+    # brute force: distinct devices still up per partition, against the majority of 3
+    short = [p for p in range(b.parts)
+             if len({rows[r][p] for r in range(3)} - {stop_id}) < 2]
+    assert short  # the doubled partitions whose other copy was on the stopped node
+    result = ok_to_stop({"object": b}, {}, [stop_ip])
+    assert result["ok"] is False
+    assert result["rings"]["object"]["parts_below_write_quorum"] == len(short)

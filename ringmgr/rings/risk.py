@@ -91,12 +91,18 @@ def reachable(builder, down: DownSet, policy: Policy | None = None):
     nrep = np.zeros(parts, dtype=np.int32)
     up = np.zeros(parts, dtype=np.int32)
     up_rows = []
-    for row in rows:
+    for r, row in enumerate(rows):
         ok = np.zeros(len(row), dtype=bool)
         valid = row < size
         ok[valid] = ~mask[row[valid]]
         nrep[:len(row)] += 1
-        up[:len(row)] += ok
+        # a device holding two replicas of a partition (a ring with fewer devices than
+        # replicas) is one copy, not two: count each reachable device once
+        distinct = ok.copy()
+        for prev in rows[:r]:
+            n = min(len(row), len(prev))
+            distinct[:n] &= row[:n] != prev[:n]
+        up[:len(row)] += distinct
         up_rows.append(ok)
     units = up
     if policy is not None and policy.is_ec and policy.unique_fragments:
