@@ -101,9 +101,12 @@ def run_gradual(kind: str, node_name: str, max_move: float, **kw) -> int:
     from ringmgr.rings.service import new_seed
     from ringmgr.rings.store import RingStore
 
+    from ringmgr.rings.gradual import _check_max_move
+
     app = App.current()
     config = app.config
     node = config.node(node_name)
+    _check_max_move(max_move)  # before anything is printed or loaded
     if kw.get("seed") is None:
         kw["seed"] = new_seed()
     seed = kw["seed"]
