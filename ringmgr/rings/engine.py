@@ -84,6 +84,17 @@ class Outcome:
 
 # -- selecting devices --------------------------------------------------------------
 
+DEV_FIELDS = ("region", "zone", "ip", "port", "replication_ip", "replication_port",
+              "device", "weight", "meta")
+
+
+def dev_definition(dev: dict, *, with_id: bool = True) -> dict:
+    """A device's full definition (no builder-only keys such as parts): for the history,
+    saved plans, and re-adding a device exactly as it was."""
+    keys = ("id", *DEV_FIELDS) if with_id else DEV_FIELDS
+    return {k: dev.get(k) for k in keys}
+
+
 def live_devs(builder):
     return [d for d in builder.devs if d is not None and d["id"] not in
             {r["id"] for r in builder._remove_devs}]
@@ -283,9 +294,7 @@ def plan_rejoin(builders: dict, node, history: list[dict]) -> ChangeSet:
         if same:
             present.append(f"{ring}:{d['device']}")
             continue
-        dev = {k: d[k] for k in ("region", "zone", "ip", "port", "replication_ip",
-                                 "replication_port", "device", "weight", "meta")}
-        rings.setdefault(ring, RingChange()).adds.append(dev)
+        rings.setdefault(ring, RingChange()).adds.append(dev_definition(d, with_id=False))
     if not rings:
         raise UsageError(f"{node.name}'s devices removed by change #{entry['id']} are all "
                          f"back in the rings already ({', '.join(present)})")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ringmgr.errors import BuilderError, Refused, UsageError
 from ringmgr.rings.files import atomic_write, md5_file
+from ringmgr.rings.engine import dev_definition
 
 FORMAT = "ringmgr-plan"
 FORMAT_VERSION = 1
@@ -240,7 +241,7 @@ def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
                             + ". Nothing was written; re-plan with --plan-out")
         builders = plan.result_builders()
         current = {n: store.load(n) for n in plan.results}
-        removed = [dict(_dev_def(d), ring=n) for n, b in builders.items()
+        removed = [dict(dev_definition(d), ring=n) for n, b in builders.items()
                    for d in _removed(current[n], b)]
         out = {"written": False, "plan": str(path), "change": plan.description,
                "seed": plan.seed, "rings": plan.reports, "steps": plan.schedule}
@@ -270,12 +271,6 @@ def _removed(before, after) -> list[dict]:
             (d["id"] not in ids_after or
              (ids_after[d["id"]]["ip"], ids_after[d["id"]]["port"],
               ids_after[d["id"]]["device"]) != (d["ip"], d["port"], d["device"]))]
-
-
-def _dev_def(dev: dict) -> dict:
-    keep = ("id", "region", "zone", "ip", "port", "replication_ip", "replication_port",
-            "device", "weight", "meta")
-    return {k: dev.get(k) for k in keep}
 
 
 def _digest(body) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from ringmgr.errors import EXIT_OK, EXIT_WARNING, NotYet
-from ringmgr.rings.engine import ChangeSet, Outcome, gate_text
+from ringmgr.rings.engine import ChangeSet, Outcome, dev_definition, gate_text
 from ringmgr.rings.parallel import simulate_all
 from ringmgr.rings.store import RingStore
 
@@ -101,7 +101,7 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
             "seed": seed,
             "rings": {n: {"version_before": o.before.version, "parts_moved": o.parts_moved}
                       for n, o in changed.items()},
-            "removed_devices": [dict(_dev_def(d), ring=n) for n, o in changed.items()
+            "removed_devices": [dict(dev_definition(d), ring=n) for n, o in changed.items()
                                 for d in o.removed_devs],
             "change": changes.to_json(),
         }
@@ -109,13 +109,6 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
         result.written = True
         result.exit_code = EXIT_WARNING if result.messages else EXIT_OK
         return result
-
-
-def _dev_def(dev: dict) -> dict:
-    """A device's full definition, for the history (and a later rejoin)."""
-    keep = ("id", "region", "zone", "ip", "port", "replication_ip", "replication_port",
-            "device", "weight", "meta")
-    return {k: dev.get(k) for k in keep}
 
 
 def _when(seconds: int) -> str:
