@@ -107,13 +107,12 @@ def write_rings(config, *, confirm, show, argv, dry_run: bool = False) -> dict:
     store.refuse_if_pending()
     with contextlib.nullcontext() if dry_run else store.lock():
         builders = store.load_all()
-        todo = {n: b for n, b in builders.items()
-                if b._replica2part2dev and store.ring_state(n, b) != "up to date"}
+        states = {n: store.ring_state(n, b) for n, b in builders.items() if b._replica2part2dev}
+        todo = {n: builders[n] for n, state in states.items() if state != "up to date"}
         if not todo:
             raise NotYet("every ring.gz is up to date: nothing to write")
-        for n in todo:
-            show(f"  {n}.ring.gz is {store.ring_state(n, builders[n])}: write it from "
-                 f"{n}.builder (version {builders[n].version})")
+        for n, b in todo.items():
+            show(f"  {n}.ring.gz is {states[n]}: write it from {n}.builder (version {b.version})")
         if dry_run:
             return {"written": False, "rings": sorted(todo)}
         confirm(f"Write {len(todo)} ring file(s)?")
