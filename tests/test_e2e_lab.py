@@ -16,6 +16,22 @@ def ringmgr(lab, *args):
                           timeout=300)
 
 
+def fill(lab) -> None:
+    assert lab.put("e2e") in (201, 202)
+    for name, body in OBJECTS.items():
+        assert lab.put("e2e", name, body) == 201
+
+
+def pushed_and_replicated(lab, r) -> None:
+    """A ring change written and pushed: every node agrees, and after a replication
+    pass every object still reads back."""
+    assert r.returncode in (0, 1), r.stderr
+    assert json.loads(r.stdout)["written"] is True
+    assert ringmgr(lab, "verify").returncode == 0
+    lab.replicate()
+    assert all_readable(lab)
+
+
 def all_readable(lab) -> bool:
     return all(lab.get("e2e", name) == (200, body) for name, body in OBJECTS.items())
 
@@ -23,9 +39,7 @@ def all_readable(lab) -> bool:
 @pytest.mark.lab(nodes=4, disks=1)
 def test_remove_push_replicate_rejoin(lab_cluster):
     lab = lab_cluster
-    assert lab.put("e2e") in (201, 202)
-    for name, body in OBJECTS.items():
-        assert lab.put("e2e", name, body) == 201
+    fill(lab)
     r = ringmgr(lab, "verify")
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -36,20 +50,8 @@ def test_remove_push_replicate_rejoin(lab_cluster):
     r = ringmgr(lab, "ok-to-stop", "s04", "--quorum", "swift")
     assert r.returncode == 0, r.stdout + r.stderr
 
-    r = ringmgr(lab, "--json", "remove-node", "s04", "--yes", "--push")
-    assert r.returncode in (0, 1), r.stderr
-    assert json.loads(r.stdout)["written"] is True
-    r = ringmgr(lab, "verify")
-    assert r.returncode == 0, r.stdout + r.stderr  # every node and the proxy have the new rings
-    lab.replicate()
-    assert all_readable(lab)
-
-    r = ringmgr(lab, "--json", "rejoin-node", "s04", "--yes", "--push")
-    assert r.returncode in (0, 1), r.stderr
-    assert json.loads(r.stdout)["written"] is True
-    assert ringmgr(lab, "verify").returncode == 0
-    lab.replicate()
-    assert all_readable(lab)
+    pushed_and_replicated(lab, ringmgr(lab, "--json", "remove-node", "s04", "--yes", "--push"))
+    pushed_and_replicated(lab, ringmgr(lab, "--json", "rejoin-node", "s04", "--yes", "--push"))
     hist = json.loads(ringmgr(lab, "--json", "history").stdout)["history"]
     assert [e["description"].split()[0] for e in hist][-2:] == ["remove", "rejoin"]
 
@@ -73,9 +75,7 @@ def test_replace_disk_refills_from_replicas(lab_cluster):
     label = subprocess.run(["blkid", "-s", "LABEL", "-o", "value", node.block_devices[dev]],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert label
-    assert lab.put("e2e") in (201, 202)
-    for name, body in OBJECTS.items():
-        assert lab.put("e2e", name, body) == 201
+    fill(lab)
     lab.replicate()
     assert count_files(os.path.join(mount_point, "objects")) > 0
 
@@ -101,9 +101,7 @@ def test_drain_node_step_by_step_keeps_the_data(lab_cluster):
     """The gradual way out on a running cluster: each `drain-node` run performs the next
     weight step (pushed, then replicated), the last one removes the node."""
     lab = lab_cluster
-    assert lab.put("e2e") in (201, 202)
-    for name, body in OBJECTS.items():
-        assert lab.put("e2e", name, body) == 201
+    fill(lab)
     plan = ringmgr(lab, "--json", "drain-node", "s04", "--max-move", "15", "--dry-run")
     assert plan.returncode in (0, 1), plan.stderr
     steps = json.loads(plan.stdout)["steps"]
@@ -112,11 +110,7 @@ def test_drain_node_step_by_step_keeps_the_data(lab_cluster):
         r = ringmgr(lab, "--json", "drain-node", "s04", "--max-move", "15", "--yes", "--push")
         if r.returncode == 2 and "has no devices in any ring" in r.stderr:
             break  # drained and removed: nothing left to do
-        assert r.returncode in (0, 1), r.stderr
-        assert json.loads(r.stdout)["written"] is True
-        assert ringmgr(lab, "verify").returncode == 0
-        lab.replicate()
-        assert all_readable(lab)
+        pushed_and_replicated(lab, r)
     hist = json.loads(ringmgr(lab, "--json", "history").stdout)["history"]
     assert len(hist) >= 2
     status = json.loads(ringmgr(lab, "--json", "status").stdout)
