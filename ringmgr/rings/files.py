@@ -1,24 +1,33 @@
-"""Durable file primitives: atomic writes, directory fsync, md5, the directory lock.
+"""Durable file primitives: atomic writes, directory fsync, md5, checks on the files
+ringmgr reads and replaces.
 
-Every write goes to a temp file in the target's directory (named ``.ringmgr-tmp.*``
-so that recovery can sweep leftovers safely), is fsynced, renamed over the target,
-and the directory is fsynced.  Power-loss durability rests on fsync; it cannot be
-tested on this machine.
+Every write goes to a new temp file in the target's directory (``mkstemp``: a random
+name opened ``O_CREAT|O_EXCL``, named ``.ringmgr-tmp.*`` so that recovery can sweep
+leftovers safely), is fsynced, renamed over the target, and the directory is fsynced.
+A write that fails removes its temp file.  Power-loss durability rests on fsync; it
+cannot be tested on this machine.
+
+The directory lock lives in ``rings/lock.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import os
 import re
 import signal
+import stat
+import tempfile
 from pathlib import Path
 
-from ringmgr.errors import LockHeld, Refused
+from ringmgr.errors import BuilderError, Refused, UsageError
 
 TMP_PREFIX = ".ringmgr-tmp."
 FAULT_ENV = "RINGMGR_TEST_FAULT"
+
+# a builder at part power 22 with 1,000s of devices stays far below this
+MAX_BUILDER_BYTES = 1 << 30
 
 
 def fault_point(point: str) -> None:
@@ -48,20 +57,39 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644,
+                 replace: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix.
+
+    ``replace=False`` never replaces an existing ``path`` (it is linked into place,
+    which fails with FileExistsError if a file appeared there).  The temp file has a
+    random name and is created exclusively, so nobody can plant it beforehand; it is
+    removed if anything fails.  ``mode`` is set on the descriptor before the rename
+    (0644 by default, what swift gives builders and rings).
+    """
     path = Path(path)
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}"
     fault_point(f"write:{path.name}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        fault_point(f"fsync:{path.name}")
-        os.fsync(f.fileno())
-    if mode is not None:
-        os.chmod(tmp, mode)
-    fault_point(f"rename:{path.name}")
-    os.rename(tmp, path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            fault_point(f"fsync:{path.name}")
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        fault_point(f"rename:{path.name}")
+        if replace:
+            os.rename(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
     fsync_dir(path.parent)
 
 
@@ -70,7 +98,7 @@ def sweep_temp_files(directory: Path) -> list[Path]:
     removed = []
     if directory.is_dir():
         for p in directory.iterdir():
-            if p.name.startswith(TMP_PREFIX):
+            if p.name.startswith(TMP_PREFIX) and not p.is_symlink() and p.is_file():
                 p.unlink()
                 removed.append(p)
     return removed
@@ -84,106 +112,178 @@ def md5_file(path: Path) -> str | None:
         return None
 
 
-def parse_proc_locks(text: str) -> list[dict]:
-    """Parse /proc/locks.
-
-    Sample::
-
-        1: FLOCK  ADVISORY  WRITE 6893 fe:00:2146953 0 EOF
-        2: POSIX  ADVISORY  READ 812 00:19:18 0 EOF
-        3: FLOCK  ADVISORY  WRITE 77 00:19:20 0 EOF
-        3: -> FLOCK  ADVISORY  WRITE 99 00:19:20 0 EOF
-
-    Returns dicts with kind, access, pid, inode, and waiting (the ``->`` lines are
-    processes blocked on the lock, not holders).
-    """
-    out = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 6:
-            continue
-        waiting = fields[1] == "->"
-        f = fields[2:] if waiting else fields[1:]
-        try:
-            pid = int(f[3])
-            inode = int(f[4].split(":")[2])
-        except (IndexError, ValueError):
-            continue
-        out.append({"kind": f[0], "access": f[2], "pid": pid, "inode": inode,
-                    "waiting": waiting})
-    return out
-
-
-def lock_holders(lock_file: Path) -> list[tuple[int, str]]:
-    """(pid, command line) of processes holding a lock on ``lock_file``."""
+def read_regular(path: Path, *, limit: int = MAX_BUILDER_BYTES, what: str = "file") -> bytes:
+    """The bytes of ``path``, which must be a regular file (not a symlink, FIFO or
+    device) no larger than ``limit``: read once, so a check and a use see the same
+    bytes.  FileNotFoundError passes through; anything else is one line."""
     try:
-        inode = os.stat(lock_file).st_ino
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return []
-    holders = []
-    for entry in parse_proc_locks(text):
-        if entry["inode"] == inode and not entry["waiting"] and entry["pid"] != os.getpid():
-            try:
-                cmd = Path(f"/proc/{entry['pid']}/cmdline").read_bytes()
-                cmd = cmd.replace(b"\0", b" ").decode("utf-8", "replace").strip()
-            except OSError:
-                cmd = "?"
-            holders.append((entry["pid"], cmd))
-    return holders
-
-
-@contextlib.contextmanager
-def directory_lock(directory: Path, timeout: float, *, swift_lock: bool = True):
-    """swift's own ``lock_parent_directory`` on ``directory`` (the ``.lock`` file that
-    ``swift-ring-builder-safe`` takes), so ringmgr and swift's tool exclude each other.
-
-    ``swift_lock=False`` takes the very same lock (an exclusive ``flock`` on the same
-    ``.lock`` file, polled until ``timeout``) without importing swift, whose import
-    pulls in eventlet (~0.2 s): for ``push``, which needs no other part of swift.
-    """
-    if not Path(directory).is_dir():
-        raise Refused(f"builder_dir {directory} does not exist or is not a directory")
-    if not os.access(directory, os.W_OK):
-        raise Refused(f"{directory} is not writable by this user: nothing was changed")
-    if swift_lock:
-        from swift.common.exceptions import LockTimeout
-        from swift.common.utils import lock_parent_directory
-
-        lock = lock_parent_directory(str(directory / "ringmgr"), timeout)
-        timeout_error: type[BaseException] = LockTimeout
-    else:
-        lock = _flock(directory / ".lock", timeout)
-        timeout_error = TimeoutError
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise BuilderError(symlink_message(path, what))
+        if e.errno == errno.ENOENT:
+            raise FileNotFoundError(e.errno, e.strerror, str(path))
+        raise BuilderError(f"{what} {path} cannot be read ({e.strerror})")
     try:
-        with lock:
-            yield
-    except timeout_error:
-        holders = lock_holders(directory / ".lock")
-        who = "; ".join(f"pid {pid} ({cmd})" for pid, cmd in holders) or "a process not found"
-        raise LockHeld(f"{directory} is locked by {who}; waited {timeout:g} s. "
-                       f"Let it finish (or stop it) and run the command again")
-
-
-@contextlib.contextmanager
-def _flock(path: Path, timeout: float):
-    import fcntl
-    import time
-
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BuilderError(f"{what} {path} is not a regular file; move it away "
+                               f"(restore the real file from backups/)")
+        if st.st_size > limit:
+            raise BuilderError(f"{what} {path} is {st.st_size} bytes, more than the "
+                               f"{limit} a {what} can be: not reading it")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(str(path))
-                time.sleep(0.01)
-        yield
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise BuilderError(f"{what} {path} grew past {limit} bytes while being read")
+        return data
     finally:
         os.close(fd)
+
+
+def symlink_message(path: Path, what: str) -> str:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return (f"{what} {path} is a symlink (to {target}): ringmgr replaces files atomically "
+            f"and would replace the link with a file; set builder_dir to the directory "
+            f"that holds the real files, or replace the link by the file")
+
+
+def check_replaceable(path: Path, what: str = "file") -> None:
+    """Refuse before a change when ``path`` could not be replaced atomically: a symlink
+    or non-regular file in its place, an immutable or append-only file (``chattr``),
+    or a directory that this user cannot write."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise Refused(symlink_message(path, what))
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(f"{what} {path} is not a regular file; move it away first")
+        flags = _inode_flags(path)
+        if flags & (FS_IMMUTABLE_FL | FS_APPEND_FL):
+            kind = "immutable" if flags & FS_IMMUTABLE_FL else "append-only"
+            raise Refused(f"{path} is {kind} (chattr {'+i' if kind == 'immutable' else '+a'}):"
+                          f" nothing was changed; remove the flag with "
+                          f"`chattr -{'i' if kind == 'immutable' else 'a'} {path}`, or leave "
+                          f"this ring alone")
+    check_writable_dir(path.parent)
+
+
+def check_writable_dir(directory: Path) -> None:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise Refused(f"{directory} is not a directory: nothing was changed")
+    if _inode_flags(directory) & FS_IMMUTABLE_FL:
+        raise Refused(f"{directory} is immutable (chattr +i): nothing was changed; remove "
+                      f"the flag with `chattr -i {directory}`")
+    if not os.access(directory, os.W_OK):
+        ro = _read_only_fs(directory)
+        why = "is on a read-only filesystem" if ro else "is not writable by this user"
+        raise Refused(f"{directory} {why}: nothing was changed")
+
+
+FS_IOC_GETFLAGS = 0x80086601
+FS_IMMUTABLE_FL = 0x00000010
+FS_APPEND_FL = 0x00000020
+
+
+def _inode_flags(path: Path) -> int:
+    """The ``chattr`` flags of ``path`` (0 where the filesystem has none, e.g. tmpfs)."""
+    import array
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        buf = array.array("l", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf, True)
+        return int(buf[0])
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def os_error_message(e: OSError, doing: str) -> str:
+    """One line for an OS error: what failed, on which path, and the usual fix."""
+    path = e.filename or "?"
+    fix = {errno.ENOSPC: "free space on that filesystem",
+           errno.EDQUOT: "raise the quota or free space",
+           errno.EROFS: "remount it read-write",
+           errno.EACCES: "check the permissions",
+           errno.EPERM: "check the permissions and `lsattr` flags",
+           errno.EISDIR: "move the directory away",
+           errno.ENOTDIR: "move the file away",
+           errno.EIO: "check the disk (dmesg)"}.get(e.errno, "fix the cause")
+    return f"{doing}: {e.strerror or e} ({path}); {fix}"
+
+
+# -- files ringmgr writes for the operator ---------------------------------------------
+
+def check_output(path, *, force: bool, option: str,
+                 protected: tuple[Path, ...] = ()) -> None:
+    """Refuse an output path (``--plan-out``, ``--chart``, ...) before any work is done.
+
+    ringmgr never overwrites a file it did not create for that purpose: an existing
+    path is refused unless ``force``; a builder, a ring file, and every path in
+    ``protected`` (the config, builder_dir's state and backups) are refused always."""
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    name = real.name
+    if name.endswith((".builder", ".ring.gz", ".ring")):
+        raise UsageError(f"{option} {path} would overwrite a swift ring or builder file; "
+                         f"choose another file name")
+    for p in protected:
+        p = Path(os.path.realpath(p))
+        if real == p or p in real.parents:
+            raise UsageError(f"{option} {path} is {p}, which ringmgr keeps for itself; "
+                             f"choose another file")
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory; give a file name")
+    if not real.parent.is_dir():
+        raise UsageError(f"{option} {path}: directory {real.parent} does not exist")
+    if os.path.islink(path):
+        raise UsageError(f"{option} {path} is a symlink; give the real file name")
+    if os.path.lexists(path) and not force:
+        raise UsageError(f"{option} {path} exists; ringmgr does not overwrite it (choose "
+                         f"another name, or add --force)")
+
+
+def write_output(path, data: bytes, *, force: bool, option: str,
+                 protected: tuple[Path, ...] = ()) -> None:
+    """``check_output``, then write ``data`` atomically (never over a file that
+    appeared in the meantime, unless ``force``)."""
+    check_output(path, force=force, option=option, protected=protected)
+    path = Path(path)
+    try:
+        atomic_write(path, data, mode=0o644, replace=force)
+    except FileExistsError:
+        raise UsageError(f"{option} {path} appeared while writing; not overwritten "
+                         f"(add --force to overwrite)")
+    except OSError as e:
+        raise UsageError(os_error_message(e, f"{option} {path} could not be written"))
 
 
 _RING_RE = re.compile(r"^(account|container|object(-[0-9]+)?)$")
@@ -191,3 +291,17 @@ _RING_RE = re.compile(r"^(account|container|object(-[0-9]+)?)$")
 
 def is_ring_name(name: str) -> bool:
     return bool(_RING_RE.match(name))
+
+
+# a device name is a directory under mount_root on every node
+_DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def device_name_problem(name) -> str | None:
+    """Why ``name`` cannot be a new device (None when it can)."""
+    if not isinstance(name, str) or not name:
+        return "a device name must not be empty"
+    if not _DEVICE_RE.match(name):
+        return (f"device name {name!r} must be letters, digits, '.', '_' or '-' (at most 64,"
+                f" not starting with '.' or '-'): it is a directory under mount_root")
+    return None
