@@ -2,45 +2,52 @@
 
 A change of several rings is one transaction:
 
-1. ``.ringmgr/txn/`` is created (a change is now in progress);
-2. the current builder and ring of every ring in the change are copied to
-   ``backups/`` (``<unix time>.<name>``, like swift-ring-builder);
-3. the new builders (pickled exactly as ``RingBuilder.save`` does) and rings
+1. every target is checked first: replaceable (a regular file, not immutable, in a
+   writable directory), and still the very file the change was computed from (the
+   md5 taken when it was loaded: compare-and-swap, so an edit made meanwhile by
+   ``swift-ring-builder`` is never overwritten);
+2. ``.ringmgr/txn/`` is created (a change is now in progress);
+3. the builder and ring of every ring in the change are copied to ``backups/``
+   (``<unix time>.<change id>.<name>``, like swift-ring-builder);
+4. the new builders (pickled exactly as ``RingBuilder.save`` does) and rings
    (``RingData.save`` under their final base name, so the gzip header is the one
    swift-ring-builder writes) are staged in ``txn/`` and fsynced;
-4. ``txn/journal.json`` is written atomically: the commit point;
-5. each staged file is renamed over its final name; ``builder_dir`` is fsynced;
-6. the history record is appended and ``txn/`` removed.
+5. ``txn/journal.json`` is written atomically: the commit point;
+6. each staged file is renamed over its final name; ``builder_dir`` is fsynced;
+7. the history record is added and ``txn/`` removed.
 
-A process killed before 4 leaves the old files in place: the next ``resume`` undoes
-the change (removes ``txn/``).  Killed after 4: ``resume`` finishes the renames.
-Until then ``status`` reports it and every other change refuses.  Readers that look
-between two renames of step 5 can see a mix of old and new rings; that is what the
-journal repairs.
+Anything that fails before 5 is undone at once (nothing changed).  A process killed
+before 5 leaves the old files in place: ``resume`` undoes the change.  Killed or
+failed after 5: ``resume`` finishes the renames, again only over files that are still
+the ones the change replaces.  Until then ``status`` reports it and every other
+change refuses.
 """
 
 from __future__ import annotations
 
-import getpass
+import hashlib
 import json
 import os
-import pickle
-import shutil
+import stat
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from ringmgr.errors import BuilderError, Refused
+from ringmgr.rings import txn
 from ringmgr.rings.files import (
-    TMP_PREFIX, atomic_write, directory_lock, fault_point, fsync_dir, is_ring_name,
-    md5_file, sweep_temp_files,
+    check_replaceable, check_writable_dir, is_ring_name, md5_file, read_regular,
 )
+from ringmgr.rings.builderfile import builder_from_bytes, builder_pickle
+from ringmgr.rings.historylog import HistoryDamaged, HistoryLog
+from ringmgr.rings.lock import DirectoryLock, describe_holders, is_locked
+from ringmgr.rings.ringfile import RingCheck, check_ring_file
 
 STATE_DIR = ".ringmgr"
 TXN_DIR = "txn"
 JOURNAL = "journal.json"
 HISTORY = "history.jsonl"
+SET_ASIDE = "set-aside"
 
 
 def pending_change(builder_dir) -> dict | None:
@@ -64,6 +71,9 @@ class RingStore:
         self.lock_timeout = lock_timeout
         self.format_version = format_version
         self.clock = clock
+        self.loaded: dict[str, str] = {}  # ring -> md5 of the builder bytes loaded
+        self._loaded_bytes: dict[str, bytes] = {}
+        self.log = HistoryLog(self.history_path, self.state_dir / SET_ASIDE, clock)
 
     @classmethod
     def from_config(cls, config) -> "RingStore":
@@ -94,6 +104,10 @@ class RingStore:
         """builder_dir must be a directory (a file or a typo is bad input, exit 2)."""
         if not self.dir.is_dir():
             raise BuilderError(f"builder_dir {self.dir} does not exist or is not a directory")
+        st = _lstat(self.state_dir)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise BuilderError(f"{self.state_dir} is not a directory (ringmgr keeps its "
+                               f"history and transactions there): move it away")
 
     # -- discovery and loading -----------------------------------------------
     def discover(self) -> list[str]:
@@ -104,7 +118,7 @@ class RingStore:
                 if not is_ring_name(name):
                     raise BuilderError(f"cluster.rings: {name!r} is not a ring name "
                                        f"(account, container, object, object-N)")
-                if not self.files(name).builder.exists():
+                if not os.path.lexists(self.files(name).builder):
                     raise BuilderError(f"{self.files(name).builder} is missing "
                                        f"(listed in cluster.rings)")
             names = list(self.only)
@@ -122,46 +136,61 @@ class RingStore:
         return sorted(names, key=_ring_order)
 
     def load(self, name: str):
-        from swift.common.ring import RingBuilder
-
+        """The builder of ``name``, read once (its md5 is kept for compare-and-swap)."""
         path = self.files(name).builder
-        if not path.exists():
-            raise BuilderError(f"{path} is missing")
         try:
-            builder = RingBuilder.load(str(path))
-        except Exception as e:  # pickle raises many kinds on a damaged file
-            raise BuilderError(f"{path} is truncated or corrupt ({type(e).__name__}); "
-                               f"restore it from {self.backup_dir} or `ringmgr rollback`")
-        if not hasattr(builder, "_replica2part2dev"):
-            raise BuilderError(f"{path} is not a ring builder")
+            data = read_regular(path, what="builder")
+        except FileNotFoundError:
+            raise BuilderError(f"{path} is missing")
+        builder = builder_from_bytes(data, path, self.backup_dir)
+        self.loaded[name] = hashlib.md5(data).hexdigest()
+        self._loaded_bytes[name] = data
         return builder
 
     def load_all(self) -> dict:
         return {name: self.load(name) for name in self.discover()}
 
-    def ring_state(self, name: str, builder) -> str:
-        """'up to date', 'missing', 'stale' (older than the builder) or 'corrupt'."""
-        from swift.common.ring import RingData
+    def ring_check(self, name: str, builder) -> RingCheck:
+        """Is ``name``.ring.gz current: the ring swift would write from ``builder``?"""
+        return check_ring_file(self.files(name).ring, name, builder)
 
-        path = self.files(name).ring
-        if not path.exists():
-            return "missing"
+    def ring_checks(self, names, *, ring_md5s: dict | None = None) -> dict[str, RingCheck]:
+        """``ring_check`` for each ring, cheaply where ringmgr wrote both files: when the
+        builder and the ring.gz still have the md5s the latest change recorded for
+        them, the ring is the one that change made from that builder.  Anything else
+        (edited by swift-ring-builder, no history) gets the full check."""
         try:
-            data = RingData.load(str(path))
-        except Exception:
-            return "corrupt"
-        if getattr(data, "version", None) != builder.version:
-            return "stale"
-        return "up to date"
+            last = {}
+            for rec in self.history():
+                for ring, r in rec.get("rings", {}).items():
+                    last[ring] = (r.get("builder_md5_after"), r.get("ring_md5_after"))
+        except (HistoryDamaged, BuilderError, OSError):
+            last = {}
+        out = {}
+        for name in names:
+            f = self.files(name)
+            ring_md5 = (ring_md5s or {}).get(name) or md5_file(f.ring)
+            pair = last.get(name)
+            if (pair and pair[1] and ring_md5 == pair[1] and not f.builder.is_symlink()
+                    and md5_file(f.builder) == pair[0]):
+                out[name] = RingCheck("up to date", "as ringmgr wrote it")
+            else:
+                out[name] = self.ring_check(name, self.load(name))
+        return out
+
+    def ring_state(self, name: str, builder) -> str:
+        """'up to date', 'missing', 'stale', 'corrupt' or 'foreign' (see ringfile.py)."""
+        return self.ring_check(name, builder).state
 
     def check_rings_readable(self, builders: dict) -> None:
         """Refuse a change when a ring.gz is missing or corrupt next to its builder."""
         for name, builder in builders.items():
-            state = self.ring_state(name, builder)
-            if state in ("missing", "corrupt") and builder._replica2part2dev:
+            check = self.ring_check(name, builder)
+            if check.state in ("missing", "corrupt") and builder._replica2part2dev:
                 raise BuilderError(
-                    f"{self.files(name).ring} is {state}; write it from the builder with "
-                    f"`ringmgr write-rings` (or restore it from {self.backup_dir})")
+                    f"{self.files(name).ring} is {check.state} ({check.detail}); write it "
+                    f"from the builder with `ringmgr write-rings` (or restore it from "
+                    f"{self.backup_dir})")
 
     def refuse_unchangeable(self, builders: dict) -> None:
         for name, b in builders.items():
@@ -171,157 +200,112 @@ class RingStore:
                               f"with swift-ring-builder before changing this ring")
 
     # -- locking and the interrupted change ------------------------------------
-    def lock(self):
+    def lock(self, on_wait=None) -> DirectoryLock:
+        """The builder_dir lock (swift-ring-builder-safe's); while waiting for it,
+        ``on_wait(message)`` is told once who holds it (default: a logged warning)."""
         self.require_dir()
-        return directory_lock(self.dir, self.lock_timeout)
+        if on_wait is None:
+            import logging
 
-    def pending(self) -> dict | None:
-        if not self.txn_dir.exists():
+            on_wait = logging.getLogger("ringmgr").warning
+        return DirectoryLock(self.dir, self.lock_timeout, on_wait=on_wait)
+
+    def pending(self, *, held: bool = False) -> dict | None:
+        """The change in ``txn/``, if any: id, committed, description, rings, and
+        ``running`` (another process holds the lock: a change is being written now, not
+        interrupted).  ``held``: this process holds the lock itself."""
+        if not os.path.lexists(self.txn_dir):
             return None
         journal = self.txn_dir / JOURNAL
+        running = not held and is_locked(self.dir)
         try:
-            data = json.loads(journal.read_text())
+            data = json.loads(read_regular(journal, what="journal"))
             return {"id": data["record"]["id"], "committed": True,
                     "description": data["record"].get("description", ""),
-                    "rings": sorted(data["record"]["rings"])}
+                    "rings": sorted(data["record"]["rings"]), "running": running}
         except FileNotFoundError:
-            return {"id": None, "committed": False, "description": "", "rings": []}
-        except (ValueError, KeyError):
+            return {"id": None, "committed": False, "description": "", "rings": [],
+                    "running": running}
+        except (ValueError, KeyError, TypeError):
             # journal.json is written atomically, so a half file cannot exist
             raise BuilderError(f"{journal} is unreadable; inspect {self.txn_dir} by hand")
 
-    def refuse_if_pending(self) -> None:
-        p = self.pending()
-        if p is not None:
-            state = "committed, not yet finished" if p["committed"] else "not committed"
-            raise Refused(f"an interrupted ring change ({state}) is pending in "
-                          f"{self.txn_dir}: run `ringmgr resume` to "
-                          f"{'finish' if p['committed'] else 'undo'} it first")
-
-    def recover(self) -> str | None:
-        """Finish a committed interrupted change or undo an uncommitted one (call locked)."""
-        p = self.pending()
+    def refuse_if_pending(self, *, held: bool = False) -> None:
+        p = self.pending(held=held)
         if p is None:
-            sweep_temp_files(self.dir)
-            sweep_temp_files(self.backup_dir)
-            return None
-        if p["committed"]:
-            journal = json.loads((self.txn_dir / JOURNAL).read_text())
-            self._install(journal)
-            msg = f"finished interrupted change #{p['id']} ({p['description']})"
-        else:
-            shutil.rmtree(self.txn_dir)
-            fsync_dir(self.state_dir)
-            msg = "undid an interrupted change that had not been committed; the old rings stand"
-        sweep_temp_files(self.dir)
-        sweep_temp_files(self.backup_dir)
-        return msg
+            return
+        if p["running"]:
+            raise Refused(f"a ring change is being written right now by "
+                          f"{describe_holders(self.dir / '.lock')}; let it finish, then "
+                          f"run the command again")
+        state = "committed, not yet finished" if p["committed"] else "not committed"
+        raise Refused(f"an interrupted ring change ({state}) is pending in "
+                      f"{self.txn_dir}: run `ringmgr resume` to "
+                      f"{'finish' if p['committed'] else 'undo'} it first")
 
     # -- the transaction -------------------------------------------------------
-    def commit(self, new_builders: dict, record: dict) -> dict:
+    def preflight(self, names) -> None:
+        """Before a change: every file it replaces can be replaced (no symlink, no
+        immutable file, writable directories), and ringmgr's own state is sound."""
+        self.require_dir()
+        check_writable_dir(self.dir)
+        for name in names:
+            f = self.files(name)
+            check_replaceable(f.builder, "builder")
+            check_replaceable(f.ring, "ring file")
+        for d in (self.backup_dir, self.state_dir):
+            st = _lstat(d)
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                raise Refused(f"{d} is not a directory: move it away; nothing was changed")
+            if st is not None:
+                check_writable_dir(d)
+        st = _lstat(self.history_path)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise Refused(f"{self.history_path} is not a regular file: move it away; "
+                          f"nothing was changed")
+
+    # -- the transaction (see txn.py) -------------------------------------------
+    def commit(self, new_builders: dict, record: dict, *,
+               expected_md5: dict | None = None) -> dict:
         """Write ``new_builders`` (name -> RingBuilder) all or nothing; call locked.
 
         ``record`` is the history entry (description, argv, seed, ...); this fills in
         id, time, user and per ring the versions, md5s and backups, and returns it.
+        ``expected_md5`` (default: what this store loaded) is the md5 each builder file
+        must still have: if another tool changed one meanwhile, nothing is written.
         """
-        self.refuse_if_pending()
-        if not os.access(self.dir, os.W_OK):
-            raise Refused(f"{self.dir} is not writable by this user: nothing was changed")
-        sweep_temp_files(self.dir)
-        self.state_dir.mkdir(exist_ok=True)
-        record = dict(record)
-        record.setdefault("id", self.next_id())
-        record.setdefault("time", self.clock())
-        record.setdefault("user", _user())
-        record.setdefault("rings", {})
+        return txn.commit(self, new_builders, record, expected_md5=expected_md5)
 
-        self.txn_dir.mkdir()
-        fsync_dir(self.state_dir)
-        fault_point("txn:begin")
-        self.backup_dir.mkdir(exist_ok=True)
-        stamp = int(record["time"])
-        staged = []
-        for name, builder in new_builders.items():
-            f = self.files(name)
-            entry = record["rings"].setdefault(name, {})
-            entry.update({
-                "builder_md5_before": md5_file(f.builder),
-                "ring_md5_before": md5_file(f.ring),
-            })
-            for src in (f.builder, f.ring):
-                if src.exists():
-                    dest = self.backup_dir / f"{stamp}.{record['id']}.{src.name}"
-                    atomic_write(dest, src.read_bytes())
-                    entry["backup_" + ("builder" if src == f.builder else "ring")] = \
-                        str(dest.relative_to(self.dir))
-            if builder._id is None:
-                builder._id = uuid.uuid4().hex
-            data = pickle.dumps(builder.to_dict(), protocol=2)
-            atomic_write(self.txn_dir / f.builder.name, data)
-            staged.append(f.builder.name)
-            entry["builder_md5_after"] = md5_file(self.txn_dir / f.builder.name)
-            entry["version_after"] = builder.version
-            entry["id"] = builder.id
-            if builder._replica2part2dev:
-                fault_point(f"write:{f.ring.name}")
-                kw = {} if self.format_version is None else {"format_version": self.format_version}
-                builder.get_ring().save(str(self.txn_dir / f.ring.name), **kw)
-                staged.append(f.ring.name)
-                entry["ring_md5_after"] = md5_file(self.txn_dir / f.ring.name)
-            else:
-                entry["ring_md5_after"] = entry["ring_md5_before"]
-        fsync_dir(self.txn_dir)
-        fault_point("txn:staged")
-        journal = {"record": record, "files": staged}
-        atomic_write(self.txn_dir / JOURNAL, json.dumps(journal).encode())
-        fault_point("txn:committed")
-        self._install(journal)
-        return record
+    def recover(self, *, discard: bool = False, force: bool = False) -> str | None:
+        """Finish a committed interrupted change or undo an uncommitted one (call
+        locked); never over a file edited meanwhile unless ``force`` (see txn.py)."""
+        return txn.recover(self, discard=discard, force=force)
 
-    def _install(self, journal: dict) -> None:
-        for fname in journal["files"]:
-            src = self.txn_dir / fname
-            if src.exists():
-                fault_point(f"install:{fname}")
-                os.rename(src, self.dir / fname)
-        fsync_dir(self.dir)
-        fault_point("txn:installed")
-        record = journal["record"]
-        if not any(r.get("id") == record["id"] for r in self.history()):
-            self._append_history(record)
-        fault_point("txn:recorded")
-        shutil.rmtree(self.txn_dir)
-        fsync_dir(self.state_dir)
-
-    # -- history ---------------------------------------------------------------
-    def history(self) -> list[dict]:
+    # -- history (see historylog.py) ---------------------------------------------
+    def read_history(self) -> tuple[list[dict], list[tuple[int, str]]]:
+        """(records, damage): damaged lines are reported, never skipped silently."""
         self.require_dir()
-        try:
-            text = self.history_path.read_text()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in text.splitlines():
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue  # a torn last line from a crash mid-append: the journal redoes it
-        return out
+        return self.log.read()
+
+    def history(self) -> list[dict]:
+        """Every change record; HistoryDamaged if a line is damaged."""
+        self.require_dir()
+        return self.log.records()
+
+    def damage_message(self, damage) -> str:
+        return self.log.damage_message(damage)
+
+    def repair_history(self):
+        return self.log.repair()
 
     def next_id(self) -> int:
-        return max((r["id"] for r in self.history()), default=0) + 1
+        return self.log.next_id()
 
-    def _append_history(self, record: dict) -> None:
-        line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.history_path, "a+b") as f:
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a torn line from a killed append
-                    line = "\n" + line
-            f.write(line.encode())
-            f.flush()
-            os.fsync(f.fileno())
+def _lstat(path: Path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _ring_order(name: str):
@@ -331,11 +315,8 @@ def _ring_order(name: str):
     return (2, int(name.split("-", 1)[1]))
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return str(os.getuid())
 
+PartlyInstalled = txn.PartlyInstalled
 
-__all__ = ["RingStore", "pending_change", "TMP_PREFIX"]
+__all__ = ["RingStore", "pending_change", "PartlyInstalled", "HistoryDamaged",
+           "builder_pickle", "builder_from_bytes"]  # the last three re-exported
