@@ -49,6 +49,7 @@ def make_rings(d: Path, part_power: int, devices: int) -> list[Path]:
     for n in RINGS:
         p = d / f"{n}.ring.gz"
         ring.save(str(p))
+        b.save(str(d / f"{n}.builder"))  # push sends only rings current with a builder
         paths.append(p)
     return paths
 

@@ -452,14 +452,3 @@ def _is_number(x) -> bool:
 def _tname(value) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def config_warnings(config: Config, ring_ips: dict[str, set[str]]) -> list[str]:
-    """Warnings that need the rings: a node ip that matches no device in any ring."""
-    all_ips = set().union(*ring_ips.values()) if ring_ips else set()
-    out = []
-    for name, node in config.nodes.items():
-        if node.ip not in all_ips:
-            out.append(f"{config.path}: nodes.{name}.ip: {node.ip} matches no device in any "
-                       f"ring (not yet added?)")
-    return out

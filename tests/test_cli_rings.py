@@ -208,7 +208,16 @@ def test_partition_power_increase_refused(cluster):
     (["remove-device", "s01", "sdz"], "device sdz of node s01"),
     (["set-weight", "s01", "-5"], "non-negative"),
     (["set-weight", "s01", "heavy"], "not a number"),
-    (["set-weight", "s01", "nan"], "non-negative"),
+    (["set-weight", "s01", "nan"], "finite number"),
+    (["set-weight", "s01", "1e300"], "beyond the sane bound"),
+    (["set-weight", "s01", "1e308"], "beyond the sane bound"),
+    (["set-weight", "s01/", "0"], "device name after '/' is empty"),
+    (["set-weight", "/sdb", "0"], "node name is empty"),
+    (["set-weight", "s01", "5000"], "median"),  # 50x the median 100: a typo guard
+    (["remove-node", "s01", "--used-bytes", "object=nan", "--dry-run"], "finite"),
+    (["remove-node", "s01", "--used-bytes", "object=inf", "--dry-run"], "finite"),
+    (["remove-node", "s01", "--used-bytes", "object=1e30", "--dry-run"], "sane bound"),
+    (["remove-node", "s01", "--used-bytes", "nosuchring=5", "--dry-run"], "RING=BYTES"),
     (["set-weight", "s99/sdb", "5"], "unknown node"),
     (["remove-node", "s07"], "has no devices in any ring"),
     (["rollback", "--to", "42"], "no changes recorded yet"),
@@ -338,7 +347,9 @@ def test_write_rings_repairs_stale_ring(cluster):
     assert r.exit_code == 1
     before = cluster.checksums()
     r = run(cluster, "--json", "write-rings", "--dry-run")
-    assert r.exit_code == 0 and json.loads(r.stdout) == {"written": False, "rings": ["object"]}
+    data = json.loads(r.stdout)
+    assert r.exit_code == 0 and data["written"] is False and data["rings"] == ["object"]
+    assert data["states"]["object"]["state"] == "stale"
     assert cluster.checksums() == before
     r = run(cluster, "write-rings", "--yes")
     assert r.exit_code == 0, r.output

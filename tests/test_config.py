@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ringmgr.config import config_warnings, load_config
+from ringmgr.config import load_config
 from ringmgr.errors import ConfigError
 
 BASE = """
@@ -145,9 +145,14 @@ def test_missing_file(tmp_path):
 
 
 def test_warning_for_node_ip_without_devices(tmp_path):
+    from ringmgr.rings.status import ring_warnings
+    from tests.helpers.small_rings import build_ring
+
     c = load_config(write(tmp_path, BASE + '\n[nodes.s09]\nip = "10.0.0.9"\n'))
-    w = config_warnings(c, {"object": {"10.0.0.1"}})
+    ring = build_ring(nodes=3)  # devices at 127.0.0.1-3 only
+    w = [x for x in ring_warnings(c, {"object": ring}, []) if "s09" in x]
     assert len(w) == 1 and "nodes.s09.ip" in w[0] and str(c.path) in w[0]
+    assert "not yet added" in w[0]
 
 
 def test_config_lookup_order(tmp_path, monkeypatch):

@@ -33,8 +33,10 @@ def tree(d):
             if os.path.isfile(os.path.join(d, p))}
 
 
-def make_rings(d, names=RINGS, pp=6, changes=0, devices=6):
-    """Real rings; each ``changes`` is one more weight change + rebalance (version up)."""
+def make_rings(d, names=RINGS, pp=6, changes=0, devices=6, builders=False):
+    """Real rings; each ``changes`` is one more weight change + rebalance (version up).
+    ``builders``: save the builders too (an admin host's builder_dir: push sends only
+    rings that are what their builders make)."""
     os.makedirs(d, exist_ok=True)
     out = {}
     for n in names:
@@ -48,6 +50,8 @@ def make_rings(d, names=RINGS, pp=6, changes=0, devices=6):
             b.rebalance(seed=1)
         path = os.path.join(d, f"{n}.ring.gz")
         b.get_ring().save(path)
+        if builders:
+            b.save(os.path.join(d, f"{n}.builder"))
         out[n] = path
     return out
 
@@ -56,7 +60,7 @@ class Env:
     def __init__(self, hosts, tmp_path, **cfg):
         self.hosts = hosts
         self.admin = tmp_path / "admin"
-        self.rings = make_rings(self.admin, changes=1)
+        self.rings = make_rings(self.admin, changes=1, builders=True)
         self.config = hosts.write_config(tmp_path / "ringmgr.toml", self.admin, **cfg)
 
     def run(self, *args):
@@ -103,7 +107,7 @@ def test_push_updates_every_node_byte_identical_then_skips(env):
     assert rep["written"] is False
     assert all(h["updated"] == [] and len(h["unchanged"]) == 3 for h in rep["hosts"])
     # one ring changes: only that one travels
-    make_rings(env.admin, names=("object",), changes=2)
+    make_rings(env.admin, names=("object",), changes=2, builders=True)
     rep = json.loads(env.run("--json", "push").stdout)
     assert [h["updated"] for h in rep["hosts"]] == [["object.ring.gz"]] * 3
     assert tree(env.node("h03")) == env.admin_md5()
@@ -278,7 +282,8 @@ def test_push_killed_midway_leaves_each_node_old_or_new(sshd_hosts_factory, tmp_
     old_dir, admin = tmp_path / "old", tmp_path / "admin"
     old = {f"{n}.ring.gz": md5(p) for n, p in make_rings(old_dir, pp=14, devices=12).items()}
     new = {f"{n}.ring.gz": md5(p)
-           for n, p in make_rings(admin, pp=14, devices=12, changes=1).items()}
+           for n, p in make_rings(admin, pp=14, devices=12, changes=1,
+                                               builders=True).items()}
     cfg = hosts.write_config(tmp_path / "ringmgr.toml", admin, parallel=2)
     killed_mid = 0
     for changes_seen in (1, 3, 6):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 
 import click
@@ -39,6 +40,7 @@ class RingmgrGroup(click.Group):
     def main(self, args=None, prog_name="ringmgr", **extra):
         args = list(sys.argv[1:] if args is None else args)
         app = App(argv=["ringmgr", *args])
+        previous = _on_sigterm_raise()
         try:
             with self.make_context(prog_name, list(args), obj=app, **extra) as ctx:
                 rv = self.invoke(ctx)
@@ -50,13 +52,58 @@ class RingmgrGroup(click.Group):
         except click.ClickException as e:
             _fail(app, None, e.format_message(), EXIT_ERROR)
         except RingmgrError as e:
+            if getattr(e, "written", False):
+                app.written = True
             _fail(app, e, str(e), e.exit_code)
+        except Terminated:
+            _fail(app, None, "terminated (SIGTERM); if a ring change was being written, "
+                             "`ringmgr status` shows it and `ringmgr resume` finishes or undoes "
+                             "it", EXIT_ERROR)
         except KeyboardInterrupt:
             _fail(app, None, "interrupted; if a ring change was being written, `ringmgr status` "
                               "shows it and `ringmgr resume` finishes or undoes it", EXIT_ERROR)
+        except OSError as e:
+            from ringmgr.rings.files import os_error_message
+
+            _fail(app, e, os_error_message(e, "a file operation failed") + _pending_hint(app),
+                  EXIT_ERROR)
         except Exception as e:  # a bug: say so in one line, traceback with RINGMGR_DEBUG=1
             _fail(app, e, f"internal error: {type(e).__name__}: {e} (set RINGMGR_DEBUG=1 for "
                           f"the traceback)", EXIT_ERROR)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every ``with`` and ``finally``
+    unwinds (locks released, forked workers killed) instead of dying mid-step."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm_raise():
+    """Install the SIGTERM handler (main thread only); return the previous one."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _pending_hint(app) -> str:
+    """'; a ring change is pending: ...' when the error left one behind."""
+    try:
+        from ringmgr.rings.store import RingStore
+
+        if RingStore.from_config(app.config).pending() is not None:
+            return "; a ring change is pending: `ringmgr status` shows it, `ringmgr resume` " \
+                   "finishes or undoes it"
+    except Exception:
+        pass
+    return ""
 
 
 def _fail(app: App, exc, message: str, code: int):

@@ -14,14 +14,16 @@ from ringmgr.errors import Refused
 def register(group: click.Group) -> None:
     @group.command("shutdown-node")
     @click.argument("node")
-    @click.option("--force", is_flag=True,
-                  help="proceed even when stopping NODE leaves partitions short of quorum")
     @quorum_option
     @change_options
-    def shutdown_node(node, force, quorum, **kw):
+    def shutdown_node(node, quorum, **kw):
         """Take NODE out for days: check it is safe to stop (ok-to-stop), then remove its
-        devices from every ring.  The history keeps their full definitions, so
+        devices from every ring (--force: even when stopping it leaves partitions short
+        of quorum).  The history keeps their full definitions, so
         `ringmgr rejoin-node NODE` brings them back exactly as they were."""
+        return _shutdown(node, quorum, **kw)
+
+    def _shutdown(node, quorum, *, force=False, **kw):
         from ringmgr.cli.risk import ok_to_stop_check
         from ringmgr.rings.engine import plan_remove
 
@@ -40,7 +42,7 @@ def register(group: click.Group) -> None:
                               f"(`ringmgr rejoin-node {node}` brings it back)")
             return cs
 
-        return _run(planner, **kw)
+        return _run(planner, force=force, **kw)
 
     @group.command("rejoin-node")
     @click.argument("node")

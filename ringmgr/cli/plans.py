@@ -16,14 +16,23 @@ class SimulationHooks:
     """Called by ``service.run_change`` right after the simulation (``after_simulation``):
     draws the chart and saves the plan.  ``saves`` tells the caller to write nothing."""
 
-    def __init__(self, app, config, *, plan_out=None, chart=None, schedule=None):
+    def __init__(self, app, config, *, plan_out=None, chart=None, schedule=None,
+                 force=False):
+        from ringmgr.rings.files import check_output
+
         self.app = app
         self.config = config
         self.plan_out = plan_out
         self.chart = chart
+        self.force = force
+        self.protected = protected_paths(config)
         self.schedule = schedule or []
         self.saves = plan_out is not None
         self.base_md5 = {}
+        # refuse a bad output path before the (possibly long) simulation
+        for option, path in (("--plan-out", plan_out), ("--chart", chart)):
+            if path is not None:
+                check_output(path, force=force, option=option, protected=self.protected)
         if self.saves:
             from ringmgr.rings.plan import builder_md5s
             from ringmgr.rings.store import RingStore
@@ -32,7 +41,8 @@ class SimulationHooks:
 
     def __call__(self, result) -> None:
         if self.chart:
-            draw_chart(self.app, result.reports, self.chart)
+            draw_chart(self.app, result.reports, self.chart, force=self.force,
+                       protected=self.protected)
         if self.saves:
             from ringmgr.rings.plan import Plan
 
@@ -41,7 +51,7 @@ class SimulationHooks:
             store = RingStore.from_config(self.config)
             plan = Plan.from_result(self.base_md5, result, _argv(self.app), self.schedule,
                                     load=store.load)
-            plan.save(self.plan_out)
+            plan.save(self.plan_out, force=self.force, protected=self.protected)
 
     def json(self, result) -> dict:
         d = result.to_json()
@@ -63,20 +73,26 @@ def _argv(app) -> list[str]:
     return list(getattr(app, "argv", None) or ["ringmgr", *sys.argv[1:]])
 
 
-def draw_chart(app, reports: dict, path) -> None:
+def protected_paths(config) -> tuple:
+    """Files an output option must never replace: the config and ringmgr's own state."""
+    from pathlib import Path
+
+    d = Path(config.cluster.builder_dir)
+    paths = [d / ".ringmgr", d / "backups", d / ".lock"]
+    if getattr(config, "path", None):
+        paths.append(Path(config.path))
+    return tuple(paths)
+
+
+def draw_chart(app, reports: dict, path, *, force: bool = False, protected=()) -> None:
     """matplotlib PNG at ``path``; without matplotlib, bars on the terminal."""
-    try:
-        from ringmgr.rings.chart import render_bars, write_chart
-    except ImportError as e:
-        if "matplotlib" in str(e):
-            raise
-        app.note("note: --chart: this ringmgr has no chart module yet; no chart drawn")
-        return
-    try:
-        written = write_chart(reports, path)
-    except ImportError:
-        written = False
-    if written is False:
+    from ringmgr.rings.chart import chart_png, render_bars
+    from ringmgr.rings.files import write_output
+
+    png = chart_png(reports)
+    if png is not None:
+        write_output(path, png, force=force, option="--chart", protected=protected)
+    if png is None:
         app.note("note: matplotlib is not installed (pip install 'ringmgr[chart]'); "
                  "terminal bars instead of " + str(path))
         app.out(render_bars(reports))

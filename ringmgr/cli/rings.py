@@ -31,6 +31,10 @@ def change_options(f):
     @click.option("--chart", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
                   help="draw per-device and per-node fill before/after (terminal bars "
                        "without matplotlib)")
+    @click.option("--force", is_flag=True,
+                  help="override a guard: overwrite an existing --plan-out/--chart file, "
+                       "allow a weight over 10x a ring's median, save a rebalance that "
+                       "changed little (as swift-ring-builder rebalance --force)")
     @json_option
     @functools.wraps(f)
     def wrapper(*a, **kw):
@@ -40,26 +44,27 @@ def change_options(f):
 
 
 def _used_bytes(values) -> dict[str, float]:
+    from ringmgr.rings.files import is_ring_name
+    from ringmgr.rings.weights import check_used_bytes
+
     out = {}
     for v in values:
-        ring, _, n = v.partition("=")
-        try:
-            out[ring] = float(n)
-        except ValueError:
+        ring, eq, n = v.partition("=")
+        if not eq or not is_ring_name(ring):
             raise UsageError(f"--used-bytes {v!r}: expected RING=BYTES, e.g. object=1.2e15")
-        if out[ring] < 0:
-            raise UsageError(f"--used-bytes {v!r}: bytes must not be negative")
+        out[ring] = check_used_bytes(ring, n)
     return out
 
 
 def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
-         schedule=None):
+         schedule=None, force=False):
     from ringmgr.cli.plans import SimulationHooks
     from ringmgr.rings.service import progress_printer, run_change
 
     app = App.current()
     config = app.config
-    hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule)
+    hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule,
+                            force=force)
     result = run_change(
         config, planner, argv=App.current().argv, seed=seed,
         dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
@@ -110,7 +115,13 @@ def _push_after(app, config):
 
 
 def _node_dev(spec: str):
-    node, _, dev = spec.partition("/")
+    """NODE or NODE/DEV; 'NODE/' (an empty device name) is an error, not the node."""
+    node, slash, dev = spec.partition("/")
+    if slash and not dev:
+        raise UsageError(f"{spec!r}: the device name after '/' is empty (NODE for every "
+                         f"device of the node, NODE/DEV for one)")
+    if not node:
+        raise UsageError(f"{spec!r}: the node name is empty")
     return node, (dev or None)
 
 
@@ -156,12 +167,14 @@ def register(group: click.Group) -> None:
     @change_options
     def set_weight(target, weight, **kw):
         """Set the weight of NODE's devices (or one device) in every ring and rebalance."""
-        from ringmgr.rings.engine import check_weight, plan_set_weight
+        from ringmgr.rings.engine import plan_set_weight
+        from ringmgr.rings.weights import check_weight
 
         name, dev = _node_dev(target)
         w = check_weight(weight)
         n = App.current().config.node(name)
-        return _run(lambda b: plan_set_weight(b, n, dev, w), **kw)
+        force = kw.get("force", False)
+        return _run(lambda b: plan_set_weight(b, n, dev, w, force=force), **kw)
 
     @group.command("add-node")
     @click.argument("node")
@@ -184,10 +197,14 @@ def register(group: click.Group) -> None:
     @group.command("rebalance")
     @change_options
     def rebalance(**kw):
-        """Rebalance every ring (what `swift-ring-builder X rebalance` does, for all X)."""
+        """Rebalance every ring (what `swift-ring-builder X rebalance` does, for all X,
+        with its rule: a ring is saved only if partitions moved or devices were removed,
+        and then only if a device changed or balance or dispersion changed by 1 or more;
+        --force saves anyway)."""
         from ringmgr.rings.engine import plan_rebalance
 
-        return _run(plan_rebalance, **kw)
+        force = kw.get("force", False)
+        return _run(lambda b: plan_rebalance(b, force=force), **kw)
 
     @group.command("write-rings")
     @click.option("--dry-run", is_flag=True, help="show which ring files would be written")
@@ -207,18 +224,40 @@ def register(group: click.Group) -> None:
     @group.command("history")
     @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
                   help="show the latest N changes")
+    @click.option("--replay", is_flag=True,
+                  help="show, per ring, the swift-ring-builder commands that reproduce each "
+                       "change from its pre-change backup")
+    @click.option("--repair", is_flag=True,
+                  help="set damaged history lines aside (into .ringmgr/set-aside/) so that "
+                       "rollback and new changes work again")
     @json_option
-    def history(limit):
+    def history(limit, replay, repair):
         """What changed when: id, time, user, command, seed, per ring version and md5."""
         from ringmgr.rings.history import render_history
-
-        app = App.current()
         from ringmgr.rings.store import RingStore
 
-        entries = RingStore.from_config(app.config).history()[-limit:]
-        app.out(render_history(entries))
-        app.emit({"history": entries})
-        return 0
+        app = App.current()
+        store = RingStore.from_config(app.config)
+        if repair:
+            with store.lock():
+                gone = store.repair_history()
+            msg = (f"set aside {len(gone)} damaged line(s) of {store.history_path} into "
+                   f"{store.state_dir / 'set-aside'}: "
+                   + ", ".join(f"line {n} ({why})" for n, why in gone)
+                   if gone else f"{store.history_path} has no damaged lines")
+            app.out(msg)
+            app.written = bool(gone)
+            app.emit({"written": bool(gone), "set_aside": [
+                {"line": n, "reason": why} for n, why in gone]})
+            return 0
+        records, damage = store.read_history()
+        entries = records[-limit:]
+        app.out(render_history(entries, str(store.dir), replay=replay))
+        if damage:
+            app.note(f"warning: {store.damage_message(damage)}")
+        app.emit({"history": entries,
+                  "damaged_lines": [{"line": n, "reason": why} for n, why in damage]})
+        return 1 if damage else 0
 
     @group.command("rollback")
     @click.option("--to", "to_id", type=int, default=None,
@@ -242,8 +281,14 @@ def register(group: click.Group) -> None:
 
     @group.command("resume")
     @click.argument("operation", required=False)
+    @click.option("--discard", is_flag=True,
+                  help="drop the pending ring change instead of finishing it (its staged "
+                       "files are kept in .ringmgr/set-aside/); the files on disk stand")
+    @click.option("--force", is_flag=True,
+                  help="finish the pending change even over a builder or ring edited "
+                       "meanwhile (the edited file is backed up first)")
     @json_option
-    def resume(operation):
+    def resume(operation, discard, force):
         """Finish (or undo) an interrupted ring change, and list the host operations in
         progress (replace-disk, runbooks) with the command that continues each."""
         from ringmgr.rings.store import RingStore
@@ -258,7 +303,7 @@ def register(group: click.Group) -> None:
         if operation in (None, "rings"):
             store = RingStore.from_config(config)
             with store.lock():
-                msg = store.recover()
+                msg = store.recover(discard=discard, force=force)
             app.written = msg is not None
             app.out(msg or "no interrupted ring change")
         shown = {k: v for k, v in ops.items() if operation in (None, k)}

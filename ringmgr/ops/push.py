@@ -344,15 +344,6 @@ def _table(head, rows) -> str:
 
 # -- the engine ---------------------------------------------------------------------
 
-def pending_change(builder_dir):
-    """The lead's journal check; None while that module does not exist yet."""
-    try:
-        from ringmgr.rings.store import pending_change as check
-    except ImportError:
-        return None
-    return check(builder_dir)
-
-
 def select_hosts(config, names) -> dict:
     hosts = config.hosts()
     if not names:
@@ -377,10 +368,11 @@ def push_rings(config, names=None, *, force: bool = False, accept_new_host_keys:
     Raises ``Refused`` while an interrupted ring change is pending; per-node
     failures are in the report (``report.ok``, ``report.failed``), not raised.
     """
-    with _push_lock(config, dry_run):
-        _refuse_if_pending(config.cluster.builder_dir)
+    with _push_lock(config, dry_run) as lock:
+        _refuse_if_pending(config.cluster.builder_dir, held=lock is not None)
         hosts = select_hosts(config, names)
         local = load_local_rings(config.cluster.builder_dir, config.cluster.rings)
+        refuse_not_current(config, local)
         return _run_all("push", config, hosts, local, accept_new_host_keys, progress,
                         executor_factory,
                         lambda ex, node, res: _push_one(ex, node, local, res, force, dry_run),
@@ -395,12 +387,29 @@ def _push_lock(config, dry_run: bool):
     import contextlib
     import os
 
-    from ringmgr.rings.files import directory_lock
+    from ringmgr.rings.lock import directory_lock
 
     d = Path(config.cluster.builder_dir)
     if dry_run or not os.access(d, os.W_OK):
         return contextlib.nullcontext()
-    return directory_lock(d, config.cluster.lock_timeout, swift_lock=False)
+    return directory_lock(d, config.cluster.lock_timeout)
+
+
+def refuse_not_current(config, local: dict) -> None:
+    """Push only rings that are exactly what their builders make: a ring.gz that is
+    missing, stale (also after a builder edit swift does not version), truncated or
+    another ring's file is refused, with the fix (``write-rings``)."""
+    from ringmgr.rings.store import RingStore
+
+    store = RingStore.from_config(config)
+    names = store.discover()
+    md5s = {name[: -len(".ring.gz")]: ring.md5 for name, ring in local.items()}
+    bad = {n: c for n, c in store.ring_checks(names, ring_md5s=md5s).items()
+           if not c.current}
+    if bad:
+        what = "; ".join(f"{n}.ring.gz is {c.state} ({c.detail})" for n, c in bad.items())
+        raise Refused(f"not pushing: {what}. Run `ringmgr write-rings` first; nothing was "
+                      f"pushed")
 
 
 def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
@@ -413,8 +422,10 @@ def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
                     False)
 
 
-def _refuse_if_pending(builder_dir) -> None:
-    pending = pending_change(builder_dir)
+def _refuse_if_pending(builder_dir, *, held: bool = False) -> None:
+    from ringmgr.rings.store import RingStore
+
+    pending = RingStore(Path(builder_dir)).pending(held=held)
     if pending:
         what = "ring change"
         if isinstance(pending, dict) and (pending.get("description") or pending.get("id")):

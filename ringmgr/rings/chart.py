@@ -14,7 +14,9 @@ as emptying rather than as a missing value.  Input: the per-ring dicts made by
 
 from __future__ import annotations
 
-__all__ = ["write_chart", "render_bars", "fill_table", "matplotlib_available"]
+from pathlib import Path
+
+__all__ = ["write_chart", "chart_png", "render_bars", "fill_table", "matplotlib_available"]
 
 BAR = "█"
 HALF = "▌"
@@ -109,13 +111,24 @@ def _pair(label: str, row: dict, scale: float, width: int) -> list[str]:
 
 def write_chart(reports: dict[str, dict], path) -> bool:
     """Draw the PNG at ``path``; False (nothing written) when matplotlib is missing."""
+    png = chart_png(reports)
+    if png is None:
+        return False
+    Path(path).write_bytes(png)
+    return True
+
+
+def chart_png(reports: dict[str, dict]) -> bytes | None:
+    """The PNG's bytes; None when matplotlib is missing."""
+    import io
+
     try:
         import matplotlib
 
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except ImportError:
-        return False
+        return None
 
     rings = list(reports)
     fig, axes = plt.subplots(max(1, len(rings)), 2, squeeze=False,
@@ -127,9 +140,10 @@ def write_chart(reports: dict[str, dict], path) -> bool:
         _draw(axes[i][1], f"{ring}: per node; label: fill after", t["nodes"],
               [n["node"] for n in t["nodes"]], dense=len(t["nodes"]) > 40)
     fig.tight_layout()
-    fig.savefig(str(path), dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png")
     plt.close(fig)
-    return True
+    return buf.getvalue()
 
 
 def _draw(ax, title, rows, labels, dense):

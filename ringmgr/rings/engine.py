@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 
 from ringmgr.errors import UsageError
+from ringmgr.rings.files import device_name_problem
+from ringmgr.rings.weights import check_weight, typo_problem
 
 # Balance above this (and above the overload) makes swift-ring-builder say "push this
 # ring, wait min_part_hours, and rebalance again": a warning, exit 1.
@@ -24,7 +26,7 @@ class RingChange:
     removes: list[int] = field(default_factory=list)
     weights: dict[int, float] = field(default_factory=dict)
     adds: list[dict] = field(default_factory=list)
-    rebalance: bool = True
+    force: bool = False  # a plain rebalance saved even if it changed almost nothing
 
     @property
     def empty(self) -> bool:
@@ -35,14 +37,17 @@ class RingChange:
         return bool(self.removes) and not (self.weights or self.adds)
 
     def to_json(self) -> dict:
-        return {"remove": self.removes, "set_weight": {str(k): v for k, v in self.weights.items()},
-                "add": self.adds}
+        d = {"remove": self.removes, "set_weight": {str(k): v for k, v in self.weights.items()},
+             "add": self.adds}
+        if self.force:
+            d["force"] = True
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "RingChange":
         return cls(removes=list(d.get("remove", [])),
                    weights={int(k): float(v) for k, v in d.get("set_weight", {}).items()},
-                   adds=list(d.get("add", [])))
+                   adds=list(d.get("add", [])), force=bool(d.get("force", False)))
 
 
 @dataclass
@@ -70,6 +75,7 @@ class Outcome:
     gate_seconds_left: int
     changed: bool
     blocked: bool
+    refusal: str | None = None  # why an unchanged ring was not saved (swift's words)
 
     @property
     def dispersion(self) -> float:
@@ -119,24 +125,23 @@ def plan_remove(builders: dict, node, device: str | None = None) -> ChangeSet:
     return ChangeSet(what, rings)
 
 
-def check_weight(weight, *, allow_zero: bool = True) -> float:
-    try:
-        w = float(weight)
-    except (TypeError, ValueError):
-        raise UsageError(f"weight {weight!r} is not a number")
-    if not math.isfinite(w) or w < 0 or (w == 0 and not allow_zero):
-        raise UsageError(f"weight {weight!r} must be a "
-                         f"{'non-negative' if allow_zero else 'positive'} number")
-    return w
-
-
-def plan_set_weight(builders: dict, node, device: str | None, weight: float) -> ChangeSet:
+def plan_set_weight(builders: dict, node, device: str | None, weight: float, *,
+                    force: bool = False) -> ChangeSet:
+    """``force`` allows a weight more than ten times a ring's median (a typo guard)."""
     w = check_weight(weight)
+    if device is not None and not device:
+        raise UsageError(f"{node.name}/: the device name is empty (give NODE for every "
+                         f"device of the node, or NODE/DEV for one)")
     target = f"{node.name}/{device}" if device else node.name
     rings = {}
+    typos = []
     for name, b in builders.items():
         devs = node_devs(b, node.ip, device)
         changes = {d["id"]: w for d in devs if d["weight"] != w}
+        if changes and not force:
+            problem = typo_problem(name, w, b)
+            if problem:
+                typos.append(problem)
         if devs:
             rings[name] = RingChange(weights=changes)
     if not rings:
@@ -144,6 +149,8 @@ def plan_set_weight(builders: dict, node, device: str | None, weight: float) -> 
                          f"({', '.join(builders)})")
     if all(c.empty for c in rings.values()):
         raise UsageError(f"{target} already has weight {w:g} in every ring: nothing to change")
+    if typos:
+        raise UsageError("refused, nothing was changed: " + "; ".join(typos))
     return ChangeSet(f"set weight of {target} to {w:g} in every ring",
                      {n: c for n, c in rings.items() if not c.empty})
 
@@ -156,6 +163,9 @@ def plan_add_node(builders: dict, node, port_for, weight_factor: float = 1.0) ->
         port = port_for(name)
         adds = []
         for dev, weight in devices.items():
+            problem = device_name_problem(dev)
+            if problem:
+                raise UsageError(f"nodes.{node.name}: {problem}")
             existing = [d for d in live_devs(b)
                         if d["ip"] == node.ip and d["port"] == port and d["device"] == dev]
             if existing:
@@ -185,8 +195,26 @@ def _config_weight(node, ring: str, dev: str, weight) -> float:
                          f"(to add gradually, use --max-move)")
 
 
-def plan_rebalance(builders: dict) -> ChangeSet:
-    return ChangeSet("rebalance every ring", {n: RingChange() for n in builders})
+def plan_rebalance(builders: dict, *, force: bool = False) -> ChangeSet:
+    what = "rebalance every ring" + (" (forced)" if force else "")
+    return ChangeSet(what, {n: RingChange(force=force) for n in builders})
+
+
+def swift_seed(seed):
+    """The seed as swift-ring-builder hands it to ``RingBuilder.rebalance``: the string
+    it read from the command line (``random.seed("7")`` and ``random.seed(7)`` differ),
+    so that ``--seed 7`` and ``swift-ring-builder X rebalance 7`` give the same ring."""
+    return None if seed is None else str(seed)
+
+
+def dispersion_of(builder) -> float | None:
+    """The builder's dispersion; computed on a copy for builders saved without one
+    (older swift), where ``builder.dispersion`` is None and would read as 0."""
+    if builder.dispersion is not None or not builder._replica2part2dev:
+        return builder.dispersion
+    b = copy.deepcopy(builder)
+    b._build_dispersion_graph()
+    return b.dispersion
 
 
 # -- simulation -----------------------------------------------------------------------
@@ -220,7 +248,7 @@ def simulate_ring(name: str, builder, change: RingChange, seed: int,
     last_balance = builder.get_balance() if builder._replica2part2dev else 0.0
     last_dispersion = builder.dispersion
     try:
-        parts, balance, n_removed = after.rebalance(seed=seed)
+        parts, balance, n_removed = after.rebalance(seed=swift_seed(seed))
         if validate:
             after.validate()
     except exceptions.RingBuilderError as e:
@@ -228,16 +256,45 @@ def simulate_ring(name: str, builder, change: RingChange, seed: int,
                          f"({e}); are enough devices left for {builder.replicas:g} replicas?")
     moves_asked = bool(change.weights or change.adds)
     blocked = moves_asked and parts == 0 and not n_removed and gate > 0
+    refusal = None
     if blocked:
         changed = False
     elif change.empty:
-        # a plain rebalance: save it only if it improved something (swift's rule)
-        changed = devs_changed or (parts > 0 and (
-            abs(last_balance - balance) >= 1 or last_dispersion is None or
-            abs((last_dispersion or 0) - (after.dispersion or 0)) >= 1))
+        refusal = _swift_save_refusal(builder, after, change.force, parts, n_removed,
+                                      devs_changed, last_balance, balance, last_dispersion,
+                                      gate)
+        changed = refusal is None
     else:
         changed = True
-    return Outcome(name, builder, after, parts, balance, removed_defs, gate, changed, blocked)
+    return Outcome(name, builder, after, parts, balance, removed_defs, gate, changed,
+                   blocked, refusal)
+
+
+def _swift_save_refusal(before, after, force, parts, n_removed, devs_changed,
+                        last_balance, balance, last_dispersion, gate) -> str | None:
+    """swift-ring-builder's rule for saving a plain rebalance (None: save it).
+
+    Nothing is saved unless partitions moved, devices were removed, or ``force``;
+    and even then only if a device changed, balance or dispersion changed by at
+    least 1, or ``force`` (swift/cli/ringbuilder.py, the rebalance command)."""
+    from swift.common.ring.builder import MAX_BALANCE
+
+    if not (parts or force or n_removed):
+        if gate > 0:
+            return (f"No partitions could be reassigned: the time between rebalances must "
+                    f"be at least min_part_hours: {before.min_part_hours} hours "
+                    f"({gate_text(gate)} remaining)")
+        return "No partitions could be reassigned: there is no need to do so at this time"
+    if force or devs_changed:
+        return None
+    balance_changed = (abs(last_balance - balance) >= 1 or
+                       (last_balance == MAX_BALANCE and balance == MAX_BALANCE))
+    dispersion_changed = last_dispersion is None or (
+        abs(last_dispersion - (after.dispersion or 0)) >= 1)
+    if balance_changed or dispersion_changed:
+        return None
+    return ("Cowardly refusing to save rebalance as it did not change at least 1% "
+            "(add --force to save it anyway)")
 
 
 def simulate(builders: dict, changes: ChangeSet, seed: int,

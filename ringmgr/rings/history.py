@@ -3,14 +3,19 @@ like any other."""
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime, timezone
 
 from ringmgr.errors import BuilderError, NotYet, UsageError
-from ringmgr.rings.files import md5_file
-from ringmgr.rings.store import RingStore
+from ringmgr.rings.files import read_regular
+from ringmgr.rings.replay import render_replay
+from ringmgr.rings.store import RingStore, builder_from_bytes
 
 
-def render_history(entries: list[dict]) -> str:
+def render_history(entries: list[dict], builder_dir: str | None = None,
+                   replay: bool = False) -> str:
+    """One block per change; ``replay`` adds the swift-ring-builder command lines that
+    reproduce each ring's change from its pre-change backup."""
     if not entries:
         return "no changes recorded yet"
     lines = []
@@ -18,7 +23,7 @@ def render_history(entries: list[dict]) -> str:
         t = datetime.fromtimestamp(e["time"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         lines.append(f"#{e['id']}  {t}  {e.get('user', '?')}  {e.get('description', '')}")
         if e.get("argv"):
-            lines.append(f"     command: {' '.join(e['argv'])}")
+            lines.append(f"     command: {shlex.join(str(a) for a in e['argv'])}")
         if e.get("seed") is not None:
             lines.append(f"     seed: {e['seed']}")
         for ring, r in sorted(e.get("rings", {}).items()):
@@ -29,18 +34,26 @@ def render_history(entries: list[dict]) -> str:
         for d in e.get("removed_devices", []):
             lines.append(f"     removed from {d['ring']}: id {d['id']} {d['ip']}:{d['port']}/"
                          f"{d['device']} r{d['region']}z{d['zone']} weight {d['weight']:g}")
+        if replay:
+            for ring, r in sorted(e.get("rings", {}).items()):
+                rp = r.get("replay")
+                if rp and rp.get("from") and builder_dir:
+                    lines.append(f"     replay {ring} with swift-ring-builder:")
+                    lines += [f"       {x}" for x in render_replay(ring, rp, builder_dir)]
     return "\n".join(lines)
 
 
 def _load_backup(store: RingStore, rel: str, want_md5: str | None):
-    from swift.common.ring import RingBuilder
+    import hashlib
 
     path = store.dir / rel
-    if not path.exists():
+    try:
+        data = read_regular(path, what="backup")
+    except FileNotFoundError:
         raise BuilderError(f"backup {path} is missing: cannot roll back to that point")
-    if want_md5 and md5_file(path) != want_md5:
+    if want_md5 and hashlib.md5(data).hexdigest() != want_md5:
         raise BuilderError(f"backup {path} does not match the md5 the history recorded")
-    return RingBuilder.load(str(path))
+    return builder_from_bytes(data, path)
 
 
 def target_state(store: RingStore, to_id: int | None) -> tuple[dict, str]:
@@ -71,9 +84,18 @@ def target_state(store: RingStore, to_id: int | None) -> tuple[dict, str]:
 
 
 def rollback(config, to_id: int | None, *, dry_run: bool, confirm, show, argv) -> dict:
+    """Restore an earlier builder set as a new change.  The dry run shows the same
+    report as any ring change: devices appearing or disappearing, moves per ring."""
+    import contextlib
+
+    from ringmgr.rings.report import ring_report, render_text
+
     store = RingStore.from_config(config)
-    store.refuse_if_pending()
-    with store.lock():
+    if dry_run:
+        store.refuse_if_pending()
+    with contextlib.nullcontext() if dry_run else store.lock():
+        if not dry_run:
+            store.refuse_if_pending(held=True)
         backups, what = target_state(store, to_id)
         current = {name: store.load(name) for name in backups}
         restored = {}
@@ -81,13 +103,22 @@ def rollback(config, to_id: int | None, *, dry_run: bool, confirm, show, argv) -
             b = _load_backup(store, rel, md5)
             b.version = current[ring].version + 1
             restored[ring] = b
+        by_ip = {n.ip: name for name, n in config.nodes.items()}
+        reports = {r: ring_report(r, current[r], b, None, by_ip,
+                                  config.cluster.used_bytes.get(r))
+                   for r, b in restored.items()}
         show(f"roll back to {what}:")
         for ring, b in restored.items():
             show(f"  {ring}: restore {backups[ring][0]} as version {b.version} "
-                 f"(now version {current[ring].version})")
+                 f"(now version {current[ring].version}){_device_changes(current[ring], b)}")
+        show("")
+        show(render_text(reports))
+        for r, rep in reports.items():
+            rep["restore_from"] = backups[r][0]
+            rep["version"] = restored[r].version
         if dry_run:
-            return {"written": False, "rings": {r: {"restore_from": backups[r][0]}
-                                                for r in restored}}
+            return {"written": False, "rings": reports}
+        store.preflight(restored)
         confirm(f"Restore {len(restored)} ring(s) to {what}?")
         record = store.commit(restored, {
             "description": f"rollback to {what}", "argv": argv, "seed": None,
@@ -95,28 +126,51 @@ def rollback(config, to_id: int | None, *, dry_run: bool, confirm, show, argv) -
             "rollback_to": to_id,
         })
     show(f"written: change #{record['id']}; push the rings with `ringmgr push`")
-    return {"written": True, "change_id": record["id"],
-            "rings": {r: {"restore_from": backups[r][0], "version": b.version}
-                      for r, b in restored.items()}}
+    return {"written": True, "change_id": record["id"], "rings": reports}
+
+
+def _device_changes(before, after) -> str:
+    """'; devices back: 2, gone: 1' style summary of a restore."""
+    key = lambda d: (d["ip"], d["port"], d["device"])  # noqa: E731
+    b = {key(d) for d in before.devs if d is not None}
+    a = {key(d) for d in after.devs if d is not None}
+    parts = []
+    if a - b:
+        parts.append(f"devices back: {', '.join(f'{ip}/{dev}' for ip, _, dev in sorted(a - b))}")
+    if b - a:
+        parts.append(f"devices gone: {', '.join(f'{ip}/{dev}' for ip, _, dev in sorted(b - a))}")
+    return ("; " + "; ".join(parts)) if parts else ""
 
 
 def write_rings(config, *, confirm, show, argv, dry_run: bool = False) -> dict:
+    """Write every ring.gz that is not the ring its builder makes: missing, stale
+    (also after a builder edit that swift does not version, such as set_info),
+    corrupt, truncated, or another ring's file."""
     import contextlib
 
     store = RingStore.from_config(config)
-    store.refuse_if_pending()
+    if dry_run:
+        store.refuse_if_pending()
     with contextlib.nullcontext() if dry_run else store.lock():
+        if not dry_run:
+            store.refuse_if_pending(held=True)
         builders = store.load_all()
-        states = {n: store.ring_state(n, b) for n, b in builders.items() if b._replica2part2dev}
-        todo = {n: builders[n] for n, state in states.items() if state != "up to date"}
+        checks = {n: store.ring_check(n, b) for n, b in builders.items() if b._replica2part2dev}
+        todo = {n: builders[n] for n, c in checks.items() if not c.current}
         if not todo:
             raise NotYet("every ring.gz is up to date: nothing to write")
         for n, b in todo.items():
-            show(f"  {n}.ring.gz is {states[n]}: write it from {n}.builder (version {b.version})")
+            c = checks[n]
+            show(f"  {n}.ring.gz is {c.state} ({c.detail}): write it from {n}.builder "
+                 f"(version {b.version})")
         if dry_run:
-            return {"written": False, "rings": sorted(todo)}
+            return {"written": False, "rings": sorted(todo),
+                    "states": {n: {"state": checks[n].state, "detail": checks[n].detail}
+                               for n in todo}}
         confirm(f"Write {len(todo)} ring file(s)?")
         record = store.commit(todo, {
             "description": "write ring files from builders", "argv": argv, "seed": None,
             "rings": {n: {"version_before": b.version} for n, b in todo.items()}})
-    return {"written": True, "change_id": record["id"], "rings": sorted(todo)}
+    return {"written": True, "change_id": record["id"], "rings": sorted(todo),
+            "states": {n: {"state": checks[n].state, "detail": checks[n].detail}
+                       for n in todo}}

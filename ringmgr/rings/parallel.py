@@ -10,6 +10,12 @@ to simulate, more than one CPU, and at least one ring big enough
 
 Results are the same as ``engine.simulate``'s: the same seed, the same code
 (``engine.simulate_ring``), on a copy of the same builder.
+
+No worker outlives ringmgr or keeps its lock: each one closes the descriptors through
+which it inherited a flock (the builder_dir lock belongs to the open file, so a child
+holding a copy would keep it after its parent died), asks the kernel to kill it when
+its parent dies (``PR_SET_PDEATHSIG``), and the parent kills its workers when it is
+interrupted instead of waiting for their rebalances.
 """
 
 from __future__ import annotations
@@ -86,8 +92,9 @@ def _simulate_forked(builders, changes, seed, pretend, progress, workers, valida
     ctx = multiprocessing.get_context("fork")
     out = {}
     started = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                             initargs=(builders,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                               initargs=(builders, os.getpid()))
+    try:
         futures = {}
         for name in names:
             started[name] = time.monotonic()
@@ -100,20 +107,53 @@ def _simulate_forked(builders, changes, seed, pretend, progress, workers, valida
             after = RingBuilder.from_dict(after_dict)
             out[name] = Outcome(name, builders[name], after, **fields)
             _done(progress, name, time.monotonic() - started[name], out[name].parts_moved)
+    except BaseException:
+        _kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     return {n: out[n] for n in changes.rings}
 
 
-def _init(builders):
+def _kill_workers(pool) -> None:
+    """Interrupted (Ctrl-C, SIGTERM, an error): end the workers now, by their pids."""
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        try:
+            proc.kill()
+        except (OSError, ValueError):
+            pass
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _init(builders, parent: int):
     # with fork, initargs are inherited, not pickled
+    from ringmgr.rings.lock import release_inherited_flocks
+
+    die_with_parent(parent)
+    release_inherited_flocks()
     _SHARED.clear()
     _SHARED.update(builders)
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies; exit at once if the
+    parent already died before the request was made."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _work(name, change, seed, pretend, validate=True):
     o = simulate_ring(name, _SHARED[name], change, seed, pretend, validate)
     fields = {"parts_moved": o.parts_moved, "balance": o.balance,
               "removed_devs": o.removed_devs, "gate_seconds_left": o.gate_seconds_left,
-              "changed": o.changed, "blocked": o.blocked}
+              "changed": o.changed, "blocked": o.blocked, "refusal": o.refusal}
     return fields, o.after.to_dict()
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ringmgr.errors import BuilderError, Refused, UsageError
-from ringmgr.rings.files import atomic_write, md5_file
+from ringmgr.rings.files import md5_file, write_output
 from ringmgr.rings.engine import dev_definition
 
 FORMAT = "ringmgr-plan"
@@ -122,13 +122,11 @@ class Plan:
                "sha256": _digest(body)}
         return (json.dumps(doc, indent=1, default=_json_default) + "\n").encode()
 
-    def save(self, path) -> None:
-        path = Path(path)
-        if path.is_dir():
-            raise UsageError(f"--plan-out {path} is a directory; give a file name")
-        if not path.parent.is_dir():
-            raise UsageError(f"--plan-out {path}: directory {path.parent} does not exist")
-        atomic_write(path, self.dumps())
+    def save(self, path, *, force: bool = False, protected=()) -> None:
+        """Write the plan to ``path``: never over a builder, ring or ringmgr's own files,
+        and over an existing file only with ``force``."""
+        write_output(path, self.dumps(), force=force, option="--plan-out",
+                     protected=protected)
 
     @classmethod
     def load(cls, path) -> "Plan":

@@ -15,6 +15,7 @@ from typing import Callable
 from ringmgr.errors import EXIT_OK, EXIT_WARNING, NotYet
 from ringmgr.rings.engine import ChangeSet, Outcome, dev_definition, gate_text
 from ringmgr.rings.parallel import simulate_all
+from ringmgr.rings.replay import replay_commands
 from ringmgr.rings.store import RingStore
 
 
@@ -64,17 +65,23 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
                after_simulation: Callable[[ChangeResult], None] | None = None,
                validate: bool | None = None) -> ChangeResult:
     """Plan with ``planner`` on the current builders, simulate, and unless ``dry_run``
-    confirm and commit.  Raises NotYet when the min_part_hours gate blocks the change."""
+    confirm and commit.  Raises NotYet when the min_part_hours gate blocks the change,
+    or when swift's save rule keeps a plain rebalance from being saved."""
     from ringmgr.rings.report import render_text
 
     store = RingStore.from_config(config)
-    store.refuse_if_pending()
+    if dry_run:
+        store.refuse_if_pending()
     lock = contextlib.nullcontext() if dry_run else store.lock()
     with lock:
+        if not dry_run:
+            store.refuse_if_pending(held=True)
         builders = store.load_all()
         store.refuse_unchangeable(builders)
         store.check_rings_readable(builders)
         changes = planner(builders)
+        if not dry_run:
+            store.preflight(changes.rings)  # a full disk or immutable file: refuse now
         seed = new_seed() if seed is None else seed
         outcomes = simulate_all(builders, changes, seed, progress=progress,
                                 validate=(not dry_run) if validate is None else validate)
@@ -84,11 +91,16 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
         changed = {n: o for n, o in outcomes.items() if o.changed}
         result = ChangeResult(False, EXIT_OK, reports_for(config, outcomes, used_bytes),
                               seed=seed, outcomes=outcomes, changes=changes)
+        refused = {n: o.refusal for n, o in outcomes.items() if o.refusal}
         if not changed:
+            if refused:
+                raise NotYet("nothing was written:\n" + "\n".join(
+                    f"  {n}: {why}" for n, why in refused.items()))
             raise NotYet("nothing to do: no ring needs a rebalance now "
                          "(no partition could be reassigned usefully)")
         show(render_text(result.reports))
-        result.messages = _followups(outcomes)
+        result.messages = _followups(outcomes) + [f"{n}: not saved: {why}"
+                                                  for n, why in refused.items()]
         if after_simulation:
             after_simulation(result)
         if dry_run:
@@ -99,7 +111,10 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
             "description": changes.description,
             "argv": argv,
             "seed": seed,
-            "rings": {n: {"version_before": o.before.version, "parts_moved": o.parts_moved}
+            "rings": {n: {"version_before": o.before.version, "parts_moved": o.parts_moved,
+                          "replay": {"commands": replay_commands(
+                              changes.rings[n], seed,
+                              format_version=config.cluster.format_version)}}
                       for n, o in changed.items()},
             "removed_devices": [dict(dev_definition(d), ring=n) for n, o in changed.items()
                                 for d in o.removed_devs],

@@ -84,7 +84,7 @@ def lock_held(directory: Path, *, by: str = "swift"):
         body = ("from swift.common.utils import lock_parent_directory\n"
                 f"ctx = lock_parent_directory({str(Path(directory) / 'x')!r}, 15)\n")
     else:
-        body = ("from pathlib import Path\nfrom ringmgr.rings.files import directory_lock\n"
+        body = ("from pathlib import Path\nfrom ringmgr.rings.lock import directory_lock\n"
                 f"ctx = directory_lock(Path({str(directory)!r}), 15)\n")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import time\n" + body +
