@@ -35,7 +35,9 @@ def fault_point(point: str) -> None:
 
     Switched on only by ``$RINGMGR_TEST_FAULT``: a point's name (e.g.
     ``rename:object.builder``) kills there; a number N kills at the N-th point reached,
-    so a test can walk through every write, fsync and rename of a change.
+    so a test can walk through every write, fsync and rename of a change.  With
+    ``$RINGMGR_TEST_FAULT_ERRNO`` set (e.g. ``EIO``), the point raises that OSError
+    instead of killing: an I/O error exactly there.
     """
     target = os.environ.get(FAULT_ENV)
     if not target:
@@ -46,6 +48,10 @@ def fault_point(point: str) -> None:
     else:
         hit = target == point
     if hit:
+        code = os.environ.get(FAULT_ENV + "_ERRNO")
+        if code:
+            num = getattr(errno, code)
+            raise OSError(num, os.strerror(num), point)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -45,7 +45,9 @@ def _cmdline(pid: int) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "?"
-    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip() or "?"
+    text = raw.replace(b"\0", b" ").decode("utf-8", "replace")
+    text = " ".join(text.split())  # one line, whatever the arguments held
+    return (text[:117] + "...") if len(text) > 120 else (text or "?")
 
 
 def _dev_ino(path: Path) -> tuple[int, int] | None:

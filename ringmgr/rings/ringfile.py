@@ -5,7 +5,8 @@ A ring file is **up to date** only when all of these hold:
 
 - it is a regular file that inflates to a sane size (no gzip bomb is inflated whole);
 - its gzip header names this ring (``RingData.save`` writes the file's own name there,
-  so ``object-1.ring.gz`` copied over ``object.ring.gz`` is caught: "foreign");
+  without ``.gz``, so ``object-1.ring.gz`` copied over ``object.ring.gz`` is caught:
+  "foreign");
 - swift can read it and every replica row is complete (a truncated v1 file still
   loads, with short rows: "corrupt");
 - its content equals ``builder.get_ring().to_dict()`` without ``dev_id_bytes``
@@ -110,12 +111,13 @@ def check_ring_file(path: Path, name: str, builder) -> RingCheck:
         return RingCheck("missing", "not written yet")
     except BuilderError as e:
         return RingCheck("corrupt", str(e).split(": ", 1)[-1] if ": " in str(e) else str(e))
+    # gzip records the name without ".gz": "object-1.ring" in object-1.ring.gz
     header_name = gzip_name(data)
-    if header_name and header_name != path.name and header_name.endswith(".ring.gz") \
-            and is_ring_name(header_name[: -len(".ring.gz")]):
-        other = header_name[: -len(".ring.gz")]
+    other = header_name[: -len(".ring")] if header_name and header_name.endswith(".ring") \
+        else None
+    if other and other != name and is_ring_name(other):
         return RingCheck("foreign", f"it is {other}'s ring (its gzip header names "
-                                    f"{header_name})")
+                                    f"{header_name}.gz)")
     limit = size_limit(builder)
     try:
         if inflated_size(data, limit) > limit:
