@@ -429,3 +429,46 @@ def test_push_refused_while_a_change_is_pending_says_so_plainly(cluster):
         f"rings there may be a mix of old and new; finish or undo it with `ringmgr resume` "
         f"before pushing")
     assert cluster.checksums() == before
+
+
+def test_set_weight_shows_old_and_new_weight_and_guards_typos(cluster):
+    r = run(cluster, "set-weight", "s01/sdb", "80", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "s01/sdb (id 0): 100 -> 80" in r.output
+    before = cluster.checksums()
+    r = run(cluster, "set-weight", "s04", "5000", "--yes")  # meant 500? 50x the median
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1].startswith("ringmgr: error: refused")
+    assert "median device weight" in r.output and "--force" in r.output
+    assert cluster.checksums() == before
+    r = run(cluster, "--json", "set-weight", "s04", "5000", "--yes", "--force")
+    assert r.exit_code in (0, 1), r.output
+    assert json.loads(r.stdout)["written"] is True
+    r = run(cluster, "set-weight", "s04", "0", "--yes")  # draining is never a typo
+    assert r.exit_code in (0, 1), r.output
+
+
+def test_rollback_preview_is_the_report_of_a_ring_change(cluster):
+    assert run(cluster, "remove-node", "s03", "--yes", "--seed", "2").exit_code in (0, 1)
+    before = cluster.checksums()
+    r = run(cluster, "--json", "rollback", "--dry-run")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["written"] is False
+    for ring in RINGS:
+        rep = data["rings"][ring]
+        assert rep["parts_moved"] > 0 and rep["restore_from"].startswith("backups/")
+        added = [d for d in rep["devices"] if d["status"] == "added"]
+        assert {d["ip"] for d in added} == {"127.0.9.3"}
+    r = run(cluster, "rollback", "--dry-run")
+    assert "devices back: 127.0.9.3/sdb, 127.0.9.3/sdc" in r.output
+    assert "replica moves" in r.output
+    assert cluster.checksums() == before
+
+
+def test_status_says_when_and_by_which_change_a_node_was_removed(cluster):
+    assert run(cluster, "remove-node", "s03", "--yes").exit_code in (0, 1)
+    data = json.loads(run(cluster, "--json", "status").stdout)
+    w = [x for x in data["warnings"] if "s03" in x]
+    assert len(w) == 1 and "removed on " in w[0] and "by change #1" in w[0]
+    assert "not yet added" not in w[0] and "rejoin-node s03" in w[0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ringmgr.errors import UsageError
 from ringmgr.rings.files import device_name_problem
-from ringmgr.rings.weights import check_weight, typo_problem
+from ringmgr.rings.weights import check_weight, typo_message, typo_problem
 
 # Balance above this (and above the overload) makes swift-ring-builder say "push this
 # ring, wait min_part_hours, and rebalance again": a warning, exit 1.
@@ -150,7 +150,7 @@ def plan_set_weight(builders: dict, node, device: str | None, weight: float, *,
     if all(c.empty for c in rings.values()):
         raise UsageError(f"{target} already has weight {w:g} in every ring: nothing to change")
     if typos:
-        raise UsageError("refused, nothing was changed: " + "; ".join(typos))
+        raise UsageError(typo_message(w, typos))
     return ChangeSet(f"set weight of {target} to {w:g} in every ring",
                      {n: c for n, c in rings.items() if not c.empty})
 

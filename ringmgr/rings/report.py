@@ -310,6 +310,13 @@ def _summary_table(reports: dict[str, dict]) -> list[str]:
     return out
 
 
+def _weight_note(d: dict) -> str:
+    wb, wa = d.get("weight_before"), d.get("weight_after")
+    if wb is None or wa is None or wb == wa:
+        return ""
+    return f"  weight {wb:g} -> {wa:g}"
+
+
 def render_text(reports: dict[str, dict], *, top: int = 10) -> str:
     """An operator-readable summary of per-ring reports (ring name -> report): one
     table line per ring first (what a tired reader needs), then each ring's details."""
@@ -339,6 +346,14 @@ def render_text(reports: dict[str, dict], *, top: int = 10) -> str:
         if not any(risk.get(f"parts_same_{d}") for d in ("zone", "node")):
             lines.append(f"  failure domains: no partition doubles up in a zone or node "
                          f"({risk.get('zones', '?')} zones, {risk.get('nodes', '?')} nodes)")
+        reweighted = [d for d in r.get("devices", []) if _weight_note(d)]
+        if reweighted:
+            lines.append("  weights:")
+            for d in reweighted[:top]:
+                lines.append(f"    {d['node']}/{d['device']} (id {d['id']}): "
+                             f"{d['weight_before']:g} -> {d['weight_after']:g}")
+            if len(reweighted) > top:
+                lines.append(f"    ... {len(reweighted) - top} more devices re-weighted")
         changed = [d for d in r.get("devices", []) if d["delta"] or d["status"] != "unchanged"]
         if not changed:
             lines.append("  no device gains or loses partitions")
@@ -365,7 +380,7 @@ def render_text(reports: dict[str, dict], *, top: int = 10) -> str:
             note = "" if d["status"] in ("changed", "unchanged") else f"  [{d['status']}]"
             lines.append(f"      {d['device']:<10} id {d['id']:<5} z{d['zone']} "
                          f"{d['parts_before']:>8} -> {d['parts_after']:>8}  "
-                         f"{d['delta']:+d}{note}")
+                         f"{d['delta']:+d}{note}{_weight_note(d)}")
         if len(changed) > top:
             lines.append(f"    ... {len(changed) - top} more devices changed")
         lines.append("")

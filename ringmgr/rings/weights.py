@@ -54,9 +54,15 @@ def median_weight(builder) -> float | None:
 
 
 def typo_problem(ring: str, weight: float, builder) -> str | None:
-    """Why ``weight`` looks like a typo on ``ring`` (None when it does not)."""
+    """'object (median 4000, 12x)' when ``weight`` is over ``TYPO_FACTOR`` times the
+    ring's median device weight (None when it is not)."""
     med = median_weight(builder)
     if med is None or weight <= TYPO_FACTOR * med:
         return None
-    return (f"{ring}: weight {weight:g} is {weight / med:.0f}x the ring's median device "
-            f"weight {med:g}; a typo? (add --force if it is meant)")
+    return f"{ring} (median {med:g}, {weight / med:.0f}x)"
+
+
+def typo_message(weight: float, problems: list[str]) -> str:
+    return (f"refused, nothing was changed: weight {weight:g} is more than {TYPO_FACTOR:g}x "
+            f"the median device weight of {', '.join(problems)}; a typo? (set-weight sets "
+            f"every ring; add --force if it is meant)")
