@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.helpers.sshd_fixtures", "tests.helpers.lab_fixture"]
+pytest_plugins = ["tests.helpers.sshd_fixtures", "tests.helpers.lab_fixture", "tests.helpers.users"]
