@@ -518,7 +518,7 @@ def _push_planned(ex, proc, node, local, state, res, force, dry_run) -> None:
     t0 = time.monotonic()
     try:
         for n in plan.uploads:
-            proc.write(local[n].data)
+            proc.write(local[n].data, timeout=COMMAND_TIMEOUT)  # seconds without progress
     except Exception as e:  # noqa: BLE001
         raise RuntimeError(f"sending the rings failed: {_one_line(e)}; the node's rings "
                            f"were not changed") from None

@@ -20,24 +20,19 @@ huge file is reported, never inflated in memory.
 ``main()`` handles one run: ``session`` answers the inspect request from argv,
 then waits on stdin for one apply request (or EOF); ``inspect`` alone answers once.
 """
-import errno, grp, hashlib, json, os, pwd, stat, struct, sys, time, zlib
+import errno, grp, hashlib, json, os, pwd, signal, stat, struct, sys, time, zlib
 
 MARK = ".ringmgr-"
 CHUNK = 1 << 20
 MAX_FILE = 1 << 30        # a ring.gz larger than this is not read (a part power 24 ring is ~100 MB)
 MAX_INFLATED = 4 << 30    # nor inflated past this (streamed, never held)
 MAX_META = 64 << 20       # the JSON header is held in memory: this much at most
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE}
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 class NotRegular(ValueError):
     """A name in swift_dir is not a regular file (symlink, FIFO, directory, ...)."""
-
-
-def ring_info(path):
-    """The admin side's own files (a trusted directory): by path."""
-    with open(path, "rb") as f:
-        return ring_stream_info(f)
 
 
 def ring_bytes_info(data):
@@ -425,9 +420,13 @@ def apply(dfd, a, received):
                 if res[f["name"]]["ok"]:
                     res[f["name"]] = {"ok": False, "error": None, "skipped": True}
             discard(dfd, a["files"], received)
-        else:
-            for f in a["files"]:
-                os.rename(f["tmp"], f["name"], src_dir_fd=dfd, dst_dir_fd=dfd)
+        else:                 # a TERM from the admin side waits until all are renamed
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                for f in a["files"]:
+                    os.rename(f["tmp"], f["name"], src_dir_fd=dfd, dst_dir_fd=dfd)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.fsync(dfd)
     finally:
         for fd in received.values():
