@@ -34,14 +34,13 @@ class SimulationHooks:
         if self.chart:
             draw_chart(self.app, result.reports, self.chart)
         if self.saves:
-            from ringmgr.rings.plan import Plan
-
+            from ringmgr.rings.plan import Plan, plan_key_for_saving
             from ringmgr.rings.store import RingStore
 
             store = RingStore.from_config(self.config)
             plan = Plan.from_result(self.base_md5, result, _argv(self.app), self.schedule,
                                     load=store.load)
-            plan.save(self.plan_out)
+            plan.save(self.plan_out, lambda: plan_key_for_saving(store.state_dir))
 
     def json(self, result) -> dict:
         d = result.to_json()
