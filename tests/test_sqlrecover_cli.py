@@ -151,3 +151,31 @@ def test_bad_undo_file_exit_2_nothing_changed(env, content, msg):
     assert res.exit_code == 2 and msg in res.stderr, res.output
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert snapshot(db) == before and api.mutating == []
+
+
+SECRET = "cloud-init-password-Zq81"
+
+
+def test_user_data_never_reaches_backup_output_or_logs(env):
+    """instances.user_data (cloud-init secrets) is neither moved nor restored: no
+    backup, --json, text output, audit log or journal may carry it."""
+    import base64
+
+    db, cfg, api, tmp = env
+    encoded = base64.b64encode(f"#cloud-config\npassword: {SECRET}\n".encode()).decode()
+    db.execute(f"UPDATE instances SET user_data = '{encoded}', display_name = 'w'", db="nova")
+    outputs = [run(cfg, "--dry-run", "--json"), run(cfg, "--dry-run")]
+    assert all(r.exit_code == 0 for r in outputs), outputs[0].output
+    assert "instances: 2" in outputs[1].output
+    outputs.append(run(cfg, "--yes", "--json"))     # the backup path the dry run chose
+    assert outputs[-1].exit_code == 0, outputs[-1].output
+    [backup] = (tmp / "backups").glob("recover-host.*.json")
+    outputs.append(run(cfg, "--yes", "--undo", str(backup), "--json"))
+    assert outputs[-1].exit_code == 0, outputs[-1].output
+    texts = [r.output for r in outputs] + [backup.read_text()]
+    texts += [p.read_text() for p in tmp.rglob("*") if p.is_file() and p.suffix in
+              (".json", ".log")]
+    assert json.loads(backup.read_text())["rows"]["instances"][0]["host"] == FAILED
+    for text in texts:
+        assert SECRET not in text and encoded not in text
+    assert db.execute("SELECT DISTINCT user_data FROM instances", db="nova") == [(encoded,)]

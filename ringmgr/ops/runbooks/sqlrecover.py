@@ -95,10 +95,19 @@ def connect(target: DBTarget):
 
 
 # -- the statements (pure) --------------------------------------------------------------
+# Only the columns the move changes or the undo needs: a backup file or --json output
+# must never carry the rest of a row (instances.user_data holds cloud-init secrets).
+COLUMNS = {NOVA_INSTANCES: ("uuid", "host", "node"),
+           "ml2_port_bindings": ("port_id", "host"),
+           "ml2_port_binding_levels": ("port_id", "host", "level")}
+
+
 def select_sql(table: str) -> str:
+    cols = ", ".join(COLUMNS[table])
     if table == NOVA_INSTANCES:
-        return "SELECT * FROM instances WHERE host = %s AND deleted = 0 ORDER BY uuid FOR UPDATE"
-    return f"SELECT * FROM {table} WHERE host = %s ORDER BY port_id FOR UPDATE"
+        return (f"SELECT {cols} FROM instances WHERE host = %s AND deleted = 0 "
+                f"ORDER BY uuid FOR UPDATE")
+    return f"SELECT {cols} FROM {table} WHERE host = %s ORDER BY port_id FOR UPDATE"
 
 
 def update_sql(table: str) -> str:
