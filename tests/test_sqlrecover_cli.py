@@ -179,3 +179,41 @@ def test_user_data_never_reaches_backup_output_or_logs(env):
     for text in texts:
         assert SECRET not in text and encoded not in text
     assert db.execute("SELECT DISTINCT user_data FROM instances", db="nova") == [(encoded,)]
+
+
+def _interrupted_run(db, cfg, tmp):
+    """A run stopped after the move: neutron fails once, the journal keeps the plan."""
+    db.execute("CREATE TRIGGER boom BEFORE UPDATE ON ml2_port_bindings FOR EACH ROW "
+               "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'", db="neutron")
+    assert run(cfg, "--yes", "--backup", str(tmp / "rows.json")).exit_code == 2
+    db.execute("DROP TRIGGER boom", db="neutron")
+    [journal] = (tmp / "state").glob("compute-recover-host.*.json")
+    return journal
+
+
+def test_resume_with_another_target_is_refused(env):
+    db, cfg, api, tmp = env
+    _interrupted_run(db, cfg, tmp)
+    before = snapshot(db)
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "compute", "recover-host", FAILED,
+                                   "--to", "c03.example.com", "--method", "sql", "--yes"])
+    assert res.exit_code == 2, res.output
+    assert "was started for another target 'c02.example.com'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert snapshot(db) == before and api.mutating == []
+    assert run(cfg, "--yes").exit_code == 0           # the right target continues
+
+
+def test_journal_edited_to_reattach_another_instances_volume_is_refused(env):
+    db, cfg, api, tmp = env
+    journal = _interrupted_run(db, cfg, tmp)
+    data = json.loads(journal.read_text())
+    assert data["params"]["volumes"]
+    data["params"]["volumes"].append({"instance_uuid": "someone-elses-vm", "volume_uuid":
+                                      "their-volume", "mountpoint": "/dev/vdz"})
+    journal.write_text(json.dumps(data))
+    before = snapshot(db)
+    res = run(cfg, "--yes")
+    assert res.exit_code == 2, res.output
+    assert "volumes (a volume of an instance that is not moved)" in res.stderr
+    assert snapshot(db) == before and api.mutating == []

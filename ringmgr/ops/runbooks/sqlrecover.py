@@ -284,11 +284,15 @@ def undo_nova(con, report: MoveReport) -> int:
 
 
 # -- the backup file ---------------------------------------------------------------------
-def default_backup_path(failed: str, now=time.gmtime) -> Path:
+def default_backup_dir() -> Path:
     from ringmgr.exec.runner import default_state_dir
 
+    return default_state_dir().parent / "backups"
+
+
+def default_backup_path(failed: str, now=time.gmtime) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", now())
-    return default_state_dir().parent / "backups" / f"recover-host.{failed}.{stamp}.json"
+    return default_backup_dir() / f"recover-host.{failed}.{stamp}.json"
 
 
 def _plain(v):
@@ -304,8 +308,13 @@ def _plain(v):
 def write_backup(path: Path, report: MoveReport, nova: DBTarget, neutron: DBTarget) -> Path:
     """Write the rows as they are now (temp file, fsync, rename).  An existing file
     (an earlier attempt) is never overwritten: the new one gets a numbered name."""
+    from ringmgr.exec.statedir import private_dir
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent == default_backup_dir():
+        private_dir(path.parent)          # 0700, and refused if others can write it
+    else:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     n, base = 1, path
     while path.exists():
         n += 1
