@@ -217,3 +217,12 @@ def test_journal_edited_to_reattach_another_instances_volume_is_refused(env):
     assert res.exit_code == 2, res.output
     assert "volumes (a volume of an instance that is not moved)" in res.stderr
     assert snapshot(db) == before and api.mutating == []
+
+
+def test_backup_given_after_a_dry_run_is_the_one_written(env):
+    db, cfg, api, tmp = env
+    assert run(cfg, "--dry-run").exit_code == 0          # journals its default path
+    res = run(cfg, "--yes", "--backup", str(tmp / "mine.json"))
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp / "mine.json").read_text())["rows"]["instances"]
+    assert not list((tmp / "backups").glob("*.json"))
