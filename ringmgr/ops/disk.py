@@ -781,8 +781,7 @@ def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, co
     run_ex = DryRunExecutor(inner=ex) if dry_run else ex
     echo = echo or (lambda line: None)
     key = operation_key(node_name, dev)
-    identity = {"node": node_name, "device": dev, "block_device": node.block_device(dev),
-                "mount_root": node.mount_root}
+    identity = {"node": node_name, "device": dev, "mount_root": node.mount_root}
     with Journal.open(key, state_dir, resume=resume, dry_run=dry_run,
                       keep_finished=True, identity=identity) as journal:
         if journal.finished:
