@@ -1,4 +1,5 @@
-pytest_plugins = ["tests.helpers.sshd_fixtures", "tests.helpers.lab_fixture"]
+pytest_plugins = ["tests.helpers.sshd_fixtures", "tests.helpers.lab_fixture",
+                  "tests.helpers.users"]
 
 
 import pytest  # noqa: E402

@@ -175,7 +175,7 @@ def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):
     passes (sizes fit), writing the third hits ENOSPC for real, every temp file is
     removed and the old rings stay."""
     d = str(env.node("h03"))
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", d], check=True)
     try:
         make_rings(d, changes=0)
         old = tree(d)

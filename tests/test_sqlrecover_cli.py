@@ -151,3 +151,78 @@ def test_bad_undo_file_exit_2_nothing_changed(env, content, msg):
     assert res.exit_code == 2 and msg in res.stderr, res.output
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert snapshot(db) == before and api.mutating == []
+
+
+SECRET = "cloud-init-password-Zq81"
+
+
+def test_user_data_never_reaches_backup_output_or_logs(env):
+    """instances.user_data (cloud-init secrets) is neither moved nor restored: no
+    backup, --json, text output, audit log or journal may carry it."""
+    import base64
+
+    db, cfg, api, tmp = env
+    encoded = base64.b64encode(f"#cloud-config\npassword: {SECRET}\n".encode()).decode()
+    db.execute(f"UPDATE instances SET user_data = '{encoded}', display_name = 'w'", db="nova")
+    outputs = [run(cfg, "--dry-run", "--json"), run(cfg, "--dry-run")]
+    assert all(r.exit_code == 0 for r in outputs), outputs[0].output
+    assert "instances: 2" in outputs[1].output
+    outputs.append(run(cfg, "--yes", "--json"))     # the backup path the dry run chose
+    assert outputs[-1].exit_code == 0, outputs[-1].output
+    [backup] = (tmp / "backups").glob("recover-host.*.json")
+    outputs.append(run(cfg, "--yes", "--undo", str(backup), "--json"))
+    assert outputs[-1].exit_code == 0, outputs[-1].output
+    texts = [r.output for r in outputs] + [backup.read_text()]
+    texts += [p.read_text() for p in tmp.rglob("*") if p.is_file() and p.suffix in
+              (".json", ".log")]
+    assert json.loads(backup.read_text())["rows"]["instances"][0]["host"] == FAILED
+    for text in texts:
+        assert SECRET not in text and encoded not in text
+    assert db.execute("SELECT DISTINCT user_data FROM instances", db="nova") == [(encoded,)]
+
+
+def _interrupted_run(db, cfg, tmp):
+    """A run stopped after the move: neutron fails once, the journal keeps the plan."""
+    db.execute("CREATE TRIGGER boom BEFORE UPDATE ON ml2_port_bindings FOR EACH ROW "
+               "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'", db="neutron")
+    assert run(cfg, "--yes", "--backup", str(tmp / "rows.json")).exit_code == 2
+    db.execute("DROP TRIGGER boom", db="neutron")
+    [journal] = (tmp / "state").glob("compute-recover-host.*.json")
+    return journal
+
+
+def test_resume_with_another_target_is_refused(env):
+    db, cfg, api, tmp = env
+    _interrupted_run(db, cfg, tmp)
+    before = snapshot(db)
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "compute", "recover-host", FAILED,
+                                   "--to", "c03.example.com", "--method", "sql", "--yes"])
+    assert res.exit_code == 2, res.output
+    assert "was started for another target 'c02.example.com'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert snapshot(db) == before and api.mutating == []
+    assert run(cfg, "--yes").exit_code == 0           # the right target continues
+
+
+def test_journal_edited_to_reattach_another_instances_volume_is_refused(env):
+    db, cfg, api, tmp = env
+    journal = _interrupted_run(db, cfg, tmp)
+    data = json.loads(journal.read_text())
+    assert data["params"]["volumes"]
+    data["params"]["volumes"].append({"instance_uuid": "someone-elses-vm", "volume_uuid":
+                                      "their-volume", "mountpoint": "/dev/vdz"})
+    journal.write_text(json.dumps(data))
+    before = snapshot(db)
+    res = run(cfg, "--yes")
+    assert res.exit_code == 2, res.output
+    assert "volumes (a volume of an instance that is not moved)" in res.stderr
+    assert snapshot(db) == before and api.mutating == []
+
+
+def test_backup_given_after_a_dry_run_is_the_one_written(env):
+    db, cfg, api, tmp = env
+    assert run(cfg, "--dry-run").exit_code == 0          # journals its default path
+    res = run(cfg, "--yes", "--backup", str(tmp / "mine.json"))
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp / "mine.json").read_text())["rows"]["instances"]
+    assert not list((tmp / "backups").glob("*.json"))

@@ -59,12 +59,7 @@ class App:
         err.setFormatter(logging.Formatter("%(message)s"))
         err._ringmgr = True
         root.addHandler(err)
-        path = audit_log_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fh = logging.FileHandler(path)
-        except OSError:
-            fh = None
+        fh = _audit_handler(audit_log_path())
         if fh is not None:
             fh.setLevel(logging.INFO)
             fh.setFormatter(logging.Formatter(
@@ -114,6 +109,38 @@ def audit_log_path() -> Path:
         return Path(env)
     state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return Path(state) / "ringmgr" / "ringmgr.log"
+
+
+class _AuditHandler(logging.StreamHandler):
+    """Appends to the audit log through a descriptor opened 0600 without following a
+    symlink (``statedir.open_private_append``); closes it with the handler."""
+
+    def close(self) -> None:
+        try:
+            self.stream.close()
+        finally:
+            super().close()
+
+
+def _audit_handler(path: Path):
+    """The audit log's handler, or None (with one line on stderr) when it cannot be
+    written safely: its directory made private (0700), the file 0600, never a symlink."""
+    from ringmgr.errors import RingmgrError
+    from ringmgr.exec.statedir import open_private_append, private_dir
+
+    try:
+        if not os.environ.get("RINGMGR_LOG"):
+            private_dir(path.parent)
+        elif not path.parent.is_dir():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = open_private_append(path)
+    except RingmgrError as e:
+        click.echo(f"warning: audit log not written: {e}", err=True)
+        return None
+    except OSError as e:
+        click.echo(f"warning: audit log {path} not written: {e.strerror}", err=True)
+        return None
+    return _AuditHandler(os.fdopen(fd, "a", buffering=1, encoding="utf-8"))
 
 
 def _user() -> str:

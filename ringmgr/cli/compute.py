@@ -92,17 +92,17 @@ def _ctx(app, api, host, dry_run, timeout=600.0, poll=5.0):
     return ctx
 
 
-def _journal(key: str, resume: bool, dry_run: bool):
+def _journal(key: str, resume: bool, dry_run: bool, identity: dict | None = None):
     from ringmgr.exec.runner import Journal
 
-    return Journal.open(key, resume=resume, dry_run=dry_run)
+    return Journal.open(key, resume=resume, dry_run=dry_run, identity=identity)
 
 
-def _run(app, key, steps_fn, ctx, *, yes, dry_run, resume, extra=None):
+def _run(app, key, steps_fn, ctx, *, yes, dry_run, resume, extra=None, identity=None):
     """Open the journal, build the steps, run them, print the summary; raise on error."""
     from ringmgr.exec.runner import run_steps
 
-    with _journal(key, resume, dry_run) as journal:
+    with _journal(key, resume, dry_run, identity) as journal:
         steps = steps_fn(journal)
         summary = run_steps(
             steps, ctx, journal=journal, dry_run=dry_run, echo=app.note,
@@ -343,8 +343,13 @@ def recover_host(app, failed, target, method, node, backup_path, undo_path, time
         cinder = sr.parse_db_url(osc.cinder_db, "cinder_db") if osc.cinder_db else None
 
         def steps(journal):
+            chosen = journal.params.get("backup")
+            if backup_path and chosen and chosen != str(Path(backup_path).resolve()) \
+                    and journal.step_state("move-rows") in (None, "pending"):
+                journal.set_param("backup", str(Path(backup_path).resolve()))  # not used yet
             backup = Path(journal.param("backup", lambda: str(
                 Path(backup_path).resolve() if backup_path else sr.default_backup_path(failed))))
+            _check_recover_params(journal)
             instances = journal.params.get("instances")
             if instances is None:
                 plan = sr.move_host(nova, neutron, failed, target, node=node, dry_run=True)
@@ -363,7 +368,30 @@ def recover_host(app, failed, target, method, node, backup_path, undo_path, time
                                         neutron=neutron, backup_path=backup, node=node)
 
     _run(app, f"compute-recover-host.{failed}", steps, ctx, yes=yes, dry_run=dry_run,
-         resume=resume, extra={"failed": failed, "target": target, "method": method})
+         resume=resume, extra={"failed": failed, "target": target, "method": method},
+         identity={"failed": failed, "target": target, "method": method})
+
+
+def _check_recover_params(journal) -> None:
+    """Instances and volumes read back from a journal must still hang together: every
+    volume to reattach belongs to one of the instances moved."""
+    from ringmgr.errors import Refused
+
+    instances = journal.params.get("instances")
+    volumes = journal.params.get("volumes")
+    bad = None
+    if instances is not None and not (isinstance(instances, list)
+                                      and all(isinstance(i, str) for i in instances)):
+        bad = "instances"
+    elif volumes is not None and not (
+            isinstance(volumes, list) and all(
+                isinstance(v, dict) and v.get("instance_uuid") in (instances or [])
+                for v in volumes)):
+        bad = "volumes (a volume of an instance that is not moved)"
+    if bad:
+        raise Refused(f"journal {journal.path}: {bad} do not fit this run: the journal "
+                      f"was edited or belongs to another run; nothing was done (move it "
+                      f"away to start afresh)")
 
 
 @compute.command("inspect-disk")

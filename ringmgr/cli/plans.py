@@ -44,14 +44,14 @@ class SimulationHooks:
             draw_chart(self.app, result.reports, self.chart, force=self.force,
                        protected=self.protected)
         if self.saves:
-            from ringmgr.rings.plan import Plan
-
+            from ringmgr.rings.plan import Plan, plan_key_for_saving
             from ringmgr.rings.store import RingStore
 
             store = RingStore.from_config(self.config)
             plan = Plan.from_result(self.base_md5, result, _argv(self.app), self.schedule,
                                     load=store.load)
-            plan.save(self.plan_out, force=self.force, protected=self.protected)
+            plan.save(self.plan_out, lambda: plan_key_for_saving(store.state_dir),
+                      force=self.force, protected=self.protected)
 
     def json(self, result) -> dict:
         d = result.to_json()

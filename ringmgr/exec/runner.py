@@ -18,18 +18,26 @@ The API (stable; only compatible additions):
     Any callable may raise ``StopRun("message")``: the run ends cleanly at this step
     (exit 0 for the caller), the step stays pending, and the next run starts there.
 
-``Journal.open(key, state_dir=None, *, resume=False, dry_run=False, keep_finished=False)``
+``Journal.open(key, state_dir=None, *, resume=False, dry_run=False, keep_finished=False,
+identity=None)``
     One JSON file per operation key (``replace-disk.s02.sdb``) in ``state_dir``, else
     ``$RINGMGR_STATE_DIR``, else ``~/.local/state/ringmgr/runs/``; written atomically
     (temp file, fsync, rename) after every state change and locked (flock) while
-    open (``LockHeld`` if another run holds it).  A finished journal is archived
+    open (``LockHeld`` if another run holds it).  The directory is made 0700 and
+    refused (``Refused``) when anyone but this user or root could write it or one of
+    its parents (``private_dir``): a journal decides what a resumed run does.  A
+    journal whose ``key`` is not the one opened, or whose ``identity`` (what the
+    operation is about: node, device, target, ...) differs from the caller's, is
+    refused: it was edited or copied from another run.  A finished journal is archived
     (``<key>.<UTC time>.json``) and a new one started; ``resume=True`` refuses
     (``UsageError``) when no run is in progress.  With ``keep_finished=True`` a
     finished journal is returned as it is (``journal.finished``), so the caller can
     say "already done" when the state it left still stands, or ``journal.archive()``
     it and start afresh.  ``journal.param(name, factory)``
-    returns the journaled value, choosing it with ``factory()`` the first time;
-    ``journal.set_param(name, value)`` replaces one.
+    returns the journaled value, choosing it with ``factory()`` the first time
+    (``check=fn`` re-validates a value read back from the journal: fn raises
+    ``Refused`` for one that no longer fits); ``journal.set_param(name, value)``
+    replaces one.
     A dry run (``dry_run=True``) saves the parameters it chooses (so the real run
     uses the very UUID the dry run showed) but never step states.  The step
     states are ``done``, ``skipped``, ``started`` (killed mid-action: run again,
@@ -62,7 +70,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ringmgr.errors import LockHeld, RingmgrError, UsageError
+from ringmgr.errors import LockHeld, Refused, RingmgrError, UsageError
+from ringmgr.exec.statedir import private_dir
 
 log = logging.getLogger("ringmgr.runner")
 
@@ -121,12 +130,16 @@ class Journal:
         self.path = path
         self.dry_run = dry_run
         self._lock_fd = lock_fd
+        self.identity = None
         self.data = data or self._fresh(key)
 
     @staticmethod
-    def _fresh(key: str) -> dict:
-        return {"key": key, "version": 1, "created": _now(), "updated": _now(),
-                "finished": False, "params": {}, "steps": {}}
+    def _fresh(key: str, identity: dict | None = None) -> dict:
+        d = {"key": key, "version": 1, "created": _now(), "updated": _now(),
+             "finished": False, "params": {}, "steps": {}}
+        if identity is not None:
+            d["identity"] = dict(identity)
+        return d
 
     # -- opening --------------------------------------------------------------
     @classmethod
@@ -136,13 +149,17 @@ class Journal:
     @classmethod
     def open(cls, key: str, state_dir: str | os.PathLike | None = None, *,
              resume: bool = False, dry_run: bool = False,
-             keep_finished: bool = False) -> "Journal":
+             keep_finished: bool = False, identity: dict | None = None) -> "Journal":
         if not key or "/" in key or key.startswith("."):
             raise UsageError(f"bad operation key {key!r}")
-        root = Path(state_dir) if state_dir else default_state_dir()
-        root.mkdir(parents=True, exist_ok=True)
+        root = private_dir(state_dir if state_dir else default_state_dir())
         path = root / f"{key}.json"
-        lock_fd = os.open(root / f".{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            lock_fd = os.open(root / f".{key}.lock",
+                              os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise Refused(f"cannot open the lock file {root / ('.' + key + '.lock')} "
+                          f"({e.strerror}); move it away")
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -155,6 +172,9 @@ class Journal:
         if path.exists():
             try:
                 data = json.loads(path.read_text())
+                if not isinstance(data, dict) or not isinstance(data.get("params"), dict) \
+                        or not isinstance(data.get("steps"), dict):
+                    raise ValueError("not a run journal")
             except (OSError, ValueError) as e:
                 os.close(lock_fd)
                 raise UsageError(f"journal {path} is unreadable ({e}); move it away "
@@ -162,11 +182,23 @@ class Journal:
             if data.get("finished") and not keep_finished:
                 _archive(path, key)
                 data = None
+        if data is not None:
+            why = _foreign(data, key, None if data.get("finished") else identity)
+            if why:
+                os.close(lock_fd)
+                raise Refused(f"journal {path} {why}: it was edited or copied from another "
+                              f"run; nothing was done (move it away to start afresh)")
+            if identity is not None and not data.get("finished"):
+                data.setdefault("identity", dict(identity))
         if resume and data is None:
             os.close(lock_fd)
             raise UsageError(f"nothing to resume: no run of {key} is in progress "
                              f"(no journal in {root}); run the command without --resume")
-        return cls(key, path, data, dry_run=dry_run, lock_fd=lock_fd)
+        journal = cls(key, path, data, dry_run=dry_run, lock_fd=lock_fd)
+        journal.identity = identity
+        if data is None and identity is not None:
+            journal.data = cls._fresh(key, identity)
+        return journal
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -186,7 +218,7 @@ class Journal:
         """Move a finished journal aside (``<key>.<UTC time>.json``) and start afresh."""
         if self.path is not None and self.path.exists():
             _archive(self.path, self.key)
-        self.data = self._fresh(self.key)
+        self.data = self._fresh(self.key, self.identity)
 
     # -- contents -------------------------------------------------------------
     @property
@@ -202,11 +234,15 @@ class Journal:
     def params(self) -> dict:
         return self.data["params"]
 
-    def param(self, name: str, factory: Callable[[], Any]) -> Any:
-        """The journaled value of ``name``; chosen with ``factory()`` the first time."""
+    def param(self, name: str, factory: Callable[[], Any],
+              check: Callable[[Any], None] | None = None) -> Any:
+        """The journaled value of ``name``; chosen with ``factory()`` the first time.
+        ``check(value)`` re-validates a value read back from the journal."""
         if name not in self.data["params"]:
             self.data["params"][name] = factory()
             self._save(params_only=True)
+        elif check is not None:
+            check(self.data["params"][name])
         return self.data["params"][name]
 
     def set_param(self, name: str, value: Any) -> None:
@@ -246,6 +282,18 @@ class Journal:
         except (OSError, ValueError):
             return {"key": self.key, "version": 1, "created": _now(), "finished": False,
                     "params": {}, "steps": {}}
+
+
+def _foreign(data: dict, key: str, identity: dict | None) -> str | None:
+    """Why a journal on disk is not this operation's (None when it is)."""
+    if data.get("key") != key:
+        return f"is for operation {str(data.get('key'))[:80]!r}, not {key!r}"
+    theirs = data.get("identity")
+    if identity is not None and theirs is not None and theirs != identity:
+        diff = ", ".join(f"{k} {theirs.get(k)!r} (now {v!r})" for k, v in identity.items()
+                         if theirs.get(k) != v) or "other fields"
+        return f"was started for another {diff}"
+    return None
 
 
 def _archive(path: Path, key: str) -> None:

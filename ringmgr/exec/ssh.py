@@ -15,6 +15,16 @@ Commands are argv lists joined once with ``shlex.join`` and logged before they
 run.  They run on a raw paramiko channel rather than through ``Connection.run``:
 invoke's I/O loop polls and costs about 100 ms per call, which a push to many nodes
 pays many times over.
+
+A node is not trusted to end its output: every command has a deadline (``timeout``,
+default ``DEFAULT_TIMEOUT``; a step that runs for hours passes its own), checked on
+every read, and its output is capped (``MAX_OUTPUT`` in all, ``MAX_LINE`` per line
+read with ``RemoteProcess.readline``).  A command that overruns is stopped (its
+process group gets TERM, then KILL) and fails with one line naming the host; see
+``channel.py``.
+
+Only ringmgr.toml and the files it names are read: no ``/etc/fabric.*`` or
+``~/.fabric.*`` (Fabric executes ``.py`` ones), no ``~/.ssh/config``.
 """
 
 from __future__ import annotations
@@ -22,8 +32,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import select
-import shlex
 import socket
 import threading
 import time
@@ -32,7 +40,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ringmgr.errors import StepFailed
-from ringmgr.exec.base import CommandFailed, Result, log_command
+from ringmgr.exec.base import Result, log_command
+from ringmgr.exec.channel import DEFAULT_TIMEOUT, MAX_LINE, MAX_OUTPUT, RemoteProcess
+from ringmgr.exec.channel import CommandTimeout, OutputTooLarge  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ringmgr.exec")
 
@@ -49,8 +59,19 @@ class HostKeyChanged(SSHError):
     pass
 
 
-class CommandTimeout(StepFailed):
-    pass
+NOWHERE = "/dev/null/"          # a config prefix under which no file can exist
+
+
+def fabric_config():
+    """A Fabric config that reads no file: not /etc/fabric.* nor ~/.fabric.* (a
+    ``.py`` one would be executed as root), nor the SSH config files."""
+    import fabric
+    import paramiko
+
+    return fabric.Config(lazy=True, system_prefix=NOWHERE, user_prefix=NOWHERE,
+                         project_location=None, runtime_path=None,
+                         ssh_config=paramiko.SSHConfig(),
+                         overrides={"load_ssh_configs": False})
 
 
 @dataclass
@@ -125,7 +146,9 @@ class SSHExecutor:
 
     def __init__(self, node, ssh, *, known_hosts: KnownHosts | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 default_timeout: float = DEFAULT_TIMEOUT, max_output: int = MAX_OUTPUT,
+                 max_line: int = MAX_LINE):
         self.node = node
         self.host = node.name
         self.address = node.host
@@ -134,6 +157,9 @@ class SSHExecutor:
         self.known_hosts = known_hosts or KnownHosts.from_config(ssh)
         self._sleep = sleep
         self._clock = clock
+        self.default_timeout = default_timeout
+        self.max_output = max_output
+        self.max_line = max_line
         self._conn = None
         self._sftp = None
         self.timings = {"connect": 0.0, "run": 0.0, "transfer": 0.0}
@@ -212,7 +238,7 @@ class SSHExecutor:
         if self.ssh.identity_file:
             kwargs["key_filename"] = [str(self.ssh.identity_file)]
             kwargs["look_for_keys"] = False
-        config = fabric.Config(overrides={"load_ssh_configs": False})
+        config = fabric_config()
         conn = fabric.Connection(self.address, user=self.ssh.user, port=self.port,
                                  config=config, connect_kwargs=kwargs)
         client = conn.client
@@ -236,60 +262,34 @@ class SSHExecutor:
     # -- commands ---------------------------------------------------------------
     def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
             timeout: float | None = None, mutates: bool = True) -> Result:
+        """Run ``argv``; ``timeout`` seconds (default ``default_timeout``) at most."""
         argv = tuple(str(a) for a in argv)
-        command = shlex.join(argv)
-        conn = self.connect()
+        self.connect()
         log_command(self.host, argv, mutates)
         start = self._clock()
         try:
-            rc, out, err = self._exec(conn, command, input, timeout)
-        finally:
+            proc = RemoteProcess.start(self, argv)
+        except BaseException:
             self.timings["run"] += self._clock() - start
-        result = Result(self.host, argv, rc, out, err)
-        if check and rc != 0:
-            raise CommandFailed(result)
-        return result
-
-    def _exec(self, conn, command: str, input: str | None, timeout: float | None):
-        chan = conn.transport.open_session(timeout=self.ssh.connect_timeout)
+            raise
         try:
-            chan.exec_command(command)
             if input:
-                chan.sendall(input.encode())
-            chan.shutdown_write()
-            out, err = [], []
-            deadline = None if timeout is None else self._clock() + timeout
-            while True:
-                while chan.recv_ready():
-                    out.append(chan.recv(65536))
-                while chan.recv_stderr_ready():
-                    err.append(chan.recv_stderr(65536))
-                if chan.exit_status_ready() and not chan.recv_ready() \
-                        and not chan.recv_stderr_ready():
-                    break
-                wait = 1.0 if deadline is None else deadline - self._clock()
-                if wait <= 0:
-                    raise CommandTimeout(f"[{self.host}] timed out after {timeout}s: {command}")
-                select.select([chan], [], [], min(wait, 1.0))
-            rc = chan.recv_exit_status()
+                proc.write(input, timeout=timeout)
+            return proc.finish(timeout, check=check)   # counts its own wait as "run"
         finally:
-            chan.close()
-        return (rc, b"".join(out).decode("utf-8", "replace"),
-                b"".join(err).decode("utf-8", "replace"))
+            proc.close()
 
     def start(self, argv: Sequence[str], *, input: str | None = None,
-              mutates: bool = True) -> "RemoteProcess":
-        """Start a command and talk to it line by line (see RemoteProcess).
+              mutates: bool = True) -> RemoteProcess:
+        """Start a command and talk to it line by line (see ``channel.RemoteProcess``).
 
         Lets one remote process serve several exchanges with uploads in between,
         instead of paying a shell and interpreter start-up per step.
         """
         argv = tuple(str(a) for a in argv)
-        conn = self.connect()
+        self.connect()
         log_command(self.host, argv, mutates)
-        chan = conn.transport.open_session(timeout=self.ssh.connect_timeout)
-        chan.exec_command(shlex.join(argv))
-        proc = RemoteProcess(self, chan, argv)
+        proc = RemoteProcess.start(self, argv)
         if input:
             proc.write(input)
         return proc
@@ -348,82 +348,3 @@ def _describe(e: BaseException, timeout: float) -> str:
     if isinstance(e, (socket.timeout, TimeoutError)):
         return f"no answer within {timeout:g}s"
     return text.splitlines()[0]
-
-
-class RemoteProcess:
-    """A command running on the node with its stdin and stdout open.
-
-    ``write`` sends text, ``readline(timeout)`` waits for one line of stdout,
-    ``finish(timeout)`` closes stdin, collects the rest and returns the Result.
-    Time spent waiting counts as ``run`` in the executor's timings.
-    """
-
-    def __init__(self, ex: SSHExecutor, chan, argv: tuple[str, ...]):
-        self.ex = ex
-        self.chan = chan
-        self.argv = argv
-        self._out = b""
-        self._err = []
-
-    def write(self, data: str | bytes) -> None:
-        self.chan.sendall(data.encode() if isinstance(data, str) else data)
-
-    def _pump(self, deadline: float | None) -> bool:
-        """Move what has arrived into the buffers; False once the command has ended."""
-        chan = self.chan
-        done = chan.exit_status_ready() or chan.eof_received
-        got = False
-        while chan.recv_ready():
-            data = chan.recv(65536)
-            if not data:
-                break
-            self._out += data
-            got = True
-        while chan.recv_stderr_ready():
-            self._err.append(chan.recv_stderr(65536))
-            got = True
-        if got:
-            return True
-        if done:
-            return False
-        wait = 1.0 if deadline is None else deadline - self.ex._clock()
-        if wait <= 0:
-            self.chan.close()
-            raise CommandTimeout(f"[{self.ex.host}] no answer in time from: "
-                                 f"{shlex.join(self.argv)}")
-        select.select([chan], [], [], min(wait, 1.0))
-        return True
-
-    def readline(self, timeout: float | None = None) -> str:
-        """One line of stdout ('' when the command ended without one)."""
-        start = self.ex._clock()
-        deadline = None if timeout is None else start + timeout
-        try:
-            while b"\n" not in self._out:
-                if not self._pump(deadline):
-                    break
-        finally:
-            self.ex.timings["run"] += self.ex._clock() - start
-        line, sep, rest = self._out.partition(b"\n")
-        self._out = rest
-        return (line + sep).decode("utf-8", "replace")
-
-    def finish(self, timeout: float | None = None, check: bool = True) -> Result:
-        start = self.ex._clock()
-        deadline = None if timeout is None else start + timeout
-        try:
-            self.chan.shutdown_write()
-            while self._pump(deadline):
-                pass
-            rc = self.chan.recv_exit_status()
-        finally:
-            self.chan.close()
-            self.ex.timings["run"] += self.ex._clock() - start
-        result = Result(self.ex.host, self.argv, rc, self._out.decode("utf-8", "replace"),
-                        b"".join(self._err).decode("utf-8", "replace"))
-        if check and rc != 0:
-            raise CommandFailed(result)
-        return result
-
-    def close(self) -> None:
-        self.chan.close()

@@ -134,6 +134,21 @@ def operation_key(node: str, dev: str) -> str:
     return f"replace-disk.{node}.{dev}"
 
 
+def _journaled(journal, name: str, value) -> None:
+    """A label or UUID read back from a run's journal must still be one (they reach
+    mkfs and fstab)."""
+    try:
+        if name == "uuid":
+            uuidlib.UUID(str(value))
+        elif not (isinstance(value, str) and NAME_RE.match(value)
+                  and 0 < len(value) <= XFS_LABEL_MAX):
+            raise ValueError
+    except ValueError:
+        raise Refused(f"journal {journal.path}: {name} {str(value)[:40]!r} is not a valid "
+                      f"{name}: the journal was edited; nothing was done (move it away to "
+                      f"start afresh)") from None
+
+
 def choose_params(journal, dev: str, label: str | None) -> dict:
     """The new filesystem's UUID and label and the fstab backup tag, chosen once."""
     want = label or dev[:XFS_LABEL_MAX]
@@ -141,13 +156,14 @@ def choose_params(journal, dev: str, label: str | None) -> dict:
     if len(want) > XFS_LABEL_MAX:
         raise UsageError(f"label {want!r} is longer than XFS's {XFS_LABEL_MAX} characters; "
                          f"pass a shorter one with --label")
-    got = journal.param("label", lambda: want)
+    got = journal.param("label", lambda: want, check=lambda v: _journaled(journal, "label", v))
     if label and got != label:
         if journal.step_state("mkfs") not in (None, "pending"):
             raise UsageError(f"the run in progress formatted (or began to format) with "
                              f"label {got!r}; finish it with that label (omit --label)")
         journal.set_param("label", label)  # not used before mkfs: still free to choose
-    journal.param("uuid", lambda: str(uuidlib.uuid4()))
+    journal.param("uuid", lambda: str(uuidlib.uuid4()),
+                  check=lambda v: _journaled(journal, "uuid", v))
     journal.param("tag", lambda: time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     return journal.params
 
@@ -765,8 +781,9 @@ def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, co
     run_ex = DryRunExecutor(inner=ex) if dry_run else ex
     echo = echo or (lambda line: None)
     key = operation_key(node_name, dev)
+    identity = {"node": node_name, "device": dev, "mount_root": node.mount_root}
     with Journal.open(key, state_dir, resume=resume, dry_run=dry_run,
-                      keep_finished=True) as journal:
+                      keep_finished=True, identity=identity) as journal:
         if journal.finished:
             done = DiskContext(config, node, dev, run_ex, opts, journal.params,
                                dry_run=dry_run, echo=echo)

@@ -86,6 +86,7 @@ class RemoteRing:
     version: int | None
     size: int | None
     error: str | None = None
+    regular: bool = True       # False: a symlink, FIFO, ... in the ring's place
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class RemoteState:
     writable: bool = True
     free: int | None = None
     removed_tmp: tuple[str, ...] = ()
+    unsafe: str | None = None   # why swift_dir must not be written (others can write it)
 
 
 def parse_inspect(stdout: str) -> RemoteState:
@@ -105,14 +107,15 @@ def parse_inspect(stdout: str) -> RemoteState:
     Sample: ``{"dir": "/etc/swift", "exists": true, "rings": {"object.ring.gz":
     {"md5": "9e1...", "size": 812345, "version": 7, "error": null}},
     "removed_tmp": [".object.ring.gz.ringmgr-1a2b.tmp"], "writable": true,
-    "free": 1073741824}``
+    "free": 1073741824, "unsafe": null}``; a ring that is not a regular file has
+    ``"regular": false`` and its error says what it is.
     """
     d = json.loads(stdout.strip().splitlines()[-1])
     rings = {name: RemoteRing(name, r.get("md5"), r.get("version"), r.get("size"),
-                              r.get("error"))
+                              r.get("error"), r.get("regular", True) is not False)
              for name, r in d.get("rings", {}).items()}
     return RemoteState(d["exists"], rings, d.get("writable", False), d.get("free"),
-                       tuple(d.get("removed_tmp", ())))
+                       tuple(d.get("removed_tmp", ())), d.get("unsafe"))
 
 
 def load_local_rings(builder_dir: Path, rings: tuple[str, ...] | None) -> dict[str, LocalRing]:
@@ -182,6 +185,8 @@ def ring_action(local: LocalRing, remote: RemoteRing | None, force: bool) -> Rin
     """What to do with one ring on one node."""
     if remote is None:
         return RingAction(local.name, "upload", "missing")
+    if not remote.regular:       # never replace (or follow) what ringmgr did not make
+        return RingAction(local.name, "refused", remote.error or "not a regular file")
     if remote.error:
         return RingAction(local.name, "upload", "corrupt")
     if remote.md5 == local.md5:
@@ -206,6 +211,8 @@ def plan_host(local: dict[str, LocalRing], state: RemoteState, force: bool = Fal
         return plan
     if not state.exists:
         return HostPlan(actions, f"swift_dir {swift_dir} does not exist on the node")
+    if state.unsafe:
+        return HostPlan(actions, state.unsafe)
     if not state.writable:
         return HostPlan(actions, f"swift_dir {swift_dir} is not writable "
                                  f"(read-only filesystem?); nothing was changed")
@@ -476,7 +483,7 @@ def _run_all(kind, config, hosts, local, accept_new, progress, executor_factory,
 
 def _session(ex, node, cleanup: bool):
     """Start the node script; return it (waiting for an apply request) and its facts."""
-    arg = json.dumps({"dir": node.swift_dir, "cleanup": cleanup})
+    arg = json.dumps({"dir": node.swift_dir, "cleanup": cleanup, "owner": node.owner})
     proc = ex.start(["sh", "-c", NODE_PYTHON, BOOTSTRAP, "session", arg],
                     input=json.dumps(REMOTE_SCRIPT) + "\n", mutates=cleanup)
     t0 = time.monotonic()
@@ -522,7 +529,7 @@ def _push_planned(ex, proc, node, local, state, res, force, dry_run) -> None:
     t0 = time.monotonic()
     try:
         for n in plan.uploads:
-            proc.write(local[n].data)
+            proc.write(local[n].data, timeout=COMMAND_TIMEOUT)  # seconds without progress
     except Exception as e:  # noqa: BLE001
         raise RuntimeError(f"sending the rings failed: {_one_line(e)}; the node's rings "
                            f"were not changed") from None

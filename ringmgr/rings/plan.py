@@ -2,19 +2,21 @@
 
 A plan file is one JSON document::
 
-    {"format": "ringmgr-plan", "format_version": 1,
+    {"format": "ringmgr-plan", "format_version": 2,
      "body": {"created", "argv", "description", "change", "seed",
               "base":    {ring: {"id", "version", "md5"}},     # every ring loaded
               "reports": {ring: <CONTRACT simulation report>},
               "results": {ring: {"md5", "version", "data"}},   # changed rings only
               "messages", "schedule"},
-     "sha256": "<of the canonical JSON of body>"}
+     "key_id": "<which builder_dir's key>", "hmac": "<HMAC-SHA256 of the body>"}
 
-``results[ring].data`` is ``base64(zlib(pickle.dumps(builder.to_dict(), protocol=2)))``:
-the very bytes ``RingStore.commit`` writes as the builder file, so ``apply`` installs
-byte for byte what was simulated (``md5`` is of those bytes).  ``sha256`` catches a
-truncated or edited file.  The builder data is a pickle, trusted exactly as much as
-the builder files themselves: keep plan files where only ring admins can write.
+``results[ring].data`` is ``base64(zlib(JSON))`` of the resulting builder's
+``to_dict()``, arrays included (``plan_format``): data, never a pickle.  ``md5`` is of
+the builder file ``RingStore.commit`` writes for the decoded builder (the pickle of
+its decoded ``to_dict()``), so ``apply`` installs byte for byte what was planned.  The
+HMAC, keyed by builder_dir's ``.ringmgr/plan.key``, refuses a plan edited after saving
+or made for another cluster before any of it is used.  Format version 1 (pickled
+builders, an unkeyed sha256) is refused.
 
 ``schedule`` (gradual plans only) lists the later steps as advice; they depend on time
 passing and are simulated again when their turn comes.
@@ -33,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ringmgr.errors import BuilderError, Refused, UsageError
-from ringmgr.rings.files import md5_file, write_output
+from ringmgr.rings.files import check_output, md5_file, write_output
 from ringmgr.rings.engine import dev_definition
 
 FORMAT = "ringmgr-plan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class PlanError(UsageError):
@@ -48,11 +50,25 @@ class StalePlan(Refused):
     """A base builder changed since the plan was made (exit 2: re-plan)."""
 
 
-def builder_bytes(builder) -> bytes:
-    """The builder file content ``RingStore.commit`` (and ``RingBuilder.save``) write."""
+def builder_data(builder) -> tuple[str, bytes]:
+    """The builder as a plan carries it (JSON text), and the builder file bytes that
+    ``apply`` will install for it (the pickle of its decoded ``to_dict()``)."""
+    from ringmgr.rings.plan_format import builder_dict, encode
+
     if builder._id is None:
         builder._id = uuid.uuid4().hex
-    return pickle.dumps(builder.to_dict(), protocol=2)
+    text = json.dumps(encode(builder.to_dict()), separators=(",", ":"))
+    return text, pickle.dumps(builder_dict(json.loads(text)), protocol=2)
+
+
+def plan_key_for_saving(state_dir) -> bytes:
+    """builder_dir's plan key, made on the first --plan-out (PlanError if it cannot be)."""
+    from ringmgr.rings.plan_format import PlanKeyError, plan_key
+
+    try:
+        return plan_key(state_dir, create=True)
+    except PlanKeyError as e:
+        raise PlanError(f"--plan-out: {e}") from None
 
 
 def builder_md5s(store) -> dict:
@@ -98,11 +114,12 @@ class Plan:
                           "md5": base_md5.get(name)}
             if not o.changed:
                 continue
-            data = builder_bytes(o.after)
+            text, data = builder_data(o.after)
             results[name] = {"md5": hashlib.md5(data).hexdigest(),
                              "version": o.after.version,
                              "parts_moved": result.reports[name]["parts_moved"],
-                             "data": base64.b64encode(zlib.compress(data, 1)).decode()}
+                             "data": base64.b64encode(zlib.compress(text.encode(), 1))
+                             .decode()}
         return cls(description=result.changes.description,
                    change=result.changes.to_json(), seed=result.seed, base=base,
                    reports=result.reports, results=results, argv=list(argv),
@@ -115,21 +132,27 @@ class Plan:
                 "messages": self.messages, "schedule": self.schedule}
 
     # -- files -------------------------------------------------------------------
-    def dumps(self) -> bytes:
-        # through JSON once, so the digest is of exactly what a reader will parse
+    def dumps(self, key: bytes) -> bytes:
+        from ringmgr.rings.plan_format import seal
+
+        # through JSON once, so the HMAC is of exactly what a reader will parse
         body = json.loads(json.dumps(self.body(), default=_json_default))
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "body": body,
-               "sha256": _digest(body)}
+               **seal(body, key)}
         return (json.dumps(doc, indent=1, default=_json_default) + "\n").encode()
 
-    def save(self, path, *, force: bool = False, protected=()) -> None:
-        """Write the plan to ``path``: never over a builder, ring or ringmgr's own files,
-        and over an existing file only with ``force``."""
-        write_output(path, self.dumps(), force=force, option="--plan-out",
+    def save(self, path, key, *, force: bool = False, protected=()) -> None:
+        """Write the plan sealed with ``key()`` to ``path``: never over a builder, ring
+        or ringmgr's own files, over an existing file only with ``force``; ``key()`` is
+        called once the path is known good, so a bad --plan-out creates no key."""
+        check_output(path, force=force, option="--plan-out", protected=protected)
+        write_output(path, self.dumps(key()), force=force, option="--plan-out",
                      protected=protected)
 
     @classmethod
-    def load(cls, path) -> "Plan":
+    def load(cls, path, key_dir) -> "Plan":
+        """Read and authenticate a plan; ``key_dir`` holds this builder_dir's plan key
+        (``builder_dir/.ringmgr``)."""
         path = Path(path)
         try:
             raw = path.read_bytes()
@@ -144,30 +167,45 @@ class Plan:
                             f"make the plan again with --plan-out")
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise PlanError(f"{path} is not a ringmgr plan file")
-        if doc.get("format_version") != FORMAT_VERSION:
-            raise PlanError(f"{path}: plan format version {doc.get('format_version')!r} "
-                            f"is not supported (this ringmgr reads {FORMAT_VERSION})")
+        version = doc.get("format_version")
+        if version == 1:
+            raise PlanError(f"plan file {path} has format version 1 (an older ringmgr, "
+                            f"builders stored as pickles): this ringmgr never unpickles a "
+                            f"plan; make the plan again with --plan-out")
+        if version != FORMAT_VERSION:
+            raise PlanError(f"{path}: plan format version {version!r} is not supported "
+                            f"(this ringmgr reads {FORMAT_VERSION}); make the plan again "
+                            f"with --plan-out")
+        _check_seal(path, doc, key_dir)
         body = doc.get("body")
-        if not isinstance(body, dict) or doc.get("sha256") != _digest(body):
-            raise PlanError(f"plan file {path} is corrupt (checksum mismatch); "
-                            f"make the plan again with --plan-out")
         try:
-            return cls(description=body["description"], change=body["change"],
+            plan = cls(description=body["description"], change=body["change"],
                        seed=body["seed"], base=body["base"], reports=body["reports"],
                        results=body["results"], argv=body.get("argv", []),
                        messages=body.get("messages", []),
                        schedule=body.get("schedule", []), created=body["created"])
         except (KeyError, TypeError):
             raise PlanError(f"plan file {path} lacks required fields")
+        _check_ring_names(path, plan)
+        return plan
 
     # -- applying ----------------------------------------------------------------
-    def result_bytes(self, ring: str) -> bytes:
+    def result_dict(self, ring: str):
+        """A fresh decoding of the ring's planned builder (its ``to_dict()``)."""
+        from ringmgr.rings.plan_format import BadData, builder_dict
+
         r = self.results[ring]
         try:
-            data = zlib.decompress(base64.b64decode(r["data"], validate=True))
-        except (ValueError, zlib.error, KeyError, TypeError):
-            raise PlanError(f"plan: the {ring} builder in the plan is corrupt")
-        if hashlib.md5(data).hexdigest() != r.get("md5"):
+            text = zlib.decompress(base64.b64decode(r["data"], validate=True))
+            return builder_dict(json.loads(text))
+        except (ValueError, zlib.error, KeyError, TypeError, RecursionError, BadData):
+            raise PlanError(f"plan: the {ring} builder in the plan is corrupt "
+                            f"(not a builder's data); nothing was written")
+
+    def result_bytes(self, ring: str) -> bytes:
+        """The builder file ``apply`` writes for ``ring``, checked against its md5."""
+        data = pickle.dumps(self.result_dict(ring), protocol=2)
+        if hashlib.md5(data).hexdigest() != self.results[ring].get("md5"):
             raise PlanError(f"plan: the {ring} builder does not match its recorded md5")
         return data
 
@@ -177,15 +215,15 @@ class Plan:
 
         out = {}
         for ring in self.results:
-            data = self.result_bytes(ring)
+            self.result_bytes(ring)
             try:
-                b = RingBuilder.from_dict(pickle.loads(data))
+                b = RingBuilder.from_dict(self.result_dict(ring))
             except Exception as e:
                 raise PlanError(f"plan: the {ring} builder cannot be loaded "
                                 f"({type(e).__name__})")
-            # from_dict(...).to_dict() can pickle to other bytes (shared objects differ);
-            # the store pickles to_dict(), so hand it the planned dict itself
-            b.to_dict = lambda data=data: pickle.loads(data)
+            # the store pickles to_dict(): hand it a fresh decoding, whose pickle is
+            # the planned bytes (from_dict(...).to_dict() can share objects differently)
+            b.to_dict = lambda ring=ring: self.result_dict(ring)
             if hashlib.md5(pickle.dumps(b.to_dict(), protocol=2)).hexdigest() != \
                     self.results[ring]["md5"]:
                 raise PlanError(f"plan: the {ring} builder does not re-serialise to the "
@@ -224,11 +262,12 @@ def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
     from ringmgr.rings.report import render_text
     from ringmgr.rings.store import RingStore
 
-    plan = Plan.load(path)
     store = RingStore.from_config(config)
+    plan = Plan.load(path, store.state_dir)
     store.refuse_if_pending()
     if not plan.results:
         raise PlanError(f"plan {path} changes no ring")
+    builders = plan.result_builders()   # every builder decodes, before anything is shown
     show(f"plan {path}: {plan.description} (seed {plan.seed}, made "
          f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(plan.created))})")
     show(render_text({n: r for n, r in plan.reports.items() if n in plan.results}))
@@ -237,7 +276,6 @@ def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
         if stale:
             raise StalePlan("the plan no longer fits the builders: " + "; ".join(stale)
                             + ". Nothing was written; re-plan with --plan-out")
-        builders = plan.result_builders()
         current = {n: store.load(n) for n in plan.results}
         removed = [dict(dev_definition(d), ring=n) for n, b in builders.items()
                    for d in _removed(current[n], b)]
@@ -271,9 +309,39 @@ def _removed(before, after) -> list[dict]:
               ids_after[d["id"]]["device"]) != (d["ip"], d["port"], d["device"]))]
 
 
-def _digest(body) -> str:
-    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
-    return hashlib.sha256(canon.encode()).hexdigest()
+def _check_seal(path, doc: dict, key_dir) -> None:
+    from ringmgr.rings.plan_format import PlanKeyError, check_seal, plan_key
+
+    if not isinstance(doc.get("body"), dict):
+        raise PlanError(f"plan file {path} lacks required fields")
+    try:
+        key = plan_key(key_dir)
+    except PlanKeyError as e:
+        if "does not exist" in str(e):
+            raise PlanError(f"plan file {path} was made for another cluster (this "
+                            f"builder_dir has no plan key, {e}): refused; make the plan "
+                            f"here with --plan-out") from None
+        raise PlanError(f"plan file {path} cannot be checked: {e}") from None
+    why = check_seal(doc, key)
+    if why == "other-key":
+        raise PlanError(f"plan file {path} was made for another cluster (it is not "
+                        f"sealed with this builder_dir's plan key): refused; make the "
+                        f"plan here with --plan-out")
+    if why:
+        raise PlanError(f"plan file {path} was changed after it was saved (its HMAC "
+                        f"does not match): refused; make the plan again with --plan-out")
+
+
+def _check_ring_names(path, plan: "Plan") -> None:
+    from ringmgr.rings.files import is_ring_name
+
+    for section in (plan.base, plan.results, plan.reports):
+        if not isinstance(section, dict):
+            raise PlanError(f"plan file {path} lacks required fields")
+        for name in section:
+            if not is_ring_name(name):
+                raise PlanError(f"plan file {path}: {name[:60]!r} is not a ring name "
+                                f"(account, container, object, object-N): refused")
 
 
 def _json_default(o):

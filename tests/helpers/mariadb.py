@@ -123,6 +123,7 @@ NOVA_SCHEMA = [
          host VARCHAR(255), node VARCHAR(255),
          display_name VARCHAR(255),
          vm_state VARCHAR(255), task_state VARCHAR(255),
+         user_data MEDIUMTEXT,
          deleted INT NOT NULL DEFAULT 0) ENGINE=InnoDB""",
 ]
 NEUTRON_SCHEMA = [

@@ -25,9 +25,11 @@ class Cluster:
 
 def checksums(directory: Path) -> dict[str, str]:
     """md5 of every file below ``directory``, except swift's empty ``.lock`` file (taking
-    the directory lock creates it; it holds no data)."""
+    the directory lock creates it; it holds no data) and the plan key (the first
+    --plan-out creates it; tests/test_plan_security.py checks it)."""
     return {str(p.relative_to(directory)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(Path(directory).rglob("*")) if p.is_file() and p.name != ".lock"}
+            for p in sorted(Path(directory).rglob("*"))
+            if p.is_file() and p.name not in (".lock", "plan.key")}
 
 
 def make_cluster(tmp_path: Path, *, nodes: int = 6, zones: int = 3, disks: int = 2,

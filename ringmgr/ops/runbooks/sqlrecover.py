@@ -95,10 +95,19 @@ def connect(target: DBTarget):
 
 
 # -- the statements (pure) --------------------------------------------------------------
+# Only the columns the move changes or the undo needs: a backup file or --json output
+# must never carry the rest of a row (instances.user_data holds cloud-init secrets).
+COLUMNS = {NOVA_INSTANCES: ("uuid", "host", "node"),
+           "ml2_port_bindings": ("port_id", "host"),
+           "ml2_port_binding_levels": ("port_id", "host", "level")}
+
+
 def select_sql(table: str) -> str:
+    cols = ", ".join(COLUMNS[table])
     if table == NOVA_INSTANCES:
-        return "SELECT * FROM instances WHERE host = %s AND deleted = 0 ORDER BY uuid FOR UPDATE"
-    return f"SELECT * FROM {table} WHERE host = %s ORDER BY port_id FOR UPDATE"
+        return (f"SELECT {cols} FROM instances WHERE host = %s AND deleted = 0 "
+                f"ORDER BY uuid FOR UPDATE")
+    return f"SELECT {cols} FROM {table} WHERE host = %s ORDER BY port_id FOR UPDATE"
 
 
 def update_sql(table: str) -> str:
@@ -275,11 +284,15 @@ def undo_nova(con, report: MoveReport) -> int:
 
 
 # -- the backup file ---------------------------------------------------------------------
-def default_backup_path(failed: str, now=time.gmtime) -> Path:
+def default_backup_dir() -> Path:
     from ringmgr.exec.runner import default_state_dir
 
+    return default_state_dir().parent / "backups"
+
+
+def default_backup_path(failed: str, now=time.gmtime) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", now())
-    return default_state_dir().parent / "backups" / f"recover-host.{failed}.{stamp}.json"
+    return default_backup_dir() / f"recover-host.{failed}.{stamp}.json"
 
 
 def _plain(v):
@@ -295,8 +308,13 @@ def _plain(v):
 def write_backup(path: Path, report: MoveReport, nova: DBTarget, neutron: DBTarget) -> Path:
     """Write the rows as they are now (temp file, fsync, rename).  An existing file
     (an earlier attempt) is never overwritten: the new one gets a numbered name."""
+    from ringmgr.exec.statedir import private_dir
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent == default_backup_dir():
+        private_dir(path.parent)          # 0700, and refused if others can write it
+    else:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     n, base = 1, path
     while path.exists():
         n += 1
