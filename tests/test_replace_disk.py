@@ -17,6 +17,7 @@ from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.local import LocalExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
+from ringmgr.ops.disk_safety import NODE_ARGV, node_argv
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
@@ -146,8 +147,8 @@ def test_dry_run_lists_exactly_the_commands_a_real_run_executes(env):
     run1 = replace_disk(config, "s01", env.dev, ReplaceOptions(), ex=real1)
     assert run1.summary.stopped
     assert plan1.commands == real1.recorded == [
-        ("umount", str(env.mount_point)), ("mkdir", "-p", str(env.mount_point)),
-        ("chown", "root:root", str(env.mount_point)), ("chmod", "0755", str(env.mount_point))]
+        ("umount", "--", str(env.mount_point)),
+        node_argv("guard", str(env.mount_root), env.dev)]
 
     swap(env)
     config = load_config(env.config)
@@ -160,14 +161,16 @@ def test_dry_run_lists_exactly_the_commands_a_real_run_executes(env):
     assert plan2.commands == real2.recorded
     assert plan2.commands[0][0] == "mkfs.xfs" and f"uuid={run2.ctx.params['uuid']}" in plan2.commands[0]
     assert [c[0] for c in real2.recorded] == ["mkfs.xfs", "cp", "cp", "dd", "mv", "mount",
-                                              "chown", "python3"]
+                                              "python3", "python3"]
+    assert [c[len(NODE_ARGV)] for c in real2.recorded[-2:]] == ["check", "own"]
 
 
 def test_dry_run_cli_changes_nothing_and_prints_commands(env):
     before = state_of(env)
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--dry-run")
     assert code == 0, out
-    assert f"umount {env.mount_point}" in out and f"chmod 0755 {env.mount_point}" in out
+    assert f"umount -- {env.mount_point}" in out
+    assert f"python3 <ringmgr disk_node.py> guard {env.mount_root} {env.dev}" in out
     assert state_of(env) == before
 
 
@@ -350,11 +353,11 @@ def journal(env):
 
 
 # (phase, n): killed after the n-th state-changing command of that phase
-# phase 1: umount, mkdir, chown, chmod; phase 2: mkfs, cp, cp, dd, mv, mount, chown, python3
+# phase 1: umount, guard; phase 2: mkfs, cp, cp, dd, mv, mount, check, own
 @pytest.mark.slow
 @pytest.mark.parametrize("phase,n,step", [
     (1, 1, "unmount"), (1, 2, "guard"), (2, 1, "mkfs"), (2, 2, "fstab"), (2, 4, "fstab"),
-    (2, 6, "mount"), (2, 7, "chown"), (2, 8, "check"),
+    (2, 6, "mount"), (2, 7, "check"), (2, 8, "chown"),
 ])
 def test_killed_at_a_step_then_resumed(env, phase, n, step):
     if phase == 2:

@@ -73,3 +73,23 @@ def test_refusal_over_ssh_changes_nothing(env):
     report = json.loads(stdout)
     assert report["written"] is False and "elsewhere" in report["error"]
     assert (env.fstab.read_bytes(), sorted(mounts_of(env.old.dev))) == before
+
+
+def test_guard_over_ssh_never_follows_a_symlink_planted_after_the_unmount(env):
+    """The guard runs disk_node.py on the node through the SSH channel; the symlink the
+    owner of mount_root plants right after the unmount is refused, its target kept."""
+    from tests.test_disk_hardening import After, owner_mode, victim_dir
+
+    victim = victim_dir(env)
+
+    def plant():
+        env.mount_point.rmdir()
+        env.mount_point.symlink_to(victim)
+
+    config = load_config(env.config)
+    with SSHExecutor(config.node("s01"), config.ssh) as ssh:
+        ex = After(ssh, ("umount",), plant)
+        run = replace_disk(config, "s01", env.dev, ReplaceOptions(), ex=ex)
+    assert ex.fired and mounts_of(env.old.dev) == []
+    assert "is a symlink to" in str(run.summary.error)
+    assert owner_mode(victim) == (4242, 4242, 0o700)

@@ -70,10 +70,10 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
         if dry_run:
             app.out("\ncommands a real run executes, in order:" if run.commands
                     else "\na real run would execute no state-changing command")
-            import shlex
+            from ringmgr.ops.disk_safety import display
 
             for argv in run.commands or []:
-                app.out(f"  {shlex.join(argv)}")
+                app.out(f"  {display(argv)}")
         if s.stopped:
             app.out(f"\n{s.stopped}")
         elif s.finished:

@@ -34,25 +34,11 @@ from typing import Callable
 
 from ringmgr.errors import Refused, StepFailed, UsageError
 from ringmgr.exec.runner import Step, StopRun
-from ringmgr.ops import facts, fstab
+from ringmgr.ops import disk_safety, facts, fstab
+from ringmgr.ops.disk_safety import check_mount_point, node_op, refuse_if_in_use
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 XFS_LABEL_MAX = 12
-
-# Written, read and removed on the new filesystem: proves it is writable and that
-# user xattrs (where swift keeps object metadata) work.
-XATTR_CHECK = (
-    "import os,sys\n"
-    "p=os.path.join(sys.argv[1],'.ringmgr-check-'+sys.argv[2])\n"
-    "open(p,'w').write('ok')\n"
-    "try:\n"
-    "    os.setxattr(p,'user.ringmgr',b'ok')\n"
-    "    assert os.getxattr(p,'user.ringmgr')==b'ok'\n"
-    "    os.removexattr(p,'user.ringmgr')\n"
-    "finally:\n"
-    "    os.unlink(p)\n"
-)
-
 
 @dataclass
 class ReplaceOptions:
@@ -125,7 +111,7 @@ class DiskContext:
 
 # -- names and parameters ---------------------------------------------------------
 def check_name(kind: str, value: str) -> None:
-    if not NAME_RE.match(value) or value in (".", ".."):
+    if not NAME_RE.fullmatch(value) or value in (".", ".."):
         raise UsageError(f"{kind} {value!r} has characters outside [A-Za-z0-9._-]; "
                          f"use the name as the rings and the config spell it")
 
@@ -198,11 +184,7 @@ def precheck(ctx: DiskContext, journal) -> dict:
         ctx.echo(f"  {ring}: device id {d['id']}, weight {d['weight']:g}, "
                  f"{d['parts']} partitions")
 
-    root = ctx.q("realpath", "-m", "--", ctx.mount_root, check=True).stdout.strip()
-    real = ctx.q("realpath", "-m", "--", ctx.mount_point, check=True).stdout.strip()
-    if real != f"{root.rstrip('/')}/{dev}":
-        raise Refused(f"mount point {ctx.mount_point} resolves to {real}, outside "
-                      f"mount_root {root}: remove the symlink and re-run")
+    check_mount_point(ctx)
 
     past_guard = journal.step_state("guard") in ("done", "skipped")
     blk = ctx.lsblk()
@@ -251,49 +233,22 @@ def precheck(ctx: DiskContext, journal) -> dict:
     return ctx.findings
 
 
-def refuse_if_in_use(ctx: DiskContext, blk: facts.BlockDev, mounts, *,
-                     allow_mount_point: bool) -> None:
-    """Refuse when the device (or a partition of it) is mounted, root/boot, or held."""
-    for d in blk.walk():
-        for m in facts.mounts_of(mounts, major_minors=[d.major_minor], paths=[d.path]):
-            if allow_mount_point and m.mount_point == ctx.mount_point and d is blk:
-                continue
-            if ctx.assumed_unmounted and m.mount_point == ctx.mount_point:
-                continue
-            if m.mount_point in ("/", "/boot", "/boot/efi"):
-                raise Refused(f"{d.path} holds {m.mount_point}: it is a system disk, never "
-                              f"a swift disk; check nodes.{ctx.node.name}.block_devices")
-            raise Refused(f"{d.path} is mounted at {m.mount_point}"
-                          + (f" (not at {ctx.mount_point})" if allow_mount_point else "")
-                          + f": it is in use; unmount it there, or fix "
-                          f"nodes.{ctx.node.name}.block_devices if it is the wrong disk")
-    for d in blk.walk():
-        if d is not blk and d.type not in ("part",):
-            raise Refused(f"{blk.path} is in use by {d.path} ({d.type}); remove that first")
-    parent = None
-    for d in blk.walk():
-        held = facts.parse_holders(ctx.q(*facts.holders_argv(d.kname, parent)).stdout)
-        if held:
-            raise Refused(f"{d.path} is held by {', '.join(held)} (device-mapper, md, ...): "
-                          f"it is in use; tear that down first")
-        parent = blk.kname
-
-
 # -- steps --------------------------------------------------------------------------
 def _unmount_check(ctx: DiskContext):
+    check_mount_point(ctx)
     if ctx.mounted_here() is None:
         return f"{ctx.mount_point} is not mounted"
     return None
 
 
 def _unmount(ctx: DiskContext):
-    argv = ["umount", "-l", ctx.mount_point] if ctx.opts.lazy else ["umount", ctx.mount_point]
+    argv = ["umount", *(["-l"] if ctx.opts.lazy else []), "--", ctx.mount_point]
     r = ctx.ex.run(argv, check=False)
     if r.ok:
         ctx.assumed_unmounted = ctx.dry_run
         return
     if "busy" in (r.stderr + r.stdout):
-        pids = facts.parse_fuser_pids(ctx.q("fuser", "-m", ctx.mount_point).stdout)
+        pids = facts.parse_fuser_pids(ctx.q(*facts.fuser_argv(ctx.mount_point)).stdout)
         holders = facts.parse_ps(ctx.q(*facts.ps_argv(pids)).stdout) if pids else []
         who = ", ".join(holders) if holders else "unknown processes (fuser found none)"
         raise Refused(f"{ctx.mount_point} is busy: held by {who}; stop them (e.g. "
@@ -307,15 +262,18 @@ def _unmount_verify(ctx: DiskContext):
 
 
 def _guard(ctx: DiskContext):
-    for argv in (["mkdir", "-p", ctx.mount_point], ["chown", "root:root", ctx.mount_point],
-                 ["chmod", "0755", ctx.mount_point]):
-        ctx.ex.run(argv)
+    """mkdir, chown root:root, chmod 0755 on a descriptor opened without following a
+    symlink (``disk_node.guard``): right after the unmount, the owner of mount_root
+    may have put a symlink where the mount point was."""
+    node_op(ctx.ex, "guard", ctx.mount_root, ctx.dev, mutates=True)
+    if not ctx.dry_run:
+        ctx.params["guarded_at"] = time.time()
 
 
 def _guard_verify(ctx: DiskContext):
-    st = ctx.q("stat", "-c", "%u:%g %a", ctx.mount_point, check=True).stdout.strip()
-    if st != "0:0 755":
-        raise StepFailed(f"{ctx.mount_point} is {st}, not root:root 0755")
+    st = ctx.q("stat", "-c", "%F %u:%g %a", "--", ctx.mount_point, check=True).stdout.strip()
+    if st != "directory 0:0 755":
+        raise StepFailed(f"{ctx.mount_point} is {st}, not a root:root 0755 directory")
 
 
 def _swap(ctx: DiskContext):
@@ -370,7 +328,7 @@ def peer_sizes(ctx: DiskContext) -> dict[str, list[tuple[float, int]]]:
     real = r.stdout.splitlines() if r.ok else []
     if len(real) != len(paths):
         real = paths
-    r = ctx.q("lsblk", "-J", "-b", "-o", facts.LSBLK_COLUMNS, *real)
+    r = ctx.q("lsblk", "-J", "-b", "-o", facts.LSBLK_COLUMNS, "--", *real)
     try:
         size_of = {b.path: b.size for b in facts.parse_lsblk(r.stdout)}
     except ValueError:
@@ -437,10 +395,11 @@ def _mkfs_check(ctx: DiskContext):
     blk = ctx.lsblk()
     if blk is None:
         raise Refused(f"the kernel does not see {ctx.block}; nothing was formatted")
+    # right before mkfs: mounts, holders, parents, loops, open descriptors, O_EXCL
     refuse_if_in_use(ctx, blk, ctx.mounts(), allow_mount_point=False)
     if ctx.node.fstab_by == "label":
         label = ctx.params["label"]
-        r = ctx.q("blkid", "-c", "/dev/null", "-o", "device", "-t", f"LABEL={label}")
+        r = ctx.q("blkid", "-c", "/dev/null", "-o", "device", "-t", f"LABEL={label}", "--")
         others = sorted(set(r.stdout.split()) - {ctx.block, blk.path})
         if others:
             raise Refused(f"{', '.join(others)} already carries the label {label!r}: "
@@ -451,11 +410,13 @@ def _mkfs_check(ctx: DiskContext):
 
 def mkfs_argv(ctx: DiskContext) -> list[str]:
     return ["mkfs.xfs", "-f", "-L", ctx.params["label"], "-m", f"uuid={ctx.params['uuid']}",
-            *ctx.node.mkfs_options, ctx.block]
+            *ctx.node.mkfs_options, "--", ctx.block]
 
 
 def _mkfs(ctx: DiskContext):
     ctx.ex.run(mkfs_argv(ctx))
+    if not ctx.dry_run:
+        ctx.params["formatted_at"] = time.time()
 
 
 def _mkfs_verify(ctx: DiskContext):
@@ -471,7 +432,7 @@ def fstab_line(ctx: DiskContext) -> str:
 
 
 def _read_fstab(ctx: DiskContext) -> str:
-    r = ctx.q("cat", ctx.fstab_path)
+    r = ctx.q("cat", "--", ctx.fstab_path)
     if not r.ok:
         raise Refused(f"cannot read {ctx.fstab_path} on {ctx.node.name}: "
                       f"{r.stderr.strip()}; check nodes.{ctx.node.name}.fstab")
@@ -502,6 +463,7 @@ def _fstab_verify(ctx: DiskContext):
 
 
 def _mount_check(ctx: DiskContext):
+    check_mount_point(ctx)
     m = ctx.mounted_here()
     if m is not None:
         blk = ctx.lsblk()
@@ -514,8 +476,8 @@ def _mount_check(ctx: DiskContext):
 
 def mount_argv(ctx: DiskContext) -> list[str]:
     if ctx.fstab_path == "/etc/fstab":
-        return ["mount", ctx.mount_point]
-    return ["mount", "--fstab", ctx.fstab_path, ctx.mount_point]
+        return ["mount", "--", ctx.mount_point]
+    return ["mount", "--fstab", ctx.fstab_path, "--", ctx.mount_point]
 
 
 def _mount(ctx: DiskContext):
@@ -529,25 +491,37 @@ def _mount_verify(ctx: DiskContext):
                          f"(found {m.source if m else 'nothing'})")
 
 
+def _new_fs_device(ctx: DiskContext) -> str:
+    blk = ctx.lsblk()
+    if blk is None:
+        raise Refused(f"the kernel does not see {ctx.block} on {ctx.node.name}")
+    return blk.major_minor
+
+
 def _chown(ctx: DiskContext):
-    ctx.ex.run(["chown", ctx.node.owner, ctx.mount_point])
+    """fchown on the mounted filesystem's root, opened without following a symlink
+    and checked to be the new disk's filesystem (``disk_node.own``)."""
+    got = node_op(ctx.ex, "own", ctx.mount_root, ctx.dev, _new_fs_device(ctx),
+                  ctx.node.owner, mutates=True)
+    ctx.findings["owner_ids"] = f"{got.get('uid')}:{got.get('gid')}"
 
 
 def _chown_verify(ctx: DiskContext):
-    want = ctx.node.owner
-    fmt = "%u:%g" if want.replace(":", "").isdigit() else "%U:%G"
-    got = ctx.q("stat", "-c", fmt, ctx.mount_point, check=True).stdout.strip()
+    want = ctx.findings.get("owner_ids")
+    got = ctx.q("stat", "-c", "%u:%g", "--", ctx.mount_point, check=True).stdout.strip()
     if got != want:
-        raise StepFailed(f"{ctx.mount_point} is owned by {got}, not {want}")
+        raise StepFailed(f"{ctx.mount_point} is owned by {got}, not {ctx.node.owner} "
+                         f"({want})")
 
 
 def _check(ctx: DiskContext):
-    r = ctx.ex.run(["python3", "-c", XATTR_CHECK, ctx.mount_point, ctx.params["tag"]],
-                   check=False)
-    if not r.ok:
-        tail = (r.stderr or r.stdout).strip().splitlines()
-        raise StepFailed(f"{ctx.mount_point} failed the write/xattr check: "
-                         f"{tail[-1] if tail else 'exit ' + str(r.rc)}")
+    """Runs while the new filesystem is still root:root 0755 (before the chown), on a
+    file with a random name created O_EXCL|O_NOFOLLOW (``disk_node.check``)."""
+    try:
+        node_op(ctx.ex, "check", ctx.mount_root, ctx.dev, _new_fs_device(ctx),
+                mutates=True)
+    except (Refused, StepFailed) as e:
+        raise StepFailed(f"{ctx.mount_point} failed the write/xattr check: {e}") from None
 
 
 def _weight_fn():
@@ -632,8 +606,8 @@ def take_out_steps(ctx: DiskContext) -> list[Step]:
     return [
         Step("unmount", f"Unmount {mp}", _unmount, check=_unmount_check,
              verify=_unmount_verify),
-        Step("guard", f"Guard the empty mount point {mp} (root:root 0755)", _guard,
-             verify=_guard_verify),
+        Step("guard", f"Guard the empty mount point {mp} (root:root 0755, never through "
+                      f"a symlink)", _guard, verify=_guard_verify),
     ]
 
 
@@ -648,8 +622,8 @@ def replace_disk_steps(ctx: DiskContext) -> list[Step]:
         Step("fstab", f"Write one fstab entry for {mp} ({ctx.fstab_path})", _fstab,
              check=_fstab_check, verify=_fstab_verify, destructive=True),
         Step("mount", f"Mount {mp}", _mount, check=_mount_check, verify=_mount_verify),
-        Step("chown", f"Chown {mp} to {ctx.node.owner}", _chown, verify=_chown_verify),
         Step("check", f"Check {mp} is writable and user xattrs work", _check),
+        Step("chown", f"Chown {mp} to {ctx.node.owner}", _chown, verify=_chown_verify),
     ]
     if ctx.opts.weight_zero:
         steps.insert(0, Step("weight-zero", f"Set {ctx.dev}'s weight to 0 on every ring",
