@@ -88,6 +88,9 @@ SCHEMA: dict[str, dict[str, str]] = {
         "retries": _INT,
     },
     "defaults": {k: v for k, v in _NODE_KEYS.items() if k in _NODE_DEFAULTS},
+    "drive_audit": {
+        "since": _STR,
+    },
     "openstack": {
         "openrc": _PATH,
         "nova_db": _STR,
@@ -191,6 +194,12 @@ class OpenStackConfig:
 
 
 @dataclass(frozen=True)
+class DriveAuditConfig:
+    since: str = "24h"   # the window: errors older than this do not count
+    explicit: bool = False  # set in the file (not the default)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     cluster: ClusterConfig
@@ -199,6 +208,7 @@ class Config:
     proxies: dict[str, Proxy]
     openstack: OpenStackConfig
     warnings: tuple[str, ...] = ()
+    drive_audit: DriveAuditConfig = field(default_factory=DriveAuditConfig)
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a UsageError listing the known ones otherwise."""
@@ -341,8 +351,17 @@ def parse_config(data: dict, path: Path) -> Config:
         cinder_db=o.get("cinder_db"),
         restore_order=tuple(o["restore_order"]) if "restore_order" in o else None,
     )
+    da = data.get("drive_audit", {})
+    drive_audit = DriveAuditConfig(since=da.get("since", DriveAuditConfig.since),
+                                   explicit="since" in da)
+    from ringmgr.ops.logwindow import parse_since
+
+    try:
+        parse_since(drive_audit.since, 0.0)
+    except ValueError as e:
+        v.fail("drive_audit.since", str(e))
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
-                  openstack=openstack)
+                  openstack=openstack, drive_audit=drive_audit)
 
 
 def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:

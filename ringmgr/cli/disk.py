@@ -96,21 +96,30 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
                    "where the ring commands support it)")
 @click.option("--lazy", is_flag=True, help="with --act: lazy unmount when busy")
 @click.option("--dry-run", is_flag=True, help="with --act: print what would change")
+@click.option("--since", metavar="WHEN",
+              help="count only errors since WHEN: a duration back from now (30m, 24h, 7d) "
+                   "or a date/time (2026-12-01T08:00); default [drive_audit].since, 24h")
 @click.option("--yes", is_flag=True, help="no confirmation prompt")
 @json_option
 @pass_app
-def drive_audit_cmd(app, nodes, act, lazy, dry_run, yes):
+def drive_audit_cmd(app, nodes, act, lazy, dry_run, since, yes):
     """Find failing disks from the nodes' kernel logs (all nodes by default).
 
+    Only errors inside the window (--since) and newer than each device's current
+    filesystem count: a replaced disk is not blamed for its predecessor's errors.
     Exit 0: no I/O errors; 1: failing disks found (listed); 2: a node could not be read.
     """
+    import time
+
     from ringmgr.ops.drive_audit import act_on, audit_nodes, render
+    from ringmgr.ops.logwindow import window_for
 
     config = app.config
+    window = window_for(since, config, time.time())
     names = list(nodes) or sorted(config.nodes)
     for n in names:
         config.node(n)
-    audits = audit_nodes(config, names)
+    audits = audit_nodes(config, names, window=window)
     app.out(render(audits))
     failing = [(a.node, f) for a in audits for f in a.failing]
     acted = []
@@ -122,8 +131,8 @@ def drive_audit_cmd(app, nodes, act, lazy, dry_run, yes):
         for line in acted:
             app.out(line["summary"])
     app.written = bool(acted) and not dry_run
-    app.emit({"written": app.written, "nodes": [a.to_json() for a in audits],
-              "acted": acted})
+    app.emit({"written": app.written, "window": window.to_json(),
+              "nodes": [a.to_json() for a in audits], "acted": acted})
     if any(a.error for a in audits):
         from ringmgr.errors import StepFailed
 

@@ -220,17 +220,50 @@ def precheck(ctx: DiskContext, journal) -> dict:
     if ctx.opts.weight_zero:
         journal.param("weights", lambda: rings)
 
-    from ringmgr.ops.drive_audit import read_kernel_log
-
-    names = {dev, blk.kname if blk else None, ctx.block.rsplit("/", 1)[-1]} - {None}
-    source, text = read_kernel_log(ctx.ex)
-    errors = [e for e in facts.parse_kernel_log(text) if e.device in names]
-    ctx.findings["kernel_errors"] = len(errors)
-    if errors:
-        ctx.echo(f"  kernel log ({source}): {len(errors)} I/O errors, last: {errors[-1].line}")
-    else:
-        ctx.echo(f"  kernel log ({source or 'none readable'}): no I/O errors for {dev}")
+    show_kernel_errors(ctx, journal, blk, here)
     return ctx.findings
+
+
+def show_kernel_errors(ctx: DiskContext, journal, blk, here) -> None:
+    """The device's I/O errors in the kernel log that are about the disk in the slot
+    now: inside the window, and newer than its filesystem or, once the old disk is
+    out, newer than that (the log still holds the old disk's lines)."""
+    from ringmgr.ops import logwindow
+    from ringmgr.ops.drive_audit import mount_root_birth, read_log
+
+    names = {ctx.dev, blk.kname if blk else None, ctx.block.rsplit("/", 1)[-1]} - {None}
+    log = read_log(ctx.ex)
+    errors = [e for e in facts.parse_kernel_log(log.text) if e.device in names]
+    window = logwindow.window_for(None, ctx.config, log.now)
+    since, why = None, ""
+    if journal.step_state("guard") in ("done", "skipped"):
+        since = ctx.params.get("guarded_at") or _step_time(journal, "guard")
+        why = f"the old disk was taken out at {logwindow.utc(since)}" if since else ""
+    elif blk is not None and here and here[-1].major_minor == blk.major_minor:
+        since = mount_root_birth(ctx.ex, ctx.mount_point)
+        why = f"its filesystem was made at {logwindow.utc(since)}" if since else ""
+    c = logwindow.count_errors(log.timed(errors), window.start, since)
+    ctx.findings["kernel_errors"] = len(c.counted)
+    ctx.findings["kernel_errors_not_counted"] = c.older_than_fs + c.before_window
+    ctx.findings["kernel_log_window"] = window.to_json()
+    where = (f"{log.source}, {log.times_note(errors)}" if log.source else "none readable")
+    if c.counted:
+        ctx.echo(f"  kernel log ({where}): {len(c.counted)} I/O errors "
+                 f"({window.describe()}), last: {c.counted[-1].line}")
+    else:
+        ctx.echo(f"  kernel log ({where}): no I/O errors for {ctx.dev} ({window.describe()})")
+    if c.older_than_fs:
+        ctx.echo(f"    not counted: {c.older_than_fs} older than {why}")
+
+
+def _step_time(journal, name: str) -> float | None:
+    import calendar
+
+    at = (journal.data["steps"].get(name) or {}).get("at")
+    try:
+        return float(calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")))
+    except (TypeError, ValueError):
+        return None
 
 
 # -- steps --------------------------------------------------------------------------

@@ -5,6 +5,7 @@
     disk = disks.create(label=disks.unique_label())   # sparse 300 MB file, losetup, mkfs.xfs
     disk.dev          # "/dev/loop7"
     blank = disks.create(mkfs=False)                   # a "new disk": no filesystem
+    same = disks.create(mkfs=False, on=disk.dev)       # ... in the old one's slot
     disks.detach(disk)                                 # pull the disk (unmounts it first)
     disks.cleanup()                                    # unmount + detach all; also on failure
 
@@ -71,11 +72,20 @@ class LoopDisks:
     unique_label = staticmethod(unique_label)
 
     def create(self, label: str | None = None, *, mkfs: bool = True,
-               size_mb: int = SIZE_MB) -> LoopDisk:
+               size_mb: int = SIZE_MB, on: str | None = None) -> LoopDisk:
+        """``on``: the loop device to use (the new disk in the old one's slot, with the
+        old one's kernel name, as a swapped sdb is sdb again)."""
         file = self.workdir / f"disk{len(self.disks)}-{secrets.token_hex(3)}.img"
         with open(file, "wb") as f:
             f.truncate(size_mb * 1024 * 1024)
-        dev = _run("losetup", "--find", "--show", str(file)).stdout.strip()
+        if on is not None:
+            r = _run("losetup", on, str(file), check=False)
+            if r.returncode != 0:
+                file.unlink()
+                pytest.skip(f"{on} was taken by another test meanwhile: {r.stderr.strip()}")
+            dev = on
+        else:
+            dev = _run("losetup", "--find", "--show", str(file)).stdout.strip()
         disk = LoopDisk(file, dev, None)
         self.disks.append(disk)
         if mkfs:
