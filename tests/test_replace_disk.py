@@ -172,6 +172,10 @@ def test_dry_run_cli_changes_nothing_and_prints_commands(env):
     assert f"umount -- {env.mount_point}" in out
     assert f"python3 <ringmgr disk_node.py> guard {env.mount_root} {env.dev}" in out
     assert state_of(env) == before
+    # what WILL happen, not what did: nothing was unmounted
+    assert "is unmounted and guarded" not in out
+    assert (f"a real run will unmount {env.mount_point}, guard it (root:root 0755) and stop "
+            f"here") in out and "After the swap you will run: ringmgr replace-disk" in out
 
 
 # -- refusals: exit 2, nothing destructive ran, the message says what to do ---------------
@@ -410,6 +414,17 @@ def ring_weights(env):
     return out
 
 
+def ring_parts(env):
+    from swift.common.ring import RingBuilder
+
+    out = {}
+    for ring in ("account", "container", "object"):
+        b = RingBuilder.load(str(env.root / "builders" / f"{ring}.builder"))
+        (d,) = [d for d in b.devs if d and d["device"] == env.dev]
+        out[ring] = d["parts"]
+    return out
+
+
 def test_weight_zero_while_out_and_restored_after(env):
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     before = state_of(env)
@@ -417,19 +432,33 @@ def test_weight_zero_while_out_and_restored_after(env):
     assert code == 0, out
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     assert state_of(env) == before
-    assert "a real run changes the rings; push them then: ringmgr push" in out
+    assert "a real run changes the rings here; they must then be pushed" in out
+    assert "is unmounted and guarded" not in out and "a real run will unmount" in out
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--weight-zero", "--yes")
     assert code == 0, out
-    assert "push the changed rings to every node: ringmgr push" in out
     assert ring_weights(env) == {r: [0.0] for r in ("account", "container", "object")}
+    # said where the ring changed, and again as the last line of the report
+    due = (f"PUSH DUE: weight 0 for s01/{env.dev} on every ring is written to the builders, "
+           f"not yet on the nodes: run `ringmgr push` now")
+    assert out.index(due) < out.index("] Unmount")
+    assert out.rstrip("\n").splitlines()[-1].startswith(due)
     swap(env)
     # the flag need not be repeated: the journal knows the weight was set to 0
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
     assert code == 0, out
-    assert "restored at the end" in out and "replication will refill" in out
-    assert out.count("push the changed rings to every node: ringmgr push") == 1
+    assert "restored at the end" in out
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     assert mounts_of(env.new.dev) == [str(env.mount_point)]
+    # the summary is about the restored rings: the partitions are back, and moved
+    parts = ring_parts(env)
+    assert all(n > 0 for n in parts.values())
+    for ring, n in parts.items():
+        assert (f"replication will refill {n} partitions of the {ring} ring onto "
+                f"s01/{env.dev}") in out
+    assert "no ring change is needed" not in out
+    assert "the weight restore (100) gave" in out and "replica moves" in out
+    assert out.rstrip("\n").splitlines()[-1].startswith(
+        f"PUSH DUE: weight 100 for s01/{env.dev} on every ring is written")
 
 
 def test_refuses_a_label_another_disk_already_carries(env):

@@ -22,6 +22,9 @@ def register(group: click.Group) -> None:
 @click.option("--lazy", is_flag=True, help="lazy unmount (umount -l) when the disk is busy")
 @click.option("--weight-zero", is_flag=True,
               help="set the device's weight to 0 on every ring while it is out, restore after")
+@click.option("--push/--no-push", "push", default=None,
+              help="with --weight-zero: push the rings to every node right after each "
+                   "weight change (default: [cluster].push)")
 @click.option("--label", metavar="LABEL", help="XFS label (default: DEV, at most 12 characters)")
 @click.option("--again", is_flag=True,
               help="start a new replacement of a disk that an earlier run of this command "
@@ -32,7 +35,7 @@ def register(group: click.Group) -> None:
 @click.option("--yes", is_flag=True, help="no confirmation prompt for destructive steps")
 @json_option
 @pass_app
-def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, label,
+def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, push, label,
                      again, resume, dry_run, yes):
     """Replace the failed disk DEV of NODE: unmount, guard, swap, mkfs.xfs, fstab, mount.
 
@@ -46,7 +49,7 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
 
     config = app.config
     opts = ReplaceOptions(replaced=replaced, force_format=force_format, lazy=lazy,
-                          weight_zero=weight_zero, label=label, again=again)
+                          weight_zero=weight_zero, label=label, again=again, push=push)
 
     def confirm(step):
         app.confirm(f"{step.title} on node {node}: this destroys everything on device {dev} "
@@ -84,6 +87,10 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
                 app.out(line)
         for w in run.ctx.warnings:
             app.out(f"warning: {w}")
+        if run.ctx.push_due:
+            app.out("")
+            for line in run.ctx.push_due:
+                app.out(line)
     app.emit(run.to_json())
     s.raise_error()
     return 0

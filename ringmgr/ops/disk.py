@@ -36,6 +36,12 @@ from ringmgr.errors import Refused, StepFailed, UsageError
 from ringmgr.exec.runner import Step, StopRun
 from ringmgr.ops import disk_safety, facts, fstab
 from ringmgr.ops.disk_safety import check_mount_point, node_op, refuse_if_in_use
+from ringmgr.ops.disk_weight import push_wanted as weight_push_wanted
+from ringmgr.ops.disk_size import (peer_sizes, size_warnings,  # noqa: F401 (the API)
+                                   weight_suggested_sizes)
+from ringmgr.ops.disk_weight import (_weight_fn, push_note, refill_report,  # noqa: F401
+                                     weight_restore, weight_restore_check, weight_zero,
+                                     weight_zero_available)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 XFS_LABEL_MAX = 12
@@ -48,6 +54,7 @@ class ReplaceOptions:
     weight_zero: bool = False
     label: str | None = None
     again: bool = False
+    push: bool | None = None  # push after a ring change (None: [cluster].push)
 
 
 @dataclass
@@ -66,6 +73,8 @@ class DiskContext:
     findings: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     assumed_unmounted: bool = False
+    push_due: list[str] = field(default_factory=list)   # ring changes not on the nodes
+    pushed: list[str] = field(default_factory=list)
 
     @property
     def block(self) -> str:
@@ -314,11 +323,16 @@ def _swap(ctx: DiskContext):
     if not o.replaced:
         if ctx.ask_replaced is None or not ctx.ask_replaced():
             flags = " --force-format" if o.force_format else ""
+            then = (f"ringmgr replace-disk {ctx.node.name} {ctx.dev} --replaced{flags}")
+            if ctx.dry_run:
+                raise StopRun(
+                    f"a real run will unmount {ctx.mount_point}, guard it (root:root 0755) "
+                    f"and stop here; swift servers with mount_check = true will then answer "
+                    f"507 for {ctx.dev}. After the swap you will run: {then}")
             raise StopRun(
                 f"{ctx.mount_point} is unmounted and guarded (root:root 0755); swift "
                 f"servers with mount_check = true answer 507 for {ctx.dev} meanwhile. "
-                f"Swap the disk, then run: ringmgr replace-disk {ctx.node.name} "
-                f"{ctx.dev} --replaced{flags}")
+                f"Swap the disk, then run: {then}")
     blk = ctx.lsblk()
     if blk is None:
         raise Refused(f"the kernel does not see {ctx.block} on {ctx.node.name}: check the "
@@ -337,89 +351,6 @@ def _swap(ctx: DiskContext):
         raise Refused(f"{ctx.block} still carries the filesystem (UUID {old_uuid}) that was "
                       f"mounted at {ctx.mount_point}: the disk was not swapped. Swap it, or "
                       f"pass --force-format to reformat this very disk")
-
-
-# -- is the new disk big enough? ----------------------------------------------------
-SIZE_TOLERANCE = 0.05  # disks sold as the same size differ by a few MB between vendors
-
-
-def peer_sizes(ctx: DiskContext) -> dict[str, list[tuple[float, int]]]:
-    """ring -> [(weight, size in bytes)] of NODE's other ring devices the node can see.
-
-    Read-only: one ``realpath`` and one ``lsblk`` for all of them (lsblk skips the
-    paths that do not exist and still prints the others).
-    """
-    from ringmgr.ops.drive_audit import ring_devices_of
-
-    by_dev = {d: rings for d, rings in ring_devices_of(ctx.config, ctx.node).items()
-              if d != ctx.dev}
-    if not by_dev:
-        return {}
-    names = sorted(by_dev)
-    paths = [ctx.node.block_device(d) for d in names]
-    r = ctx.q("realpath", "-m", "--", *paths)
-    real = r.stdout.splitlines() if r.ok else []
-    if len(real) != len(paths):
-        real = paths
-    r = ctx.q("lsblk", "-J", "-b", "-o", facts.LSBLK_COLUMNS, "--", *real)
-    try:
-        size_of = {b.path: b.size for b in facts.parse_lsblk(r.stdout)}
-    except ValueError:
-        return {}
-    out: dict[str, list[tuple[float, int]]] = {}
-    for name, path in zip(names, real):
-        if size_of.get(path):
-            for ring, d in by_dev[name].items():
-                out.setdefault(ring, []).append((d["weight"], size_of[path]))
-    return out
-
-
-def weight_suggested_sizes(own: dict[str, float], peers: dict[str, list[tuple[float, int]]],
-                           old_size: int | None = None) -> dict[str, int]:
-    """ring -> the size in bytes DEV's weight suggests, where weights follow sizes.
-
-    Pure.  Weights are commonly the size in GB or TB (or any unit per byte), but not
-    always (some clusters give every disk 100).  So a ring's weight says something
-    about the size only when the node's other devices in that ring (and the old disk,
-    when its size is known) show one weight-per-byte ratio, within SIZE_TOLERANCE.
-    Rings where DEV's weight is 0 or no other device's size is known are left out.
-
-    >>> TB = 10**12
-    >>> weight_suggested_sizes({"object": 4000.0}, {"object": [(4000.0, 4 * TB)]})
-    {'object': 4000000000000}
-    >>> weight_suggested_sizes({"object": 100.0}, {"object": [(100.0, 4 * TB), (100.0, 8 * TB)]})
-    {}
-    """
-    out = {}
-    for ring, weight in own.items():
-        points = [(w, size) for w, size in peers.get(ring, []) if w > 0 and size > 0]
-        if weight <= 0 or not points:
-            continue
-        if old_size:
-            points.append((weight, old_size))
-        ratios = [w / size for w, size in points]
-        mean = sum(ratios) / len(ratios)
-        if any(abs(r - mean) > mean * SIZE_TOLERANCE for r in ratios):
-            continue
-        out[ring] = round(weight / mean)
-    return out
-
-
-def size_warnings(new_size: int, old_size: int | None, expected: dict[str, int]) -> list[str]:
-    """Pure: the warnings about a new disk smaller than the old one or than its weight."""
-    out = []
-    if old_size and new_size < old_size:
-        out.append(f"the new disk ({new_size / 1e9:.1f} GB) is smaller than the one it "
-                   f"replaces ({old_size / 1e9:.1f} GB); lower its ring weight to match "
-                   f"(`ringmgr set-weight`)")
-    short = {r: e for r, e in sorted(expected.items()) if new_size < e * (1 - SIZE_TOLERANCE)}
-    if short:
-        what = ", ".join(f"{r} ~{e / 1e9:.1f} GB" for r, e in short.items())
-        out.append(f"the new disk ({new_size / 1e9:.1f} GB) is smaller than its ring weight "
-                   f"suggests ({what}, going by the weights and sizes of the node's other "
-                   f"disks); lower its weight to match (`ringmgr set-weight`), or it fills "
-                   f"up before the others")
-    return out
 
 
 def _mkfs_check(ctx: DiskContext):
@@ -557,82 +488,6 @@ def _check(ctx: DiskContext):
         raise StepFailed(f"{ctx.mount_point} failed the write/xattr check: {e}") from None
 
 
-def _weight_fn():
-    try:
-        from ringmgr.rings.ops import set_weight_all_rings
-    except ImportError:
-        return None
-    return set_weight_all_rings
-
-
-def weight_zero_available() -> bool:
-    return _weight_fn() is not None
-
-
-def _set_weight(ctx: DiskContext, weight: float):
-    return _weight_fn()(ctx.config, ctx.node, ctx.dev, weight, yes=True, dry_run=ctx.dry_run,
-                        show=ctx.echo,
-                        argv=["ringmgr", "replace-disk", ctx.node.name, ctx.dev,
-                              "--weight-zero"])
-
-
-def push_note(written: bool, push: bool, dry_run: bool) -> str:
-    """Pure: what to tell the operator about distributing a weight change.
-
-    ``set_weight_all_rings`` pushes by itself after a written change when
-    ``[cluster].push`` is true (and reports a failed push with the retry command).
-    """
-    if dry_run:
-        return ("a real run pushes the changed rings to every node ([cluster].push)" if push
-                else "a real run changes the rings; push them then: ringmgr push")
-    if not written:
-        return "the rings were already right: nothing to push"
-    if push:
-        return ("[cluster].push is set: the push above sent the changed rings to every node "
-                "(a host it could not reach is named there, with the command to retry)")
-    return "push the changed rings to every node: ringmgr push"
-
-
-def _push_note(ctx: DiskContext, result) -> str:
-    return push_note(bool(getattr(result, "written", False)), bool(ctx.config.cluster.push),
-                     ctx.dry_run)
-
-
-def _weight_zero(ctx: DiskContext):
-    from ringmgr.errors import NotYet
-
-    try:
-        result = _set_weight(ctx, 0.0)
-    except NotYet as e:
-        ctx.warn(f"weight not set to 0 ({e}); continuing without the ring change")
-        return
-    if not ctx.dry_run:
-        ctx.params["weight_zeroed"] = True
-    ctx.echo(f"  {_push_note(ctx, result)}")
-
-
-def _weight_restore_check(ctx: DiskContext):
-    if not ctx.params.get("weight_zeroed") and not ctx.dry_run:
-        return "the weight was never set to 0"
-    return None
-
-
-def _weight_restore(ctx: DiskContext):
-    from ringmgr.errors import NotYet
-
-    weights = {r["weight"] for r in ctx.params.get("weights", {}).values()}
-    if len(weights) != 1:
-        raise StepFailed(f"the weights before were {sorted(weights)} (they differ per ring): "
-                         f"restore each ring's weight with `ringmgr set-weight`")
-    weight = weights.pop()
-    try:
-        result = _set_weight(ctx, weight)
-    except NotYet as e:
-        raise StopRun(f"the weight of {ctx.dev} cannot be restored to {weight:g} yet ({e}); "
-                      f"run this command again later: the run continues there")
-    ctx.echo(f"  {_push_note(ctx, result)}")
-
-
 def take_out_steps(ctx: DiskContext) -> list[Step]:
     """Unmount and guard: taking a disk out of service (also drive-audit --act)."""
     mp = ctx.mount_point
@@ -659,25 +514,12 @@ def replace_disk_steps(ctx: DiskContext) -> list[Step]:
         Step("chown", f"Chown {mp} to {ctx.node.owner}", _chown, verify=_chown_verify),
     ]
     if ctx.opts.weight_zero:
-        steps.insert(0, Step("weight-zero", f"Set {ctx.dev}'s weight to 0 on every ring",
-                             _weight_zero, destructive=True))
-        steps.append(Step("weight-restore", f"Restore {ctx.dev}'s weight on every ring",
-                          _weight_restore, check=_weight_restore_check, destructive=True))
+        push = " and push" if weight_push_wanted(ctx) else ""
+        steps.insert(0, Step("weight-zero", f"Set {ctx.dev}'s weight to 0 on every ring{push}",
+                             weight_zero, destructive=True))
+        steps.append(Step("weight-restore", f"Restore {ctx.dev}'s weight on every ring{push}",
+                          weight_restore, check=weight_restore_check, destructive=True))
     return steps
-
-
-def refill_report(ctx: DiskContext) -> list[str]:
-    """What replication will refill, and how to watch it."""
-    lines = []
-    for ring, d in ctx.findings.get("rings", {}).items():
-        lines.append(f"replication will refill {d['parts']} partitions of the {ring} ring "
-                     f"onto {ctx.node.name}/{ctx.dev}")
-    lines += ["watch it with: swift-recon --replication (time of the last pass), "
-              "swift-recon --diskusage (the new disk filling), and the replicator logs "
-              f"on {ctx.node.name}",
-              "swift's replicators and ssync push the missing partitions from the other "
-              "replicas; no ring change is needed for a same-size swap"]
-    return lines
 
 
 # -- the whole operation ----------------------------------------------------------------
@@ -731,6 +573,8 @@ class ReplaceRun:
             "refill": (refill_report(c) if self.summary.finished and not self.already
                        and not c.dry_run else []),
             "commands": [list(a) for a in self.commands] if self.commands is not None else None,
+            "push_due": c.push_due, "pushed": c.pushed,
+            "next": [{"command": "ringmgr push", "not_before": None}] if c.push_due else [],
         }
 
 
