@@ -110,8 +110,8 @@ def filesystem_since(birth: float | None, journal: dict | None,
     (None, '')
     """
     if birth:  # the node's own clock, to the nanosecond: preferred
-        return birth, (f"its filesystem was made at {logwindow.utc(birth)} (birth time of "
-                       f"the mount root)")
+        return birth, (f"its filesystem was made at {logwindow.utc(birth)} (the mount "
+                       f"root's birth time)")
     found = []
     params = (journal or {}).get("params", {})
     if params.get("formatted_at") and uuid and params.get("uuid") == uuid:
@@ -277,8 +277,8 @@ def audit_node(config, node, ex, ring_devs: dict | None = None, *,
 def ignored_text(f: DeviceFinding) -> str:
     parts = []
     if f.ignored_older_than_filesystem:
-        parts.append(f"{f.ignored_older_than_filesystem} older than its current filesystem "
-                     f"({f.filesystem_since}): about the disk it replaced")
+        parts.append(f"{f.ignored_older_than_filesystem} from before "
+                     f"{f.filesystem_since}: about the disk it replaced")
     if f.ignored_before_window:
         parts.append(f"{f.ignored_before_window} before the window")
     return "; ".join(parts)
