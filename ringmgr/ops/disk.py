@@ -3,22 +3,27 @@
 Why each step exists, in the order they run:
 
 * precheck (always, also on resume): node and device known in the config and the
-  rings, the block device present, the mount point inside ``mount_root``, the block
-  device not mounted anywhere else, not in use; kernel-log errors shown.
+  rings, the block device present, the mount point a directory inside ``mount_root``,
+  the block device not mounted anywhere else, not in use (``disk_safety``); the
+  kernel-log errors that are about the disk now in the slot (``logwindow``).
 * unmount ``mount_root/DEV`` (a no-op when unmounted; busy: refuse naming the holders).
 * guard: the empty mount point becomes ``root:root 0755``, so nothing running as swift
-  fills the root filesystem while the disk is out.
+  fills the root filesystem while the disk is out; done on a descriptor opened without
+  following a symlink (``disk_node.guard``), since swift owns ``mount_root``.
 * swap: without ``--replaced`` the run stops here (exit 0) and prints what to run once
   the new disk is in.  With it: the kernel must see the device; a device that still
   carries the filesystem UUID mounted there before was not swapped (refused unless
   ``--force-format``).
 * mkfs.xfs with the label and the UUID chosen before the run (journaled, so a dry run
-  shows the very command a real run executes), after checking again that the device
-  is not mounted anywhere and has no holders.
+  shows the very command a real run executes), right after checking again that the
+  disk is not in use (mounts, holders, parents, loop devices, open descriptors, an
+  ``O_EXCL`` probe).
 * fstab: exactly one entry, by LABEL or UUID (``fstab.set_entry``), written atomically
   with a backup; ``systemctl daemon-reload`` where systemd runs.
-* mount from that entry, chown to the owner, then check it is writable and that user
-  xattrs work (swift stores object metadata in them).
+* mount from that entry; check it is writable and that user xattrs work (swift keeps
+  object metadata in them) while it is still root's; then chown it to the owner.
+* with ``--weight-zero``: weight 0 first and the weight restored last, each pushed or
+  announced as due (``disk_weight``).
 
 Every check that decides whether a step runs reads only state the earlier steps do not
 change, so the dry run's command list equals the real run's.
@@ -34,7 +39,7 @@ from typing import Callable
 
 from ringmgr.errors import Refused, StepFailed, UsageError
 from ringmgr.exec.runner import Step, StopRun
-from ringmgr.ops import disk_safety, facts, fstab
+from ringmgr.ops import facts, fstab
 from ringmgr.ops.disk_safety import check_mount_point, node_op, refuse_if_in_use
 from ringmgr.ops.disk_weight import push_wanted as weight_push_wanted
 from ringmgr.ops.disk_size import (peer_sizes, size_warnings,  # noqa: F401 (the API)
