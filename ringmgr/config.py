@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,9 @@ SCHEMA: dict[str, dict[str, str]] = {
         "retries": _INT,
     },
     "defaults": {k: v for k, v in _NODE_KEYS.items() if k in _NODE_DEFAULTS},
+    "drive_audit": {
+        "since": _STR,
+    },
     "openstack": {
         "openrc": _PATH,
         "nova_db": _STR,
@@ -96,6 +100,16 @@ SCHEMA: dict[str, dict[str, str]] = {
     },
 }
 SECTIONS = set(SCHEMA) | {"nodes", "proxies"}
+
+# What may reach a node's commands and its fstab (see check_node_values): no whitespace,
+# quotes, "#" or shell characters, so nothing can add an fstab line or an option.
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._+@:,=/-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_ID = r"(?:[A-Za-z_][A-Za-z0-9._-]*\$?|[0-9]+)"
+_OWNER_RE = re.compile(rf"^{_ID}(?::{_ID})?$")
+_OPTION = r"[A-Za-z0-9._=:/+@-]+"
+_MOUNT_OPTIONS_RE = re.compile(rf"^{_OPTION}(?:,{_OPTION})*$")
+_MKFS_OPTION_RE = re.compile(r"^[A-Za-z0-9._=:/+@,-]+$")
 
 
 @dataclass(frozen=True)
@@ -180,6 +194,12 @@ class OpenStackConfig:
 
 
 @dataclass(frozen=True)
+class DriveAuditConfig:
+    since: str = "24h"   # the window: errors older than this do not count
+    explicit: bool = False  # set in the file (not the default)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     cluster: ClusterConfig
@@ -188,6 +208,7 @@ class Config:
     proxies: dict[str, Proxy]
     openstack: OpenStackConfig
     warnings: tuple[str, ...] = ()
+    drive_audit: DriveAuditConfig = field(default_factory=DriveAuditConfig)
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a UsageError listing the known ones otherwise."""
@@ -308,6 +329,7 @@ def parse_config(data: dict, path: Path) -> Config:
             owner=p.get("owner", defaults["owner"]),
         )
         v.port(f"{key}.ssh_port", proxies[name].ssh_port)
+        v.owner(f"{key}.owner" if "owner" in p else "defaults.owner", proxies[name].owner)
 
     for kind, hosts in (("nodes", nodes), ("proxies", proxies)):
         for name, h in hosts.items():
@@ -329,8 +351,17 @@ def parse_config(data: dict, path: Path) -> Config:
         cinder_db=o.get("cinder_db"),
         restore_order=tuple(o["restore_order"]) if "restore_order" in o else None,
     )
+    da = data.get("drive_audit", {})
+    drive_audit = DriveAuditConfig(since=da.get("since", DriveAuditConfig.since),
+                                   explicit="since" in da)
+    from ringmgr.ops.logwindow import parse_since
+
+    try:
+        parse_since(drive_audit.since, 0.0)
+    except ValueError as e:
+        v.fail("drive_audit.since", str(e))
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
-                  openstack=openstack)
+                  openstack=openstack, drive_audit=drive_audit)
 
 
 def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
@@ -358,7 +389,7 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
     fstab = n["fstab"] if "fstab" in n else defaults["fstab"]
     if "fstab" in n:
         fstab = str(v.path(fstab))
-    return Node(
+    node = Node(
         name=name,
         host=n.get("host", name),
         ssh_port=n.get("ssh_port", defaults["ssh_port"]),
@@ -378,6 +409,44 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
         fstab_by=fstab_by,
         reboot_command=tuple(n.get("reboot_command", defaults["reboot_command"])),
     )
+    check_node_values(v, node, lambda k: f"{key}.{k}" if k in n else f"defaults.{k}")
+    return node
+
+
+def check_node_values(v: "_Validator", node: Node, key_of) -> None:
+    """The node values that reach commands on the node and its fstab, checked.
+
+    ``mount_root``, ``fstab`` and ``block_devices`` must be absolute, normalised paths
+    of plain characters (``block_devices`` under ``/dev/``), ``owner`` is ``user[:group]``
+    (names or numbers), ``mount_options`` one comma-separated list, ``mkfs_options``
+    options only (no operand, which could name another disk).  ``key_of(field)`` is the
+    dotted key the value came from (the node's own table or ``[defaults]``).
+    """
+    v.node_path(key_of("mount_root"), node.mount_root)
+    if node.mount_root.rstrip("/") == "":
+        v.fail(key_of("mount_root"), "must not be / (disks are mounted at mount_root/DEV)")
+    v.node_path(key_of("fstab"), node.fstab)
+    v.owner(key_of("owner"), node.owner)
+    for dev, path in node.block_devices.items():
+        dkey = f"nodes.{node.name}.block_devices.{dev}"
+        if not _NAME_RE.fullmatch(dev) or dev in (".", ".."):
+            v.fail(dkey, "device names may only use [A-Za-z0-9._-]")
+        v.node_path(dkey, path)
+        if not path.startswith("/dev/"):
+            v.fail(dkey, f"must be a block device under /dev/, not {path!r}")
+    if not _MOUNT_OPTIONS_RE.fullmatch(node.mount_options):
+        v.fail(key_of("mount_options"), f"must be one comma-separated list of mount options "
+                                        f"([A-Za-z0-9._=:/+@-] each; no spaces, newlines, "
+                                        f"quotes or '#'), not {node.mount_options!r}")
+    for opt in node.mkfs_options:
+        if not _MKFS_OPTION_RE.fullmatch(opt):
+            v.fail(key_of("mkfs_options"), f"{opt!r}: only [A-Za-z0-9._=:/+@,-] (no spaces "
+                                           f"or newlines), one option or value per element")
+        if opt.startswith("/"):
+            v.fail(key_of("mkfs_options"), f"{opt!r} looks like a device: mkfs_options take "
+                                           f"options only; the device comes from block_devices")
+        if opt in ("-L", "-f") or "uuid=" in opt:
+            v.fail(key_of("mkfs_options"), f"{opt!r}: ringmgr sets -f, -L and the UUID itself")
 
 
 class _Validator:
@@ -402,6 +471,22 @@ class _Validator:
     def port(self, key: str, value) -> None:
         if value is not None and not 1 <= value <= 65535:
             self.fail(key, f"must be a TCP port (1-65535), not {value}")
+
+    def node_path(self, key: str, value: str) -> None:
+        """An absolute, normalised path on a node, of plain characters only."""
+        if not value.startswith("/"):
+            self.fail(key, f"must be an absolute path (it is a path on the node), "
+                           f"not {value!r}")
+        if not _PATH_RE.fullmatch(value):
+            self.fail(key, f"{value!r} has characters outside [A-Za-z0-9._+@:,=/-] (no "
+                           f"spaces, newlines, quotes or '#')")
+        if any(part in (".", "..") for part in value.split("/")) or "//" in value:
+            self.fail(key, f"{value!r} is not normalised (no '.', '..' or '//')")
+
+    def owner(self, key: str, value: str) -> None:
+        if not _OWNER_RE.fullmatch(value):
+            self.fail(key, f"must be user or user:group (names or numeric ids), "
+                           f"not {value!r}")
 
     def path(self, value: str) -> Path:
         p = Path(os.path.expanduser(value))

@@ -124,6 +124,35 @@ def test_defaults_apply_to_nodes(tmp_path):
     (BASE + "\n[proxies.p1]\nssh_port = 99999\n", "proxies.p1.ssh_port"),
     (BASE.replace('ip = "10.0.0.1"', 'ip = ""'), "nodes.s01.ip"),
     (BASE + 'swift_dir = ""\n', "nodes.s01.swift_dir"),
+    # values that reach commands and fstab on a node
+    (BASE + 'mount_options = "noatime\\nLABEL=evil / xfs defaults 0 0"\n',
+     "nodes.s01.mount_options"),
+    (BASE + 'mount_options = "noatime nofail"\n', "nodes.s01.mount_options"),
+    (BASE + 'mount_options = "noatime,,nofail"\n', "nodes.s01.mount_options"),
+    (BASE + 'mount_options = ""\n', "nodes.s01.mount_options"),
+    (BASE + 'mount_options = "noatime#x"\n', "nodes.s01.mount_options"),
+    (BASE + 'mount_root = "srv/node"\n', "nodes.s01.mount_root"),
+    (BASE + 'mount_root = "/"\n', "nodes.s01.mount_root"),
+    (BASE + 'mount_root = "/srv/../etc"\n', "nodes.s01.mount_root"),
+    (BASE + 'mount_root = "/srv/no de"\n', "nodes.s01.mount_root"),
+    (BASE + 'mount_root = "/srv/node\\n"\n', "nodes.s01.mount_root"),
+    (BASE.replace("[nodes.s01]", '[defaults]\nmount_root = "-rf"\n\n[nodes.s01]'),
+     "defaults.mount_root"),
+    (BASE + 'fstab = "/etc/fs tab"\n', "nodes.s01.fstab"),
+    (BASE + 'owner = "swift swift"\n', "nodes.s01.owner"),
+    (BASE + 'owner = "swift:swift:x"\n', "nodes.s01.owner"),
+    (BASE + 'owner = "-R"\n', "nodes.s01.owner"),
+    (BASE.replace("[nodes.s01]", '[defaults]\nowner = "a;b"\n\n[nodes.s01]'), "defaults.owner"),
+    (BASE + '\n[proxies.p1]\nowner = "x y"\n', "proxies.p1.owner"),
+    (BASE + 'block_devices = { sdb = "sdb" }\n', "nodes.s01.block_devices.sdb"),
+    (BASE + 'block_devices = { sdb = "/srv/disk.img" }\n', "nodes.s01.block_devices.sdb"),
+    (BASE + 'block_devices = { sdb = "/dev/../etc/passwd" }\n', "nodes.s01.block_devices.sdb"),
+    (BASE + 'block_devices = { sdb = "/dev/sdb -o x" }\n', "nodes.s01.block_devices.sdb"),
+    (BASE + 'block_devices = { "s b" = "/dev/sdb" }\n', "nodes.s01.block_devices.s b"),
+    (BASE + 'mkfs_options = ["-i", "/dev/sda"]\n', "nodes.s01.mkfs_options"),
+    (BASE + 'mkfs_options = ["-i size=1024"]\n', "nodes.s01.mkfs_options"),
+    (BASE + 'mkfs_options = ["-L", "x"]\n', "nodes.s01.mkfs_options"),
+    (BASE + 'mkfs_options = ["-m", "uuid=1"]\n', "nodes.s01.mkfs_options"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     p = write(tmp_path, text)
@@ -132,6 +161,17 @@ def test_bad_config_names_file_and_key(tmp_path, text, key):
     msg = str(e.value)
     assert str(p) in msg and f"{key}:" in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("extra", [
+    'mount_options = "noatime,nofail,logbufs=8,context=system_u:object_r:swift_data_t:s0"\n',
+    'owner = "swift"\nmount_root = "/srv/node/"\n',
+    'owner = "1000:1000"\nblock_devices = { sdb = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4" }\n',
+    'block_devices = { sdb = "/dev/disk/by-path/pci-0000:00:1f.2-ata-1" }\n',
+    'mkfs_options = ["-i", "size=1024", "-d", "agcount=32,su=64k,sw=4", "-l", "logdev=/dev/sdc"]\n',
+])
+def test_node_values_that_are_fine(tmp_path, extra):
+    load_config(write(tmp_path, BASE + extra))
 
 
 def test_not_toml(tmp_path):

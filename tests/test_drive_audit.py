@@ -131,7 +131,7 @@ def test_act_dry_run_changes_nothing(failing):
     code, out, stdout = ringmgr(e, "drive-audit", "s01", "--act", "--dry-run", "--json")
     assert code == 1, out
     (acted,) = json.loads(stdout)["acted"]
-    assert acted["commands"][0] == ["umount", str(e.mount_point)]
+    assert acted["commands"][0] == ["umount", "--", str(e.mount_point)]
     assert "a real run sets it to 0 on every ring" in acted["summary"]
     from swift.common.ring import RingBuilder
 
@@ -165,7 +165,8 @@ def test_replace_disk_precheck_shows_the_kernel_errors(failing):
     code, out, stdout = ringmgr(e, "replace-disk", "s01", e.dev, "--dry-run", "--json")
     assert code == 0, out
     assert json.loads(stdout)["precheck"]["kernel_errors"] >= 1
-    assert "I/O errors, last: " in out and os.path.basename(e.old.dev) in out
+    assert "I/O errors (errors since " in out and "), last: " in out
+    assert os.path.basename(e.old.dev) in out
 
 
 def test_unknown_node_is_an_error(failing):
@@ -212,3 +213,131 @@ def test_unreachable_node_is_reported_and_exit_2(failing):
     assert code == 2, out
     report = json.loads(stdout)
     assert report["nodes"][0]["error"] and "s01" in out
+
+
+# -- which errors count: the window, and the device's current filesystem --------------------
+def test_window_rules_doctests():
+    import doctest
+
+    from ringmgr.ops import drive_audit, logwindow
+
+    assert doctest.testmod(logwindow).failed == 0
+    assert doctest.testmod(drive_audit).failed == 0
+
+
+@pytest.mark.parametrize("when,boot,expected", [
+    ("812.311", 1_000_000.0, (1_000_812.311, True)),            # dmesg: since boot
+    ("812.311", None, (None, True)),                            # no boot time known
+    ("2026-12-01T21:31:58.096387+0000", None, (1796161918.096387, False)),  # journalctl
+    ("2026-12-01T21:31:58.096387+00:00", None, (1796161918.096387, False)),  # rsyslog
+    ("", None, (None, False)),
+])
+def test_line_time(when, boot, expected):
+    from ringmgr.ops.logwindow import line_time
+
+    t, approx = line_time(when, boot=boot, now=1796161918.0)
+    assert approx == expected[1]
+    assert t == (pytest.approx(expected[0]) if expected[0] is not None else None)
+
+
+def test_syslog_time_has_no_year():
+    from datetime import datetime
+
+    from ringmgr.ops.logwindow import line_time
+
+    jan2 = datetime(2027, 1, 2, 12, 0, 0).timestamp()
+    t, approx = line_time("Dec 31 23:00:00", boot=None, now=jan2)
+    assert approx and datetime.fromtimestamp(t) == datetime(2026, 12, 31, 23, 0, 0)
+    t, _ = line_time("Jan  2 11:00:00", boot=None, now=jan2)
+    assert datetime.fromtimestamp(t) == datetime(2027, 1, 2, 11, 0, 0)
+
+
+def test_kernel_log_lines_carry_their_time():
+    line = "2026-12-01T21:31:58.096387+0000 s02 kernel: I/O error, dev sdb, sector 8"
+    (err,) = facts.parse_kernel_log(line)
+    assert err.when == "2026-12-01T21:31:58.096387+0000"
+
+
+def test_replaced_disk_is_not_flagged_for_its_predecessors_errors(failing):
+    """The old disk failed (real XFS errors in the kernel log); after a full
+    replace-disk the new disk, in the same slot with the same kernel name, is healthy:
+    neither the phase-2 precheck nor drive-audit may blame it."""
+    e = failing
+    kname = os.path.basename(e.old.dev)
+    code, out, _ = ringmgr(e, "replace-disk", "s01", e.dev, "--yes")
+    assert code == 0 and " I/O errors" in out, out  # the failing disk's
+    e.disks.detach(e.old)
+    e.new = e.disks.create(mkfs=False, on=e.old.dev)
+    e.write_config(e.new.dev)
+    code, out, _ = ringmgr(e, "replace-disk", "s01", e.dev, "--replaced", "--yes")
+    assert code == 0, out
+    assert f"no I/O errors for {e.dev}" in out, out
+    assert "not counted: " in out and "older than the old disk was taken out" in out
+    assert mounts_of(e.new.dev) == [str(e.mount_point)]
+
+    code, out, stdout = ringmgr(e, "drive-audit", "--json")
+    report = json.loads(stdout)
+    (node,) = report["nodes"]
+    assert [d for d in node["devices"] if d["device"] == e.dev] == []
+    (old,) = [d for d in node["ignored"] if d["device"] == e.dev]
+    assert old["kernel_name"] == kname and old["ignored_older_than_filesystem"] >= 1
+    assert "filesystem was made at" in old["filesystem_since"]
+    assert code == (1 if node["devices"] else 0), out  # other tests' loop disks may fail
+    assert report["window"]["from"] == "the default; [drive_audit].since"
+    code, out, _ = ringmgr(e, "drive-audit", "s01")
+    assert f"{e.dev} ({kname}): not flagged" in out and "about the disk it replaced" in out
+    assert "window: errors since " in out
+    if node["log_source"] == "dmesg":
+        assert "times approximate: dmesg's seconds since boot" in out
+
+
+def test_errors_before_the_window_do_not_count(failing):
+    import time
+    from datetime import datetime, timezone
+
+    e = failing
+    time.sleep(0.2)  # the shutdown's lines are now older than "now"
+    since = datetime.fromtimestamp(time.time(), timezone.utc).isoformat()
+    code, out, stdout = ringmgr(e, "drive-audit", "s01", "--since", since, "--json")
+    node = json.loads(stdout)["nodes"][0]
+    assert [d for d in node["devices"] if d["device"] == e.dev] == [], out
+    (old,) = [d for d in node["ignored"] if d["device"] == e.dev]
+    assert old["ignored_before_window"] >= 1 and old["ignored_older_than_filesystem"] == 0
+    assert node["window"]["from"] == "--since" and node["window"]["given"] == since
+    code, out, stdout = ringmgr(e, "drive-audit", "s01", "--since", "1h", "--json")
+    assert code == 1
+    (dev,) = [d for d in json.loads(stdout)["nodes"][0]["devices"] if d["device"] == e.dev]
+    assert dev["errors"] >= 1
+
+
+def test_the_default_window_comes_from_the_config(failing):
+    import time
+
+    e = failing
+    with open(e.config, "a") as f:
+        f.write('\n[drive_audit]\nsince = "1s"\n')
+    time.sleep(1.5)  # the shutdown's lines are now older than the configured window
+    code, out, stdout = ringmgr(e, "drive-audit", "s01", "--json")
+    report = json.loads(stdout)
+    assert report["window"]["from"] == "[drive_audit].since" and report["window"]["given"] == "1s"
+    assert [d for d in report["nodes"][0]["devices"] if d["device"] == e.dev] == []
+    code, out, _ = ringmgr(e, "drive-audit", "s01", "--since", "1h")
+    assert code == 1 and f"{e.dev} ({os.path.basename(e.old.dev)}): " in out
+
+
+@pytest.mark.parametrize("args,config,words", [
+    (["--since", "yesterday"], "", "--since: 'yesterday' is neither a duration"),
+    (["--since", "24 hours"], "", "--since: '24 hours'"),
+    ([], '\n[drive_audit]\nsince = "often"\n', "drive_audit.since:"),
+    ([], '\n[drive_audit]\nwindow = "1h"\n', "drive_audit.window: unknown key"),
+])
+def test_bad_window_is_one_line_exit_2_nothing_changed(failing, args, config, words):
+    e = failing
+    if config:
+        with open(e.config, "a") as f:
+            f.write(config)
+    before = unchanged(e)
+    code, out, _ = ringmgr(e, "drive-audit", "s01", "--act", "--yes", *args)
+    assert code == 2 and words in out, out
+    one_line_error(out)
+    assert unchanged(e) == before

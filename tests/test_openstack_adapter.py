@@ -140,6 +140,20 @@ def test_parse_domblklist_skips_empty_cdrom():
     assert disks[0][1].endswith("/disk")
 
 
+def test_parse_domain_disks_gives_the_image_formats():
+    disks = osa.parse_domain_disks(recorded("virsh_dumpxml.xml"))
+    assert [(d.target, d.source.rsplit("/", 1)[-1], d.format) for d in disks] == [
+        ("vda", "disk", "qcow2"), ("vdb", "disk.local", "raw")]  # the empty cdrom left out
+
+
+@pytest.mark.parametrize("fmt", [None, "", "auto", "qcow2 -o x"])
+def test_qemu_nbd_never_probes_the_format(fmt):
+    ex = RecordingExecutor(host="c01")
+    with pytest.raises(UsageError, match="not one qemu-nbd knows"):
+        osa.QemuNbd(ex).connect("/dev/nbd1", "/x/disk", fmt)
+    assert ex.mutating == []
+
+
 def test_parse_free_nbd_orders_numerically():
     assert osa.parse_free_nbd(recorded("free_nbd.txt")) == ["nbd1", "nbd2", "nbd3", "nbd10"]
 
@@ -147,8 +161,8 @@ def test_parse_free_nbd_orders_numerically():
 @pytest.mark.parametrize("call, expected", [
     (lambda v, q: v.suspend("instance-0000274a"), ("virsh", "suspend", "instance-0000274a")),
     (lambda v, q: v.resume("instance-0000274a"), ("virsh", "resume", "instance-0000274a")),
-    (lambda v, q: q.connect("/dev/nbd1", "/x/disk"),
-     ("qemu-nbd", "--read-only", "-c", "/dev/nbd1", "/x/disk")),
+    (lambda v, q: q.connect("/dev/nbd1", "/x/disk", "qcow2"),
+     ("qemu-nbd", "--read-only", "-f", "qcow2", "-c", "/dev/nbd1", "--", "/x/disk")),
     (lambda v, q: q.disconnect("/dev/nbd1"), ("qemu-nbd", "-d", "/dev/nbd1")),
     (lambda v, q: q.load_module(), ("modprobe", "nbd", "max_part=16")),
 ])

@@ -17,6 +17,7 @@ from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.local import LocalExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
+from ringmgr.ops.disk_safety import NODE_ARGV, node_argv
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
@@ -146,8 +147,8 @@ def test_dry_run_lists_exactly_the_commands_a_real_run_executes(env):
     run1 = replace_disk(config, "s01", env.dev, ReplaceOptions(), ex=real1)
     assert run1.summary.stopped
     assert plan1.commands == real1.recorded == [
-        ("umount", str(env.mount_point)), ("mkdir", "-p", str(env.mount_point)),
-        ("chown", "root:root", str(env.mount_point)), ("chmod", "0755", str(env.mount_point))]
+        ("umount", "--", str(env.mount_point)),
+        node_argv("guard", str(env.mount_root), env.dev)]
 
     swap(env)
     config = load_config(env.config)
@@ -160,15 +161,21 @@ def test_dry_run_lists_exactly_the_commands_a_real_run_executes(env):
     assert plan2.commands == real2.recorded
     assert plan2.commands[0][0] == "mkfs.xfs" and f"uuid={run2.ctx.params['uuid']}" in plan2.commands[0]
     assert [c[0] for c in real2.recorded] == ["mkfs.xfs", "cp", "cp", "dd", "mv", "mount",
-                                              "chown", "python3"]
+                                              "python3", "python3"]
+    assert [c[len(NODE_ARGV)] for c in real2.recorded[-2:]] == ["check", "own"]
 
 
 def test_dry_run_cli_changes_nothing_and_prints_commands(env):
     before = state_of(env)
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--dry-run")
     assert code == 0, out
-    assert f"umount {env.mount_point}" in out and f"chmod 0755 {env.mount_point}" in out
+    assert f"umount -- {env.mount_point}" in out
+    assert f"python3 <ringmgr disk_node.py> guard {env.mount_root} {env.dev}" in out
     assert state_of(env) == before
+    # what WILL happen, not what did: nothing was unmounted
+    assert "is unmounted and guarded" not in out
+    assert (f"a real run will unmount {env.mount_point}, guard it (root:root 0755) and stop "
+            f"here") in out and "After the swap you will run: ringmgr replace-disk" in out
 
 
 # -- refusals: exit 2, nothing destructive ran, the message says what to do ---------------
@@ -350,11 +357,11 @@ def journal(env):
 
 
 # (phase, n): killed after the n-th state-changing command of that phase
-# phase 1: umount, mkdir, chown, chmod; phase 2: mkfs, cp, cp, dd, mv, mount, chown, python3
+# phase 1: umount, guard; phase 2: mkfs, cp, cp, dd, mv, mount, check, own
 @pytest.mark.slow
 @pytest.mark.parametrize("phase,n,step", [
     (1, 1, "unmount"), (1, 2, "guard"), (2, 1, "mkfs"), (2, 2, "fstab"), (2, 4, "fstab"),
-    (2, 6, "mount"), (2, 7, "chown"), (2, 8, "check"),
+    (2, 6, "mount"), (2, 7, "check"), (2, 8, "chown"),
 ])
 def test_killed_at_a_step_then_resumed(env, phase, n, step):
     if phase == 2:
@@ -407,6 +414,17 @@ def ring_weights(env):
     return out
 
 
+def ring_parts(env):
+    from swift.common.ring import RingBuilder
+
+    out = {}
+    for ring in ("account", "container", "object"):
+        b = RingBuilder.load(str(env.root / "builders" / f"{ring}.builder"))
+        (d,) = [d for d in b.devs if d and d["device"] == env.dev]
+        out[ring] = d["parts"]
+    return out
+
+
 def test_weight_zero_while_out_and_restored_after(env):
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     before = state_of(env)
@@ -414,19 +432,33 @@ def test_weight_zero_while_out_and_restored_after(env):
     assert code == 0, out
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     assert state_of(env) == before
-    assert "a real run changes the rings; push them then: ringmgr push" in out
+    assert "a real run changes the rings here; they must then be pushed" in out
+    assert "is unmounted and guarded" not in out and "a real run will unmount" in out
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--weight-zero", "--yes")
     assert code == 0, out
-    assert "push the changed rings to every node: ringmgr push" in out
     assert ring_weights(env) == {r: [0.0] for r in ("account", "container", "object")}
+    # said where the ring changed, and again as the last line of the report
+    due = (f"PUSH DUE: weight 0 for s01/{env.dev} on every ring is written to the builders, "
+           f"not yet on the nodes: run `ringmgr push` now")
+    assert out.index(due) < out.index("] Unmount")
+    assert out.rstrip("\n").splitlines()[-1].startswith(due)
     swap(env)
     # the flag need not be repeated: the journal knows the weight was set to 0
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes")
     assert code == 0, out
-    assert "restored at the end" in out and "replication will refill" in out
-    assert out.count("push the changed rings to every node: ringmgr push") == 1
+    assert "restored at the end" in out
     assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
     assert mounts_of(env.new.dev) == [str(env.mount_point)]
+    # the summary is about the restored rings: the partitions are back, and moved
+    parts = ring_parts(env)
+    assert all(n > 0 for n in parts.values())
+    for ring, n in parts.items():
+        assert (f"replication will refill {n} partitions of the {ring} ring onto "
+                f"s01/{env.dev}") in out
+    assert "no ring change is needed" not in out
+    assert "the weight restore (100) gave" in out and "replica moves" in out
+    assert out.rstrip("\n").splitlines()[-1].startswith(
+        f"PUSH DUE: weight 100 for s01/{env.dev} on every ring is written")
 
 
 def test_refuses_a_label_another_disk_already_carries(env):

@@ -73,3 +73,66 @@ def test_refusal_over_ssh_changes_nothing(env):
     report = json.loads(stdout)
     assert report["written"] is False and "elsewhere" in report["error"]
     assert (env.fstab.read_bytes(), sorted(mounts_of(env.old.dev))) == before
+
+
+def test_guard_over_ssh_never_follows_a_symlink_planted_after_the_unmount(env):
+    """The guard runs disk_node.py on the node through the SSH channel; the symlink the
+    owner of mount_root plants right after the unmount is refused, its target kept."""
+    from tests.test_disk_hardening import After, owner_mode, victim_dir
+
+    victim = victim_dir(env)
+
+    def plant():
+        env.mount_point.rmdir()
+        env.mount_point.symlink_to(victim)
+
+    config = load_config(env.config)
+    with SSHExecutor(config.node("s01"), config.ssh) as ssh:
+        ex = After(ssh, ("umount",), plant)
+        run = replace_disk(config, "s01", env.dev, ReplaceOptions(), ex=ex)
+    assert ex.fired and mounts_of(env.old.dev) == []
+    assert "is a symlink to" in str(run.summary.error)
+    assert owner_mode(victim) == (4242, 4242, 0o700)
+
+
+def node_ring_weight(swift_dir, ip, dev):
+    from swift.common.ring import RingData
+
+    path = swift_dir / "object.ring.gz"
+    if not path.exists():
+        return None
+    ring = RingData.load(str(path))
+    (d,) = [d for d in ring.devs if d and d["ip"] == ip and d["device"] == dev]
+    return d["weight"]
+
+
+def test_weight_zero_with_push_reaches_the_node_before_the_unmount(env):
+    """--push: the weight-0 rings are on the node (over real sshd) when the disk is
+    unmounted; after the swap the restored weight is pushed too, and nothing is due."""
+    from tests.test_disk_hardening import After
+
+    swift_dir = env.root / "node-swift"
+    swift_dir.mkdir()
+    env.write_config(env.old.dev, swift_dir=f'"{swift_dir}"')
+    config = load_config(env.config)
+    seen = {}
+    with SSHExecutor(config.node("s01"), config.ssh) as ssh:
+        ex = After(ssh, ("umount",), lambda: seen.update(
+            at_umount=node_ring_weight(swift_dir, env.node_ip, env.dev)))
+        run = replace_disk(config, "s01", env.dev,
+                           ReplaceOptions(weight_zero=True, push=True), ex=ex)
+    assert run.summary.stopped and ex.fired, run.summary.table()
+    assert seen == {"at_umount": 0.0}
+    assert run.ctx.push_due == [] and len(run.ctx.pushed) == 1
+
+    env.disks.detach(env.old)
+    env.new = env.disks.create(mkfs=False)
+    env.write_config(env.new.dev, swift_dir=f'"{swift_dir}"')
+    code, out, stdout = ringmgr(env, "replace-disk", "s01", env.dev, "--replaced", "--yes",
+                                "--push", "--json")
+    assert code == 0, out
+    report = json.loads(stdout)
+    assert report["push_due"] == [] and report["next"] == []
+    assert report["pushed"] == [f"weight 100 for s01/{env.dev} on every ring"]
+    assert node_ring_weight(swift_dir, env.node_ip, env.dev) == 100.0
+    assert "fills them now that the rings are pushed" in " ".join(report["refill"])

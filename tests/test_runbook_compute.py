@@ -228,18 +228,19 @@ def test_inspect_disk_failure_releases_in_reverse(env):
     host = env.host(C02)
     host.on("virsh list --all", recorded("virsh_list.txt").replace("paused", "running"),
             recorded("virsh_list.txt"))
-    host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
+    host.on("virsh dumpxml", recorded("virsh_dumpxml.xml"))
     host.on("sh -c", "nbd1\nnbd2\n")
     host.on("cat /proc/mounts", "/dev/sda1 / ext4 rw 0 0\n")
     # not connected before the inspection; connected when the release looks
     host.on("test -e /sys/block/nbd1/pid", Reply(rc=1), Reply(rc=0))
-    host.on("mount -o ro", Reply(rc=32, stderr="mount: wrong fs type"))
+    host.on("blkid -p", "TYPE=ext4\n")
+    host.on("mount -t", Reply(rc=32, stderr="mount: wrong fs type"))
     res = env.invoke("compute", "inspect-disk", W1, "--yes")
     assert res.exit_code == 2, res.output
     assert "wrong fs type" in res.stderr
     changed = [c[:2] for c in host.mutating]
     assert changed == [("virsh", "suspend"), ("modprobe", "nbd"), ("qemu-nbd", "--read-only"),
-                       ("mkdir", "-p"), ("mount", "-o"),
+                       ("mkdir", "-p"), ("chmod", "0700"), ("mkdir", "-p"), ("mount", "-t"),
                        ("qemu-nbd", "-d"), ("virsh", "resume")]
     assert ("qemu-nbd", "-d", "/dev/nbd1") in host.mutating
 
@@ -248,14 +249,14 @@ def test_inspect_disk_dry_run(env):
     env.api.on("server show", recorded("server_show_web1_c02.json"))
     host = env.host(C02)
     host.on("virsh list --all", recorded("virsh_list.txt").replace("paused", "running"))
-    host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
+    host.on("virsh dumpxml", recorded("virsh_dumpxml.xml"))
     host.on("sh -c", "nbd3\n")
     host.on("cat /proc/mounts", "")
     host.on("test -e", Reply(rc=1))
     res = env.invoke("compute", "inspect-disk", W1, "--dry-run", "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert ("qemu-nbd --read-only -c /dev/nbd3 /var/lib/nova/instances/"
+    assert ("qemu-nbd --read-only -f qcow2 -c /dev/nbd3 -- /var/lib/nova/instances/"
             f"{W1}/disk") in doc["commands"]
     assert host.mutating == []
 
@@ -277,6 +278,20 @@ def test_inspect_disk_release_after_success(env):
     host.on("test -e /sys/block/nbd4/pid", Reply(rc=1))
     res = env.invoke("compute", "inspect-disk", W1, "--release", "--yes")
     assert res.exit_code == 0, res.output
+    assert host.mutating == []
+
+
+@pytest.mark.parametrize("xml, words", [
+    (recorded("virsh_dumpxml.xml").replace("type='qcow2' cache", "cache"), "gives no image format"),
+    (recorded("virsh_dumpxml.xml").replace("type='qcow2'", "type='auto'"), "gives 'auto' image"),
+])
+def test_inspect_disk_refuses_to_let_qemu_nbd_probe_the_format(env, xml, words):
+    env.api.on("server show", recorded("server_show_web1_c02.json"))
+    host = env.host(C02)
+    host.on("virsh dumpxml", xml)
+    res = env.invoke("compute", "inspect-disk", W1, "--yes")
+    assert res.exit_code == 2 and words in res.stderr and "qemu-nbd guess" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
     assert host.mutating == []
 
 
@@ -328,17 +343,23 @@ def test_inspect_disk_mounts_read_only_and_prints_path(env):
     host = env.host(C02)
     mnt = f"/mnt/ringmgr-inspect/{W1}"
     host.on("virsh list --all", recorded("virsh_list.txt").replace("paused", "running"))
-    host.on("virsh domblklist", recorded("virsh_domblklist.txt"))
+    host.on("virsh dumpxml", recorded("virsh_dumpxml.xml"))
     host.on("sh -c", "nbd2\n")
     host.on("cat /proc/mounts", "/dev/sda1 / ext4 rw 0 0\n")
     host.on("test -e", Reply(rc=1))
     host.on("ls /sys/block/nbd2", "bdi\nnbd2p1\nnbd2p2\npid\nsize\n")
+    host.on("blkid -p -o export -- /dev/nbd2p1", "DEVNAME=/dev/nbd2p1\nTYPE=xfs\n")
     res = env.invoke("compute", "inspect-disk", W1, "--yes")
     assert res.exit_code == 0, res.output
+    root = "/mnt/ringmgr-inspect"
     assert host.mutating == [
         ("virsh", "suspend", "instance-0000274a"), ("modprobe", "nbd", "max_part=16"),
-        ("qemu-nbd", "--read-only", "-c", "/dev/nbd2", f"/var/lib/nova/instances/{W1}/disk"),
-        ("mkdir", "-p", mnt), ("mount", "-o", "ro", "/dev/nbd2p1", mnt)]
+        ("qemu-nbd", "--read-only", "-f", "qcow2", "-c", "/dev/nbd2", "--",
+         f"/var/lib/nova/instances/{W1}/disk"),
+        ("mkdir", "-p", "-m", "0700", "--", root), ("chmod", "0700", "--", root),
+        ("mkdir", "-p", "-m", "0700", "--", mnt),
+        ("mount", "-t", "xfs", "-o", "ro,nosuid,nodev,noexec,norecovery", "--", "/dev/nbd2p1",
+         mnt)]
     assert f"mounted read-only at {mnt} on {C02}" in res.stdout
     rec = json.loads((env.tmp / "state" / f"inspect-disk.{W1}.record.json").read_text())
     assert rec["device"] == "/dev/nbd2"

@@ -398,12 +398,12 @@ def _check_recover_params(journal) -> None:
 @click.argument("instance")
 @click.option("--release", is_flag=True, help="unmount, disconnect and resume the instance")
 @click.option("--disk", "disk_target", default=None, metavar="TARGET",
-              help="which disk (virsh domblklist target, e.g. vdb; default: the first)")
+              help="which disk (its target in the domain XML, e.g. vdb; default: the first)")
 @click.option("--address", metavar="ADDR", help="SSH address of the instance's compute host")
 @run_options
 @pass_app
 def inspect_disk(app, instance, release, disk_target, address, dry_run, yes, resume):
-    """Read-only look at a failed instance's disk (suspend, qemu-nbd, mount -o ro).
+    """Read-only look at a failed instance's disk (suspend, qemu-nbd, mount ro,nosuid,...).
 
     Get approval before you look at a user's data.  The guide: "Inspecting and
     Recovering Data from Failed Instances".  Always finish with --release, or nova can
@@ -432,12 +432,20 @@ def inspect_disk(app, instance, release, disk_target, address, dry_run, yes, res
             if summary.finished and not dry_run:
                 state.unlink(missing_ok=True)
             return 0
-        disks = Virsh(hx).disks(server.instance_name)
+        disks = Virsh(hx).domain_disks(server.instance_name)
         if disk_target:
-            disks = [d for d in disks if d[0] == disk_target]
+            disks = [d for d in disks if d.target == disk_target]
         if not disks:
-            raise UsageError(f"[{hx.host}] no disk {disk_target or ''} in virsh domblklist "
+            raise UsageError(f"[{hx.host}] no disk {disk_target or ''} in virsh dumpxml "
                              f"{server.instance_name}")
+        from ringmgr.ops.openstack import IMAGE_FORMATS
+
+        if disks[0].format not in IMAGE_FORMATS:
+            raise UsageError(f"[{hx.host}] the domain XML of {server.instance_name} gives "
+                             f"{'no' if not disks[0].format else repr(disks[0].format)} image "
+                             f"format for {disks[0].target} ({disks[0].source}); refusing to "
+                             f"let qemu-nbd guess it (a guest can make a raw image look like "
+                             f"qcow2 with a backing file on the host)")
         chosen: dict = {}
 
         def device():
@@ -451,7 +459,8 @@ def inspect_disk(app, instance, release, disk_target, address, dry_run, yes, res
 
         ctx.data["mountpoint"] = rb.inspect_mountpoint(server.id)
         summary = _run_inspect(app, key, rb.inspect_steps(ctx, server.id, server.instance_name,
-                                                          disks[0][1], device),
+                                                          disks[0].source, disks[0].format,
+                                                          device),
                                ctx, yes, dry_run, resume)
         if summary.error is not None and not dry_run:
             app.note("inspection failed: releasing in reverse order")

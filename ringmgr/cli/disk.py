@@ -22,6 +22,9 @@ def register(group: click.Group) -> None:
 @click.option("--lazy", is_flag=True, help="lazy unmount (umount -l) when the disk is busy")
 @click.option("--weight-zero", is_flag=True,
               help="set the device's weight to 0 on every ring while it is out, restore after")
+@click.option("--push/--no-push", "push", default=None,
+              help="with --weight-zero: push the rings to every node right after each "
+                   "weight change (default: [cluster].push)")
 @click.option("--label", metavar="LABEL", help="XFS label (default: DEV, at most 12 characters)")
 @click.option("--again", is_flag=True,
               help="start a new replacement of a disk that an earlier run of this command "
@@ -32,7 +35,7 @@ def register(group: click.Group) -> None:
 @click.option("--yes", is_flag=True, help="no confirmation prompt for destructive steps")
 @json_option
 @pass_app
-def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, label,
+def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, push, label,
                      again, resume, dry_run, yes):
     """Replace the failed disk DEV of NODE: unmount, guard, swap, mkfs.xfs, fstab, mount.
 
@@ -46,7 +49,7 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
 
     config = app.config
     opts = ReplaceOptions(replaced=replaced, force_format=force_format, lazy=lazy,
-                          weight_zero=weight_zero, label=label, again=again)
+                          weight_zero=weight_zero, label=label, again=again, push=push)
 
     def confirm(step):
         app.confirm(f"{step.title} on node {node}: this destroys everything on device {dev} "
@@ -70,10 +73,10 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
         if dry_run:
             app.out("\ncommands a real run executes, in order:" if run.commands
                     else "\na real run would execute no state-changing command")
-            import shlex
+            from ringmgr.ops.disk_safety import display
 
             for argv in run.commands or []:
-                app.out(f"  {shlex.join(argv)}")
+                app.out(f"  {display(argv)}")
         if s.stopped:
             app.out(f"\n{s.stopped}")
         elif s.finished:
@@ -84,6 +87,10 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
                 app.out(line)
         for w in run.ctx.warnings:
             app.out(f"warning: {w}")
+        if run.ctx.push_due:
+            app.out("")
+            for line in run.ctx.push_due:
+                app.out(line)
     app.emit(run.to_json())
     s.raise_error()
     return 0
@@ -96,21 +103,30 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
                    "where the ring commands support it)")
 @click.option("--lazy", is_flag=True, help="with --act: lazy unmount when busy")
 @click.option("--dry-run", is_flag=True, help="with --act: print what would change")
+@click.option("--since", metavar="WHEN",
+              help="count only errors since WHEN: a duration back from now (30m, 24h, 7d) "
+                   "or a date/time (2026-12-01T08:00); default [drive_audit].since, 24h")
 @click.option("--yes", is_flag=True, help="no confirmation prompt")
 @json_option
 @pass_app
-def drive_audit_cmd(app, nodes, act, lazy, dry_run, yes):
+def drive_audit_cmd(app, nodes, act, lazy, dry_run, since, yes):
     """Find failing disks from the nodes' kernel logs (all nodes by default).
 
+    Only errors inside the window (--since) and newer than each device's current
+    filesystem count: a replaced disk is not blamed for its predecessor's errors.
     Exit 0: no I/O errors; 1: failing disks found (listed); 2: a node could not be read.
     """
+    import time
+
     from ringmgr.ops.drive_audit import act_on, audit_nodes, render
+    from ringmgr.ops.logwindow import window_for
 
     config = app.config
+    window = window_for(since, config, time.time())
     names = list(nodes) or sorted(config.nodes)
     for n in names:
         config.node(n)
-    audits = audit_nodes(config, names)
+    audits = audit_nodes(config, names, window=window)
     app.out(render(audits))
     failing = [(a.node, f) for a in audits for f in a.failing]
     acted = []
@@ -122,8 +138,8 @@ def drive_audit_cmd(app, nodes, act, lazy, dry_run, yes):
         for line in acted:
             app.out(line["summary"])
     app.written = bool(acted) and not dry_run
-    app.emit({"written": app.written, "nodes": [a.to_json() for a in audits],
-              "acted": acted})
+    app.emit({"written": app.written, "window": window.to_json(),
+              "nodes": [a.to_json() for a in audits], "acted": acted})
     if any(a.error for a in audits):
         from ringmgr.errors import StepFailed
 

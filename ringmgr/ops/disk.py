@@ -3,22 +3,27 @@
 Why each step exists, in the order they run:
 
 * precheck (always, also on resume): node and device known in the config and the
-  rings, the block device present, the mount point inside ``mount_root``, the block
-  device not mounted anywhere else, not in use; kernel-log errors shown.
+  rings, the block device present, the mount point a directory inside ``mount_root``,
+  the block device not mounted anywhere else, not in use (``disk_safety``); the
+  kernel-log errors that are about the disk now in the slot (``logwindow``).
 * unmount ``mount_root/DEV`` (a no-op when unmounted; busy: refuse naming the holders).
 * guard: the empty mount point becomes ``root:root 0755``, so nothing running as swift
-  fills the root filesystem while the disk is out.
+  fills the root filesystem while the disk is out; done on a descriptor opened without
+  following a symlink (``disk_node.guard``), since swift owns ``mount_root``.
 * swap: without ``--replaced`` the run stops here (exit 0) and prints what to run once
   the new disk is in.  With it: the kernel must see the device; a device that still
   carries the filesystem UUID mounted there before was not swapped (refused unless
   ``--force-format``).
 * mkfs.xfs with the label and the UUID chosen before the run (journaled, so a dry run
-  shows the very command a real run executes), after checking again that the device
-  is not mounted anywhere and has no holders.
+  shows the very command a real run executes), right after checking again that the
+  disk is not in use (mounts, holders, parents, loop devices, open descriptors, an
+  ``O_EXCL`` probe).
 * fstab: exactly one entry, by LABEL or UUID (``fstab.set_entry``), written atomically
   with a backup; ``systemctl daemon-reload`` where systemd runs.
-* mount from that entry, chown to the owner, then check it is writable and that user
-  xattrs work (swift stores object metadata in them).
+* mount from that entry; check it is writable and that user xattrs work (swift keeps
+  object metadata in them) while it is still root's; then chown it to the owner.
+* with ``--weight-zero``: weight 0 first and the weight restored last, each pushed or
+  announced as due (``disk_weight``).
 
 Every check that decides whether a step runs reads only state the earlier steps do not
 change, so the dry run's command list equals the real run's.
@@ -35,24 +40,16 @@ from typing import Callable
 from ringmgr.errors import Refused, StepFailed, UsageError
 from ringmgr.exec.runner import Step, StopRun
 from ringmgr.ops import facts, fstab
+from ringmgr.ops.disk_safety import check_mount_point, node_op, refuse_if_in_use
+from ringmgr.ops.disk_weight import push_wanted as weight_push_wanted
+from ringmgr.ops.disk_size import (peer_sizes, size_warnings,  # noqa: F401 (the API)
+                                   weight_suggested_sizes)
+from ringmgr.ops.disk_weight import (_weight_fn, push_note, refill_report,  # noqa: F401
+                                     weight_restore, weight_restore_check, weight_zero,
+                                     weight_zero_available)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 XFS_LABEL_MAX = 12
-
-# Written, read and removed on the new filesystem: proves it is writable and that
-# user xattrs (where swift keeps object metadata) work.
-XATTR_CHECK = (
-    "import os,sys\n"
-    "p=os.path.join(sys.argv[1],'.ringmgr-check-'+sys.argv[2])\n"
-    "open(p,'w').write('ok')\n"
-    "try:\n"
-    "    os.setxattr(p,'user.ringmgr',b'ok')\n"
-    "    assert os.getxattr(p,'user.ringmgr')==b'ok'\n"
-    "    os.removexattr(p,'user.ringmgr')\n"
-    "finally:\n"
-    "    os.unlink(p)\n"
-)
-
 
 @dataclass
 class ReplaceOptions:
@@ -62,6 +59,7 @@ class ReplaceOptions:
     weight_zero: bool = False
     label: str | None = None
     again: bool = False
+    push: bool | None = None  # push after a ring change (None: [cluster].push)
 
 
 @dataclass
@@ -80,6 +78,8 @@ class DiskContext:
     findings: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     assumed_unmounted: bool = False
+    push_due: list[str] = field(default_factory=list)   # ring changes not on the nodes
+    pushed: list[str] = field(default_factory=list)
 
     @property
     def block(self) -> str:
@@ -125,7 +125,7 @@ class DiskContext:
 
 # -- names and parameters ---------------------------------------------------------
 def check_name(kind: str, value: str) -> None:
-    if not NAME_RE.match(value) or value in (".", ".."):
+    if not NAME_RE.fullmatch(value) or value in (".", ".."):
         raise UsageError(f"{kind} {value!r} has characters outside [A-Za-z0-9._-]; "
                          f"use the name as the rings and the config spell it")
 
@@ -214,11 +214,7 @@ def precheck(ctx: DiskContext, journal) -> dict:
         ctx.echo(f"  {ring}: device id {d['id']}, weight {d['weight']:g}, "
                  f"{d['parts']} partitions")
 
-    root = ctx.q("realpath", "-m", "--", ctx.mount_root, check=True).stdout.strip()
-    real = ctx.q("realpath", "-m", "--", ctx.mount_point, check=True).stdout.strip()
-    if real != f"{root.rstrip('/')}/{dev}":
-        raise Refused(f"mount point {ctx.mount_point} resolves to {real}, outside "
-                      f"mount_root {root}: remove the symlink and re-run")
+    check_mount_point(ctx)
 
     past_guard = journal.step_state("guard") in ("done", "skipped")
     blk = ctx.lsblk()
@@ -254,62 +250,68 @@ def precheck(ctx: DiskContext, journal) -> dict:
     if ctx.opts.weight_zero:
         journal.param("weights", lambda: rings)
 
-    from ringmgr.ops.drive_audit import read_kernel_log
-
-    names = {dev, blk.kname if blk else None, ctx.block.rsplit("/", 1)[-1]} - {None}
-    source, text = read_kernel_log(ctx.ex)
-    errors = [e for e in facts.parse_kernel_log(text) if e.device in names]
-    ctx.findings["kernel_errors"] = len(errors)
-    if errors:
-        ctx.echo(f"  kernel log ({source}): {len(errors)} I/O errors, last: {errors[-1].line}")
-    else:
-        ctx.echo(f"  kernel log ({source or 'none readable'}): no I/O errors for {dev}")
+    show_kernel_errors(ctx, journal, blk, here)
     return ctx.findings
 
 
-def refuse_if_in_use(ctx: DiskContext, blk: facts.BlockDev, mounts, *,
-                     allow_mount_point: bool) -> None:
-    """Refuse when the device (or a partition of it) is mounted, root/boot, or held."""
-    for d in blk.walk():
-        for m in facts.mounts_of(mounts, major_minors=[d.major_minor], paths=[d.path]):
-            if allow_mount_point and m.mount_point == ctx.mount_point and d is blk:
-                continue
-            if ctx.assumed_unmounted and m.mount_point == ctx.mount_point:
-                continue
-            if m.mount_point in ("/", "/boot", "/boot/efi"):
-                raise Refused(f"{d.path} holds {m.mount_point}: it is a system disk, never "
-                              f"a swift disk; check nodes.{ctx.node.name}.block_devices")
-            raise Refused(f"{d.path} is mounted at {m.mount_point}"
-                          + (f" (not at {ctx.mount_point})" if allow_mount_point else "")
-                          + f": it is in use; unmount it there, or fix "
-                          f"nodes.{ctx.node.name}.block_devices if it is the wrong disk")
-    for d in blk.walk():
-        if d is not blk and d.type not in ("part",):
-            raise Refused(f"{blk.path} is in use by {d.path} ({d.type}); remove that first")
-    parent = None
-    for d in blk.walk():
-        held = facts.parse_holders(ctx.q(*facts.holders_argv(d.kname, parent)).stdout)
-        if held:
-            raise Refused(f"{d.path} is held by {', '.join(held)} (device-mapper, md, ...): "
-                          f"it is in use; tear that down first")
-        parent = blk.kname
+def show_kernel_errors(ctx: DiskContext, journal, blk, here) -> None:
+    """The device's I/O errors in the kernel log that are about the disk in the slot
+    now: inside the window, and newer than its filesystem or, once the old disk is
+    out, newer than that (the log still holds the old disk's lines)."""
+    from ringmgr.ops import logwindow
+    from ringmgr.ops.drive_audit import mount_root_birth, read_log
+
+    names = {ctx.dev, blk.kname if blk else None, ctx.block.rsplit("/", 1)[-1]} - {None}
+    log = read_log(ctx.ex)
+    errors = [e for e in facts.parse_kernel_log(log.text) if e.device in names]
+    window = logwindow.window_for(None, ctx.config, log.now)
+    since, why = None, ""
+    if journal.step_state("guard") in ("done", "skipped"):
+        since = ctx.params.get("guarded_at") or _step_time(journal, "guard")
+        why = f"the old disk was taken out at {logwindow.utc(since)}" if since else ""
+    elif blk is not None and here and here[-1].major_minor == blk.major_minor:
+        since = mount_root_birth(ctx.ex, ctx.mount_point)
+        why = f"its filesystem was made at {logwindow.utc(since)}" if since else ""
+    c = logwindow.count_errors(log.timed(errors), window.start, since)
+    ctx.findings["kernel_errors"] = len(c.counted)
+    ctx.findings["kernel_errors_not_counted"] = c.older_than_fs + c.before_window
+    ctx.findings["kernel_log_window"] = window.to_json()
+    where = (f"{log.source}, {log.times_note(errors)}" if log.source else "none readable")
+    if c.counted:
+        ctx.echo(f"  kernel log ({where}): {len(c.counted)} I/O errors "
+                 f"({window.describe()}), last: {c.counted[-1].line}")
+    else:
+        ctx.echo(f"  kernel log ({where}): no I/O errors for {ctx.dev} ({window.describe()})")
+    if c.older_than_fs:
+        ctx.echo(f"    not counted: {c.older_than_fs} older than {why}")
+
+
+def _step_time(journal, name: str) -> float | None:
+    import calendar
+
+    at = (journal.data["steps"].get(name) or {}).get("at")
+    try:
+        return float(calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")))
+    except (TypeError, ValueError):
+        return None
 
 
 # -- steps --------------------------------------------------------------------------
 def _unmount_check(ctx: DiskContext):
+    check_mount_point(ctx)
     if ctx.mounted_here() is None:
         return f"{ctx.mount_point} is not mounted"
     return None
 
 
 def _unmount(ctx: DiskContext):
-    argv = ["umount", "-l", ctx.mount_point] if ctx.opts.lazy else ["umount", ctx.mount_point]
+    argv = ["umount", *(["-l"] if ctx.opts.lazy else []), "--", ctx.mount_point]
     r = ctx.ex.run(argv, check=False)
     if r.ok:
         ctx.assumed_unmounted = ctx.dry_run
         return
     if "busy" in (r.stderr + r.stdout):
-        pids = facts.parse_fuser_pids(ctx.q("fuser", "-m", ctx.mount_point).stdout)
+        pids = facts.parse_fuser_pids(ctx.q(*facts.fuser_argv(ctx.mount_point)).stdout)
         holders = facts.parse_ps(ctx.q(*facts.ps_argv(pids)).stdout) if pids else []
         who = ", ".join(holders) if holders else "unknown processes (fuser found none)"
         raise Refused(f"{ctx.mount_point} is busy: held by {who}; stop them (e.g. "
@@ -323,15 +325,18 @@ def _unmount_verify(ctx: DiskContext):
 
 
 def _guard(ctx: DiskContext):
-    for argv in (["mkdir", "-p", ctx.mount_point], ["chown", "root:root", ctx.mount_point],
-                 ["chmod", "0755", ctx.mount_point]):
-        ctx.ex.run(argv)
+    """mkdir, chown root:root, chmod 0755 on a descriptor opened without following a
+    symlink (``disk_node.guard``): right after the unmount, the owner of mount_root
+    may have put a symlink where the mount point was."""
+    node_op(ctx.ex, "guard", ctx.mount_root, ctx.dev, mutates=True)
+    if not ctx.dry_run:
+        ctx.params["guarded_at"] = time.time()
 
 
 def _guard_verify(ctx: DiskContext):
-    st = ctx.q("stat", "-c", "%u:%g %a", ctx.mount_point, check=True).stdout.strip()
-    if st != "0:0 755":
-        raise StepFailed(f"{ctx.mount_point} is {st}, not root:root 0755")
+    st = ctx.q("stat", "-c", "%F %u:%g %a", "--", ctx.mount_point, check=True).stdout.strip()
+    if st != "directory 0:0 755":
+        raise StepFailed(f"{ctx.mount_point} is {st}, not a root:root 0755 directory")
 
 
 def _swap(ctx: DiskContext):
@@ -339,11 +344,16 @@ def _swap(ctx: DiskContext):
     if not o.replaced:
         if ctx.ask_replaced is None or not ctx.ask_replaced():
             flags = " --force-format" if o.force_format else ""
+            then = (f"ringmgr replace-disk {ctx.node.name} {ctx.dev} --replaced{flags}")
+            if ctx.dry_run:
+                raise StopRun(
+                    f"a real run will unmount {ctx.mount_point}, guard it (root:root 0755) "
+                    f"and stop here; swift servers with mount_check = true will then answer "
+                    f"507 for {ctx.dev}. After the swap you will run: {then}")
             raise StopRun(
                 f"{ctx.mount_point} is unmounted and guarded (root:root 0755); swift "
                 f"servers with mount_check = true answer 507 for {ctx.dev} meanwhile. "
-                f"Swap the disk, then run: ringmgr replace-disk {ctx.node.name} "
-                f"{ctx.dev} --replaced{flags}")
+                f"Swap the disk, then run: {then}")
     blk = ctx.lsblk()
     if blk is None:
         raise Refused(f"the kernel does not see {ctx.block} on {ctx.node.name}: check the "
@@ -364,99 +374,17 @@ def _swap(ctx: DiskContext):
                       f"pass --force-format to reformat this very disk")
 
 
-# -- is the new disk big enough? ----------------------------------------------------
-SIZE_TOLERANCE = 0.05  # disks sold as the same size differ by a few MB between vendors
-
-
-def peer_sizes(ctx: DiskContext) -> dict[str, list[tuple[float, int]]]:
-    """ring -> [(weight, size in bytes)] of NODE's other ring devices the node can see.
-
-    Read-only: one ``realpath`` and one ``lsblk`` for all of them (lsblk skips the
-    paths that do not exist and still prints the others).
-    """
-    from ringmgr.ops.drive_audit import ring_devices_of
-
-    by_dev = {d: rings for d, rings in ring_devices_of(ctx.config, ctx.node).items()
-              if d != ctx.dev}
-    if not by_dev:
-        return {}
-    names = sorted(by_dev)
-    paths = [ctx.node.block_device(d) for d in names]
-    r = ctx.q("realpath", "-m", "--", *paths)
-    real = r.stdout.splitlines() if r.ok else []
-    if len(real) != len(paths):
-        real = paths
-    r = ctx.q("lsblk", "-J", "-b", "-o", facts.LSBLK_COLUMNS, *real)
-    try:
-        size_of = {b.path: b.size for b in facts.parse_lsblk(r.stdout)}
-    except ValueError:
-        return {}
-    out: dict[str, list[tuple[float, int]]] = {}
-    for name, path in zip(names, real):
-        if size_of.get(path):
-            for ring, d in by_dev[name].items():
-                out.setdefault(ring, []).append((d["weight"], size_of[path]))
-    return out
-
-
-def weight_suggested_sizes(own: dict[str, float], peers: dict[str, list[tuple[float, int]]],
-                           old_size: int | None = None) -> dict[str, int]:
-    """ring -> the size in bytes DEV's weight suggests, where weights follow sizes.
-
-    Pure.  Weights are commonly the size in GB or TB (or any unit per byte), but not
-    always (some clusters give every disk 100).  So a ring's weight says something
-    about the size only when the node's other devices in that ring (and the old disk,
-    when its size is known) show one weight-per-byte ratio, within SIZE_TOLERANCE.
-    Rings where DEV's weight is 0 or no other device's size is known are left out.
-
-    >>> TB = 10**12
-    >>> weight_suggested_sizes({"object": 4000.0}, {"object": [(4000.0, 4 * TB)]})
-    {'object': 4000000000000}
-    >>> weight_suggested_sizes({"object": 100.0}, {"object": [(100.0, 4 * TB), (100.0, 8 * TB)]})
-    {}
-    """
-    out = {}
-    for ring, weight in own.items():
-        points = [(w, size) for w, size in peers.get(ring, []) if w > 0 and size > 0]
-        if weight <= 0 or not points:
-            continue
-        if old_size:
-            points.append((weight, old_size))
-        ratios = [w / size for w, size in points]
-        mean = sum(ratios) / len(ratios)
-        if any(abs(r - mean) > mean * SIZE_TOLERANCE for r in ratios):
-            continue
-        out[ring] = round(weight / mean)
-    return out
-
-
-def size_warnings(new_size: int, old_size: int | None, expected: dict[str, int]) -> list[str]:
-    """Pure: the warnings about a new disk smaller than the old one or than its weight."""
-    out = []
-    if old_size and new_size < old_size:
-        out.append(f"the new disk ({new_size / 1e9:.1f} GB) is smaller than the one it "
-                   f"replaces ({old_size / 1e9:.1f} GB); lower its ring weight to match "
-                   f"(`ringmgr set-weight`)")
-    short = {r: e for r, e in sorted(expected.items()) if new_size < e * (1 - SIZE_TOLERANCE)}
-    if short:
-        what = ", ".join(f"{r} ~{e / 1e9:.1f} GB" for r, e in short.items())
-        out.append(f"the new disk ({new_size / 1e9:.1f} GB) is smaller than its ring weight "
-                   f"suggests ({what}, going by the weights and sizes of the node's other "
-                   f"disks); lower its weight to match (`ringmgr set-weight`), or it fills "
-                   f"up before the others")
-    return out
-
-
 def _mkfs_check(ctx: DiskContext):
     if ctx.blkid().get("UUID") == ctx.params["uuid"]:
         return f"{ctx.block} already has the new filesystem (UUID {ctx.params['uuid']})"
     blk = ctx.lsblk()
     if blk is None:
         raise Refused(f"the kernel does not see {ctx.block}; nothing was formatted")
+    # right before mkfs: mounts, holders, parents, loops, open descriptors, O_EXCL
     refuse_if_in_use(ctx, blk, ctx.mounts(), allow_mount_point=False)
     if ctx.node.fstab_by == "label":
         label = ctx.params["label"]
-        r = ctx.q("blkid", "-c", "/dev/null", "-o", "device", "-t", f"LABEL={label}")
+        r = ctx.q("blkid", "-c", "/dev/null", "-o", "device", "-t", f"LABEL={label}", "--")
         others = sorted(set(r.stdout.split()) - {ctx.block, blk.path})
         if others:
             raise Refused(f"{', '.join(others)} already carries the label {label!r}: "
@@ -467,11 +395,13 @@ def _mkfs_check(ctx: DiskContext):
 
 def mkfs_argv(ctx: DiskContext) -> list[str]:
     return ["mkfs.xfs", "-f", "-L", ctx.params["label"], "-m", f"uuid={ctx.params['uuid']}",
-            *ctx.node.mkfs_options, ctx.block]
+            *ctx.node.mkfs_options, "--", ctx.block]
 
 
 def _mkfs(ctx: DiskContext):
     ctx.ex.run(mkfs_argv(ctx))
+    if not ctx.dry_run:
+        ctx.params["formatted_at"] = time.time()
 
 
 def _mkfs_verify(ctx: DiskContext):
@@ -487,7 +417,7 @@ def fstab_line(ctx: DiskContext) -> str:
 
 
 def _read_fstab(ctx: DiskContext) -> str:
-    r = ctx.q("cat", ctx.fstab_path)
+    r = ctx.q("cat", "--", ctx.fstab_path)
     if not r.ok:
         raise Refused(f"cannot read {ctx.fstab_path} on {ctx.node.name}: "
                       f"{r.stderr.strip()}; check nodes.{ctx.node.name}.fstab")
@@ -518,6 +448,7 @@ def _fstab_verify(ctx: DiskContext):
 
 
 def _mount_check(ctx: DiskContext):
+    check_mount_point(ctx)
     m = ctx.mounted_here()
     if m is not None:
         blk = ctx.lsblk()
@@ -530,8 +461,8 @@ def _mount_check(ctx: DiskContext):
 
 def mount_argv(ctx: DiskContext) -> list[str]:
     if ctx.fstab_path == "/etc/fstab":
-        return ["mount", ctx.mount_point]
-    return ["mount", "--fstab", ctx.fstab_path, ctx.mount_point]
+        return ["mount", "--", ctx.mount_point]
+    return ["mount", "--fstab", ctx.fstab_path, "--", ctx.mount_point]
 
 
 def _mount(ctx: DiskContext):
@@ -545,101 +476,37 @@ def _mount_verify(ctx: DiskContext):
                          f"(found {m.source if m else 'nothing'})")
 
 
+def _new_fs_device(ctx: DiskContext) -> str:
+    blk = ctx.lsblk()
+    if blk is None:
+        raise Refused(f"the kernel does not see {ctx.block} on {ctx.node.name}")
+    return blk.major_minor
+
+
 def _chown(ctx: DiskContext):
-    ctx.ex.run(["chown", ctx.node.owner, ctx.mount_point])
+    """fchown on the mounted filesystem's root, opened without following a symlink
+    and checked to be the new disk's filesystem (``disk_node.own``)."""
+    got = node_op(ctx.ex, "own", ctx.mount_root, ctx.dev, _new_fs_device(ctx),
+                  ctx.node.owner, mutates=True)
+    ctx.findings["owner_ids"] = f"{got.get('uid')}:{got.get('gid')}"
 
 
 def _chown_verify(ctx: DiskContext):
-    want = ctx.node.owner
-    fmt = "%u:%g" if want.replace(":", "").isdigit() else "%U:%G"
-    got = ctx.q("stat", "-c", fmt, ctx.mount_point, check=True).stdout.strip()
+    want = ctx.findings.get("owner_ids")
+    got = ctx.q("stat", "-c", "%u:%g", "--", ctx.mount_point, check=True).stdout.strip()
     if got != want:
-        raise StepFailed(f"{ctx.mount_point} is owned by {got}, not {want}")
+        raise StepFailed(f"{ctx.mount_point} is owned by {got}, not {ctx.node.owner} "
+                         f"({want})")
 
 
 def _check(ctx: DiskContext):
-    r = ctx.ex.run(["python3", "-c", XATTR_CHECK, ctx.mount_point, ctx.params["tag"]],
-                   check=False)
-    if not r.ok:
-        tail = (r.stderr or r.stdout).strip().splitlines()
-        raise StepFailed(f"{ctx.mount_point} failed the write/xattr check: "
-                         f"{tail[-1] if tail else 'exit ' + str(r.rc)}")
-
-
-def _weight_fn():
+    """Runs while the new filesystem is still root:root 0755 (before the chown), on a
+    file with a random name created O_EXCL|O_NOFOLLOW (``disk_node.check``)."""
     try:
-        from ringmgr.rings.ops import set_weight_all_rings
-    except ImportError:
-        return None
-    return set_weight_all_rings
-
-
-def weight_zero_available() -> bool:
-    return _weight_fn() is not None
-
-
-def _set_weight(ctx: DiskContext, weight: float):
-    return _weight_fn()(ctx.config, ctx.node, ctx.dev, weight, yes=True, dry_run=ctx.dry_run,
-                        show=ctx.echo,
-                        argv=["ringmgr", "replace-disk", ctx.node.name, ctx.dev,
-                              "--weight-zero"])
-
-
-def push_note(written: bool, push: bool, dry_run: bool) -> str:
-    """Pure: what to tell the operator about distributing a weight change.
-
-    ``set_weight_all_rings`` pushes by itself after a written change when
-    ``[cluster].push`` is true (and reports a failed push with the retry command).
-    """
-    if dry_run:
-        return ("a real run pushes the changed rings to every node ([cluster].push)" if push
-                else "a real run changes the rings; push them then: ringmgr push")
-    if not written:
-        return "the rings were already right: nothing to push"
-    if push:
-        return ("[cluster].push is set: the push above sent the changed rings to every node "
-                "(a host it could not reach is named there, with the command to retry)")
-    return "push the changed rings to every node: ringmgr push"
-
-
-def _push_note(ctx: DiskContext, result) -> str:
-    return push_note(bool(getattr(result, "written", False)), bool(ctx.config.cluster.push),
-                     ctx.dry_run)
-
-
-def _weight_zero(ctx: DiskContext):
-    from ringmgr.errors import NotYet
-
-    try:
-        result = _set_weight(ctx, 0.0)
-    except NotYet as e:
-        ctx.warn(f"weight not set to 0 ({e}); continuing without the ring change")
-        return
-    if not ctx.dry_run:
-        ctx.params["weight_zeroed"] = True
-    ctx.echo(f"  {_push_note(ctx, result)}")
-
-
-def _weight_restore_check(ctx: DiskContext):
-    if not ctx.params.get("weight_zeroed") and not ctx.dry_run:
-        return "the weight was never set to 0"
-    return None
-
-
-def _weight_restore(ctx: DiskContext):
-    from ringmgr.errors import NotYet
-
-    weights = {r["weight"] for r in ctx.params.get("weights", {}).values()}
-    if len(weights) != 1:
-        raise StepFailed(f"the weights before were {sorted(weights)} (they differ per ring): "
-                         f"restore each ring's weight with `ringmgr set-weight`")
-    weight = weights.pop()
-    try:
-        result = _set_weight(ctx, weight)
-    except NotYet as e:
-        raise StopRun(f"the weight of {ctx.dev} cannot be restored to {weight:g} yet ({e}); "
-                      f"run this command again later: the run continues there")
-    ctx.echo(f"  {_push_note(ctx, result)}")
+        node_op(ctx.ex, "check", ctx.mount_root, ctx.dev, _new_fs_device(ctx),
+                mutates=True)
+    except (Refused, StepFailed) as e:
+        raise StepFailed(f"{ctx.mount_point} failed the write/xattr check: {e}") from None
 
 
 def take_out_steps(ctx: DiskContext) -> list[Step]:
@@ -648,8 +515,8 @@ def take_out_steps(ctx: DiskContext) -> list[Step]:
     return [
         Step("unmount", f"Unmount {mp}", _unmount, check=_unmount_check,
              verify=_unmount_verify),
-        Step("guard", f"Guard the empty mount point {mp} (root:root 0755)", _guard,
-             verify=_guard_verify),
+        Step("guard", f"Guard the empty mount point {mp} (root:root 0755, never through "
+                      f"a symlink)", _guard, verify=_guard_verify),
     ]
 
 
@@ -664,29 +531,16 @@ def replace_disk_steps(ctx: DiskContext) -> list[Step]:
         Step("fstab", f"Write one fstab entry for {mp} ({ctx.fstab_path})", _fstab,
              check=_fstab_check, verify=_fstab_verify, destructive=True),
         Step("mount", f"Mount {mp}", _mount, check=_mount_check, verify=_mount_verify),
-        Step("chown", f"Chown {mp} to {ctx.node.owner}", _chown, verify=_chown_verify),
         Step("check", f"Check {mp} is writable and user xattrs work", _check),
+        Step("chown", f"Chown {mp} to {ctx.node.owner}", _chown, verify=_chown_verify),
     ]
     if ctx.opts.weight_zero:
-        steps.insert(0, Step("weight-zero", f"Set {ctx.dev}'s weight to 0 on every ring",
-                             _weight_zero, destructive=True))
-        steps.append(Step("weight-restore", f"Restore {ctx.dev}'s weight on every ring",
-                          _weight_restore, check=_weight_restore_check, destructive=True))
+        push = " and push" if weight_push_wanted(ctx) else ""
+        steps.insert(0, Step("weight-zero", f"Set {ctx.dev}'s weight to 0 on every ring{push}",
+                             weight_zero, destructive=True))
+        steps.append(Step("weight-restore", f"Restore {ctx.dev}'s weight on every ring{push}",
+                          weight_restore, check=weight_restore_check, destructive=True))
     return steps
-
-
-def refill_report(ctx: DiskContext) -> list[str]:
-    """What replication will refill, and how to watch it."""
-    lines = []
-    for ring, d in ctx.findings.get("rings", {}).items():
-        lines.append(f"replication will refill {d['parts']} partitions of the {ring} ring "
-                     f"onto {ctx.node.name}/{ctx.dev}")
-    lines += ["watch it with: swift-recon --replication (time of the last pass), "
-              "swift-recon --diskusage (the new disk filling), and the replicator logs "
-              f"on {ctx.node.name}",
-              "swift's replicators and ssync push the missing partitions from the other "
-              "replicas; no ring change is needed for a same-size swap"]
-    return lines
 
 
 # -- the whole operation ----------------------------------------------------------------
@@ -740,6 +594,8 @@ class ReplaceRun:
             "refill": (refill_report(c) if self.summary.finished and not self.already
                        and not c.dry_run else []),
             "commands": [list(a) for a in self.commands] if self.commands is not None else None,
+            "push_due": c.push_due, "pushed": c.pushed,
+            "next": [{"command": "ringmgr push", "not_before": None}] if c.push_due else [],
         }
 
 

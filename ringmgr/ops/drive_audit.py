@@ -6,16 +6,25 @@ first that answers with something), finds I/O errors for sd*, vd*, nvme*n*, dm-*
 loop*, as on a test node) with ``facts.parse_kernel_log``, and maps each kernel name to
 the node's ring devices through ``block_devices`` (resolved on the node, so
 ``/dev/mapper/x`` finds ``dm-3``) and to its mount point.
+
+Only errors inside the window and newer than the device's current filesystem count
+(``logwindow``): the filesystem's age comes from the birth time of its mount root
+(``stat -c %W``; XFS keeps no creation time in its superblock) or from the
+replace-disk run that made it (its journal on this admin host).  Older lines are
+about a disk that is gone and are reported as ignored.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ringmgr.ops import facts
+from ringmgr.ops import facts, logwindow
 
 KERNEL_LOG_SOURCES = (
-    ("journalctl -k", ("journalctl", "-k", "--no-pager", "-o", "short-iso", "-q")),
+    ("journalctl -k", ("journalctl", "-k", "--no-pager", "-o", "short-iso-precise", "-q")),
     ("dmesg", ("dmesg", "--color=never")),
     ("/var/log/kern.log", ("cat", "/var/log/kern.log")),
 )
@@ -32,6 +41,120 @@ def read_kernel_log(ex) -> tuple[str, str]:
 
 
 @dataclass
+class KernelLog:
+    """A node's kernel log with what it takes to date its lines."""
+
+    source: str
+    text: str
+    boot: float | None = None   # the node's boot time (dmesg's times count from it)
+    now: float = 0.0
+
+    def timed(self, errors: list[facts.DiskError]) -> list[tuple[facts.DiskError, float | None]]:
+        return [(e, logwindow.line_time(e.when, boot=self.boot, now=self.now)[0])
+                for e in errors]
+
+    def times_note(self, errors: list[facts.DiskError]) -> str:
+        approx = any(logwindow.line_time(e.when, boot=self.boot, now=self.now)[1]
+                     for e in errors)
+        if self.source == "dmesg":
+            base = (f"the node's boot time {logwindow.utc(self.boot)}" if self.boot
+                    else "no boot time (the window cannot be applied)")
+            return f"times approximate: dmesg's seconds since boot + {base}"
+        return "times approximate (syslog lines carry no year)" if approx else "times exact"
+
+
+def node_boot_time(ex) -> float | None:
+    """real-time minus monotonic, read together on the node; else /proc/stat's btime."""
+    from ringmgr.errors import StepFailed
+    from ringmgr.ops.disk_safety import node_op
+
+    try:
+        return logwindow.boot_time(node_op(ex, "clock", mutates=False))
+    except StepFailed:
+        r = ex.run(["cat", "/proc/stat"], check=False, mutates=False)
+        for line in r.stdout.splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    return None
+
+
+def read_log(ex, now: float | None = None) -> KernelLog:
+    source, text = read_kernel_log(ex)
+    log = KernelLog(source, text, now=time.time() if now is None else now)
+    if source == "dmesg":
+        log.boot = node_boot_time(ex)
+    return log
+
+
+# -- how old is the device's filesystem? ---------------------------------------------------
+def read_replace_journal(state_dir, node: str, dev: str) -> dict | None:
+    """The replace-disk journal of NODE/DEV on this admin host (read only, no lock)."""
+    if state_dir is None:
+        return None
+    try:
+        return json.loads((Path(state_dir) / f"replace-disk.{node}.{dev}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def filesystem_since(birth: float | None, journal: dict | None,
+                     uuid: str | None) -> tuple[float | None, str]:
+    """Pure: (the time before which the device's errors are about an earlier disk or
+    filesystem, and why), from the mount root's birth time, else the replace-disk journal.
+
+    >>> filesystem_since(None, {"params": {"uuid": "u", "formatted_at": 5.0}}, "u")
+    (5.0, 'replace-disk formatted it at 1970-01-01 00:00:05 UTC')
+    >>> filesystem_since(None, {"params": {"guarded_at": 3.0}}, None)
+    (3.0, 'replace-disk took the old disk out at 1970-01-01 00:00:03 UTC')
+    >>> filesystem_since(None, {"params": {"uuid": "u", "formatted_at": 5.0}}, "v")
+    (None, '')
+    """
+    if birth:  # the node's own clock, to the nanosecond: preferred
+        return birth, (f"its filesystem was made at {logwindow.utc(birth)} (the mount "
+                       f"root's birth time)")
+    found = []
+    params = (journal or {}).get("params", {})
+    if params.get("formatted_at") and uuid and params.get("uuid") == uuid:
+        found.append((params["formatted_at"], f"replace-disk formatted it at "
+                                              f"{logwindow.utc(params['formatted_at'])}"))
+    elif params.get("guarded_at") and not params.get("formatted_at"):
+        found.append((params["guarded_at"], f"replace-disk took the old disk out at "
+                                            f"{logwindow.utc(params['guarded_at'])}"))
+    return max(found) if found else (None, "")
+
+
+def mount_root_birth(ex, mount_point: str) -> float | None:
+    """``stat -c %.9W`` of a mounted filesystem's root (0 or '-' when unknown)."""
+    r = ex.run(["stat", "-c", "%.9W", "--", mount_point], check=False, mutates=False)
+    try:
+        t = float(r.stdout.strip()) if r.ok else 0.0
+    except ValueError:
+        return None
+    return t if t > 0 else None
+
+
+def device_since(ex, node, dev: str, mounts, state_dir) -> tuple[float | None, str]:
+    """When DEV's current filesystem began (see ``filesystem_since``); read-only."""
+    block = node.block_device(dev)
+    mp = f"{node.mount_root.rstrip('/')}/{dev}"
+    r = ex.run(facts.lsblk_argv(block), check=False, mutates=False)
+    try:
+        blk = facts.parse_lsblk(r.stdout)[0] if r.ok else None
+    except (ValueError, IndexError):
+        blk = None
+    birth = None
+    here = facts.mounts_at(mounts, mp)
+    if blk is not None and here and here[-1].major_minor == blk.major_minor:
+        birth = mount_root_birth(ex, mp)
+    journal = read_replace_journal(state_dir, node.name, dev)
+    uuid = None
+    if journal and blk is not None:
+        uuid = facts.parse_blkid_export(ex.run(facts.blkid_argv(block), check=False,
+                                               mutates=False).stdout).get("UUID")
+    return filesystem_since(birth, journal, uuid)
+
+
+@dataclass
 class DeviceFinding:
     kernel_name: str
     errors: int
@@ -41,6 +164,9 @@ class DeviceFinding:
     mount_point: str | None = None
     mounted: bool = False
     rings: dict = field(default_factory=dict)
+    ignored_older_than_filesystem: int = 0
+    ignored_before_window: int = 0
+    filesystem_since: str = ""
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -52,6 +178,9 @@ class NodeAudit:
     source: str = ""
     findings: list[DeviceFinding] = field(default_factory=list)
     error: str | None = None
+    window: logwindow.Window | None = None
+    times: str = ""
+    ignored: list[DeviceFinding] = field(default_factory=list)  # only old errors
 
     @property
     def failing(self) -> list[DeviceFinding]:
@@ -59,7 +188,10 @@ class NodeAudit:
 
     def to_json(self) -> dict:
         return {"node": self.node, "log_source": self.source, "error": self.error,
-                "devices": [f.to_json() for f in self.findings]}
+                "window": self.window.to_json() if self.window else None,
+                "log_times": self.times,
+                "devices": [f.to_json() for f in self.findings],
+                "ignored": [f.to_json() for f in self.ignored]}
 
 
 def kernel_names(ex, node) -> dict[str, str]:
@@ -108,29 +240,66 @@ def ring_devices_of(config, node) -> dict[str, dict[str, dict]]:
     return out
 
 
-def audit_node(config, node, ex, ring_devs: dict | None = None) -> NodeAudit:
-    audit = NodeAudit(node.name)
-    source, text = read_kernel_log(ex)
-    audit.source = source
-    errors = facts.parse_kernel_log(text)
+def audit_node(config, node, ex, ring_devs: dict | None = None, *,
+               window: logwindow.Window, state_dir=None, now: float | None = None) -> NodeAudit:
+    audit = NodeAudit(node.name, window=window)
+    log = read_log(ex, now)
+    audit.source = log.source
+    errors = facts.parse_kernel_log(log.text)
+    audit.times = log.times_note(errors)
     mounts = facts.parse_mountinfo(ex.run(facts.MOUNTINFO_ARGV, mutates=False).stdout)
     names = kernel_names(ex, node)
-    audit.findings = map_errors(errors, names, node, mounts,
-                                ring_devs if ring_devs is not None else {})
+    counted, tallies = [], {}
+    for kname, errs in facts.errors_by_device(errors).items():
+        dev = names.get(kname)
+        since, why = device_since(ex, node, dev, mounts, state_dir) if dev else (None, "")
+        c = logwindow.count_errors(log.timed(errs), window.start, since)
+        counted += c.counted
+        tallies[kname] = (c, why, errs)
+    ring_devs = ring_devs if ring_devs is not None else {}
+    audit.findings = map_errors(counted, names, node, mounts, ring_devs)
+    for f in audit.findings:
+        c, why, _ = tallies[f.kernel_name]
+        f.ignored_older_than_filesystem, f.ignored_before_window = (c.older_than_fs,
+                                                                    c.before_window)
+        f.filesystem_since = why
+    for kname, (c, why, errs) in sorted(tallies.items()):
+        if not c.counted and names.get(kname):
+            (f,) = map_errors(errs, names, node, mounts, ring_devs)
+            f.errors = 0
+            f.ignored_older_than_filesystem, f.ignored_before_window = (c.older_than_fs,
+                                                                        c.before_window)
+            f.filesystem_since = why
+            audit.ignored.append(f)
     return audit
+
+
+def ignored_text(f: DeviceFinding) -> str:
+    parts = []
+    if f.ignored_older_than_filesystem:
+        parts.append(f"{f.ignored_older_than_filesystem} from before "
+                     f"{f.filesystem_since}: about the disk it replaced")
+    if f.ignored_before_window:
+        parts.append(f"{f.ignored_before_window} before the window")
+    return "; ".join(parts)
 
 
 def render(audits: list[NodeAudit]) -> str:
     lines = []
+    windows = {a.window.describe() for a in audits if a.window}
+    if windows:
+        lines.append(f"window: {', '.join(sorted(windows))}, and only errors newer than "
+                     f"each device's current filesystem")
     for a in audits:
         if a.error:
             lines.append(f"{a.node}: could not audit: {a.error}")
             continue
+        where = f"{a.source or 'no kernel log readable'}" + (f", {a.times}" if a.source else "")
         if not a.findings:
-            lines.append(f"{a.node}: no disk I/O errors in the kernel log "
-                         f"({a.source or 'no kernel log readable'})")
-            continue
-        lines.append(f"{a.node}: {len(a.findings)} device(s) with I/O errors ({a.source}):")
+            lines.append(f"{a.node}: no disk I/O errors in the kernel log in the window "
+                         f"({where})")
+        else:
+            lines.append(f"{a.node}: {len(a.findings)} device(s) with I/O errors ({where}):")
         for f in a.findings:
             if f.device:
                 parts = ", ".join(f"{r} {d['parts']} partitions" for r, d in f.rings.items())
@@ -142,13 +311,22 @@ def render(audits: list[NodeAudit]) -> str:
                 lines.append(f"  {f.kernel_name}: {f.errors} errors [{', '.join(f.kinds)}], "
                              f"not a swift device of this node")
             lines.append(f"    last: {f.last}")
+            if ignored_text(f):
+                lines.append(f"    not counted: {ignored_text(f)}")
+        for f in a.ignored:
+            lines.append(f"  {f.device or f.kernel_name} ({f.kernel_name}): not flagged; "
+                         f"errors not counted: {ignored_text(f)}")
     return "\n".join(lines)
 
 
-def audit_nodes(config, names: list[str], executor_for=None) -> list[NodeAudit]:
+def audit_nodes(config, names: list[str], executor_for=None, *, window: logwindow.Window,
+                state_dir=None) -> list[NodeAudit]:
     """Audit each node; a node that cannot be read is recorded, not fatal to the others."""
     from ringmgr.errors import RingmgrError
+    from ringmgr.exec.runner import cluster_state_dir
     from ringmgr.ops.disk import executor_for as default_executor_for
+
+    state_dir = state_dir or cluster_state_dir(config)
 
     executor_for = executor_for or default_executor_for
     try:
@@ -161,13 +339,14 @@ def audit_nodes(config, names: list[str], executor_for=None) -> list[NodeAudit]:
         try:
             ex = executor_for(config, node)
             try:
-                audits.append(audit_node(config, node, ex, by_node_ring[name]))
+                audits.append(audit_node(config, node, ex, by_node_ring[name],
+                                         window=window, state_dir=state_dir))
             finally:
                 close = getattr(ex, "close", None)
                 if close:
                     close()
         except RingmgrError as e:
-            audits.append(NodeAudit(name, error=str(e)))
+            audits.append(NodeAudit(name, error=str(e), window=window))
     return audits
 
 

@@ -17,12 +17,12 @@ LSBLK_COLUMNS = "NAME,KNAME,PATH,TYPE,SIZE,MAJ:MIN,FSTYPE,LABEL,UUID,MOUNTPOINTS
 
 
 def lsblk_argv(path: str) -> tuple[str, ...]:
-    return ("lsblk", "-J", "-b", "-o", LSBLK_COLUMNS, path)
+    return ("lsblk", "-J", "-b", "-o", LSBLK_COLUMNS, "--", path)
 
 
 def blkid_argv(path: str) -> tuple[str, ...]:
     # -p probes the device itself: the blkid cache may still describe the old disk
-    return ("blkid", "-p", "-o", "export", path)
+    return ("blkid", "-p", "-o", "export", "--", path)
 
 
 # -- /proc/self/mountinfo -----------------------------------------------------
@@ -189,6 +189,11 @@ def parse_fuser_pids(stdout: str) -> list[int]:
     ("kernel" stands for the mount itself, not a process.)
     """
     return [int(m) for m in re.findall(r"(?<![\w])(\d+)[a-zA-Z]*(?![\w])", stdout)]
+
+
+def fuser_argv(mount_point: str) -> tuple[str, ...]:
+    # psmisc's fuser takes no "--"; the mount point is an absolute path
+    return ("fuser", "-m", mount_point)
 
 
 def ps_argv(pids: list[int]) -> tuple[str, ...]:

@@ -29,6 +29,10 @@ def _unescape(field: str) -> str:
 
 def entry_line(spec: str, mount_point: str, fstype: str = "xfs",
                options: str = DEFAULT_OPTIONS, dump: int = 0, passno: int = 0) -> str:
+    for what, value in (("source", spec), ("type", fstype), ("options", options)):
+        if not value or re.search(r"[\s#]", value):
+            raise Refused(f"fstab {what} {value!r} is empty or has whitespace or '#': it "
+                          f"would break (or add) fstab lines; fix mount_options")
     if "nobarrier" in options.split(","):
         raise Refused("mount option nobarrier is refused: mounts fail on kernels >= 4.19; "
                       "remove it from mount_options")
@@ -118,8 +122,8 @@ def write_commands(path: str, tag: str) -> list[tuple[str, ...]]:
     backup = f"{path}.ringmgr-{tag}.bak"
     tmp = f"{path}.ringmgr-{tag}.tmp"
     return [
-        ("cp", "-p", path, backup),
-        ("cp", "-p", path, tmp),
+        ("cp", "-p", "--", path, backup),
+        ("cp", "-p", "--", path, tmp),
         ("dd", f"of={tmp}", "conv=fsync", "status=none"),
-        ("mv", "-f", tmp, path),
+        ("mv", "-f", "--", tmp, path),
     ]

@@ -357,6 +357,57 @@ def parse_domblklist(text: str) -> list[tuple[str, str]]:
     return out
 
 
+# qemu's image formats: what a domain's <driver type=...> may say
+IMAGE_FORMATS = ("raw", "qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc", "luks",
+                 "parallels", "bochs", "cloop", "dmg")
+
+
+@dataclass(frozen=True)
+class DomainDisk:
+    target: str          # vda
+    source: str          # the image file (or block device)
+    format: str | None   # the <driver type=...>: qcow2, raw
+
+
+def parse_domain_disks(xml: str) -> list[DomainDisk]:
+    """``virsh dumpxml NAME``: the domain's disks with their image format.
+
+    Sample (trimmed)::
+
+        <domain type='kvm'>
+          <devices>
+            <disk type='file' device='disk'>
+              <driver name='qemu' type='qcow2' cache='none'/>
+              <source file='/var/lib/nova/instances/9b969a05-.../disk'/>
+              <target dev='vda' bus='virtio'/>
+            </disk>
+            <disk type='file' device='cdrom'>
+              <driver name='qemu' type='raw'/>
+              <target dev='hdd' bus='ide'/>
+            </disk>
+          </devices>
+        </domain>
+
+    Disks without a source (an empty cdrom) are left out.
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as e:
+        raise StepFailed(f"virsh dumpxml printed no domain XML ({e})") from None
+    out = []
+    for disk in root.iter("disk"):
+        src, tgt, drv = disk.find("source"), disk.find("target"), disk.find("driver")
+        path = None
+        if src is not None:
+            path = src.get("file") or src.get("dev")
+        if path and tgt is not None and tgt.get("dev"):
+            out.append(DomainDisk(tgt.get("dev"), path,
+                                  drv.get("type") if drv is not None else None))
+    return out
+
+
 @dataclass
 class Virsh:
     """``virsh`` on a compute host, through that host's executor.
@@ -380,6 +431,11 @@ class Virsh:
     def disks(self, name: str) -> list[tuple[str, str]]:
         return parse_domblklist(self.executor.run(["virsh", "domblklist", name],
                                                   mutates=False).stdout)
+
+    def domain_disks(self, name: str) -> list[DomainDisk]:
+        """The disks with their image formats (from the domain XML)."""
+        return parse_domain_disks(self.executor.run(["virsh", "dumpxml", name],
+                                                    mutates=False).stdout)
 
     def suspend(self, name: str) -> None:
         self.executor.run(["virsh", "suspend", name])
@@ -429,8 +485,13 @@ class QemuNbd:
                              f"(is the nbd module loaded? modprobe nbd max_part=16)")
         return f"/dev/{free[0]}"
 
-    def connect(self, device: str, image: str) -> None:
-        self.executor.run(["qemu-nbd", "--read-only", "-c", device, image])
+    def connect(self, device: str, image: str, fmt: str) -> None:
+        """Attach ``image`` read-only as ``device`` with its format given (``-f``), never
+        probed: a raw image whose guest wrote a qcow2 header there would otherwise be
+        opened as qcow2, with a backing file of the guest's choosing."""
+        if fmt not in IMAGE_FORMATS:
+            raise UsageError(f"image format {fmt!r} of {image} is not one qemu-nbd knows")
+        self.executor.run(["qemu-nbd", "--read-only", "-f", fmt, "-c", device, "--", image])
 
     def disconnect(self, device: str) -> None:
         self.executor.run(["qemu-nbd", "-d", device])

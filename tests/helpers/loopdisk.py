@@ -5,6 +5,7 @@
     disk = disks.create(label=disks.unique_label())   # sparse 300 MB file, losetup, mkfs.xfs
     disk.dev          # "/dev/loop7"
     blank = disks.create(mkfs=False)                   # a "new disk": no filesystem
+    same = disks.create(mkfs=False, on=disk.dev)       # ... in the old one's slot
     disks.detach(disk)                                 # pull the disk (unmounts it first)
     disks.cleanup()                                    # unmount + detach all; also on failure
 
@@ -71,11 +72,20 @@ class LoopDisks:
     unique_label = staticmethod(unique_label)
 
     def create(self, label: str | None = None, *, mkfs: bool = True,
-               size_mb: int = SIZE_MB) -> LoopDisk:
+               size_mb: int = SIZE_MB, on: str | None = None) -> LoopDisk:
+        """``on``: the loop device to use (the new disk in the old one's slot, with the
+        old one's kernel name, as a swapped sdb is sdb again)."""
         file = self.workdir / f"disk{len(self.disks)}-{secrets.token_hex(3)}.img"
         with open(file, "wb") as f:
             f.truncate(size_mb * 1024 * 1024)
-        dev = _run("losetup", "--find", "--show", str(file)).stdout.strip()
+        if on is not None:
+            r = _run("losetup", on, str(file), check=False)
+            if r.returncode != 0:
+                file.unlink()
+                pytest.skip(f"{on} was taken by another test meanwhile: {r.stderr.strip()}")
+            dev = on
+        else:
+            dev = _run("losetup", "--find", "--show", str(file)).stdout.strip()
         disk = LoopDisk(file, dev, None)
         self.disks.append(disk)
         if mkfs:
@@ -83,31 +93,37 @@ class LoopDisks:
             _run("mkfs.xfs", "-q", "-f", "-L", disk.label, dev)
         return disk
 
-    def create_partitioned(self) -> tuple[LoopDisk, str]:
-        """A disk with one MBR partition spanning it (written by hand: no sfdisk here)."""
+    def create_partitioned(self, parts: int = 1) -> tuple[LoopDisk, str]:
+        """A disk with ``parts`` MBR partitions (written by hand: no sfdisk here), each
+        big enough for XFS; returns the disk and its first partition (the others are
+        ``f"{disk.dev}p2"``, ...)."""
         import struct
 
-        size_mb = SIZE_MB + 20  # the partition itself must reach xfsprogs' minimum
+        per = SIZE_MB + 10  # each partition itself must reach xfsprogs' minimum
+        size_mb = per * parts + 10
         disk = self.create(mkfs=False, size_mb=size_mb)
-        sectors = size_mb * 2048
-        entry = struct.pack("<B3sB3sII", 0, b"\0\0\0", 0x83, b"\0\0\0", 2048,
-                            sectors - 2048)
+        table = b""
+        for i in range(parts):
+            start = 2048 + i * per * 2048
+            table += struct.pack("<B3sB3sII", 0, b"\0\0\0", 0x83, b"\0\0\0", start,
+                                 per * 2048)
         with open(disk.file, "r+b") as f:
             f.seek(446)
-            f.write(entry)
+            f.write(table)
             f.seek(510)
             f.write(b"\x55\xaa")
         _run("losetup", "-d", disk.dev)
         disk.dev = _run("losetup", "--find", "--show", "-P", str(disk.file)).stdout.strip()
-        part = f"{disk.dev}p1"
-        if not Path("/sys/class/block", os.path.basename(part)).exists():
-            _run("partx", "-a", disk.dev, check=False)
-        if not os.path.exists(part):  # no udev here: make the node the kernel announced
-            sysfs = Path("/sys/class/block") / os.path.basename(part) / "dev"
-            major, minor = sysfs.read_text().strip().split(":")
-            os.mknod(part, 0o600 | stat.S_IFBLK, os.makedev(int(major), int(minor)))
-            self.nodes.append(part)
-        return disk, part
+        for i in range(1, parts + 1):
+            part = f"{disk.dev}p{i}"
+            if not Path("/sys/class/block", os.path.basename(part)).exists():
+                _run("partx", "-a", disk.dev, check=False)
+            if not os.path.exists(part):  # no udev here: make the node the kernel announced
+                sysfs = Path("/sys/class/block") / os.path.basename(part) / "dev"
+                major, minor = sysfs.read_text().strip().split(":")
+                os.mknod(part, 0o600 | stat.S_IFBLK, os.makedev(int(major), int(minor)))
+                self.nodes.append(part)
+        return disk, f"{disk.dev}p1"
 
     def detach(self, disk: LoopDisk) -> None:
         for mp in reversed(mounts_of(disk.dev)):

@@ -27,12 +27,12 @@ from typing import Callable
 from ringmgr.errors import Refused, StepFailed, UsageError
 from ringmgr.exec.base import CommandFailed
 from ringmgr.exec.runner import Step, default_state_dir
+from ringmgr.ops.inspect_mount import INSPECT_ROOT, mount_read_only
 from ringmgr.ops.openstack import OpenStack, QemuNbd, Virsh, first_partition, parse_mounts
 
 GUIDE_INIT_FILES = ("/etc/init/nova-compute.conf", "/etc/init.d/nova-compute")
 DEFAULT_HELD_DIR = "/root/tmp"   # where the guide moves the init files
 DEFAULT_LOG = "/var/log/nova/nova-compute.log"
-INSPECT_ROOT = "/mnt/ringmgr-inspect"
 
 
 @dataclass
@@ -480,9 +480,10 @@ def _domain_state(c, domain: str) -> str | None:
     return d.state if d else None
 
 
-def inspect_steps(ctx: RunbookContext, uuid: str, domain: str, disk: str,
+def inspect_steps(ctx: RunbookContext, uuid: str, domain: str, disk: str, fmt: str,
                   device: Callable[[], str]) -> list[Step]:
-    """``device()`` returns the nbd device to use (chosen once, journaled)."""
+    """``device()`` returns the nbd device to use (chosen once, journaled); ``fmt`` is
+    the image format from the domain XML (qemu-nbd never probes it)."""
     mnt = inspect_mountpoint(uuid)
 
     def suspend_check(c):
@@ -504,23 +505,23 @@ def inspect_steps(ctx: RunbookContext, uuid: str, domain: str, disk: str,
     def connect(c):
         nbd = QemuNbd(c.host)
         nbd.load_module()
-        nbd.connect(device(), disk)
+        nbd.connect(device(), disk, fmt)
 
     def mount(c):
         dev = device()
         base = dev.rsplit("/", 1)[-1]
         ls = c.host.run(["ls", f"/sys/block/{base}"], check=False, mutates=False).stdout
         part = first_partition(dev, ls.split())
-        c.host.run(["mkdir", "-p", mnt])
-        c.host.run(["mount", "-o", "ro", part, mnt])
+        c.data["mount_options"] = mount_read_only(c.host, part, mnt, dry_run=c.dry_run)
         c.data["mountpoint"] = mnt
 
     return [
         Step("suspend", f"virsh suspend {domain}", action=lambda c: Virsh(c.host).suspend(domain),
              check=suspend_check),
-        Step("nbd-connect", f"qemu-nbd --read-only -c {disk}", action=connect,
+        Step("nbd-connect", f"qemu-nbd --read-only -f {fmt} -c {disk}", action=connect,
              check=connect_check),
-        Step("mount", f"mount read-only at {mnt}", action=mount,
+        Step("mount", f"mount read-only (nosuid, nodev, noexec, no journal replay) at {mnt} "
+                      f"under a 0700 {INSPECT_ROOT}", action=mount,
              check=lambda c: "already mounted" if mnt in _mounts(c) else None),
     ]
 
