@@ -43,12 +43,12 @@ def test_remove_push_replicate_rejoin(lab_cluster):
     r = ringmgr(lab, "verify")
     assert r.returncode == 0, r.stdout + r.stderr
 
-    # object-1 keeps 2 replicas: by the majority rule (2 of 2) no node may stop; by
-    # swift's own quorum (1 of 2) writes still succeed
+    # object-1 keeps 2 replicas: by swift's own quorum (1 of 2, the default) writes
+    # still succeed with s04 stopped; by the stricter majority rule (2 of 2) no node may
     r = ringmgr(lab, "ok-to-stop", "s04")
-    assert r.returncode == 1 and "object-1" in r.stdout and "NOT SAFE" in r.stdout
-    r = ringmgr(lab, "ok-to-stop", "s04", "--quorum", "swift")
     assert r.returncode == 0, r.stdout + r.stderr
+    r = ringmgr(lab, "ok-to-stop", "s04", "--quorum", "majority")
+    assert r.returncode == 1 and "object-1" in r.stdout and "NOT SAFE" in r.stdout
 
     pushed_and_replicated(lab, ringmgr(lab, "--json", "remove-node", "s04", "--yes", "--push"))
     pushed_and_replicated(lab, ringmgr(lab, "--json", "rejoin-node", "s04", "--yes", "--push"))

@@ -7,7 +7,7 @@ import click
 
 from ringmgr.cli.app import App, json_option
 from ringmgr.cli.rings import _run, change_options
-from ringmgr.cli.risk import quorum_option
+from ringmgr.cli.risk import down_option, quorum_option
 from ringmgr.errors import Refused
 
 
@@ -16,23 +16,29 @@ def register(group: click.Group) -> None:
     @click.argument("node")
     @click.option("--force", is_flag=True,
                   help="proceed even when stopping NODE leaves partitions short of quorum")
+    @down_option
     @quorum_option
     @change_options
-    def shutdown_node(node, force, quorum, **kw):
-        """Take NODE out for days: check it is safe to stop (ok-to-stop), then remove its
-        devices from every ring.  The history keeps their full definitions, so
-        `ringmgr rejoin-node NODE` brings them back exactly as they were."""
+    def shutdown_node(node, force, down, quorum, **kw):
+        """Take NODE out for days: check it is safe to stop (ok-to-stop, shown also in a
+        dry run), then remove its devices from every ring.  The history keeps their full
+        definitions, so `ringmgr rejoin-node NODE` brings them back exactly as they
+        were."""
         from ringmgr.cli.risk import ok_to_stop_check
         from ringmgr.rings.engine import plan_remove
+        from ringmgr.rings.risk import render_ok_to_stop
 
         app = App.current()
         config = app.config
         n = config.node(node)
-        check = ok_to_stop_check(config, node, quorum=quorum)
+        check = ok_to_stop_check(config, node, down, quorum=quorum, note=app.note)
+        app.out(render_ok_to_stop(check, [node]).rstrip("\n"))
         if not check["ok"] and not force:
             raise Refused(f"stopping {node} now would leave partitions short of a write quorum "
                           f"or unreadable (see `ringmgr ok-to-stop {node}`); bring the other "
                           f"nodes back first, or pass --force")
+        if not check["ok"]:
+            app.note(f"warning: --force: shutting down {node} although it is not safe to stop")
 
         def planner(builders):
             cs = plan_remove(builders, n)
@@ -40,7 +46,8 @@ def register(group: click.Group) -> None:
                               f"(`ringmgr rejoin-node {node}` brings it back)")
             return cs
 
-        return _run(planner, **kw)
+        verdict = {k: v for k, v in check.items() if k != "written"}
+        return _run(planner, extra_json={"ok_to_stop": verdict}, **kw)
 
     @group.command("rejoin-node")
     @click.argument("node")
@@ -62,11 +69,13 @@ def register(group: click.Group) -> None:
                   help="reboot even when stopping NODE leaves partitions short of quorum")
     @click.option("--timeout", type=float, default=900.0, show_default=True,
                   help="seconds to wait for NODE to come back")
-    @click.option("--dry-run", is_flag=True, help="check and show the command; reboot nothing")
+    @click.option("--dry-run", is_flag=True,
+                  help="check (ok-to-stop) and show the command; reboot nothing")
     @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+    @down_option
     @quorum_option
     @json_option
-    def reboot_node(node, force, timeout, dry_run, yes, quorum):
+    def reboot_node(node, force, timeout, dry_run, yes, down, quorum):
         """Reboot NODE after an ok-to-stop check, wait for it to come back, then check its
         disks are mounted and its rings match (the operations guide's "Rebooting a
         Storage Node")."""
@@ -75,7 +84,8 @@ def register(group: click.Group) -> None:
 
         app = App.current()
         report = do(app.config, node, force=force, dry_run=dry_run, timeout=timeout,
-                    confirm=lambda q: app.confirm(q, yes), echo=app.note, quorum=quorum)
+                    confirm=lambda q: app.confirm(q, yes), echo=app.note, quorum=quorum,
+                    down=down)
         app.written = not dry_run
         app.out(render(report))
         app.emit(report.to_json())
