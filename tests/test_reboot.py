@@ -148,3 +148,20 @@ def test_two_replicas_reboot_allowed_by_swifts_quorum_refused_by_majority(cluste
                                    "--down", "h09"])
     assert bad.exit_code == 2 and "h09" in bad.output.strip().splitlines()[-1]
     assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
+
+
+def test_a_failing_reboot_command_is_exit_2_without_waiting(cluster):
+    cfg, hosts, _ = cluster
+    text = cfg.read_text()
+    start = text.index("reboot_command = ")
+    end = text.index("\n", start)
+    cfg.write_text(text[:start] + 'reboot_command = ["sh", "-c", "echo no such unit >&2; '
+                   'exit 3"]' + text[end:])
+    pid_before = (hosts.workdir / "sshd.0.pid").read_text()
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--yes",
+                                 "--timeout", "600"])
+    assert r.exit_code == 2, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert "reboot command failed on h01 (exit 3: no such unit)" in last
+    assert "not rebooted" in last and "is down" not in r.output
+    assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
