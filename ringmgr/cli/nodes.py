@@ -51,17 +51,43 @@ def register(group: click.Group) -> None:
 
     @group.command("rejoin-node")
     @click.argument("node")
+    @click.option("--config-weights", is_flag=True,
+                  help="weights from the config instead of those the node had before it "
+                       "was drained or removed")
+    @click.option("--max-move", "max_move", type=float, default=None, metavar="PCT",
+                  help="ramp up gradually, as add-node --max-move: no step moves more "
+                       "than PCT of any ring's replica assignments")
     @change_options
-    def rejoin_node(node, **kw):
-        """Bring NODE back after shutdown-node or remove-node, with exactly the device
-        options it had (from the history, not the config) and rebalance."""
+    def rejoin_node(node, config_weights, max_move, **kw):
+        """Bring NODE back after shutdown-node, remove-node or drain-node, with exactly
+        the device options it had (from the history, not the config), at the weights
+        it had before a drain began (or the config's, --config-weights), and rebalance."""
         from ringmgr.rings.engine import plan_rejoin
         from ringmgr.rings.store import RingStore
 
-        config = App.current().config
+        app = App.current()
+        config = app.config
         n = config.node(node)
-        history = RingStore.from_config(config).history()
-        return _run(lambda b: plan_rejoin(b, n, history), **kw)
+        store = RingStore.from_config(config)
+        history = store.history()
+        load_backup = _backup_loader(store)
+        facts = {}  # filled when planned, emitted with the report
+
+        def planner(builders):
+            cs = plan_rejoin(builders, n, history, config_weights=config_weights,
+                             load_backup=load_backup)
+            info = cs.info["rejoin"]
+            app.note(f"weights: {info['weights_source']}")
+            facts.update(weights_from=info["weights_from"],
+                         weights_source=info["weights_source"], weights=info["weights"])
+            return cs
+
+        if max_move is not None:
+            from ringmgr.cli.plans import run_gradual
+
+            return run_gradual("ramp", node, max_move, command="rejoin-node",
+                               rejoin=planner, **kw)
+        return _run(planner, extra_json=facts, **kw)
 
     @group.command("reboot-node")
     @click.argument("node")
@@ -90,3 +116,14 @@ def register(group: click.Group) -> None:
         app.out(render(report))
         app.emit(report.to_json())
         return EXIT_OK if report.ok else EXIT_WARNING
+
+
+def _backup_loader(store):
+    """(history entry, ring) -> the builder as it was before that change (its backup)."""
+    def load(entry, ring):
+        from ringmgr.rings.history import _load_backup
+
+        r = entry["rings"][ring]
+        return _load_backup(store, r["backup_builder"], r.get("builder_md5_before"))
+
+    return load
