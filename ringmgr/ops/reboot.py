@@ -174,10 +174,16 @@ def _close(ex) -> None:
 
 
 def render(report: RebootReport) -> str:
-    lines = [f"reboot of {report.node}: "
-             + ("dry run, nothing done" if report.dry_run else
-                f"back (boot id {report.boot_id_before[:8] if report.boot_id_before else '?'}"
-                f" -> {report.boot_id_after[:8] if report.boot_id_after else '?'})")]
+    before = report.boot_id_before[:8] if report.boot_id_before else "?"
+    after = report.boot_id_after[:8] if report.boot_id_after else "?"
+    if report.dry_run:
+        state = "dry run, nothing done"
+    elif report.boot_id_after and report.boot_id_after == report.boot_id_before:
+        state = (f"back after {report.seconds_down:g} s unreachable (boot id {before} "
+                 f"unchanged: it came back without a new boot, judged by down-then-up)")
+    else:
+        state = f"back (boot id {before} -> {after})"
+    lines = [f"reboot of {report.node}: {state}"]
     if not report.dry_run:
         lines.append("  disks: " + ("every ring device is mounted" if not report.unmounted
                                     else "NOT MOUNTED: " + ", ".join(report.unmounted)))
