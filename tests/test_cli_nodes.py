@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
@@ -219,3 +220,23 @@ def test_rejoin_max_move_ramps_back_to_the_weights_before_the_drain(tmp_path):
     else:
         raise AssertionError("the ramp did not reach the weights before the drain")
     assert all(w == 80.0 for ring in RINGS for w in weights(c, "127.0.9.2")[ring].values())
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("rejoin-node", "s02", "--max-move", "0"), "--max-move 0.0 must be a percentage"),
+    (("rejoin-node", "s02", "--max-move", "x"), "'x' is not a valid float"),
+    (("rejoin-node", "s99"), "unknown node 's99'"),
+    (("shutdown-node", "s02", "--down", "s99"), "unknown node 's99'"),
+    (("shutdown-node", "s02", "--down", "s01/sdz"), "no ring has a device 'sdz'"),
+    (("shutdown-node", "s02", "--quorum", "half"), "'half' is not one of"),
+])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, args, needle):
+    c = make_cluster(tmp_path, min_part_hours=0)
+    assert run(c, "remove-node", "s02", "--yes").exit_code in (0, 1)
+    before = c.checksums()
+    r = run(c, *args, "--yes")
+    assert r.exit_code == 2, r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("ringmgr: error:")]
+    assert len(errors) == 1 and needle in errors[0], r.output
+    assert "Traceback" not in r.output
+    assert c.checksums() == before
