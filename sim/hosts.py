@@ -21,7 +21,9 @@ API::
         hosts.unused_address()                 # an address nobody serves: a "down" node
         hosts.write_config(path, builder_dir)  # a ringmgr.toml with [ssh] and [nodes.*]
 
-``SSHHosts(count, workdir=None, names=None, owner="root:root", first=2, base="127.0.0.")``:
+``SSHHosts(count, workdir=None, names=None, owner="root:root", first=2, base="127.0.0.",
+per_daemon=16)``: ``per_daemon=1`` gives every host its own sshd, so that one host can
+go away (``daemon(name)`` tells its config and pid) while the others keep answering.
 ``workdir`` defaults to a new temp directory that ``stop()`` removes (a given one is
 kept).  ``host.swift_dir`` is ``<root>/etc/swift`` (created, empty).  ``stop()``
 terminates only the sshd processes this object started, by pid, and is safe to call
@@ -60,9 +62,12 @@ class SSHHost:
 class SSHHosts:
     def __init__(self, count: int = 3, *, workdir: str | os.PathLike | None = None,
                  names: list[str] | None = None, owner: str = "root:root",
-                 first: int = 2, base: str = "127.0.0."):
+                 first: int = 2, base: str = "127.0.0.", per_daemon: int = MAX_PER_SSHD):
         if names is not None and len(names) != count:
             raise ValueError("names must have count entries")
+        if not 1 <= per_daemon <= MAX_PER_SSHD:
+            raise ValueError(f"per_daemon must be between 1 and {MAX_PER_SSHD}")
+        self.per_daemon = per_daemon
         if first + count > 255:
             raise ValueError("too many hosts for one /24 of loopback addresses")
         self.count = count
@@ -77,6 +82,7 @@ class SSHHosts:
         self.pids: list[int] = []
         self._procs: list[subprocess.Popen] = []
         self._host_keys: list[Path] = []
+        self.daemons: list[dict] = []   # {"names", "config", "pidfile", "argv", "pid"}
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> "SSHHosts":
@@ -150,8 +156,11 @@ class SSHHosts:
 
     def _start_daemons(self) -> bool:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        for g, key in enumerate(self._host_keys):
-            group = self.hosts[g * MAX_PER_SSHD:(g + 1) * MAX_PER_SSHD]
+        self.daemons = []
+        n = self.per_daemon
+        for g in range((len(self.hosts) + n - 1) // n):
+            group = self.hosts[g * n:(g + 1) * n]
+            key = self._host_keys[(g * n) // MAX_PER_SSHD]
             cfg = self.workdir / f"sshd_config.{g}"
             listen = "".join(f"ListenAddress {h.address}:{self.port}\n" for h in group)
             cfg.write_text(
@@ -171,11 +180,15 @@ class SSHHosts:
                 "LogLevel ERROR\n"
                 f"Subsystem sftp {SFTP_SERVER}\n")
             logf = open(self.workdir / f"sshd-{g}.log", "ab")
-            proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdin=subprocess.DEVNULL,
+            argv = [SSHD, "-D", "-e", "-f", str(cfg)]
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                     stdout=logf, stderr=logf, start_new_session=True)
             logf.close()
             self._procs.append(proc)
             self.pids.append(proc.pid)
+            self.daemons.append({"names": [h.name for h in group], "config": cfg,
+                                 "pidfile": self.workdir / f"sshd.{g}.pid", "argv": argv,
+                                 "log": self.workdir / f"sshd-{g}.log", "pid": proc.pid})
         deadline = time.monotonic() + 10
         pending = list(self.hosts)
         while pending:
@@ -193,6 +206,13 @@ class SSHHosts:
         for h in self.hosts:
             if h.name == name:
                 return h
+        raise KeyError(name)
+
+    def daemon(self, name: str) -> dict:
+        """The sshd serving host ``name``: its config, pid file, argv, log and pid."""
+        for d in self.daemons:
+            if name in d["names"]:
+                return d
         raise KeyError(name)
 
     def host_key_line(self, h: SSHHost, key: Path | None = None) -> str:

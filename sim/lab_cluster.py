@@ -334,16 +334,29 @@ def start_sshd(lab: cfg.Lab, records: Records) -> dict | None:
         return None
     names = ["proxy"] + [n.name for n in lab.nodes] + [
         f"s{i:02d}" for i in range(len(lab.nodes) + 1, len(lab.nodes) + 1 + lab.spare)]
+    # one sshd per address: a rehearsed reboot takes one node's SSH away, not 16 nodes'
     hosts = SSHHosts(len(names), workdir=f"{lab.state}/ssh", names=names,
-                     first=cfg.PROXY_HOST_OCTET, base=f"127.0.{lab.net}.")
+                     first=cfg.PROXY_HOST_OCTET, base=f"127.0.{lab.net}.", per_daemon=1)
     try:
         hosts.start()
     finally:
-        for pid in hosts.pids:
-            records.add_proc({"name": "sshd", "pid": pid, "starttime": starttime(pid),
-                              "argv": ["sshd"], "log": f"{lab.state}/ssh"})
+        for d in hosts.daemons:
+            records.add_proc({"name": f"{d['names'][0]}-sshd", "pid": d["pid"],
+                              "starttime": starttime(d["pid"]),
+                              "argv": [str(a) for a in d["argv"]], "log": str(d["log"])})
     return {"port": hosts.port, "identity_file": str(hosts.identity_file),
-            "known_hosts": str(hosts.known_hosts), "hosts": [h.address for h in hosts.hosts]}
+            "known_hosts": str(hosts.known_hosts), "hosts": [h.address for h in hosts.hosts],
+            "sshd": {d["names"][0]: {"argv": [str(a) for a in d["argv"]], "log": str(d["log"])}
+                     for d in hosts.daemons}}
+
+
+def write_config(lab: cfg.Lab) -> None:
+    """Write the lab's ringmgr.toml (atomically); ``ringmgr_toml`` refuses a config
+    whose reboot_command could reboot this machine, and then nothing is written."""
+    text = cfg.ringmgr_toml(lab)
+    tmp = Path(lab.state, ".ringmgr.toml.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, lab.config_path)
 
 
 def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int,
@@ -390,7 +403,7 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         waits = start_daemons(lab, records)
         lab.ssh = start_sshd(lab, records) if ssh else None
         save_lab(lab)
-        Path(lab.config_path).write_text(cfg.ringmgr_toml(lab))
+        write_config(lab)
         _check_config(lab)
         wait_listening(waits, timeout)
         wait_proxy(lab, max(5.0, timeout - (time.monotonic() - t0)))
@@ -488,7 +501,7 @@ def add_node(state: str, *, disks: int | None = None, zone: int | None = None,
     for ring in sorted(Path(lab.builder_dir).glob("*.ring.gz")):
         shutil.copy2(ring, Path(node.swift_dir, ring.name))
     wait_listening(start_node_daemons(lab, node, records), timeout)
-    Path(lab.config_path).write_text(cfg.ringmgr_toml(lab))
+    write_config(lab)
     if lab.ssh and node.ip not in lab.ssh.get("hosts", []):
         say(f"no sshd serves {node.ip} (up --spare N reserves more): ringmgr cannot push to it")
     say(f"{node.name} ({node.ip}, zone {node.zone}, {', '.join(node.devices)}) is up and in "
@@ -532,7 +545,7 @@ def swap_disk(state: str, name: str, dev: str) -> str:
         loop = _run(["losetup", "--find", "--show", str(img)]).strip()
         lab.block_devices[name][dev] = loop
         save_lab(lab)
-        Path(lab.config_path).write_text(cfg.ringmgr_toml(lab))
+        write_config(lab)
         say(f"the old name was taken: the new disk is {loop} (ringmgr.toml updated)")
     records.set_disks(records.disks() + [{"image": str(img), "loop": loop, "mount": mnt}])
     say(f"{name} {dev}: a new blank 300 MB disk is {loop}; next: ringmgr replace-disk "
@@ -589,7 +602,8 @@ def status(state: str) -> dict:
     return {"state": lab.state, "proxy": lab.proxy_url,
             "proxy_running": "proxy-server" in running,
             "memcached_running": "memcached" in running,
-            "sshd_running": "sshd" in running, "nodes": nodes}
+            "sshd_running": any(n == "sshd" or n.endswith("-sshd") for n in running),
+            "nodes": nodes}
 
 
 def print_status(st: dict) -> None:
@@ -664,6 +678,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, help_ in [("stop-node", "stop a node's servers (a failed node)"),
                         ("start-node", "start a stopped node's servers again")]:
         sub.add_parser(name, help=help_).add_argument("node")
+    p_reboot = sub.add_parser("reboot", help="what a reboot does to a node: servers and "
+                                             "SSH down for a while, then up again")
+    p_reboot.add_argument("node")
+    p_reboot.add_argument("--down-for", type=float, default=cfg.REBOOT_DOWN_FOR,
+                          help=f"seconds the node stays unreachable (default "
+                               f"{cfg.REBOOT_DOWN_FOR:g})")
     for p in sub.choices.values():
         p.add_argument("--state", default=os.environ.get("RINGMGR_LAB_STATE", DEFAULT_STATE),
                        help=f"state directory (default $RINGMGR_LAB_STATE or {DEFAULT_STATE})")
@@ -692,6 +712,13 @@ def main(argv: list[str] | None = None) -> int:
             stop_node(args.state, args.node)
         elif args.cmd == "start-node":
             start_node(args.state, args.node)
+        elif args.cmd == "reboot":
+            try:
+                from .lab_reboot import reboot
+            except ImportError:  # run as a script from sim/
+                from lab_reboot import reboot
+
+            reboot(args.state, args.node, down_for=args.down_for)
         else:
             down(args.state)
     except (LabError, ValueError) as e:

@@ -1,6 +1,7 @@
 """Gradual plans: drain-node and add-node --max-move, on real small builders."""
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -66,7 +67,7 @@ def test_drain_performs_only_the_first_step_and_says_when_the_next_is_due(cluste
     w0 = node_weights(cluster, "object", "s02")
     r = run(cluster, "drain-node", "s02", "--max-move", "5", "--yes", "--seed", "8")
     assert r.exit_code == 1, r.output  # written, a further step is due
-    assert "next step (2 of" in r.output and "is due after 1 h" in r.output
+    assert "next step (2 of" in r.output and "is due in 1 h (at " in r.output
     w1 = node_weights(cluster, "object", "s02")
     assert set(w1) == set(w0) and all(0 < w1[d] < w0[d] for d in w0)
     hist = (cluster.builder_dir / ".ringmgr" / "history.jsonl").read_text().splitlines()
@@ -185,3 +186,95 @@ def test_dry_run_with_the_gate_closed_still_shows_the_plan(tmp_path):
     assert data["steps"][0]["wait_before_seconds"] > 23 * 3600
     assert "min_part_hours" in data["message"]
     assert c.checksums() == before
+
+
+def open_gate(cluster):
+    """Pretend min_part_hours passed (an hour later), on the files: a test-only shortcut."""
+    for ring in RINGS:
+        b = load(cluster, ring)
+        b._last_part_moves_epoch -= 7200
+        b.save(str(cluster.builder_dir / f"{ring}.builder"))
+
+
+def history(cluster):
+    path = cluster.builder_dir / ".ringmgr" / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+CLOCK = re.compile(r"\(at (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC")
+
+
+def test_drain_steps_are_numbered_across_runs_and_a_finished_drain_is_exit_0(cluster):
+    """Each run performs the next step of one drain: the plan, the notes and the history
+    say 'step k of N' with k counting on from the earlier runs, the weights keep falling
+    as fractions of the weights before the drain began, and once the node is removed
+    the same command says so and exits 0."""
+    w0 = node_weights(cluster, "object", "s02")
+    args = ("drain-node", "s02", "--max-move", "20", "--yes")
+    r = run(cluster, *args, "--seed", "8")
+    assert r.exit_code == 1, r.output
+    total = int(re.search(r"drain s02 in (\d+) step", r.output).group(1))
+    assert total >= 3
+    assert f"next step (2 of {total})" in r.output and CLOCK.search(r.output), r.output
+    note = next(ln for ln in r.output.splitlines() if ln.startswith("next step"))
+    assert "push the rings (`ringmgr push`), let replication finish, then run" in note
+    w1 = node_weights(cluster, "object", "s02")
+    assert all(0 < w1[d] < w0[d] for d in w0)
+    for k in range(2, 60):
+        open_gate(cluster)
+        r = run(cluster, *args)
+        h = history(cluster)
+        if r.exit_code == 0 and "already" in r.output:
+            break
+        assert r.exit_code in (0, 1), r.output
+        assert f"step {k} of " in r.output
+        assert re.search(rf"\(gradual step {k} of \d+\)$", h[-1]["description"]), h[-1]
+        info = h[-1]["change"]["info"]["gradual"]
+        assert info["step"] == k and info["started"]["id"] == h[0]["id"]
+        assert info["base"]["object"] == w0      # fractions of the weights before the drain
+        if info["action"] == "set-weight":
+            now = node_weights(cluster, "object", "s02")
+            assert all(now[d] == pytest.approx(w0[d] * info["fraction"], abs=1e-4)
+                       for d in w0)
+    else:
+        pytest.fail("the drain did not finish")
+    assert all(not node_weights(cluster, ring, "s02") for ring in RINGS)
+    removal = h[-1]
+    assert removal["change"]["info"]["gradual"]["action"] == "remove"
+    # the finished drain, run again: exit 0, nothing written, says when it was removed
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "--json", *args)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["written"] is False and data["already_removed"]["change_id"] == removal["id"]
+    text = run(cluster, *args).output
+    assert f"already drained and removed (change #{removal['id']} on " in text
+    assert checksums(cluster.builder_dir) == before
+    # a node that never was in a ring is still bad input
+    r = run(cluster, "drain-node", "s07", "--yes")
+    assert r.exit_code == 2 and "has no devices in any ring" in r.output
+
+
+def test_drain_gate_messages_give_the_clock_time(tmp_path):
+    c = make_cluster(tmp_path / "g", gate_open=False)
+    before = checksums(c.builder_dir)
+    r = run(c, "drain-node", "s01", "--max-move", "10", "--yes")
+    assert r.exit_code == 1, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert re.search(r"can run in \d+ (h|min)", last) and CLOCK.search(last), last
+    assert checksums(c.builder_dir) == before
+
+
+def test_add_node_ramp_continues_on_the_next_run(cluster):
+    """add-node --max-move run again: the next step of the same ramp (it used to stop
+    with 'already in the ring')."""
+    r = run(cluster, "add-node", "s07", "--max-move", "10", "--yes", "--seed", "2")
+    assert r.exit_code == 1, r.output
+    w1 = node_weights(cluster, "object", "s07")
+    open_gate(cluster)
+    r = run(cluster, "add-node", "s07", "--max-move", "10", "--yes")
+    assert r.exit_code in (0, 1), r.output
+    assert "step 2 of " in r.output and "already in the ring" not in r.output
+    w2 = node_weights(cluster, "object", "s07")
+    assert all(w1[d] < w2[d] <= 100.0 for d in w1)
+    assert history(cluster)[-1]["change"]["info"]["gradual"]["step"] == 2

@@ -197,3 +197,48 @@ def test_parse_losetup(text, pairs):
 ])
 def test_parse_mounts(text, mounts):
     assert parse_mounts(text) == mounts
+
+
+def test_every_lab_node_gets_the_simulated_reboot_not_the_hosts(tmp_path):
+    """A lab node is this machine: ringmgr's default `systemctl reboot` would reboot the
+    host.  Each node's reboot_command is `sim/lab reboot NODE` of this very lab."""
+    lab = cfg.plan_lab(str(tmp_path), 5, nodes=3, disks=1)
+    lab.ssh = {"port": 40022, "identity_file": "/k/id", "known_hosts": "/k/kh"}
+    config = _load(lab, tmp_path)
+    for node in lab.nodes:
+        cmd = list(config.node(node.name).reboot_command)
+        assert cmd == cfg.reboot_command(lab, node)
+        assert cmd[:2] == ["setsid", "--fork"] and Path(cmd[3]) == cfg.LAB_SCRIPT
+        assert cmd[4:8] == ["reboot", node.name, "--state", lab.state]
+        assert "systemctl" not in cmd
+    assert cfg.unsafe_reboot_commands(lab, tomllib.loads(cfg.ringmgr_toml(lab))) == []
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda real, lab, node: None,
+     "has no reboot_command: ringmgr's default `systemctl reboot`"),
+    (lambda real, lab, node: ["systemctl", "reboot"], "is not the lab's simulated reboot"),
+    (lambda real, lab, node: ["sh", "-c", "reboot"], "is not the lab's simulated reboot"),
+    (lambda real, lab, node: real(lab, lab.nodes[0]), "reboot of s02"),  # another node's
+    (lambda real, lab, node: real(lab, node)[:7] + ["/other/lab"], "not the lab's"),
+    (lambda real, lab, node: real(lab, node) + ["; reboot"], "not the lab's"),
+])
+def test_the_lab_refuses_to_write_a_config_without_a_safe_reboot_command(
+        tmp_path, monkeypatch, make, needle):
+    from sim import lab_cluster
+
+    lab = cfg.plan_lab(str(tmp_path), 5, nodes=2, disks=1)
+    real = cfg.reboot_command
+
+    def patched(lab_, node):
+        return real(lab_, node) if node.name == "s01" else make(real, lab_, node)
+
+    monkeypatch.setattr(cfg, "reboot_command", patched)
+    config_path = Path(lab.config_path)
+    config_path.write_text("# the config before\n")
+    with pytest.raises(cfg.UnsafeConfig, match="refusing to write ringmgr.toml") as e:
+        lab_cluster.write_config(lab)
+    assert needle in str(e.value) and "nodes.s02" in str(e.value)
+    assert "nodes.s01" not in str(e.value)
+    assert config_path.read_text() == "# the config before\n"  # nothing was written
+

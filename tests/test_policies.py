@@ -52,12 +52,13 @@ def test_quorum_matches_swift():
         assert quorum_size(n) == swift_quorum(n)
 
 
-def test_replicated_verdict_quorum_is_the_stricter_majority():
+def test_replicated_verdict_quorum_is_swifts_and_majority_the_stricter_option():
     p = policy_for_ring({}, "object")
     table = {1: (1, 1), 2: (2, 1), 3: (2, 2), 4: (3, 2), 5: (3, 3), 6: (4, 3)}
-    for n, (verdict, swift) in table.items():
-        assert majority_quorum(n) == n // 2 + 1 == verdict
-        assert (p.write_quorum(n), p.swift_write_quorum(n)) == (verdict, swift)
+    for n, (majority, swift) in table.items():
+        assert majority_quorum(n) == n // 2 + 1 == majority
+        assert p.write_quorum(n) == p.swift_write_quorum(n) == quorum_size(n) == swift
+        assert p.write_quorum(n, "majority") == majority
     ec = parse_swift_conf(SWIFT_CONF)["object-1"]
     assert ec.write_quorum(6) == ec.swift_write_quorum(6) == 5 > ec.ec_ndata
 

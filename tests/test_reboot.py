@@ -31,10 +31,20 @@ def build_rings(builder_dir, ips, replicas=3):
 
 @pytest.fixture
 def cluster(sshd_hosts, tmp_path, monkeypatch):
+    yield from _cluster(sshd_hosts, tmp_path, monkeypatch, replicas=3)
+
+
+@pytest.fixture
+def cluster2(sshd_hosts, tmp_path, monkeypatch):
+    """The same with 2 replicas."""
+    yield from _cluster(sshd_hosts, tmp_path, monkeypatch, replicas=2)
+
+
+def _cluster(sshd_hosts, tmp_path, monkeypatch, replicas):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     hosts = sshd_hosts
     admin = tmp_path / "admin"
-    build_rings(admin, [f"10.9.0.{i + 1}" for i in range(3)])
+    build_rings(admin, [f"10.9.0.{i + 1}" for i in range(3)], replicas=replicas)
     mount_root = tmp_path / "srv"
     (mount_root / "sdb").mkdir(parents=True)
     pidfile = hosts.workdir / "sshd.0.pid"
@@ -111,4 +121,47 @@ def test_refused_when_not_safe_to_stop(cluster):
     r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--yes"])
     assert r.exit_code == 2, r.output
     assert "short of a write quorum" in r.output.strip().splitlines()[-1]
+    assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
+
+
+def test_two_replicas_reboot_allowed_by_swifts_quorum_refused_by_majority(cluster2):
+    """2 replicas, every node up: a write succeeds with 1 of 2 (swift's quorum_size), so
+    the default allows the reboot and its dry run shows the verdict; --quorum majority
+    refuses it, and so does --down with another node already down."""
+    cfg, hosts, _ = cluster2
+    pid_before = (hosts.workdir / "sshd.0.pid").read_text()
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "reboot-node", "h01",
+                                 "--dry-run"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["ok_to_stop"]["ok"] is True and data["ok_to_stop"]["quorum_rule"] == "swift"
+    assert "write quorum 1 of 2 (majority: 2 of 2)" in r.stderr
+    assert "safe to stop h01" in r.stderr
+    for extra in (["--quorum", "majority"], ["--down", "h02"]):
+        for mode in ("--dry-run", "--yes"):
+            r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", mode,
+                                         *extra])
+            assert r.exit_code == 2, (extra, mode, r.output)
+            assert "do NOT stop h01" in r.output
+            assert "short of a write quorum" in r.output.strip().splitlines()[-1]
+    bad = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--dry-run",
+                                   "--down", "h09"])
+    assert bad.exit_code == 2 and "h09" in bad.output.strip().splitlines()[-1]
+    assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
+
+
+def test_a_failing_reboot_command_is_exit_2_without_waiting(cluster):
+    cfg, hosts, _ = cluster
+    text = cfg.read_text()
+    start = text.index("reboot_command = ")
+    end = text.index("\n", start)
+    cfg.write_text(text[:start] + 'reboot_command = ["sh", "-c", "echo no such unit >&2; '
+                   'exit 3"]' + text[end:])
+    pid_before = (hosts.workdir / "sshd.0.pid").read_text()
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--yes",
+                                 "--timeout", "600"])
+    assert r.exit_code == 2, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert "reboot command failed on h01 (exit 3: no such unit)" in last
+    assert "not rebooted" in last and "is down" not in r.output
     assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before

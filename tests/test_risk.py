@@ -194,8 +194,10 @@ def test_never_rebalanced_ring_has_nothing_at_risk():
 
 @pytest.mark.parametrize("replicas,majority,swift", [(1, 1, 1), (2, 2, 1), (3, 2, 2),
                                                       (4, 3, 2), (5, 3, 3), (6, 4, 3)])
-def test_majority_quorum_is_the_verdict_and_swifts_is_reported(replicas, majority, swift):
-    """The issue's replicas // 2 + 1 judges; swift's quorum_size is shown beside it."""
+def test_swifts_quorum_is_the_verdict_and_majority_the_stricter_option(replicas, majority,
+                                                                        swift):
+    """swift's quorum_size judges by default (what a write needs to succeed);
+    --quorum majority (replicas // 2 + 1) is the stricter option; both are reported."""
     from swift.common.utils import quorum_size as swift_quorum_size
 
     assert swift == swift_quorum_size(replicas)
@@ -205,29 +207,36 @@ def test_majority_quorum_is_the_verdict_and_swifts_is_reported(replicas, majorit
         stop = {node_ip(i) for i in range(k)}
         res = ok_to_stop({"object": b}, {}, stop)
         r = res["rings"]["object"]
-        assert r["write_quorum"] == f"{majority} of {replicas}"
-        assert r["write_quorum_swift"] == f"{swift} of {replicas}"
-        assert r["quorum_rule"] == res["quorum_rule"] == "majority"
-        assert res["ok"] == (replicas - k >= majority)
+        assert r["write_quorum"] == r["write_quorum_swift"] == f"{swift} of {replicas}"
+        assert r["write_quorum_majority"] == f"{majority} of {replicas}"
+        assert r["quorum_rule"] == res["quorum_rule"] == "swift"
+        assert res["ok"] == (replicas - k >= swift)
         assert r["parts_below_swift_quorum"] == (16 if replicas - k < swift else 0)
-        lax = ok_to_stop({"object": b}, {}, stop, quorum="swift")
-        assert lax["ok"] == (replicas - k >= swift)
-        assert lax["rings"]["object"]["write_quorum"] == f"{swift} of {replicas}"
+        strict = ok_to_stop({"object": b}, {}, stop, quorum="majority")
+        assert strict["ok"] == (replicas - k >= majority)
+        assert strict["quorum_rule"] == "majority"
+        assert strict["rings"]["object"]["write_quorum"] == f"{majority} of {replicas}"
 
 
 def test_even_replicas_text_names_both_quorums():
     b = build_ring(part_power=4, replicas=4, nodes=4, disks=1)
-    res = ok_to_stop({"object": b}, {}, {node_ip(0), node_ip(1)}, worst=1)
+    stop = {node_ip(0), node_ip(1)}
+    lax = ok_to_stop({"object": b}, {}, stop)
+    assert lax["ok"]
+    assert "write quorum 2 of 4 (majority: 3 of 4)" in render_ok_to_stop(lax, ["s01"])
+    res = ok_to_stop({"object": b}, {}, stop, worst=1, quorum="majority")
     assert not res["ok"]
     w = res["rings"]["object"]["worst"][0]
     assert (w["reachable"], w["write_quorum"], w["write_quorum_swift"]) == (2, 3, 2)
     text = render_ok_to_stop(res, ["s01"])
     assert "write quorum 3 of 4 (swift's own: 2 of 4)" in text
     assert "16 still meet swift's own quorum (2 of 4)" in text
-    fi = failure_impact({"object": b}, {node_ip(0), node_ip(1)})["rings"]["object"]
+    fi = failure_impact({"object": b}, stop, quorum="majority")["rings"]["object"]
     assert (fi["parts_below_write_quorum"], fi["parts_below_swift_quorum"]) == (16, 0)
     assert "by swift's own 2 of 4: 0" in render_failure_impact(
-        failure_impact({"object": b}, {node_ip(0), node_ip(1)}))
+        failure_impact({"object": b}, stop, quorum="majority"))
+    assert failure_impact({"object": b}, stop)["rings"]["object"][
+        "parts_below_write_quorum"] == 0
     with pytest.raises(ValueError):
         ok_to_stop({"object": b}, {}, set(), quorum="weird")
 

@@ -169,24 +169,32 @@ def test_ok_to_stop_check_for_other_commands(cluster):
     assert not r["ok"] and r["down"] == ["s02", "s05"]
 
 
-def test_even_replica_ring_judged_by_majority_unless_quorum_swift(tmp_path, monkeypatch):
+def test_even_replica_ring_judged_by_swifts_quorum_unless_quorum_majority(tmp_path,
+                                                                           monkeypatch):
     """4 replicas in 4 zones, one node per zone: with one node down, stopping another
-    leaves 2 of 4 -- swift's quorum_size (2) but not a majority (3)."""
+    leaves 2 of 4 -- swift's quorum_size (2), the default, but not a majority (3)."""
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     c = make_cluster(tmp_path, nodes=4, zones=4, disks=1, part_power=4, replicas=4,
                      rings=("object",))
     before = checksums(c.builder_dir)
     r = run(c, "ok-to-stop", "s01", "--down", "s02", "--json")
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 0, r.output
     ring = json.loads(r.stdout)["rings"]["object"]
+    assert json.loads(r.stdout)["quorum_rule"] == "swift"
+    assert (ring["write_quorum"], ring["write_quorum_majority"]) == ("2 of 4", "3 of 4")
+    assert (ring["parts_below_write_quorum"], ring["parts_below_swift_quorum"]) == (0, 0)
+    strict = run(c, "ok-to-stop", "s01", "--down", "s02", "--quorum", "majority", "--json")
+    assert strict.exit_code == 1, strict.output
+    ring = json.loads(strict.stdout)["rings"]["object"]
     assert (ring["write_quorum"], ring["write_quorum_swift"]) == ("3 of 4", "2 of 4")
     assert (ring["parts_below_write_quorum"], ring["parts_below_swift_quorum"]) == (16, 0)
-    text = run(c, "ok-to-stop", "s01", "--down", "s02").stdout
-    assert "write quorum 3 of 4 (swift's own: 2 of 4)" in text and "--quorum swift" in text
-    lax = run(c, "ok-to-stop", "s01", "--down", "s02", "--quorum", "swift", "--json")
-    assert lax.exit_code == 0, lax.output
-    assert json.loads(lax.stdout)["quorum_rule"] == "swift"
+    text = run(c, "ok-to-stop", "s01", "--down", "s02", "--quorum", "majority").stdout
+    assert "write quorum 3 of 4 (swift's own: 2 of 4)" in text
+    assert "without --quorum majority" in text
     fi = json.loads(run(c, "failure-impact", "s01", "s02", "--json").stdout)
+    assert fi["rings"]["object"]["parts_below_write_quorum"] == 0
+    fi = json.loads(run(c, "failure-impact", "s01", "s02", "--quorum", "majority",
+                        "--json").stdout)
     assert fi["rings"]["object"]["parts_below_write_quorum"] == 16
     assert fi["rings"]["object"]["parts_below_swift_quorum"] == 0
     bad = run(c, "ok-to-stop", "s01", "--quorum", "half")

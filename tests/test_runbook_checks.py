@@ -70,6 +70,9 @@ def test_schedule_covers_every_period_in_order():
 def cli_env(tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    monkeypatch.setenv("OS_CLOUD", "recorded")  # a cloud to ask: the recording executor
+    for name in ("OS_AUTH_URL",):
+        monkeypatch.delenv(name, raising=False)
     api = RecordingExecutor(host="admin")
     monkeypatch.setattr(compute_cli, "_injected", lambda app: {"admin_executor": api})
 
@@ -224,6 +227,36 @@ def test_schedule_without_storage_nodes_skips_disk_and_rings(cli_env):
     assert rings["status"] == "skipped" and "no storage nodes or proxies" in rings["detail"]
     text = invoke("", "schedule", "--period", "weekly").stdout
     assert "[n/a]  Disk space on the storage nodes - no storage nodes" in text
+
+
+def test_schedule_without_an_openstack_cloud_is_n_a_not_fail(cli_env, monkeypatch):
+    """No [openstack].openrc and no OS_CLOUD / OS_AUTH_URL: the instances check has no
+    cloud to look at; it is shown as n/a and asks the client nothing."""
+    api, invoke = cli_env
+    monkeypatch.delenv("OS_CLOUD")
+    res = invoke("", "schedule", "--period", "daily", "--json")
+    assert res.exit_code == 0, res.output
+    auto = [t for t in json.loads(res.stdout)["tasks"] if t["automated"]]
+    assert auto[0]["status"] == "skipped" and "no OpenStack cloud configured" in auto[0]["detail"]
+    assert api.calls == []
+    text = invoke("", "schedule", "--period", "daily").stdout
+    assert "[n/a]  Check for instances in a failed or weird state" in text
+    # with an openrc configured it asks the cloud again (and fails on what it finds)
+    api.on("server list", recorded("server_list_error.json"))
+    res = invoke('[openstack]\nopenrc = "/nonexistent/openrc"\n', "schedule", "--period",
+                 "daily", "--json")
+    auto = [t for t in json.loads(res.stdout)["tasks"] if t["automated"]]
+    assert res.exit_code == 1 and auto[0]["status"] == "fail", res.output
+
+
+@pytest.mark.parametrize("openrc, env, configured", [
+    (None, {}, None), (None, {"OS_CLOUD": ""}, None),
+    (None, {"OS_CLOUD": "prod"}, "$OS_CLOUD"),
+    (None, {"OS_AUTH_URL": "https://keystone:5000/v3"}, "$OS_AUTH_URL"),
+    ("/root/openrc", {}, "[openstack].openrc = /root/openrc"),
+])
+def test_openstack_configured(openrc, env, configured):
+    assert sch.openstack_configured(openrc, env) == configured
 
 
 STUCK = "b1b1b1b1-2222-4333-8444-555566667777"

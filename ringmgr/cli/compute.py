@@ -559,8 +559,16 @@ def _schedule_checks(app, full_pct, stuck_minutes):
 
     config = app.config
     now = _injected(app).get("now") or (lambda: datetime.datetime.now(datetime.timezone.utc))
-    fns = {"weird-instances": lambda: sch.weird_instances(_api(app, False), now(),
-                                                          stuck_minutes)}
+    def instances():
+        import os
+
+        if sch.openstack_configured(config.openstack.openrc, os.environ) is None:
+            raise sch.NotApplicable(f"no OpenStack cloud configured ([openstack].openrc in "
+                                    f"{config.path}, or OS_CLOUD / OS_AUTH_URL in the "
+                                    f"environment)")
+        return sch.weird_instances(_api(app, False), now(), stuck_minutes)
+
+    fns = {"weird-instances": instances}
 
     def disks():
         if not config.nodes:

@@ -106,22 +106,29 @@ def _ring_change_options(f):
     return change_options(f)
 
 
-def run_gradual(kind: str, node_name: str, max_move: float, **kw) -> int:
-    """drain-node, and add-node --max-move: plan the steps, show them, then run step 1
-    as a normal change (or only simulate it with --dry-run / save it with --plan-out)."""
+def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | None = None,
+                rejoin=None, **kw) -> int:
+    """drain-node, add-node --max-move and rejoin-node --max-move: plan the steps (going
+    on from what earlier runs did, by the history), show them, then run the next step as
+    a normal change (or only simulate it with --dry-run / save it with --plan-out).
+
+    ``rejoin(builders)`` gives the ChangeSet of a plain rejoin (devices, weights, and
+    where the weights come from): a ramp towards it is planned."""
     from ringmgr.cli.rings import _run
-    from ringmgr.errors import EXIT_WARNING
-    from ringmgr.rings.engine import gate_text
-    from ringmgr.rings.gradual import plan_drain, plan_ramp, step_change
+    from ringmgr.errors import EXIT_OK, EXIT_WARNING
+    from ringmgr.rings.engine import clock_text, gate_text
+    from ringmgr.rings.gradual import _check_max_move, plan_drain, plan_ramp, step_change
+    from ringmgr.rings.node_history import (
+        change_text, gradual_info, in_progress, last_removal, node_ids,
+    )
     from ringmgr.rings.parallel import simulate_all
     from ringmgr.rings.service import new_seed
     from ringmgr.rings.store import RingStore
 
-    from ringmgr.rings.gradual import _check_max_move
-
     app = App.current()
     config = app.config
     node = config.node(node_name)
+    command = command or ("drain-node" if kind == "drain" else "add-node")
     _check_max_move(max_move)  # before anything is printed or loaded
     if kw.get("seed") is None:
         kw["seed"] = new_seed()
@@ -130,27 +137,58 @@ def run_gradual(kind: str, node_name: str, max_move: float, **kw) -> int:
     store.refuse_if_pending()
     builders = store.load_all()
     store.refuse_unchangeable(builders)
+    history = store.history()
+    ids = node_ids(builders, node)
+    progress = in_progress(history, node, ids, kind)
+
+    if kind == "drain" and not any(ids.values()):
+        removal = last_removal(history, node)
+        if removal is not None:
+            entry = removal[0]
+            g = gradual_info(entry) or {}
+            drained = g.get("kind") == "drain" or "drain-node" in (entry.get("argv") or [])
+            what = "drained and removed" if drained else "removed"
+            msg = (f"{node.name} is already {what} ({change_text(entry)}): nothing to do; "
+                   f"`ringmgr rejoin-node {node.name}` brings it back")
+            app.out(msg)
+            app.emit({"written": False, "rings": {}, "steps": [], "message": msg,
+                      "already_removed": {"change_id": entry.get("id"),
+                                          "time": entry.get("time"),
+                                          "description": entry.get("description")}})
+            return EXIT_OK
 
     def sim(b, cs, s, pretend_gate_open=False):
         return simulate_all(b, cs, s, pretend_gate_open=pretend_gate_open)
 
-    app.note(f"planning the gradual {'drain' if kind == 'drain' else 'ramp'} of "
-             f"{node.name} (each step simulated) ...")
+    verb = "drain" if kind == "drain" else "ramp"
+    app.note(f"planning the gradual {verb} of {node.name} (each step simulated"
+             f"{f'; continuing after step {progress.done}' if progress else ''}) ...")
     if kind == "drain":
         g = plan_drain(builders, node, max_move, seed, simulate=sim,
-                       port_for=config.cluster.port_for)
+                       port_for=config.cluster.port_for, progress=progress)
+    elif rejoin is not None and progress is None:
+        cs = rejoin(builders)
+        base = {r: {a["device"]: float(a["weight"]) for a in c.adds} for r, c in cs.rings.items()}
+        templates = {r: {a["device"]: {k: v for k, v in a.items() if k != "weight"}
+                         for a in c.adds} for r, c in cs.rings.items()}
+        g = plan_ramp(builders, node, config.cluster.port_for, max_move, seed, simulate=sim,
+                      base=base, templates=templates,
+                      source=cs.info.get("rejoin", {}).get("weights_source"))
     else:
-        g = plan_ramp(builders, node, config.cluster.port_for, max_move, seed, simulate=sim)
+        g = plan_ramp(builders, node, config.cluster.port_for, max_move, seed, simulate=sim,
+                      progress=progress)
     del builders
     app.out(g.render_text())
     app.out("")
     first = g.steps[0]
+    again = f"`ringmgr {command} {node.name} --max-move {g.max_move:g}`"
     if first.wait_seconds:
         from ringmgr.errors import NotYet
 
-        msg = (f"min_part_hours have not passed since the last rebalance: the first "
-               f"step can run in {gate_text(first.wait_seconds)} (after a finished "
-               f"replication pass); nothing was written. Run the same command then")
+        msg = (f"min_part_hours have not passed since the last rebalance: step "
+               f"{first.number} of {g.total_steps} can run in {gate_text(first.wait_seconds)}"
+               f" (at {clock_text(first.wait_seconds)}), after a finished replication pass; "
+               f"nothing was written. Run {again} then")
         if kw.get("dry_run") and not kw.get("plan_out"):
             # the plan itself is still worth having: show it, then say when it can start
             app.note(f"note: {msg}")
@@ -158,15 +196,18 @@ def run_gradual(kind: str, node_name: str, max_move: float, **kw) -> int:
             return EXIT_WARNING
         raise NotYet(msg)
     schedule = g.schedule_json()
-    code = _run(lambda b: step_change(b, node, first, config.cluster.port_for),
-                schedule=schedule, **kw)
+    extra = {k: v for k, v in g.to_json().items() if k.startswith(("steps_", "base_weights"))}
+    code = _run(lambda b: step_change(b, node, first, config.cluster.port_for, g),
+                schedule=schedule, extra_json=extra, **kw)
     if app.written and len(g.steps) > 1:
         nxt = g.steps[1]
-        cmd = "drain-node" if kind == "drain" else "add-node"
-        app.note(f"next step ({nxt.number} of {len(g.steps)}) is due after "
-                 f"{gate_text(g.wait_seconds)} (min_part_hours) and a finished replication "
-                 f"pass: push the rings, then run `ringmgr {cmd} {node.name} --max-move "
-                 f"{g.max_move:g}` again")
+        pushed = kw.get("push") if kw.get("push") is not None else config.cluster.push
+        when = (f"is due in {gate_text(g.wait_seconds)} (at {clock_text(g.wait_seconds)}; "
+                f"min_part_hours) and after a finished replication pass" if g.wait_seconds
+                else "is due after a finished replication pass")
+        then = ("the rings are pushed: once replication has finished, run" if pushed
+                else "push the rings (`ringmgr push`), let replication finish, then run")
+        app.note(f"next step ({nxt.number} of {g.total_steps}) {when}: {then} {again} again")
         code = max(code, EXIT_WARNING)
     return code
 

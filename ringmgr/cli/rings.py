@@ -57,7 +57,7 @@ def _used_bytes(values) -> dict[str, float]:
 
 
 def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
-         schedule=None, force=False):
+         schedule=None, force=False, extra_json=None):
     from ringmgr.cli.plans import SimulationHooks
     from ringmgr.rings.service import progress_printer, run_change
 
@@ -87,7 +87,7 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=
             hosts = sorted(config.hosts())
             app.note(f"with the push: {', '.join(f'{n}.ring.gz' for n in changed)} would go to "
                      f"{len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
-    app.emit(hooks.json(result))
+    app.emit({**hooks.json(result), **(extra_json or {})})
     return result.exit_code
 
 

@@ -70,18 +70,24 @@ def _warn_not_in_rings(note, builders, names_ips):
             note(f"note: {name} ({ip}) has no device in any ring")
 
 
-QUORUM_HELP = ("replicated write quorum the verdict uses: 'majority' = replicas // 2 + 1 "
-               "(default; never below swift's, stricter for even replica counts), 'swift' "
-               "= swift's own quorum_size, (replicas + 1) // 2. Both counts are reported")
+QUORUM_HELP = ("replicated write quorum the verdict uses: 'swift' = swift's own "
+               "quorum_size, (replicas + 1) // 2, what a write needs to succeed (default); "
+               "'majority' = replicas // 2 + 1, stricter for even replica counts. Both "
+               "counts are reported")
 
 
 def quorum_option(f):
-    return click.option("--quorum", type=click.Choice(["majority", "swift"]),
-                        default="majority", show_default=True, help=QUORUM_HELP)(f)
+    return click.option("--quorum", type=click.Choice(["swift", "majority"]),
+                        default="swift", show_default=True, help=QUORUM_HELP)(f)
+
+
+def down_option(f):
+    return click.option("--down", "down", multiple=True, metavar="NODE[/DEV]",
+                        help="already down: a whole node or one device (repeatable)")(f)
 
 
 def ok_to_stop_check(config, node: str, down=(), *, weight_zero_up: bool = False,
-                     worst: int = 10, note=lambda m: None, quorum: str = "majority") -> dict:
+                     worst: int = 10, note=lambda m: None, quorum: str = "swift") -> dict:
     """The ok-to-stop result for ``node`` (a config node name), ``down`` being
     NODE or NODE/DEV strings: for commands that check before they stop a node
     (reboot-node).  ``result["ok"]`` is the verdict; ``render_ok_to_stop`` prints it.
@@ -101,8 +107,7 @@ def ok_to_stop_check(config, node: str, down=(), *, weight_zero_up: bool = False
 def register(group: click.Group) -> None:
     @group.command("ok-to-stop")
     @click.argument("node")
-    @click.option("--down", "down", multiple=True, metavar="NODE[/DEV]",
-                  help="already down: a whole node or one device (repeatable)")
+    @down_option
     @click.option("--weight-zero-up", is_flag=True,
                   help="do not count devices at weight 0 as down (by default they are: "
                        "weight 0 is how a failed disk is parked)")

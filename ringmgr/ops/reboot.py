@@ -1,8 +1,10 @@
 """``ringmgr reboot-node NODE``: the operations guide's "Rebooting a Storage Node"
 ("simply reboot it"), with the checks an operator at 2 a.m. forgets.
 
-1. **ok-to-stop** with what is already down: refuse (exit 2) when the reboot would
-   leave a partition short of a write quorum or unreadable (``--force`` overrides);
+1. **ok-to-stop** with what is already down (``--down``, devices at weight 0): refuse
+   (exit 2) when the reboot would leave a partition short of a write quorum (swift's
+   own ``quorum_size`` by default, ``--quorum majority`` for the stricter rule) or
+   unreadable (``--force`` overrides); the verdict is shown, also in a dry run;
 2. read the node's boot id, then run its ``reboot_command`` (default
    ``systemctl reboot``);
 3. **wait** until it is back: reachable over SSH with a new boot id, or — where the
@@ -37,6 +39,7 @@ class RebootReport:
     seconds_down: float | None = None
     unmounted: list[str] = field(default_factory=list)
     rings: dict[str, str] = field(default_factory=dict)
+    ok_to_stop: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -46,7 +49,8 @@ class RebootReport:
         return {"written": not self.dry_run, "node": self.node, "dry_run": self.dry_run,
                 "commands": self.commands, "boot_id_before": self.boot_id_before,
                 "boot_id_after": self.boot_id_after, "seconds_down": self.seconds_down,
-                "unmounted": self.unmounted, "rings": self.rings, "ok": self.ok}
+                "unmounted": self.unmounted, "rings": self.rings, "ok": self.ok,
+                "ok_to_stop": self.ok_to_stop}
 
 
 def ring_devices(config, node) -> list[str]:
@@ -63,7 +67,7 @@ def ring_devices(config, node) -> list[str]:
 def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float,
                 confirm: Callable[[str], None], echo: Callable[[str], None],
                 executor_factory=None, poll: float = 2.0, clock=time.monotonic,
-                sleep=time.sleep, quorum: str = "majority") -> RebootReport:
+                sleep=time.sleep, quorum: str = "swift", down=()) -> RebootReport:
     from ringmgr.cli.risk import ok_to_stop_check
     from ringmgr.exec.base import DryRunExecutor
     from ringmgr.ops.disk import executor_for
@@ -72,16 +76,15 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
     node = config.node(name)
     factory = executor_factory or (lambda: executor_for(config, node))
     report = RebootReport(name, dry_run=dry_run)
-    check = ok_to_stop_check(config, name, quorum=quorum)
+    check = ok_to_stop_check(config, name, down, quorum=quorum, note=echo)
+    report.ok_to_stop = {k: v for k, v in check.items() if k != "written"}
+    echo(render_ok_to_stop(check, [name]).rstrip("\n"))
     if not check["ok"]:
-        echo(render_ok_to_stop(check, [name]))
         if not force:
             raise Refused(f"rebooting {name} now would leave partitions short of a write "
                           f"quorum or unreadable (see `ringmgr ok-to-stop {name}`); bring the "
                           f"other nodes and disks back first, or pass --force")
         echo(f"warning: --force: rebooting {name} although it is not safe to stop")
-    else:
-        echo(f"ok-to-stop: every partition keeps a write quorum without {name}")
     devices = ring_devices(config, node)
 
     ex = factory()
@@ -98,7 +101,15 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
         confirm(f"Reboot {name} ({node.host}) now?")
         echo(f"rebooting {name}: {' '.join(node.reboot_command)}")
         report.commands = [list(node.reboot_command)]
-        ex.run(node.reboot_command, check=False, timeout=30)  # the link may drop meanwhile
+        try:
+            res = ex.run(node.reboot_command, check=False, timeout=30)
+        except Exception as e:  # noqa: BLE001 - the link may drop while the node goes down
+            echo(f"the connection to {name} ended during the reboot command ({e})")
+            res = None
+        if res is not None and res.rc > 0:
+            raise StepFailed(f"the reboot command failed on {name} (exit {res.rc}: "
+                             f"{(res.stderr or res.stdout).strip()[-200:] or 'no output'}); "
+                             f"the node was not rebooted")
     finally:
         _close(ex)
 
@@ -163,10 +174,16 @@ def _close(ex) -> None:
 
 
 def render(report: RebootReport) -> str:
-    lines = [f"reboot of {report.node}: "
-             + ("dry run, nothing done" if report.dry_run else
-                f"back (boot id {report.boot_id_before[:8] if report.boot_id_before else '?'}"
-                f" -> {report.boot_id_after[:8] if report.boot_id_after else '?'})")]
+    before = report.boot_id_before[:8] if report.boot_id_before else "?"
+    after = report.boot_id_after[:8] if report.boot_id_after else "?"
+    if report.dry_run:
+        state = "dry run, nothing done"
+    elif report.boot_id_after and report.boot_id_after == report.boot_id_before:
+        state = (f"back after {report.seconds_down:g} s unreachable (boot id {before} "
+                 f"unchanged: it came back without a new boot, judged by down-then-up)")
+    else:
+        state = f"back (boot id {before} -> {after})"
+    lines = [f"reboot of {report.node}: {state}"]
     if not report.dry_run:
         lines.append("  disks: " + ("every ring device is mounted" if not report.unmounted
                                     else "NOT MOUNTED: " + ", ".join(report.unmounted)))

@@ -54,14 +54,19 @@ class RingChange:
 class ChangeSet:
     description: str
     rings: dict[str, RingChange]
+    info: dict = field(default_factory=dict)   # facts for the history (gradual steps)
 
     def to_json(self) -> dict:
-        return {"description": self.description,
-                "rings": {n: c.to_json() for n, c in self.rings.items()}}
+        d = {"description": self.description,
+             "rings": {n: c.to_json() for n, c in self.rings.items()}}
+        if self.info:
+            d["info"] = self.info
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "ChangeSet":
-        return cls(d["description"], {n: RingChange.from_json(c) for n, c in d["rings"].items()})
+        return cls(d["description"], {n: RingChange.from_json(c) for n, c in d["rings"].items()},
+                   dict(d.get("info") or {}))
 
 
 @dataclass
@@ -321,25 +326,37 @@ def gate_text(seconds: int) -> str:
     return f"{max(m, 1)} min"
 
 
-def plan_rejoin(builders: dict, node, history: list[dict]) -> ChangeSet:
-    """Re-add the devices ``node`` had before it was removed, exactly as they were.
+def clock_text(seconds: int, now: float | None = None) -> str:
+    """The UTC clock time ``seconds`` from ``now`` (default: now): '14:10 UTC', with the
+    date in front when that is not today."""
+    import time as _time
+    from datetime import datetime, timezone
+
+    now = _time.time() if now is None else now
+    at = datetime.fromtimestamp(now + int(seconds), timezone.utc)
+    today = datetime.fromtimestamp(now, timezone.utc).date()
+    return at.strftime("%H:%M UTC" if at.date() == today else "%Y-%m-%d %H:%M UTC")
+
+
+def plan_rejoin(builders: dict, node, history: list[dict], *, config_weights: bool = False,
+                load_backup=None) -> ChangeSet:
+    """Re-add the devices ``node`` had before it was removed.
 
     The definitions come from the history (the newest change that removed devices with
-    the node's ip), not from the config: region, zone, ports, replication addresses,
-    weight and meta are restored as they were.  Devices are matched by ring, ip, port
-    and name, never by id (swift reuses ids).
+    the node's ip), not from the config: region, zone, ports, replication addresses and
+    meta are restored as they were.  Devices are matched by ring, ip, port and name,
+    never by id (swift reuses ids).  The weights are those the node had before a drain
+    began (``node_history.weights_before_drain``: a drained node was removed at weight
+    0), or with ``config_weights`` the config's.  ``info["rejoin"]`` says which.
     """
-    source = None
-    for entry in reversed(history):
-        devs = [d for d in entry.get("removed_devices", []) if d["ip"] == node.ip]
-        if devs:
-            source = (entry, devs)
-            break
-    if source is None:
+    from ringmgr.rings.node_history import change_text, last_removal, weights_before_drain
+
+    found = last_removal(history, node)
+    if found is None:
         raise UsageError(f"no change in the history removed devices of {node.name} "
                          f"(ip {node.ip}); to add it from the config use `ringmgr add-node "
                          f"{node.name}`")
-    entry, devs = source
+    entry, devs = found
     rings: dict[str, RingChange] = {}
     present = []
     for d in devs:
@@ -355,5 +372,33 @@ def plan_rejoin(builders: dict, node, history: list[dict]) -> ChangeSet:
     if not rings:
         raise UsageError(f"{node.name}'s devices removed by change #{entry['id']} are all "
                          f"back in the rings already ({', '.join(present)})")
-    return ChangeSet(f"rejoin {node.name}: re-add the {sum(len(c.adds) for c in rings.values())}"
-                     f" device(s) change #{entry['id']} removed", rings)
+    if config_weights:
+        for ring, c in rings.items():
+            configured = node.devices_for(ring)
+            for a in c.adds:
+                if a["device"] not in configured:
+                    key = (f"nodes.{node.name}.rings.{ring}.devices"
+                           if ring in node.ring_devices else f"nodes.{node.name}.devices")
+                    raise UsageError(f"--config-weights: {key} has no {a['device']} "
+                                     f"({ring} had it until {change_text(entry)}): add it "
+                                     f"to the config, or rejoin without --config-weights")
+                a["weight"] = _config_weight(node, ring, a["device"], configured[a["device"]])
+        kind, source = "config", f"the config's weights (nodes.{node.name}.devices)"
+    else:
+        found = weights_before_drain(history, entry, devs, node, load_backup)
+        if found is None:
+            raise UsageError(f"{node.name}'s devices were at weight 0 when {change_text(entry)}"
+                             f" removed them, and the history does not say what they had "
+                             f"before: pass --config-weights to use the config's weights")
+        base, source = found
+        kind = "history"
+        for ring, c in rings.items():
+            for a in c.adds:
+                a["weight"] = float(base.get(ring, {}).get(a["device"], a["weight"]))
+    n = sum(len(c.adds) for c in rings.values())
+    return ChangeSet(f"rejoin {node.name}: re-add the {n} device(s) change #{entry['id']} "
+                     f"removed, at {source}", rings,
+                     {"rejoin": {"removed_by": entry["id"], "weights_from": kind,
+                                 "weights_source": source,
+                                 "weights": {r: {a["device"]: a["weight"] for a in c.adds}
+                                             for r, c in rings.items()}}})

@@ -46,11 +46,11 @@ def quorum_size(n: int) -> int:
 
 
 def majority_quorum(n: int) -> int:
-    """replicas // 2 + 1: a true majority, what ringmgr's ok-to-stop judges by.
+    """replicas // 2 + 1: a true majority, ok-to-stop's stricter option
+    (``--quorum majority``).
 
     Never smaller than swift's ``quorum_size`` and larger for even counts (3 of 4,
-    2 of 2), so a stop that passes this check passes swift's too: an ok-to-stop
-    verdict errs on the safe side, and reports swift's own number next to it.
+    2 of 2): a 2-replica ring never passes it while one node is down.
     """
     return n // 2 + 1
 
@@ -82,17 +82,17 @@ class Policy:
     def unique_fragments(self) -> int:
         return (self.ec_ndata or 0) + (self.ec_nparity or 0)
 
-    def write_quorum(self, replicas: int) -> int:
+    def write_quorum(self, replicas: int, rule: str = "swift") -> int:
         """Primary replicas (fragments) that must stay reachable for ok-to-stop to call
-        a partition with ``replicas`` safe: the stricter of swift's own quorum and the
-        plain majority.
+        a partition with ``replicas`` safe.
 
-        Replicated: ``majority_quorum`` (replicas // 2 + 1; swift's quorum_size is
-        (n + 1) // 2, smaller for even n).  EC: (ec_ndata + 1) x duplication factor,
+        Replicated: swift's own ``quorum_size`` ((n + 1) // 2) by default, what the
+        proxy needs for a write to succeed; ``rule="majority"``: n // 2 + 1, stricter
+        for even n.  EC, under either rule: (ec_ndata + 1) x duplication factor,
         swift's ``ECStoragePolicy.quorum`` (every pyeclib scheme needs one parity
         fragment beyond the data fragments), stricter than ec_ndata.
         """
-        if self.is_ec:
+        if self.is_ec or rule == "swift":
             return self.swift_write_quorum(replicas)
         return max(majority_quorum(replicas), quorum_size(replicas))
 

@@ -5,11 +5,11 @@ is "down" when its node or the device itself is listed, or when it has weight 0
 (weight 0 is how a failed disk is parked, see FACTS).  For every partition we count
 the primary replicas still reachable and compare with what swift needs:
 
-- replicated rings: a write needs a majority, n // 2 + 1 of the n primaries, by
-  default (``quorum="majority"``).  swift's proxy itself settles for
-  ``quorum_size(n)`` = (n + 1) // 2, which is smaller for even n (2 of 4, 1 of 2);
-  the verdict takes the stricter number, and both counts are reported
-  (``quorum="swift"`` judges by swift's own number instead).  A read needs one;
+- replicated rings: a write needs swift's own ``quorum_size(n)`` = (n + 1) // 2 of
+  the n primaries (2 of 3, 2 of 4, 1 of 2), what the proxy itself settles for: the
+  default (``quorum="swift"``).  ``quorum="majority"`` judges by n // 2 + 1 instead,
+  stricter for even n (3 of 4, 2 of 2); the counts under swift's number are always
+  reported too.  A read needs one;
 - erasure-coded rings: a write needs (ec_ndata + 1) x duplication factor fragments
   (``ECStoragePolicy.quorum``, stricter than ec_ndata), a read needs ec_ndata
   distinct fragment indexes.
@@ -118,7 +118,7 @@ def reachable(builder, down: DownSet, policy: Policy | None = None):
 QUORUM_RULES = ("majority", "swift")
 
 
-def _quorum_array(policy: Policy, nrep, rule: str = "majority"):
+def _quorum_array(policy: Policy, nrep, rule: str = "swift"):
     """Per partition, the reachable primaries a write needs under ``rule``."""
     import numpy as np
 
@@ -134,7 +134,7 @@ def _dev_label(dev, nodes_by_ip) -> str:
     return f"{nodes_by_ip.get(dev['ip'], dev['ip'])}/{dev['device']}"
 
 
-def _shortfall(builder, policy, down: DownSet, rule: str = "majority"):
+def _shortfall(builder, policy, down: DownSet, rule: str = "swift"):
     """(replicas, reachable, readable units, quorum, short of write quorum, unreadable,
     short of swift's own quorum) per partition."""
     nrep, up, units = reachable(builder, down, policy)
@@ -153,16 +153,16 @@ def _check_rule(rule: str) -> str:
 
 def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[str],
                down: DownSet | Iterable = (), *, nodes_by_ip: dict[str, str] | None = None,
-               worst: int = 10, quorum: str = "majority") -> dict:
+               worst: int = 10, quorum: str = "swift") -> dict:
     """Would stopping ``stop_ips`` (on top of ``down``) leave any partition of any
     ring below its write quorum, or with nothing to read from?
 
     Returns ``{"ok": bool, "rings": {ring: {...}}}``; per ring the counts with the
     stop and without it (``already_*``: what is short before anyone stops
     anything), and the ``worst`` partitions (fewest replicas to spare first).
-    ``quorum`` picks the replicated write quorum the verdict uses ("majority":
-    n // 2 + 1, the default; "swift": swift's quorum_size); the counts under
-    swift's own number are always reported too (``parts_below_swift_quorum``).
+    ``quorum`` picks the replicated write quorum the verdict uses ("swift": swift's
+    quorum_size, the default; "majority": n // 2 + 1); the counts under swift's own
+    number are always reported too (``parts_below_swift_quorum``).
     """
     import numpy as np
 
@@ -223,11 +223,14 @@ def ok_to_stop(builders: dict, policies: dict[str, Policy], stop_ips: Iterable[s
             "rings": rings}
 
 
-def _quorum_text(policy: Policy, builder, rule: str = "majority") -> str:
+def _quorum_text(policy: Policy, builder, rule: str = "swift") -> str:
     """'2 of 3'; with fractional replicas both partition kinds: '1 of 2 / 2 of 3'."""
     if policy.is_ec:
         return str(policy.write_quorum(0))
-    fn = policy.swift_write_quorum if rule == "swift" else policy.write_quorum
+
+    def fn(n):
+        return policy.write_quorum(n, rule)
+
     n = len(builder._replica2part2dev or [])
     lo = int(builder.replicas)
     if lo != n:
@@ -237,7 +240,7 @@ def _quorum_text(policy: Policy, builder, rule: str = "majority") -> str:
 
 def failure_impact(builders: dict, fail_ips: Iterable[str],
                    policies: dict[str, Policy] | None = None,
-                   down: DownSet | Iterable = (), quorum: str = "majority") -> dict:
+                   down: DownSet | Iterable = (), quorum: str = "swift") -> dict:
     """If ``fail_ips`` failed together: per ring, how many partitions lose 0, 1, 2,
     ... of their replicas (``lost``: a histogram keyed by the count lost), and how
     many would be below write quorum (``quorum`` rule as in ``ok_to_stop``, and
@@ -286,10 +289,11 @@ def render_ok_to_stop(result: dict, names: Iterable[str] = ()) -> str:
                      f"count them as up)")
     for ring, r in result["rings"].items():
         q = r["write_quorum"]
-        if r.get("write_quorum_swift", q) != q:
-            other = "majority" if r.get("quorum_rule") == "swift" else "swift's own"
-            alt = (r["write_quorum_majority"] if r.get("quorum_rule") == "swift"
-                   else r["write_quorum_swift"])
+        if r.get("quorum_rule") == "majority":
+            other, alt = "swift's own", r.get("write_quorum_swift", q)
+        else:
+            other, alt = "majority", r.get("write_quorum_majority", q)
+        if alt != q:
             q = f"{q} ({other}: {alt})"
         head = (f"{ring} ({r['policy']}, write quorum {q}, "
                 f"read needs {r['read_minimum']}): ")
@@ -303,7 +307,7 @@ def render_ok_to_stop(result: dict, names: Iterable[str] = ()) -> str:
             lines.append(f"  of these, {r['parts_below_write_quorum'] - r['parts_below_swift_quorum']}"
                          f" still meet swift's own quorum ({r['write_quorum_swift']}): writes "
                          f"would succeed with fewer than a majority of copies "
-                         f"(--quorum swift judges by swift's number)")
+                         f"(without --quorum majority, ok-to-stop judges by swift's number)")
         if r["already_below_write_quorum"] or r["already_unreadable"]:
             lines.append(f"  already before stopping: {r['already_below_write_quorum']} "
                          f"below write quorum, {r['already_unreadable']} unreadable")

@@ -60,6 +60,21 @@ class NotApplicable(Exception):
     config): shown as skipped with the reason, neither pass nor fail."""
 
 
+CLOUD_ENV = ("OS_CLOUD", "OS_AUTH_URL")
+
+
+def openstack_configured(openrc, environ) -> str | None:
+    """Why the OpenStack client has a cloud to talk to ([openstack].openrc, or
+    OS_CLOUD / OS_AUTH_URL in the environment, as the client itself reads them); None
+    when it has none: the instances check is then not applicable, not failed."""
+    if openrc is not None:
+        return f"[openstack].openrc = {openrc}"
+    for name in CLOUD_ENV:
+        if environ.get(name):
+            return f"${name}"
+    return None
+
+
 def _label(s) -> str:
     return f"{s.name or s.id} on {s.host or '?'}"
 
