@@ -85,6 +85,11 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
         for w in run.ctx.warnings:
             app.out(f"warning: {w}")
     app.emit(run.to_json())
+    if s.stopped and not dry_run:
+        import re
+
+        m = re.search(r"run: (ringmgr \S.*)$", s.stopped)
+        app.add_next(app.cmd(m.group(1)) if m else app.rerun(drop=()))
     s.raise_error()
     return 0
 
@@ -122,11 +127,14 @@ def drive_audit_cmd(app, nodes, act, lazy, dry_run, yes):
         for line in acted:
             app.out(line["summary"])
     app.written = bool(acted) and not dry_run
-    app.emit({"written": app.written, "nodes": [a.to_json() for a in audits],
+    app.emit({"written": app.written, "nodes": {a.node: a.to_json() for a in audits},
               "acted": acted})
     if any(a.error for a in audits):
         from ringmgr.errors import StepFailed
 
         raise StepFailed("could not read the kernel log of "
                          + ", ".join(a.node for a in audits if a.error))
-    return 1 if any(a.findings for a in audits) else 0
+    if any(a.findings for a in audits):
+        app.reason = "check_failed"
+        return 1
+    return 0

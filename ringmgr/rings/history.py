@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ringmgr.errors import BuilderError, NotYet, UsageError
+from ringmgr.errors import BuilderError, NothingToDo, UsageError
 from ringmgr.rings.files import md5_file
 from ringmgr.rings.store import RingStore
 
@@ -110,7 +110,7 @@ def write_rings(config, *, confirm, show, argv, dry_run: bool = False) -> dict:
         states = {n: store.ring_state(n, b) for n, b in builders.items() if b._replica2part2dev}
         todo = {n: builders[n] for n, state in states.items() if state != "up to date"}
         if not todo:
-            raise NotYet("every ring.gz is up to date: nothing to write")
+            raise NothingToDo("every ring.gz is up to date: nothing to write")
         for n, b in todo.items():
             show(f"  {n}.ring.gz is {states[n]}: write it from {n}.builder (version {b.version})")
         if dry_run:

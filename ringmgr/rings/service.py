@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -80,13 +81,14 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
                                 validate=(not dry_run) if validate is None else validate)
         blocked = {n: o for n, o in outcomes.items() if o.blocked}
         if blocked:
-            raise NotYet(_blocked_message(blocked))
+            raise NotYet(_blocked_message(blocked), not_before=time.time() + max(
+                o.gate_seconds_left for o in blocked.values()))
         changed = {n: o for n, o in outcomes.items() if o.changed}
         result = ChangeResult(False, EXIT_OK, reports_for(config, outcomes, used_bytes),
                               seed=seed, outcomes=outcomes, changes=changes)
         if not changed:
             raise NotYet("nothing to do: no ring needs a rebalance now "
-                         "(no partition could be reassigned usefully)")
+                         "(no partition could be reassigned usefully)", reason="nothing_to_do")
         show(render_text(result.reports))
         result.messages = _followups(outcomes)
         if after_simulation:

@@ -41,6 +41,7 @@ STATE_DIR = ".ringmgr"
 TXN_DIR = "txn"
 JOURNAL = "journal.json"
 HISTORY = "history.jsonl"
+PUSHES = "pushes.jsonl"
 
 
 def pending_change(builder_dir) -> dict | None:
@@ -309,6 +310,18 @@ class RingStore:
                     continue  # a torn last line from a crash mid-append: the journal redoes it
         return out
 
+    def pushes(self) -> list[dict]:
+        """Push records (``record_push``), oldest first."""
+        self.require_dir()
+        return _read_jsonl(self.state_dir / PUSHES)
+
+    def record_push(self, record: dict) -> None:
+        """Append one push record (where the rings went, per host), next to the history:
+        ``{"change_id", "time", "user", "ok", "rings": {name: md5}, "hosts": {...}}``."""
+        self.state_dir.mkdir(exist_ok=True)
+        record = {"time": self.clock(), "user": _user(), **record}
+        _append_line(self.state_dir / PUSHES, json.dumps(record, sort_keys=True))
+
     def next_id(self) -> int:
         return max((r["id"] for r in self.history()), default=0) + 1
 
@@ -322,6 +335,31 @@ class RingStore:
             f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # a torn line from a killed append
+    return out
+
+
+def _append_line(path: Path, line: str) -> None:
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = "\n" + line
+        f.write((line + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _ring_order(name: str):
