@@ -46,10 +46,10 @@ def complete_nodes(ctx, param, incomplete):
     config = _config(ctx)
     if config is None:
         return []
-    hosts = dict(config.nodes)
+    hosts = sorted(config.nodes.items())
     if ctx.command.name in _HOST_COMMANDS:
-        hosts.update(config.proxies)
-    return _items(((name, h.host) for name, h in sorted(hosts.items())), incomplete)
+        hosts += sorted(config.proxies.items())
+    return _items(((name, h.host) for name, h in hosts), incomplete)
 
 
 def complete_node_dev(ctx, param, incomplete):

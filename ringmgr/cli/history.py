@@ -30,7 +30,7 @@ def record_push(config, report, change_id: int | None = None) -> None:
     if report.dry_run:
         return
     store = RingStore.from_config(config)
-    md5s = {n: r.md5 for n, r in sorted(report.rings.items())}
+    md5s = {n.removesuffix(".ring.gz"): r.md5 for n, r in sorted(report.rings.items())}
     if change_id is None:
         history = store.history()
         if history:

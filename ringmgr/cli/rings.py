@@ -77,7 +77,8 @@ def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=
                     change_id=result.record["id"])
         if result.exit_code:
             app.reason = "unbalanced"
-            _next_rebalance(app, result.outcomes)
+            if len(schedule or []) < 2:  # else the next gradual step rebalances anyway
+                _next_rebalance(app, result.outcomes)
     elif hooks.saves:
         app.remark(f"plan saved to {plan_out}: nothing was written; `ringmgr apply "
                    f"{plan_out}` installs exactly this result")
