@@ -199,6 +199,7 @@ def test_apply_and_simulate(cluster, tmp_path):
     check(("apply",), run(cluster, "--json", "apply", str(plan), "--dry-run"), 0, "ok")
     doc = check(("apply",), run(cluster, "--json", "apply", str(plan), "--yes"), 0, "ok")
     assert doc["written"] is True
+    assert f"plan:     {plan}" in run(cluster, "history", "show", "1").stdout
     check(("apply",), run(cluster, "--json", "apply", str(plan), "--yes"), 2, "refused")
     scenario = tmp_path / "s.toml"
     scenario.write_text('seed = 1\n[[round]]\nname = "out"\nchanges = [{ remove = "s02" }]\n')

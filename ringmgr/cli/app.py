@@ -91,7 +91,7 @@ class App:
     # out: the text report (stdout; nowhere with --json, whose report is the JSON)
     # remark: a line of the report that belongs on stderr (what was written, what to
     #         do next); nowhere with --json, where the envelope carries it
-    # note / progress: progress and notes worth seeing while it runs: always stderr
+    # note: progress and notes worth seeing while it runs: always stderr
     # warn: always stderr, and in the envelope's warnings[]
     def out(self, text: str = "") -> None:
         """The human report: stdout; nothing with --json (stdout is the JSON)."""
@@ -106,8 +106,6 @@ class App:
     def note(self, text: str) -> None:
         """Progress and notes while it runs: always stderr."""
         click.echo(text, err=True)
-
-    progress = note
 
     def warn(self, text: str, prefix: str = "warning: ") -> None:
         """A warning: stderr (also with --json: cron mails it) and ``warnings[]``."""

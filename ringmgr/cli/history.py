@@ -89,7 +89,12 @@ def render_change(e: dict) -> str:
                      f"same result)")
     if "rollback_to" in e:
         to = e["rollback_to"]
-        lines.append(f"  rollback: to the state {'before the previous change' if to is None else f'right after change #{to}'}")
+        state = "before the previous change" if to is None else f"right after change #{to}"
+        lines.append(f"  rollback: to the state {state}")
+    if isinstance(e.get("plan"), dict):
+        p = e["plan"]
+        lines.append(f"  plan:     {p.get('path')} (made {p.get('created', '?')} by "
+                     f"{' '.join(p.get('argv') or []) or '?'})")
     for ring, r in sorted(e.get("rings", {}).items()):
         lines.append(f"  {ring}:")
         lines.append(f"    version       {r.get('version_before')} -> {r.get('version_after')}")
