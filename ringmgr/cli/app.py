@@ -139,26 +139,24 @@ class App:
         """The command's own JSON keys (printed in the envelope at the boundary)."""
         self.data.update(data)
 
-    def envelope(self, code: int, default_reason: str | None = None) -> dict:
-        """The JSON report: the envelope, then the command's own keys."""
+    def envelope(self, code: int) -> dict:
+        """The JSON report: the envelope (``ENVELOPE_KEYS``), then the command's own keys.
+        A command's own ``written``, ``warnings`` and ``message`` fold into the envelope's."""
         own = dict(self.data)
-        written = bool(self.written or own.pop("written", False))
-        own.pop("exit_code", None)
-        warnings = [*_strings(own.pop("warnings", [])), *self.warnings]
-        message = self.message or (own.get("message") if isinstance(own.get("message"), str)
+        written = bool(self.written or own.get("written", False))
+        warnings = [*_strings(own.get("warnings", [])), *self.warnings]
+        message = self.message or (own["message"] if isinstance(own.get("message"), str)
                                    else None)
-        own.pop("message", None)
-        for k in ("reason", "errors", "next"):
+        for k in ENVELOPE_KEYS:
             own.pop(k, None)
-        reason = self.reason or default_reason or _default_reason(code)
-        return {"written": written, "exit_code": code, "reason": reason,
-                "message": message, "warnings": list(dict.fromkeys(warnings)),
-                "errors": list(self.errors), "next": list(self.next), **own}
+        return {"written": written, "exit_code": code,
+                "reason": self.reason or _default_reason(code), "message": message,
+                "warnings": list(dict.fromkeys(warnings)), "errors": list(self.errors),
+                "next": list(self.next), **own}
 
-    def print_envelope(self, code: int, default_reason: str | None = None) -> None:
+    def print_envelope(self, code: int) -> None:
         if self.json:
-            click.echo(json.dumps(self.envelope(code, default_reason), indent=2,
-                                  default=_json_default))
+            click.echo(json.dumps(self.envelope(code), indent=2, default=_json_default))
 
     def confirm(self, question: str, yes: bool) -> None:
         """Ask on the terminal; --yes skips; no terminal and no --yes refuses."""

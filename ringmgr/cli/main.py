@@ -80,7 +80,6 @@ _NoArgsIsHelp = getattr(click.exceptions, "NoArgsIsHelpError", ())
 def _fail(app: App, exc, message: str, code: int, reason: str, args, quiet=False) -> int:
     """Record an exception's outcome on ``app`` (the envelope shows it) and say it in one
     line on stderr; return the exit code."""
-
     if exc is not None and os.environ.get("RINGMGR_DEBUG"):
         import traceback
 
