@@ -127,6 +127,13 @@ def render(cli: click.Group, version: str) -> str:
 
 
 def _version() -> str:
+    """The version in the source tree's pyproject.toml (where the page is generated),
+    else the installed package's."""
+    pyproject = PAGE.parents[2] / "pyproject.toml"
+    if pyproject.exists():
+        import tomllib
+
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
     from importlib.metadata import PackageNotFoundError, version
 
     try:
