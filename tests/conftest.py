@@ -21,3 +21,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def json_reports_match_their_schema(monkeypatch):
+    """Every --json report any test produces in-process is checked against the published
+    schema (docs/schema/<command>.json); a mismatch fails the test that produced it."""
+    from ringmgr.cli.app import App
+    from ringmgr.cli.main import cli
+    from tests.helpers import json_schema as js
+
+    bad = []
+    original = App.envelope
+
+    def checked(self, code):
+        doc = original(self, code)
+        if self.json:
+            import json
+
+            name = js.schema_for(js.command_of(self.argv, cli), cli)
+            found = js.errors(name, json.loads(json.dumps(doc, default=str)))
+            if found:
+                bad.append(f"{' '.join(self.argv)}: {name}.json: " + "; ".join(found[:5]))
+        return doc
+
+    monkeypatch.setattr(App, "envelope", checked)
+    yield
+    assert not bad, "--json report does not match its schema:\n" + "\n".join(bad)

@@ -173,7 +173,11 @@ def test_min_part_hours_gate_blocks_weight_change_and_writes_nothing(tmp_path):
     assert r.exit_code == 1, r.output
     data = json.loads(r.stdout)
     assert data["written"] is False
-    msg = data["error"]
+    assert data["reason"] == "gate_closed" and data["errors"] == []
+    msg = data["message"]
+    assert data["warnings"] == [msg]
+    (nxt,) = data["next"]  # the same command, once the gate opens (ISO time, UTC)
+    assert "set-weight s01 50" in nxt["command"] and nxt["not_before"].endswith("Z")
     for ring in RINGS:
         assert f"{ring}: min_part_hours (24 h)" in msg
     assert " h " in msg or "23 h" in msg
@@ -350,6 +354,9 @@ def test_write_rings_repairs_stale_ring(cluster):
     data = json.loads(r.stdout)
     assert r.exit_code == 0 and data["written"] is False and data["rings"] == ["object"]
     assert data["states"]["object"]["state"] == "stale"
+    assert data["reason"] == "ok"
+    assert data["next"] == [{"command": f"ringmgr --config {cluster.config} --json write-rings",
+                             "not_before": None}]
     assert cluster.checksums() == before
     r = run(cluster, "write-rings", "--yes")
     assert r.exit_code == 0, r.output

@@ -113,7 +113,7 @@ def test_audit_finds_the_failing_disk(failing):
     code, out, stdout = ringmgr(e, "drive-audit", "--json")
     assert code == 1, out
     report = json.loads(stdout)
-    (node,) = report["nodes"]
+    (node,) = report["nodes"].values()
     assert node["node"] == "s01" and node["log_source"] in ("dmesg", "journalctl -k")
     (dev,) = [d for d in node["devices"] if d["device"] == e.dev]
     kname = os.path.basename(e.old.dev)
@@ -200,7 +200,7 @@ def test_audit_over_ssh(failing, sshd_hosts_factory):
     e.write_config(e.old.dev)
     code, out, stdout = ringmgr(e, "drive-audit", "--json")
     assert code == 1, out
-    (dev,) = [d for d in json.loads(stdout)["nodes"][0]["devices"] if d["device"] == e.dev]
+    (dev,) = [d for d in json.loads(stdout)["nodes"]["s01"]["devices"] if d["device"] == e.dev]
     assert dev["mounted"] and "fs-error" in dev["kinds"]
 
 
@@ -212,7 +212,7 @@ def test_unreachable_node_is_reported_and_exit_2(failing):
     code, out, stdout = ringmgr(e, "drive-audit", "--json")
     assert code == 2, out
     report = json.loads(stdout)
-    assert report["nodes"][0]["error"] and "s01" in out
+    assert report["nodes"]["s01"]["error"] and "s01" in out
 
 
 # -- which errors count: the window, and the device's current filesystem --------------------
@@ -277,7 +277,7 @@ def test_replaced_disk_is_not_flagged_for_its_predecessors_errors(failing):
 
     code, out, stdout = ringmgr(e, "drive-audit", "--json")
     report = json.loads(stdout)
-    (node,) = report["nodes"]
+    (node,) = report["nodes"].values()
     assert [d for d in node["devices"] if d["device"] == e.dev] == []
     (old,) = [d for d in node["ignored"] if d["device"] == e.dev]
     assert old["kernel_name"] == kname and old["ignored_older_than_filesystem"] >= 1

@@ -52,11 +52,11 @@ def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
             assert v["parts_moved_pct"] <= 5 or s["over_limit"], (s["step"], ring, v)
     assert steps[0]["exact"] and steps[0]["wait_before_seconds"] == 0
     assert all(s["wait_before_seconds"] == 3600 for s in steps[1:])
-    assert "expected duration at least" in r.stderr + r.output
     data = json.loads(r.stdout)
     assert data["wait_between_steps_seconds"] == 3600
     assert data["total_wait_seconds"] == 3600 * (len(steps) - 1)
-    assert f"expected duration at least {len(steps) - 1} h" in r.output
+    text = run(cluster, "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
+    assert f"expected duration at least {len(steps) - 1} h" in text.stdout
     # the exact first step: what the report predicts is step 1's simulation
     data = json.loads(r.stdout)
     for ring in RINGS:

@@ -105,11 +105,15 @@ def test_push_updates_every_node_byte_identical_then_skips(env):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["written"] is False
-    assert all(h["updated"] == [] and len(h["unchanged"]) == 3 for h in rep["hosts"])
+    assert all(h["updated"] == [] and len(h["unchanged"]) == 3 for h in rep["hosts"].values())
+    assert rep["reason"] == "nothing_to_do"
+    assert "pushed:" not in r.stderr  # no report text on stderr, only progress
+    assert not any(line.startswith("node ") for line in r.stderr.splitlines())
     # one ring changes: only that one travels
     make_rings(env.admin, names=("object",), changes=2, builders=True)
     rep = json.loads(env.run("--json", "push").stdout)
-    assert [h["updated"] for h in rep["hosts"]] == [["object.ring.gz"]] * 3
+    assert [h["updated"] for h in rep["hosts"].values()] == [["object.ring.gz"]] * 3
+    assert rep["reason"] == "ok"
     assert tree(env.node("h03")) == env.admin_md5()
 
 
@@ -240,7 +244,7 @@ def test_corrupt_ring_on_a_node_is_replaced(env):
     r = env.run("--json", "push")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
-    assert [h["updated"] for h in rep["hosts"] if h["node"] == "h02"] == [["container.ring.gz"]]
+    assert rep["hosts"]["h02"]["updated"] == ["container.ring.gz"]
     assert tree(env.node("h02")) == env.admin_md5()
 
 
@@ -255,8 +259,10 @@ def test_verify_consistent_stale_missing_corrupt_extra(env):
     r = env.run("--json", "verify")
     assert r.exit_code == 1
     rep = json.loads(r.stdout)
-    states = {h["node"]: {k: v for k, v in h["verify"].items() if v != "ok"}
-              for h in rep["hosts"]}
+    states = {n: {k: v for k, v in h["verify"].items() if v != "ok"}
+              for n, h in rep["hosts"].items()}
+    assert rep["reason"] == "check_failed" and rep["next"][0]["command"].endswith(
+        "push h01 h02 h03")
     assert states == {"h01": {"object.ring.gz": "stale"},
                       "h02": {"account.ring.gz": "missing"},
                       "h03": {"object.ring.gz": "corrupt", "object-1.ring.gz": "extra"}}
@@ -349,7 +355,7 @@ def test_a_silent_node_times_out_without_holding_up_the_others(sshd_hosts, tmp_p
         silent.close()
     assert r.exit_code == 2
     rep = json.loads(r.stdout)
-    hosts = {h["node"]: h for h in rep["hosts"]}
+    hosts = rep["hosts"]
     assert "after 2 attempt(s)" in hosts["s09"]["error"]
     assert "did not complete the SSH handshake within 1s" in hosts["s09"]["error"]
     assert hosts["s09"]["seconds"] >= 2.0          # two 1 s timeouts and a 0.5 s backoff

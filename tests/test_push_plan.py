@@ -102,7 +102,7 @@ def test_report_json_and_table_name_the_failed_nodes():
     assert not rep.ok and rep.failed == ["s02"] and rep.written
     assert rep.retry_command() == "ringmgr push s02"
     j = json.loads(json.dumps(rep.to_json()))
-    assert j["hosts"][1]["error"] == "cannot connect" and j["retry"] == "ringmgr push s02"
+    assert j["hosts"]["s02"]["error"] == "cannot connect" and j["retry"] == "ringmgr push s02"
     table = rep.render_table().splitlines()
     assert table[0].split() == ["node", "updated", "unchanged", "time", "error"]
     assert table[1].split()[:3] == ["s01", "object", "account"]

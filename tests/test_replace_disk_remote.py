@@ -71,7 +71,7 @@ def test_refusal_over_ssh_changes_nothing(env):
                                 "--json")
     assert code == 2 and "elsewhere" in out
     report = json.loads(stdout)
-    assert report["written"] is False and "elsewhere" in report["error"]
+    assert report["written"] is False and "elsewhere" in report["errors"][0]
     assert (env.fstab.read_bytes(), sorted(mounts_of(env.old.dev))) == before
 
 

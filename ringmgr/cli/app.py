@@ -1,4 +1,9 @@
-"""Per-invocation state shared by the commands: config, output mode, confirmation."""
+"""Per-invocation state shared by the commands: config, output mode, confirmation, and
+what the JSON envelope reports (reason, warnings, next steps).
+
+Commands contribute; the boundary in ``ringmgr.cli.main`` builds the envelope once the
+exit code is known (``App.envelope``) and prints it: a command never prints JSON itself.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +23,22 @@ from ringmgr.errors import Refused
 log = logging.getLogger("ringmgr")
 
 
+ENVELOPE_KEYS = ("written", "exit_code", "reason", "message", "warnings", "errors", "next")
+
+
 @dataclass
 class App:
     config_path: str | None = None
     argv: list[str] = field(default_factory=list)
     verbose: int = 0
     json: bool = False
-    json_emitted: bool = False
     written: bool = False
+    reason: str | None = None        # a code from ringmgr.errors.REASONS; None: from the exit code
+    message: str | None = None       # the one-line outcome, when there is one
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    next: list[dict] = field(default_factory=list)
+    data: dict = field(default_factory=dict)   # the command's own JSON keys
     _config: object = field(default=None, repr=False)
 
     @staticmethod
@@ -70,19 +83,75 @@ class App:
         logging.getLogger("ringmgr.audit").info("user=%s argv=%s", _user(), shlex.join(self.argv))
 
     # -- output ---------------------------------------------------------------
+    # out: the text report (stdout; nowhere with --json, whose report is the JSON)
+    # remark: a line of the report that belongs on stderr (what was written, what to
+    #         do next); nowhere with --json, where the envelope carries it
+    # note: progress and notes worth seeing while it runs: always stderr
+    # warn: always stderr, and in the envelope's warnings[]
     def out(self, text: str = "") -> None:
-        """Human output: stdout normally, stderr when --json owns stdout."""
-        click.echo(text, err=self.json)
+        """The human report: stdout; nothing with --json (stdout is the JSON)."""
+        if not self.json:
+            click.echo(text)
+
+    def remark(self, text: str) -> None:
+        """A remark of the text report on stderr; nothing with --json."""
+        if not self.json:
+            click.echo(text, err=True)
 
     def note(self, text: str) -> None:
-        """Progress and remarks: always stderr."""
+        """Progress and notes while it runs: always stderr."""
         click.echo(text, err=True)
 
+    def warn(self, text: str, prefix: str = "warning: ") -> None:
+        """A warning: stderr (also with --json: cron mails it) and ``warnings[]``."""
+        self.warnings.append(text)
+        click.echo(f"{prefix}{text}", err=True)
+
+    def cmd(self, *words: str) -> str:
+        """A ringmgr command line for next[], with this run's --config (a script that
+        runs it gets the same cluster)."""
+        import shlex
+
+        if len(words) == 1 and words[0].startswith("ringmgr "):
+            words = tuple(shlex.split(words[0])[1:])
+        config = ["--config", self.config_path] if self.config_path else []
+        return shlex.join(["ringmgr", *config, *words])
+
+    def rerun(self, drop: tuple[str, ...] = ("--dry-run",), add: tuple[str, ...] = ()) -> str:
+        """This command line again, without ``drop`` and with ``add``."""
+        import shlex
+
+        return shlex.join([a for a in self.argv if a not in drop] + list(add))
+
+    def add_next(self, command: str, not_before: float | str | None = None) -> None:
+        """A command to run next (``next[]``); ``not_before`` a Unix time or ISO string."""
+        if isinstance(not_before, (int, float)):
+            not_before = iso_time(not_before)
+        if not any(n["command"] == command for n in self.next):
+            self.next.append({"command": command, "not_before": not_before})
+
     def emit(self, data: dict) -> None:
-        """The JSON document (once per invocation), when --json was given."""
-        if self.json and not self.json_emitted:
-            click.echo(json.dumps(data, indent=2, sort_keys=False, default=_json_default))
-            self.json_emitted = True
+        """The command's own JSON keys (printed in the envelope at the boundary)."""
+        self.data.update(data)
+
+    def envelope(self, code: int) -> dict:
+        """The JSON report: the envelope (``ENVELOPE_KEYS``), then the command's own keys.
+        A command's own ``written``, ``warnings`` and ``message`` fold into the envelope's."""
+        own = dict(self.data)
+        written = bool(self.written or own.get("written", False))
+        warnings = [*_strings(own.get("warnings", [])), *self.warnings]
+        message = self.message or (own["message"] if isinstance(own.get("message"), str)
+                                   else None)
+        for k in ENVELOPE_KEYS:
+            own.pop(k, None)
+        return {"written": written, "exit_code": code,
+                "reason": self.reason or _default_reason(code), "message": message,
+                "warnings": list(dict.fromkeys(warnings)), "errors": list(self.errors),
+                "next": list(self.next), **own}
+
+    def print_envelope(self, code: int) -> None:
+        if self.json:
+            click.echo(json.dumps(self.envelope(code), indent=2, default=_json_default))
 
     def confirm(self, question: str, yes: bool) -> None:
         """Ask on the terminal; --yes skips; no terminal and no --yes refuses."""
@@ -93,6 +162,25 @@ class App:
                           "(or --dry-run to see what would change)")
         if not click.confirm(question, default=False, err=True):
             raise Refused("not confirmed; nothing was changed")
+
+
+def _default_reason(code: int) -> str:
+    if code == 0:
+        return "ok"
+    if code == 1:  # commands with another exit-1 case set app.reason
+        return "check_failed"
+    return "failed"
+
+
+def _strings(v) -> list[str]:
+    return [str(x) for x in v] if isinstance(v, (list, tuple)) else [str(v)]
+
+
+def iso_time(ts: float) -> str:
+    """A Unix time as ISO 8601 in UTC, to the second: ``2025-03-01T02:13:00Z``."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def interactive() -> bool:

@@ -92,6 +92,11 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
             for line in run.ctx.push_due:
                 app.out(line)
     app.emit(run.to_json())
+    if s.stopped and not dry_run:
+        import re
+
+        m = re.search(r"run: (ringmgr \S.*)$", s.stopped)
+        app.add_next(app.cmd(m.group(1)) if m else app.rerun(drop=()))
     s.raise_error()
     return 0
 
@@ -139,10 +144,13 @@ def drive_audit_cmd(app, nodes, act, lazy, dry_run, since, yes):
             app.out(line["summary"])
     app.written = bool(acted) and not dry_run
     app.emit({"written": app.written, "window": window.to_json(),
-              "nodes": [a.to_json() for a in audits], "acted": acted})
+              "nodes": {a.node: a.to_json() for a in audits}, "acted": acted})
     if any(a.error for a in audits):
         from ringmgr.errors import StepFailed
 
         raise StepFailed("could not read the kernel log of "
                          + ", ".join(a.node for a in audits if a.error))
-    return 1 if any(a.findings for a in audits) else 0
+    if any(a.findings for a in audits):
+        app.reason = "check_failed"
+        return 1
+    return 0

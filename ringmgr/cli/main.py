@@ -15,11 +15,13 @@ import sys
 
 import click
 
+from ringmgr.cli import completion
 from ringmgr.cli.app import App, json_option
-from ringmgr.errors import EXIT_ERROR, RingmgrError
+from ringmgr.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, RingmgrError
 
 COMMAND_MODULES = [
     "ringmgr.cli.rings",
+    "ringmgr.cli.history",
     "ringmgr.cli.nodes",
     "ringmgr.cli.plans",
     "ringmgr.cli.disk",
@@ -35,44 +37,57 @@ _audit.addHandler(logging.NullHandler())
 
 
 class RingmgrGroup(click.Group):
-    """A group whose ``main`` maps exceptions to one-line messages and exit codes."""
+    """A group whose ``main`` maps exceptions to one-line messages and exit codes, and
+    prints the one JSON envelope (``--json``) once the exit code is known."""
 
-    def main(self, args=None, prog_name="ringmgr", **extra):
+    def main(self, args=None, prog_name="ringmgr", complete_var=None, **extra):
         args = list(sys.argv[1:] if args is None else args)
         app = App(argv=["ringmgr", *args])
         previous = _on_sigterm_raise()
+        # click's own shell completion: _RINGMGR_COMPLETE=bash_source ringmgr
+        self._main_shell_completion({**extra, "obj": app}, prog_name, complete_var)
         try:
             with self.make_context(prog_name, list(args), obj=app, **extra) as ctx:
                 rv = self.invoke(ctx)
-            sys.exit(rv if isinstance(rv, int) else 0)
-        except click.exceptions.Exit as e:
+            code = rv if isinstance(rv, int) else EXIT_OK
+        except click.exceptions.Exit as e:  # --help, --version
             sys.exit(e.exit_code)
+        except _NoArgsIsHelp as e:
+            e.show()
+            code = _fail(app, None, "no command given (`ringmgr --help` lists them)",
+                         EXIT_ERROR, "usage", args, quiet=True)
         except click.exceptions.Abort:
-            _fail(app, None, "aborted at the prompt; nothing was changed", EXIT_ERROR)
+            code = _fail(app, None, "aborted at the prompt; nothing was changed", EXIT_ERROR,
+                         "aborted", args)
         except click.ClickException as e:
-            _fail(app, None, e.format_message(), EXIT_ERROR)
+            hint = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
+            code = _fail(app, None, e.format_message() + hint, EXIT_ERROR, "usage", args)
         except RingmgrError as e:
             if getattr(e, "written", False):
-                app.written = True
-            _fail(app, e, str(e), e.exit_code)
+                app.written = True  # partly installed: something was written
+            code = _fail(app, e, str(e), e.exit_code, e.reason, args)
         except Terminated:
-            _fail(app, None, "terminated (SIGTERM); if a ring change was being written, "
-                             "`ringmgr status` shows it and `ringmgr resume` finishes or undoes "
-                             "it", EXIT_ERROR)
+            code = _fail(app, None, "terminated (SIGTERM); if a ring change was being written, "
+                                    "`ringmgr status` shows it and `ringmgr resume` finishes "
+                                    "or undoes it", EXIT_ERROR, "aborted", args)
         except KeyboardInterrupt:
-            _fail(app, None, "interrupted; if a ring change was being written, `ringmgr status` "
-                              "shows it and `ringmgr resume` finishes or undoes it", EXIT_ERROR)
+            code = _fail(app, None, "interrupted; if a ring change was being written, `ringmgr "
+                                    "status` shows it and `ringmgr resume` finishes or undoes "
+                                    "it", EXIT_ERROR, "aborted", args)
         except OSError as e:
             from ringmgr.rings.files import os_error_message
 
-            _fail(app, e, os_error_message(e, "a file operation failed") + _pending_hint(app),
-                  EXIT_ERROR)
+            code = _fail(app, e, os_error_message(e, "a file operation failed")
+                         + _pending_hint(app), EXIT_ERROR, "failed", args)
         except Exception as e:  # a bug: say so in one line, traceback with RINGMGR_DEBUG=1
-            _fail(app, e, f"internal error: {type(e).__name__}: {e} (set RINGMGR_DEBUG=1 for "
-                          f"the traceback)", EXIT_ERROR)
+            code = _fail(app, e, f"internal error: {type(e).__name__}: {e} (set "
+                                 f"RINGMGR_DEBUG=1 for the traceback)", EXIT_ERROR,
+                         "internal_error", args)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+        app.print_envelope(code)
+        sys.exit(code)
 
 
 class Terminated(KeyboardInterrupt):
@@ -106,17 +121,34 @@ def _pending_hint(app) -> str:
     return ""
 
 
-def _fail(app: App, exc, message: str, code: int):
+_NoArgsIsHelp = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _fail(app: App, exc, message: str, code: int, reason: str, args, quiet=False) -> int:
+    """Record an exception's outcome on ``app`` (the envelope shows it) and say it in one
+    line on stderr; return the exit code."""
     if exc is not None and os.environ.get("RINGMGR_DEBUG"):
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
     _audit.warning("exit %d: %s", code, message)
-    if app.json and not app.json_emitted:
-        app.emit({"written": app.written, "error": message, "exit_code": code})
-    kind = "warning" if code == 1 else "error"
-    click.echo(f"ringmgr: {kind}: {message}", err=True)
-    sys.exit(code)
+    if not app.json and "--json" in args[:args.index("--") if "--" in args else None]:
+        app.json = True  # a usage error before click saw --json: still the envelope
+    app.reason, app.message = reason, message
+    if code == EXIT_ERROR:
+        app.errors.append(message)
+    elif code == EXIT_WARNING:
+        app.warnings.append(message)
+    if getattr(exc, "not_before", None) is not None:
+        app.add_next(app.rerun(drop=()), exc.not_before)
+    for command in getattr(exc, "next", ()):
+        app.add_next(command)
+    if code == EXIT_OK:
+        app.out(message)
+    elif not quiet:
+        kind = "warning" if code == EXIT_WARNING else "error"
+        click.echo(f"ringmgr: {kind}: {message}", err=True)
+    return code
 
 
 @click.group(cls=RingmgrGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -141,6 +173,7 @@ def cli(ctx, config_path, verbose):
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(cli)
+completion.attach(cli)
 
 
 def main():

@@ -7,6 +7,7 @@ imports stay inside the functions so that ``ringmgr --help`` is fast.
 
 from __future__ import annotations
 
+
 import click
 
 from ringmgr.cli.app import App, json_option
@@ -17,10 +18,11 @@ class SimulationHooks:
     draws the chart and saves the plan.  ``saves`` tells the caller to write nothing."""
 
     def __init__(self, app, config, *, plan_out=None, chart=None, schedule=None,
-                 force=False):
+                 force=False, brief=False):
         from ringmgr.rings.files import check_output
 
         self.app = app
+        self.brief = brief
         self.config = config
         self.plan_out = plan_out
         self.chart = chart
@@ -40,6 +42,10 @@ class SimulationHooks:
             self.base_md5 = builder_md5s(RingStore.from_config(config))  # before loading
 
     def __call__(self, result) -> None:
+        if self.brief:
+            from ringmgr.rings.report import render_brief
+
+            self.app.out(render_brief(result.reports).rstrip("\n"))
         if self.chart:
             draw_chart(self.app, result.reports, self.chart, force=self.force,
                        protected=self.protected)
@@ -97,7 +103,7 @@ def draw_chart(app, reports: dict, path, *, force: bool = False, protected=()) -
                  "terminal bars instead of " + str(path))
         app.out(render_bars(reports))
     else:
-        app.note(f"chart written to {path}")
+        app.remark(f"chart written to {path}")
 
 
 def _ring_change_options(f):
@@ -189,25 +195,35 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
                f"{first.number} of {g.total_steps} can run in {gate_text(first.wait_seconds)}"
                f" (at {clock_text(first.wait_seconds)}), after a finished replication pass; "
                f"nothing was written. Run {again} then")
+        import time
+
         if kw.get("dry_run") and not kw.get("plan_out"):
             # the plan itself is still worth having: show it, then say when it can start
-            app.note(f"note: {msg}")
+            app.warn(msg, prefix="note: ")
+            app.reason = "gate_closed"
+            app.add_next(app.rerun(drop=()), time.time() + first.wait_seconds)
             app.emit({"written": False, "rings": {}, "message": msg, **g.to_json()})
             return EXIT_WARNING
-        raise NotYet(msg)
+        raise NotYet(msg, not_before=time.time() + first.wait_seconds)
     schedule = g.schedule_json()
     extra = {k: v for k, v in g.to_json().items() if k.startswith(("steps_", "base_weights"))}
     code = _run(lambda b: step_change(b, node, first, config.cluster.port_for, g),
                 schedule=schedule, extra_json=extra, **kw)
     if app.written and len(g.steps) > 1:
         nxt = g.steps[1]
+        import time
+
         pushed = kw.get("push") if kw.get("push") is not None else config.cluster.push
         when = (f"is due in {gate_text(g.wait_seconds)} (at {clock_text(g.wait_seconds)}; "
                 f"min_part_hours) and after a finished replication pass" if g.wait_seconds
                 else "is due after a finished replication pass")
         then = ("the rings are pushed: once replication has finished, run" if pushed
                 else "push the rings (`ringmgr push`), let replication finish, then run")
-        app.note(f"next step ({nxt.number} of {g.total_steps}) {when}: {then} {again} again")
+        app.remark(f"next step ({nxt.number} of {g.total_steps}) {when}: {then} {again} again")
+        cmd = "drain-node" if kind == "drain" else "add-node"
+        app.reason = "replication_pending"
+        app.add_next(app.cmd(cmd, node.name, "--max-move", f"{g.max_move:g}"),
+                     time.time() + g.wait_seconds)
         code = max(code, EXIT_WARNING)
     return code
 
@@ -231,11 +247,13 @@ def register(group: click.Group) -> None:
         data = apply_plan(config, plan, dry_run=dry_run, confirm=lambda q: app.confirm(q, yes),
                           show=app.out, argv=_argv(app))
         app.written = data["written"]
-        if data["written"]:
-            after_write(app, config, push, f"change #{data['change_id']} (plan {plan})")
-        else:
-            app.note("dry run: the plan still fits the builders; nothing was written")
         app.emit(data)
+        if data["written"]:
+            after_write(app, config, push, f"change #{data['change_id']} (plan {plan})",
+                        change_id=data["change_id"])
+        else:
+            app.remark("dry run: the plan still fits the builders; nothing was written")
+            app.add_next(app.rerun())
         return 0
 
     @group.command("drain-node")

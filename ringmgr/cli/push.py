@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
 from ringmgr.cli.app import json_option, pass_app
@@ -40,17 +42,27 @@ def push(app, nodes, dry_run, force, yes, accept_new_host_keys):
     report = push_rings(app.config, list(nodes), force=force,
                         accept_new_host_keys=accept_new_host_keys, dry_run=dry_run,
                         progress=_progress(app, "push"))
+    from ringmgr.cli.history import record_push
+
     app.written = report.written
+    record_push(app.config, report)
     app.out(report.render_table())
     app.emit(report.to_json())
     if report.failed:
         raise StepFailed(f"push failed on {len(report.failed)} of {len(report.results)} "
                          f"node(s): {', '.join(report.failed)}; fix the cause and retry "
-                         f"with: {report.retry_command()}")
-    if not dry_run:
+                         f"with: {report.retry_command()}", next=[app.cmd(report.retry_command())])
+    if dry_run:
+        if not any(r.planned for r in report.results):
+            app.reason = "nothing_to_do"
+        else:
+            app.add_next(app.rerun())
+    else:
         n = sum(1 for r in report.results if r.updated)
-        app.note(f"pushed: {n} node(s) updated, {len(report.results) - n} already current "
-                 f"({report.seconds:.2f}s)")
+        app.remark(f"pushed: {n} node(s) updated, {len(report.results) - n} already current "
+                   f"({report.seconds:.2f}s)")
+        if not n:
+            app.reason = "nothing_to_do"
     return 0
 
 
@@ -74,13 +86,12 @@ def verify(app, nodes, accept_new_host_keys):
     app.emit(report.to_json())
     if report.failed:
         raise StepFailed(f"could not verify {', '.join(report.failed)}; retry with: "
-                         f"{report.retry_command()}")
+                         f"{report.retry_command()}", next=[app.cmd(report.retry_command())])
     if report.differ:
-        import shlex
-
-        raise NotYet(f"rings differ on {', '.join(report.differ)}: run "
-                     f"`{shlex.join(['ringmgr', 'push', *report.differ])}`")
-    app.note(f"all {len(report.results)} node(s) have the admin host's rings")
+        fix = shlex.join(["ringmgr", "push", *report.differ])
+        raise NotYet(f"rings differ on {', '.join(report.differ)}: run `{fix}`",
+                     reason="check_failed", next=[app.cmd(fix)])
+    app.remark(f"all {len(report.results)} node(s) have the admin host's rings")
     return 0
 
 

@@ -1,5 +1,5 @@
 """Ring commands: status, remove-node, remove-device, set-weight, add-node, rebalance,
-write-rings, history, rollback, resume.
+write-rings, rollback, resume (history: ``ringmgr.cli.history``).
 
 Thin: parse, call ``ringmgr.rings.service``, print.  Heavy imports stay inside the
 functions so that ``ringmgr --help`` is fast.
@@ -16,7 +16,8 @@ from ringmgr.errors import UsageError
 
 
 def change_options(f):
-    """--dry-run, --yes, --seed, --push/--no-push, --used-bytes, --json for ring changes."""
+    """--dry-run, --yes, --seed, --push/--no-push, --used-bytes, --plan-out, --chart,
+    --brief, --json for ring changes."""
 
     @click.option("--dry-run", is_flag=True, help="simulate on copies of the builders; write nothing")
     @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
@@ -35,6 +36,7 @@ def change_options(f):
                   help="override a guard: overwrite an existing --plan-out/--chart file, "
                        "allow a weight over 10x a ring's median, save a rebalance that "
                        "changed little (as swift-ring-builder rebalance --force)")
+    @click.option("--brief", is_flag=True, help="one line per ring instead of the full report")
     @json_option
     @functools.wraps(f)
     def wrapper(*a, **kw):
@@ -57,61 +59,84 @@ def _used_bytes(values) -> dict[str, float]:
 
 
 def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
-         schedule=None, force=False, extra_json=None):
+         schedule=None, force=False, extra_json=None, brief=False):
     from ringmgr.cli.plans import SimulationHooks
     from ringmgr.rings.service import progress_printer, run_change
 
     app = App.current()
     config = app.config
     hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule,
-                            force=force)
+                            force=force, brief=brief)
     result = run_change(
         config, planner, argv=App.current().argv, seed=seed,
         dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
-        confirm=lambda q: app.confirm(q, yes), show=app.out,
+        confirm=lambda q: app.confirm(q, yes), show=(lambda text: None) if brief else app.out,
         used_bytes=_used_bytes(used_bytes), progress=progress_printer(),
         after_simulation=hooks)
     app.written = result.written
     for m in result.messages:
-        app.note(f"note: {m}")
+        app.warn(m, prefix="note: ")
     if result.written:
-        after_write(app, config, push, f"change #{result.record['id']} (seed {result.seed})")
+        after_write(app, config, push, f"change #{result.record['id']} (seed {result.seed})",
+                    change_id=result.record["id"])
+        if result.exit_code:
+            app.reason = "unbalanced"
+            if len(schedule or []) < 2:  # else the next gradual step rebalances anyway
+                _next_rebalance(app, result.outcomes)
     elif hooks.saves:
-        app.note(f"plan saved to {plan_out}: nothing was written; `ringmgr apply "
-                 f"{plan_out}` installs exactly this result")
+        app.remark(f"plan saved to {plan_out}: nothing was written; `ringmgr apply "
+                   f"{plan_out}` installs exactly this result")
+        app.add_next(app.cmd("apply", str(plan_out)))
     else:
-        app.note(f"dry run: nothing was written (seed {result.seed}; pass --seed "
-                 f"{result.seed} to get exactly this result)")
+        app.remark(f"dry run: nothing was written (seed {result.seed}; pass --seed "
+                   f"{result.seed} to get exactly this result)")
+        seeded = any(a == "--seed" or a.startswith("--seed=") for a in app.argv)
+        app.add_next(app.rerun(add=() if seeded else ("--seed", str(result.seed))))
         if push if push is not None else config.cluster.push:
             changed = sorted(n for n, o in result.outcomes.items() if o.changed)
             hosts = sorted(config.hosts())
-            app.note(f"with the push: {', '.join(f'{n}.ring.gz' for n in changed)} would go to "
-                     f"{len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
+            app.remark(f"with the push: {', '.join(f'{n}.ring.gz' for n in changed)} would go "
+                       f"to {len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
     app.emit({**hooks.json(result), **(extra_json or {})})
     return result.exit_code
 
 
-def after_write(app, config, push: bool | None, what: str) -> None:
+def _next_rebalance(app, outcomes) -> None:
+    """next[]: the rebalance that is due, not before the min_part_hours gate opens."""
+    import time
+
+    gates = [o.after.min_part_seconds_left for o in outcomes.values()
+             if o.changed and (o.needs_more() or (o.removed_devs and o.gate_seconds_left))]
+    if gates:
+        app.add_next(app.cmd("rebalance"), time.time() + max(gates) if max(gates) else None)
+
+
+def after_write(app, config, push: bool | None, what: str, change_id: int | None = None) -> None:
     """Say what was written, then push (--push or [cluster].push) or say how to."""
-    app.note(f"written: {what}; `ringmgr history` shows it, `ringmgr rollback` undoes it")
+    app.remark(f"written: {what}; `ringmgr history` shows it, `ringmgr rollback` undoes it")
     if push if push is not None else config.cluster.push:
-        _push_after(app, config)
+        _push_after(app, config, change_id)
     else:
-        app.note("push the rings to the nodes with `ringmgr push`")
+        app.remark("push the rings to the nodes with `ringmgr push`")
+        app.add_next(app.cmd("push"))
 
 
-def _push_after(app, config):
-    """Push after a written change (--push or [cluster].push)."""
+def _push_after(app, config, change_id: int | None = None):
+    """Push after a written change (--push or [cluster].push), and record the push in
+    the history."""
+    from ringmgr.cli.history import record_push
     from ringmgr.errors import StepFailed
     from ringmgr.ops.push import push_rings
 
     app.note("pushing the rings to every node and proxy ...")
     report = push_rings(config)
+    record_push(config, report, change_id)
     app.out(report.render_table())
+    app.emit({"push": report.to_json()})
     if not report.ok:
         raise StepFailed(f"the rings were written, but the push failed on "
                          f"{', '.join(report.failed)}; fix them and run "
-                         f"`{report.retry_command()}`")
+                         f"`{report.retry_command()}`", next=[app.cmd(report.retry_command())])
 
 
 def _node_dev(spec: str):
@@ -137,6 +162,12 @@ def register(group: click.Group) -> None:
         data = ring_status(app.config)
         app.out(render_status(data))
         app.emit(data)
+        if data["exit_code"]:
+            app.reason = "check_failed"
+            if data.get("pending_change"):
+                app.add_next(app.cmd("resume"))
+            if any(p.endswith(("missing", "stale", "corrupt")) for p in data["problems"]):
+                app.add_next(app.cmd("write-rings"))
         return data["exit_code"]
 
     @group.command("remove-node")
@@ -219,45 +250,8 @@ def register(group: click.Group) -> None:
                   argv=App.current().argv, dry_run=dry_run)
         app.written = data["written"]
         app.emit(data)
+        app.add_next(app.rerun() if dry_run else app.cmd("push"))
         return 0
-
-    @group.command("history")
-    @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
-                  help="show the latest N changes")
-    @click.option("--replay", is_flag=True,
-                  help="show, per ring, the swift-ring-builder commands that reproduce each "
-                       "change from its pre-change backup")
-    @click.option("--repair", is_flag=True,
-                  help="set damaged history lines aside (into .ringmgr/set-aside/) so that "
-                       "rollback and new changes work again")
-    @json_option
-    def history(limit, replay, repair):
-        """What changed when: id, time, user, command, seed, per ring version and md5."""
-        from ringmgr.rings.history import render_history
-        from ringmgr.rings.store import RingStore
-
-        app = App.current()
-        store = RingStore.from_config(app.config)
-        if repair:
-            with store.lock():
-                gone = store.repair_history()
-            msg = (f"set aside {len(gone)} damaged line(s) of {store.history_path} into "
-                   f"{store.state_dir / 'set-aside'}: "
-                   + ", ".join(f"line {n} ({why})" for n, why in gone)
-                   if gone else f"{store.history_path} has no damaged lines")
-            app.out(msg)
-            app.written = bool(gone)
-            app.emit({"written": bool(gone), "set_aside": [
-                {"line": n, "reason": why} for n, why in gone]})
-            return 0
-        records, damage = store.read_history()
-        entries = records[-limit:]
-        app.out(render_history(entries, str(store.dir), replay=replay))
-        if damage:
-            app.note(f"warning: {store.damage_message(damage)}")
-        app.emit({"history": entries,
-                  "damaged_lines": [{"line": n, "reason": why} for n, why in damage]})
-        return 1 if damage else 0
 
     @group.command("rollback")
     @click.option("--to", "to_id", type=int, default=None,
@@ -277,6 +271,7 @@ def register(group: click.Group) -> None:
                   argv=App.current().argv)
         app.written = data["written"]
         app.emit(data)
+        app.add_next(app.rerun() if dry_run else app.cmd("push"))
         return 0
 
     @group.command("resume")
@@ -310,6 +305,11 @@ def register(group: click.Group) -> None:
         for key, op in shown.items():
             app.out(f"in progress: {key} (started {op['created']}, next step: "
                     f"{op['next'] or '?'}); continue it with: {op['command']}")
+        for op in shown.values():
+            if op["command"].startswith("ringmgr ") and "`" not in op["command"]:
+                app.add_next(app.cmd(op["command"]))
+        if msg is None and not shown:
+            app.reason = "nothing_to_do"
         app.emit({"written": msg is not None, "message": msg or "nothing to do",
                   "operations": shown})
         return 0

@@ -126,6 +126,7 @@ def register(group: click.Group) -> None:
                                   worst=worst, note=app.note, quorum=quorum)
         app.out(render_ok_to_stop(result, [node]).rstrip("\n"))
         app.emit(result)
+        app.reason = None if result["ok"] else "risk"
         return EXIT_OK if result["ok"] else EXIT_WARNING
 
     @group.command("failure-impact")

@@ -310,7 +310,7 @@ class PushReport:
             "seconds": round(self.seconds, 3),
             "rings": {n: {"md5": r.md5, "version": r.version, "size": r.size}
                       for n, r in sorted(self.rings.items())},
-            "hosts": [r.to_json() for r in self.results],
+            "hosts": {r.node: r.to_json() for r in self.results},
             "failed": self.failed,
             "retry": self.retry_command(),
         }

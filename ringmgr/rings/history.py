@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timezone
 
-from ringmgr.errors import BuilderError, NotYet, UsageError
+from ringmgr.errors import BuilderError, NothingToDo, UsageError
 from ringmgr.rings.files import read_regular
 from ringmgr.rings.replay import render_replay
 from ringmgr.rings.store import RingStore, builder_from_bytes
@@ -158,7 +158,7 @@ def write_rings(config, *, confirm, show, argv, dry_run: bool = False) -> dict:
         checks = {n: store.ring_check(n, b) for n, b in builders.items() if b._replica2part2dev}
         todo = {n: builders[n] for n, c in checks.items() if not c.current}
         if not todo:
-            raise NotYet("every ring.gz is up to date: nothing to write")
+            raise NothingToDo("every ring.gz is up to date: nothing to write")
         for n, b in todo.items():
             c = checks[n]
             show(f"  {n}.ring.gz is {c.state} ({c.detail}): write it from {n}.builder "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["ring_report", "render_text", "replica_rows", "parts_per_device",
+__all__ = ["ring_report", "render_text", "render_brief", "replica_rows", "parts_per_device",
            "count_moves", "failure_domain_risk", "total_assignments"]
 
 
@@ -385,3 +385,20 @@ def render_text(reports: dict[str, dict], *, top: int = 10) -> str:
             lines.append(f"    ... {len(changed) - top} more devices changed")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_brief(reports: dict[str, dict]) -> str:
+    """One line per ring (``--brief``): moves, balance, dispersion, devices touched."""
+    lines = []
+    for ring, r in reports.items():
+        devs = r.get("devices", [])
+        counts = {s: sum(1 for d in devs if d["status"] == s)
+                  for s in ("added", "removed")}
+        counts["re-weighted"] = sum(1 for d in devs if d["status"] == "changed"
+                                    and d["weight_before"] != d["weight_after"])
+        touched = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no device changed"
+        lines.append(f"{ring}: {r['parts_moved']} replica moves ({r['parts_moved_pct']:.2f}%), "
+                     f"balance {_fmt_pct(r.get('balance_before'))} -> "
+                     f"{_fmt_pct(r.get('balance_after'))}, dispersion "
+                     f"{_fmt_pct(r.get('dispersion_after'))}, {touched}")
+    return "\n".join(lines) + "\n"

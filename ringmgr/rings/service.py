@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -87,17 +88,20 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
                                 validate=(not dry_run) if validate is None else validate)
         blocked = {n: o for n, o in outcomes.items() if o.blocked}
         if blocked:
-            raise NotYet(_blocked_message(blocked))
+            raise NotYet(_blocked_message(blocked), not_before=time.time() + max(
+                o.gate_seconds_left for o in blocked.values()))
         changed = {n: o for n, o in outcomes.items() if o.changed}
         result = ChangeResult(False, EXIT_OK, reports_for(config, outcomes, used_bytes),
                               seed=seed, outcomes=outcomes, changes=changes)
         refused = {n: o.refusal for n, o in outcomes.items() if o.refusal}
         if not changed:
             if refused:
+                gated = any("min_part_hours" in why for why in refused.values())
                 raise NotYet("nothing was written:\n" + "\n".join(
-                    f"  {n}: {why}" for n, why in refused.items()))
+                    f"  {n}: {why}" for n, why in refused.items()),
+                    reason="gate_closed" if gated else "nothing_to_do")
             raise NotYet("nothing to do: no ring needs a rebalance now "
-                         "(no partition could be reassigned usefully)")
+                         "(no partition could be reassigned usefully)", reason="nothing_to_do")
         show(render_text(result.reports))
         result.messages = _followups(outcomes) + [f"{n}: not saved: {why}"
                                                   for n, why in refused.items()]

@@ -48,6 +48,7 @@ TXN_DIR = "txn"
 JOURNAL = "journal.json"
 HISTORY = "history.jsonl"
 SET_ASIDE = "set-aside"
+PUSHES = "pushes.jsonl"
 
 
 def pending_change(builder_dir) -> dict | None:
@@ -298,6 +299,18 @@ class RingStore:
     def repair_history(self):
         return self.log.repair()
 
+    def pushes(self) -> list[dict]:
+        """Push records (``record_push``), oldest first."""
+        self.require_dir()
+        return _read_jsonl(self.state_dir / PUSHES)
+
+    def record_push(self, record: dict) -> None:
+        """Append one push record (where the rings went, per host), next to the history:
+        ``{"change_id", "time", "user", "ok", "rings": {name: md5}, "hosts": {...}}``."""
+        self.state_dir.mkdir(exist_ok=True)
+        record = {"time": self.clock(), "user": txn.user_name(), **record}
+        _append_line(self.state_dir / PUSHES, json.dumps(record, sort_keys=True))
+
     def next_id(self) -> int:
         return self.log.next_id()
 
@@ -306,6 +319,31 @@ def _lstat(path: Path):
         return os.lstat(path)
     except FileNotFoundError:
         return None
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # a torn line from a killed append
+    return out
+
+
+def _append_line(path: Path, line: str) -> None:
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = "\n" + line
+        f.write((line + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _ring_order(name: str):

@@ -37,6 +37,7 @@ class PartlyInstalled(RingmgrError):
     """A committed change could not be installed completely (exit 2, but written)."""
 
     written = True
+    reason = "partly_installed"
 
 
 def recover(store, *, discard: bool = False, force: bool = False) -> str | None:
