@@ -299,14 +299,14 @@ def test_errors_before_the_window_do_not_count(failing):
     time.sleep(0.2)  # the shutdown's lines are now older than "now"
     since = datetime.fromtimestamp(time.time(), timezone.utc).isoformat()
     code, out, stdout = ringmgr(e, "drive-audit", "s01", "--since", since, "--json")
-    node = json.loads(stdout)["nodes"][0]
+    node = next(iter(json.loads(stdout)["nodes"].values()))
     assert [d for d in node["devices"] if d["device"] == e.dev] == [], out
     (old,) = [d for d in node["ignored"] if d["device"] == e.dev]
     assert old["ignored_before_window"] >= 1 and old["ignored_older_than_filesystem"] == 0
     assert node["window"]["from"] == "--since" and node["window"]["given"] == since
     code, out, stdout = ringmgr(e, "drive-audit", "s01", "--since", "1h", "--json")
     assert code == 1
-    (dev,) = [d for d in json.loads(stdout)["nodes"][0]["devices"] if d["device"] == e.dev]
+    (dev,) = [d for d in next(iter(json.loads(stdout)["nodes"].values()))["devices"] if d["device"] == e.dev]
     assert dev["errors"] >= 1
 
 
@@ -320,7 +320,7 @@ def test_the_default_window_comes_from_the_config(failing):
     code, out, stdout = ringmgr(e, "drive-audit", "s01", "--json")
     report = json.loads(stdout)
     assert report["window"]["from"] == "[drive_audit].since" and report["window"]["given"] == "1s"
-    assert [d for d in report["nodes"][0]["devices"] if d["device"] == e.dev] == []
+    assert [d for d in next(iter(report["nodes"].values()))["devices"] if d["device"] == e.dev] == []
     code, out, _ = ringmgr(e, "drive-audit", "s01", "--since", "1h")
     assert code == 1 and f"{e.dev} ({os.path.basename(e.old.dev)}): " in out
 

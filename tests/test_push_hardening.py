@@ -105,7 +105,7 @@ def test_owner_planting_a_fifo_and_symlinks_cannot_touch_anything_outside_swift_
 
     assert {v: snapshot(v) for v in victims} == before          # nothing outside changed
     assert r.exit_code == 2, r.output
-    rep = json.loads(r.stdout)["hosts"][0]
+    rep = next(iter(json.loads(r.stdout)["hosts"].values()))
     assert set(rep["refused"]) == {"account.ring.gz", "container.ring.gz"}
     assert "not a regular file (a FIFO" in rep["refused"]["account.ring.gz"]
     assert f"owner {user.name}" in rep["refused"]["account.ring.gz"]
@@ -146,7 +146,7 @@ def test_swift_dir_writable_by_someone_else_is_refused(sshd_hosts_factory, unix_
     config = hosts.write_config(tmp_path / "ringmgr.toml", admin)
     r = run(config, "--json", "push")
     assert r.exit_code == 2, r.output
-    hosts_out = {x["node"]: x for x in json.loads(r.stdout)["hosts"]}
+    hosts_out = json.loads(r.stdout)["hosts"]
     err = hosts_out["h01"]["error"]
     assert f"swift_dir {h.swift_dir}" in err and "nothing was changed" in err
     if how == "world-writable":

@@ -157,6 +157,7 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
             msg = (f"{node.name} is already {what} ({change_text(entry)}): nothing to do; "
                    f"`ringmgr rejoin-node {node.name}` brings it back")
             app.out(msg)
+            app.reason = "nothing_to_do"
             app.emit({"written": False, "rings": {}, "steps": [], "message": msg,
                       "already_removed": {"change_id": entry.get("id"),
                                           "time": entry.get("time"),
