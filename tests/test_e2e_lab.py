@@ -108,13 +108,15 @@ def test_drain_node_step_by_step_keeps_the_data(lab_cluster):
     assert len(steps) >= 2
     for _ in range(len(steps) + 2):
         r = ringmgr(lab, "--json", "drain-node", "s04", "--max-move", "15", "--yes", "--push")
-        if r.returncode == 0 and json.loads(r.stdout).get("already_removed"):
-            assert "already drained and removed (change #" in r.stderr
+        report = json.loads(r.stdout)
+        if r.returncode == 0 and report.get("already_removed"):
+            assert "already drained and removed (change #" in report["message"]
+            assert report["reason"] == "nothing_to_do"
             break  # drained and removed: nothing left to do
         pushed_and_replicated(lab, r)
-        note = [ln for ln in r.stderr.splitlines() if ln.startswith("next step")]
-        if note:  # pushed already: no advice to push
-            assert "the rings are pushed" in note[0] and "push the rings" not in note[0]
+        if report["reason"] == "replication_pending":  # pushed already: next is the step
+            assert len(report["next"]) == 1, report["next"]
+            assert "drain-node s04 --max-move 15" in report["next"][0]["command"]
     else:
         pytest.fail("the drain did not finish")
     hist = json.loads(ringmgr(lab, "--json", "history").stdout)["history"]
