@@ -347,8 +347,9 @@ def test_resume_does_not_overwrite_an_edit_made_while_pending(cluster):
     r = ringmgr(cluster, "remove-node", "s03", "--yes", "--seed", "3", fault="txn:committed")
     assert r.returncode == -signal.SIGKILL
     obj = cluster.builder_dir / "object.builder"
-    safe = cluster.root / "swift-ring-builder-safe"
-    safe.symlink_to(shutil.which("swift-ring-builder"))
+    from tests.helpers.ringfactory import swift_ring_builder_safe
+
+    safe = swift_ring_builder_safe(cluster.root)
     e = subprocess.run([str(safe), str(obj), "set_weight", "d0", "55", "--yes"],
                        capture_output=True, text=True)
     assert e.returncode == 0, e.stdout

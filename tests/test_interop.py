@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from swift.common.ring import Ring, RingBuilder
 
 from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, lock_held, make_cluster
+from tests.helpers.ringfactory import checksums, lock_held, make_cluster, swift_ring_builder_safe
 
 SRB = shutil.which("swift-ring-builder")
 pytestmark = pytest.mark.skipif(SRB is None, reason="swift-ring-builder not installed")
@@ -26,11 +26,8 @@ def run(cluster, *args):
 
 def srb(*args, cwd=None, name="swift-ring-builder"):
     exe = SRB
-    if name != "swift-ring-builder":
-        link = Path(cwd) / name
-        if not link.exists():
-            link.symlink_to(SRB)
-        exe = str(link)
+    if name == "swift-ring-builder-safe":
+        exe = str(swift_ring_builder_safe(Path(cwd)))
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd)
 
 

@@ -170,8 +170,21 @@ def test_read_only_swift_dir_fails_that_node_only(env):
         assert "not writable" in r.output and "h02" in r.output
         assert tree(d) == old
     finally:
-        subprocess.run(["umount", d], check=True)
+        umount_when_free(d)
     assert tree(env.node("h01")) == env.admin_md5()
+
+
+def umount_when_free(d: str, seconds: float = 10) -> None:
+    """umount ``d``, retrying while it is busy (the node-side process of a failed push may
+    still be exiting on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        r = subprocess.run(["umount", d], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"umount {d}: {r.stderr.strip()}")
+        time.sleep(0.2)
 
 
 def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):

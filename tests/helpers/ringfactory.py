@@ -98,3 +98,19 @@ def lock_held(directory: Path, *, by: str = "swift"):
     finally:
         holder.kill()
         holder.wait()
+
+
+def swift_ring_builder_safe(directory: Path) -> Path:
+    """An executable ``swift-ring-builder-safe`` in ``directory``: swift's own CLI, run
+    by this interpreter under a name ending in ``-safe`` (so it takes the builder
+    directory's lock, as the PyPI package's missing -safe script would).  A script, not
+    a symlink: a symlink to a pyenv shim would look for a command of the link's name."""
+    import sys
+
+    path = Path(directory) / "swift-ring-builder-safe"
+    if not path.exists():
+        path.write_text(f"#!{sys.executable}\nimport sys\n"
+                        "from swift.cli.ringbuilder import error_handling_main\n"
+                        "sys.exit(error_handling_main())\n")
+        path.chmod(0o755)
+    return path
