@@ -37,9 +37,13 @@ class Outcome:
     rebalanced: bool = True     # False: the marks or edits were saved without a rebalance
     note: str | None = None     # why the rebalance after the marks was not saved
     edited: tuple = ()          # device ids whose ip/port/... changed in place (set_info)
+    layout_dispersion: float | None = None  # not rebalanced: the dispersion of the new
+                                            # layout (the builder keeps its old figure)
 
     @property
     def dispersion(self) -> float:
+        if self.layout_dispersion is not None:
+            return self.layout_dispersion
         return self.after.dispersion or 0.0
 
     def needs_more(self) -> bool:
@@ -274,8 +278,14 @@ def simulate_ring(name: str, builder, change: RingChange, seed: int,
                                        devs_changed, last_balance, balance,
                                        last_dispersion, gate)
     if note is not None:
+        if parts:  # the layout swift keeps is the marked one, not the rebalanced one
+            layout = copy.deepcopy(marked)
+            layout._build_dispersion_graph()
+        else:
+            layout = after
         return Outcome(name, builder, marked, 0, _balance_of(marked), removed_defs, gate,
-                       True, False, rebalanced=False, note=note, edited=edited)
+                       True, False, rebalanced=False, note=note, edited=edited,
+                       layout_dispersion=layout.dispersion or 0.0)
     return Outcome(name, builder, after, parts, balance, removed_defs, gate, changed,
                    blocked, refusal, edited=edited)
 

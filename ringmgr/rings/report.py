@@ -184,7 +184,8 @@ def _device_rows(before, after, nodes_by_ip, edited=()) -> list[dict]:
                       if db is not None and da is not None else {})
             rows.append({
                 "id": dev_id,
-                "node": nodes_by_ip.get(dev["ip"], dev["ip"]),
+                "node": nodes_by_ip.get(dev["ip"]) or (nodes_by_ip.get(db["ip"]) if db
+                                                       else None) or dev["ip"],
                 "ip": dev["ip"],
                 "port": dev["port"],
                 "device": dev["device"],

@@ -61,6 +61,8 @@ def reports_for(config, outcomes: dict[str, Outcome], used_bytes: dict | None = 
                         edited=o.edited)
         if not o.rebalanced:
             r["rebalanced"] = False
+        if o.layout_dispersion is not None:
+            r["dispersion_after"] = round(float(o.layout_dispersion), 4)
         if o.note:
             r["note"] = f"the rebalance after this change was not saved ({o.note}); the " \
                         f"change itself is saved and the ring written"
