@@ -187,15 +187,15 @@ def _node(out, ip, per_ring, rings, ports, rep_ports) -> None:
     out.section(f"nodes.{name}.devices")
     _devices(out, base)
     for ring in rings:
-        if ring_ports.get(ring) or specs[ring] != base:
+        if ring_ports.get(ring):
             out.blank()
             out.section(f"nodes.{name}.rings.{ring}")
-            for k, v in (ring_ports.get(ring) or {}).items():
+            for k, v in ring_ports[ring].items():
                 out.key(k, v)
-            if specs[ring] != base:
-                out.blank()
-                out.section(f"nodes.{name}.rings.{ring}.devices")
-                _devices(out, specs[ring])
+        if specs[ring] != base:
+            out.blank()
+            out.section(f"nodes.{name}.rings.{ring}.devices")
+            _devices(out, specs[ring])
 
 
 def _device_spec(d, node, ring_port, own, default_rp) -> tuple:
