@@ -542,3 +542,22 @@ def test_set_info_refuses_what_swift_refuses(cluster):
     p = srb(copy, "set_info", "--ip", IP["s01"], "--port", "6200", "--device", "sdb",
             "--change-port", "6300", "--yes")
     assert p.returncode == 2 and "Device 12 already uses 127.0.9.1:6300/sdb" in p.stdout
+
+
+def test_add_node_takes_every_device_field_from_the_config(cluster):
+    text = cluster.config.read_text().replace(
+        "[nodes.s07]", '[nodes.s07]\nmeta = "rack 7"\nreplication_ip = "127.0.10.7"\n'
+        'rings.object.port = 6300\n', 1).replace(
+        'sdc = 100.0 }\n\n', 'sdc = { weight = 50.0, zone = 4, replication_port = 6310 } }\n\n')
+    cluster.config.write_text(text)
+    r = run(cluster, "add-node", "s07", "--yes")
+    assert r.exit_code in (0, 1), r.output
+    b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
+    got = {d["device"]: {k: d[k] for k in ("port", "replication_ip", "replication_port",
+                                           "zone", "weight", "meta")}
+           for d in b.devs if d["ip"] == IP["s07"]}
+    assert got == {
+        "sdb": {"port": 6300, "replication_ip": "127.0.10.7", "replication_port": 6300,
+                "zone": 1, "weight": 100.0, "meta": "rack 7"},
+        "sdc": {"port": 6300, "replication_ip": "127.0.10.7", "replication_port": 6310,
+                "zone": 4, "weight": 50.0, "meta": "rack 7"}}
