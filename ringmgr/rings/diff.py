@@ -59,14 +59,16 @@ def compare_devices(a, b, nodes_by_ip) -> dict:
     return {"added": added, "removed": removed, "changed": changed}
 
 
-def _labels(devs_a, devs_b, key):
-    """Device id -> label index, per side, over one label space (-1: no device)."""
+def _labels(devs_a, devs_b, key, size: int):
+    """Device id -> label index, per side, over one label space; -1 for an id with no
+    device (removed, or the unassigned marker): arrays of ``size`` so that a replica
+    row indexes them directly."""
     import numpy as np
 
     index: dict = {}
     out = []
     for devs in (devs_a, devs_b):
-        lab = np.full(len(devs) + 1, -1, dtype=np.int32)  # +1: room for an empty ring
+        lab = np.full(size, -1, dtype=np.int32)
         for d in devs:
             if d is not None:
                 lab[d["id"]] = index.setdefault(key(d), len(index))
@@ -94,34 +96,35 @@ def compare_moves(a, b, nodes_by_ip) -> dict:
         return {"comparable": False, "assignments": total, "moved": None, "moved_pct": None,
                 "why": f"part power {a.part_power} -> {b.part_power}: partitions are "
                        f"numbered differently"}
-    ids_a, ids_b, _ = _labels(a.devs, b.devs, lambda d: d["id"])
-    moved_rows = []
+    # a label array indexed by any id a row can hold (the unassigned marker included)
+    size = max([len(a.devs), len(b.devs)] + [int(r.max()) + 1 for r in ra + rb if len(r)])
+    nrows = max(len(ra), len(rb))
+    empty = np.empty(0, dtype=np.uint32)
+    pairs = []
     moved_total = 0
-    for r in range(max(len(ra), len(rb))):
-        xa = _mapped(ids_a, ra[r]) if r < len(ra) else np.empty(0, dtype=np.int32)
-        xb = _mapped(ids_b, rb[r]) if r < len(rb) else np.empty(0, dtype=np.int32)
+    for r in range(nrows):
+        xa = ra[r] if r < len(ra) else empty
+        xb = rb[r] if r < len(rb) else empty
         m = min(len(xa), len(xb))
-        moved = (ra[r][:m] != rb[r][:m]) if m else np.zeros(0, dtype=bool)
-        moved_total += int(moved.sum()) + (len(xa) - m) + (len(xb) - m)
-        moved_rows.append((r, m, moved))
+        moved = xa[:m] != xb[:m]
+        moved_total += int(np.count_nonzero(moved)) + (len(xa) - m) + (len(xb) - m)
+        pairs.append((xa, xb, m, moved))
     out = {"comparable": True, "assignments": total, "moved": moved_total,
            "moved_pct": round(100.0 * moved_total / total, 4) if total else 0.0}
     levels = {"device": lambda d: d["id"], "node": lambda d: d["ip"],
               "zone": lambda d: (d["region"], d["zone"]), "region": lambda d: d["region"]}
     for level, key in levels.items():
-        la, lb, index = _labels(a.devs, b.devs, key)
+        la, lb, index = _labels(a.devs, b.devs, key, size)
         n = len(index) + 1
         before, after, gained, lost = (np.zeros(n, dtype=np.int64) for _ in range(4))
-        for r, m, moved in moved_rows:
-            xa = _mapped(la, ra[r]) if r < len(ra) else np.empty(0, dtype=np.int32)
-            xb = _mapped(lb, rb[r]) if r < len(rb) else np.empty(0, dtype=np.int32)
-            before += np.bincount(xa + 1, minlength=n)[:n]
-            after += np.bincount(xb + 1, minlength=n)[:n]
-            across = moved & (xa[:m] != xb[:m])
-            lost += np.bincount(np.concatenate([xa[:m][across], xa[m:]]) + 1,
-                                minlength=n)[:n]
-            gained += np.bincount(np.concatenate([xb[:m][across], xb[m:]]) + 1,
-                                  minlength=n)[:n]
+        for xa, xb, m, moved in pairs:
+            ya, yb = la[xa] + 1, lb[xb] + 1   # 0: no device
+            before += np.bincount(ya, minlength=n)
+            after += np.bincount(yb, minlength=n)
+            across = moved & (ya[:m] != yb[:m])
+            lost += np.bincount(ya[:m][across], minlength=n) + np.bincount(ya[m:], minlength=n)
+            gained += np.bincount(yb[:m][across], minlength=n) + \
+                np.bincount(yb[m:], minlength=n)
         names = {v: k for k, v in index.items()}
         rows = []
         for i in range(n - 1):
@@ -135,17 +138,6 @@ def compare_moves(a, b, nodes_by_ip) -> dict:
                                                                   x["parts_before"])),
                                  str(x)))
         out[f"{level}s"] = rows
-    return out
-
-
-def _mapped(labels, row):
-    """Labels of one replica row's devices (-1 where no device: an unassigned slot)."""
-    import numpy as np
-
-    ids = row.astype(np.int64, copy=False)
-    ok = ids < len(labels) - 1
-    out = np.full(len(ids), -1, dtype=np.int32)
-    out[ok] = labels[ids[ok]]
     return out
 
 
