@@ -84,7 +84,8 @@ def target_state(store: RingStore, to_id: int | None) -> tuple[dict, str]:
             if ring not in backups:
                 if "backup_builder" not in r:
                     raise BuilderError(f"change #{e['id']} kept no backup of {ring}.builder "
-                                       f"(the ring did not exist before it)")
+                                       f"(the ring did not exist before it, and ringmgr "
+                                       f"does not delete builders)")
                 backups[ring] = (r["backup_builder"], r.get("builder_md5_before"))
     return backups, what
 
