@@ -357,6 +357,8 @@ def test_set_info_writes_the_ring_swift_would_call_obsolete(cluster):
             {"127.0.9.92"}
     st = json.loads(run(cluster, "--json", "status").stdout)
     assert all(st["rings"][r]["ring_gz"] == "up to date" for r in RINGS)
+    assert "object: device id 2 ip -> '127.0.9.92'" in run(cluster, "history", "show",
+                                                            "1").output
     assert run(cluster, "rollback", "--yes").exit_code == 0
     for ring in RINGS:
         b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
