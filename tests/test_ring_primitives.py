@@ -337,6 +337,12 @@ def test_dry_run_writes_nothing_and_the_real_run_is_what_it_showed(cluster):
     for ring in RINGS:
         assert dry["rings"][ring]["devices"] == real["rings"][ring]["devices"]
     assert any("nodes.s02.zone is still 2" in w for w in real["warnings"])
+    # the zone is saved without a rebalance (nothing could move): status shows the
+    # dispersion of the new layout, not the figure the builder kept from before
+    assert real["rings"]["object"].get("rebalanced") is False
+    st = json.loads(run(cluster, "--json", "status").stdout)
+    layout = real["rings"]["object"]["dispersion_after"]
+    assert layout > 0 and st["rings"]["object"]["dispersion"] == pytest.approx(layout, abs=0.01)
     assert any(n["command"].endswith(" push") for n in real["next"])
 
 
@@ -363,6 +369,21 @@ def test_set_info_writes_the_ring_swift_would_call_obsolete(cluster):
     for ring in RINGS:
         b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
         assert b.devs[2]["ip"] == "127.0.9.2" and b.version == versions[ring] + 1
+
+
+def test_ring_changes_round_trip_through_json():
+    from ringmgr.rings.changes import ChangeSet, RingChange
+
+    full = RingChange(removes=[1], weights={2: 5.0}, adds=[{"device": "sdx"}], force=True,
+                      zones={3: 2}, regions={4: 3}, info={5: {"ip": "1.2.3.4", "meta": ""}},
+                      overload=0.25, replicas=2.5, min_part_hours=12)
+    cs = ChangeSet("all", {"object": full}, {"create": {"object": {"part_power": 6}}})
+    again = ChangeSet.from_json(json.loads(json.dumps(cs.to_json())))
+    assert again == cs
+    old = RingChange.from_json({"remove": [1], "set_weight": {"2": 5.0}, "add": []})
+    assert old == RingChange(removes=[1], weights={2: 5.0}) and old.needs_rebalance
+    assert RingChange(info={1: {"meta": "x"}}).needs_rebalance is False
+    assert RingChange().empty and RingChange().needs_rebalance
 
 
 def test_again_is_nothing_to_do(cluster):

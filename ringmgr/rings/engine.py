@@ -182,8 +182,11 @@ def swift_seed(seed):
 
 def dispersion_of(builder) -> float | None:
     """The builder's dispersion; computed on a copy for builders saved without one
-    (older swift), where ``builder.dispersion`` is None and would read as 0."""
-    if builder.dispersion is not None or not builder._replica2part2dev:
+    (older swift), where ``builder.dispersion`` is None and would read as 0, and for
+    builders whose devices changed since their last rebalance (a zone saved without a
+    rebalance, as swift-ring-builder set_zone does): the stored figure is then stale."""
+    if not builder._replica2part2dev or (builder.dispersion is not None
+                                         and not builder.devs_changed):
         return builder.dispersion
     b = copy.deepcopy(builder)
     b._build_dispersion_graph()
