@@ -9,12 +9,12 @@ The outcome's builders are what a real change writes, byte for byte.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 from ringmgr.errors import UsageError
 from ringmgr.rings.changes import ChangeSet, RingChange  # noqa: F401  (re-exported)
 from ringmgr.rings.files import device_name_problem
+from ringmgr.rings.gate import clock_text, gate_text  # noqa: F401  (re-exported)
 from ringmgr.rings.weights import check_weight, typo_message, typo_problem
 
 # Balance above this (and above the overload) makes swift-ring-builder say "push this
@@ -340,30 +340,6 @@ def simulate(builders: dict, changes: ChangeSet, seed: int,
         out[name] = simulate_ring(name, builders[name], change, seed, pretend_gate_open,
                                   validate)
     return out
-
-
-def gate_text(seconds: int) -> str:
-    """'2 h 13 min' style, for min_part_hours messages."""
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m = math.ceil(rem / 60) if h == 0 else rem // 60
-    if h and m:
-        return f"{h} h {m} min"
-    if h:
-        return f"{h} h"
-    return f"{max(m, 1)} min"
-
-
-def clock_text(seconds: int, now: float | None = None) -> str:
-    """The UTC clock time ``seconds`` from ``now`` (default: now): '14:10 UTC', with the
-    date in front when that is not today."""
-    import time as _time
-    from datetime import datetime, timezone
-
-    now = _time.time() if now is None else now
-    at = datetime.fromtimestamp(now + int(seconds), timezone.utc)
-    today = datetime.fromtimestamp(now, timezone.utc).date()
-    return at.strftime("%H:%M UTC" if at.date() == today else "%Y-%m-%d %H:%M UTC")
 
 
 def plan_rejoin(builders: dict, node, history: list[dict], *, config_weights: bool = False,
