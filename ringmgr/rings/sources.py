@@ -209,7 +209,10 @@ def resolve(arg: str, config_loader) -> Source:
         if os.path.isdir(arg):
             raise UsageError(f"{arg} is a directory: give a builder, ring file, backup, plan "
                              f"or change id")
-        data_head = open(arg, "rb").read(200) if os.path.isfile(arg) else b""
+        data_head = b""
+        if os.path.isfile(arg) and not os.path.islink(arg):
+            with open(arg, "rb") as f:
+                data_head = f.read(200)
         key_dir = None
         if data_head.lstrip()[:1] == b"{" and b'"ringmgr-plan"' in data_head:
             key_dir = _store(config_loader).state_dir
