@@ -40,6 +40,7 @@ _BOOL = "boolean"
 _PATH = "path"
 _STRLIST = "list of strings"
 _WEIGHTS = "table of device = weight"
+_DEVICES = "table of device = weight (or {weight = ..., ...})"
 _STRMAP = "table of name = string"
 _INTMAP = "table of name = integer"
 _NUMMAP = "table of name = number"
@@ -56,8 +57,9 @@ _NODE_KEYS = {
     "replication_ip": _STR,
     "region": _INT,
     "zone": _INT,
-    "devices": _WEIGHTS,
-    "rings": "table of ring = {devices = ...}",
+    "meta": _STR,
+    "devices": _DEVICES,
+    "rings": "table of ring = {devices = ..., port = ..., replication_port = ...}",
     "block_devices": _STRMAP,
     "mount_root": _STR,
     "fstab": _PATH,
@@ -72,6 +74,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "builder_dir": _PATH,
         "rings": _STRLIST,
         "ports": _INTMAP,
+        "replication_ports": _INTMAP,
         "push": _BOOL,
         "swift_conf": _PATH,
         "lock_timeout": _NUM,
@@ -99,7 +102,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "restore_order": _STRLIST,
     },
 }
-SECTIONS = set(SCHEMA) | {"nodes", "proxies"}
+SECTIONS = set(SCHEMA) | {"nodes", "proxies", "rings"}
 
 # What may reach a node's commands and its fstab (see check_node_values): no whitespace,
 # quotes, "#" or shell characters, so nothing can add an fstab line or an option.
@@ -117,6 +120,7 @@ class ClusterConfig:
     builder_dir: Path
     rings: tuple[str, ...] | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    replication_ports: dict[str, int] = field(default_factory=dict)
     push: bool = False
     swift_conf: Path | None = None
     lock_timeout: float = 30.0
@@ -168,12 +172,32 @@ class Node(Host):
     mount_options: str = "noatime,nofail"
     fstab_by: str = "label"
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    meta: str = ""
+    device_attrs: dict[str, dict] = field(default_factory=dict)
+    ring_device_attrs: dict[str, dict[str, dict]] = field(default_factory=dict)
+    ring_ports: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def devices_for(self, ring: str) -> dict[str, float]:
         """Device name -> weight for ``ring``: a per-ring override, else ``devices``."""
         if ring in self.ring_devices:
             return dict(self.ring_devices[ring])
         return dict(self.devices)
+
+    def device_fields(self, ring: str, dev: str, port: int) -> dict:
+        """The swift device definition the config gives ``dev`` in ``ring`` (``port``:
+        the ring's port, ``[cluster].ports``): each field from the device's own table,
+        else the node's table for the ring, else the node, else the cluster."""
+        attrs = (self.ring_device_attrs.get(ring, {}) if ring in self.ring_devices
+                 else self.device_attrs).get(dev, {})
+        ports = self.ring_ports.get(ring, {})
+        port = attrs.get("port", ports.get("port", port))
+        return {"region": attrs.get("region", self.region), "zone": attrs.get("zone", self.zone),
+                "ip": self.ip, "port": port,
+                "replication_ip": attrs.get("replication_ip", self.replication_ip or self.ip),
+                "replication_port": attrs.get("replication_port",
+                                              ports.get("replication_port", port)),
+                "device": dev, "weight": self.devices_for(ring).get(dev),
+                "meta": attrs.get("meta", self.meta)}
 
     def block_device(self, dev: str) -> str:
         return self.block_devices.get(dev, f"/dev/{dev}")
@@ -209,6 +233,7 @@ class Config:
     openstack: OpenStackConfig
     warnings: tuple[str, ...] = ()
     drive_audit: DriveAuditConfig = field(default_factory=DriveAuditConfig)
+    ring_settings: dict = field(default_factory=dict)   # [rings.NAME]: RingSettings
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a UsageError listing the known ones otherwise."""
@@ -274,6 +299,7 @@ def parse_config(data: dict, path: Path) -> Config:
         builder_dir=v.path(c["builder_dir"]),
         rings=tuple(c["rings"]) if "rings" in c else None,
         ports=dict(c.get("ports", {})),
+        replication_ports=dict(c.get("replication_ports", {})),
         push=c.get("push", False),
         swift_conf=v.path(c["swift_conf"]) if "swift_conf" in c else None,
         lock_timeout=float(c.get("lock_timeout", 30.0)),
@@ -284,8 +310,12 @@ def parse_config(data: dict, path: Path) -> Config:
         if not is_ring_name(ring):
             v.fail("cluster.rings", f"{ring!r} is not a ring name (account, container, "
                                     f"object, object-N)")
-    for ring, port in cluster.ports.items():
-        v.port(f"cluster.ports.{ring}", port)
+    for kind in ("ports", "replication_ports"):
+        for ring, port in getattr(cluster, kind).items():
+            if not is_ring_name(ring):
+                v.fail(f"cluster.{kind}.{ring}", "not a ring name (account, container, "
+                                                 "object, object-N)")
+            v.port(f"cluster.{kind}.{ring}", port)
     if cluster.format_version is not None and cluster.format_version not in (0, 1, 2):
         v.fail("cluster.format_version", "must be 0, 1 or 2")
 
@@ -310,7 +340,7 @@ def parse_config(data: dict, path: Path) -> Config:
     nodes: dict[str, Node] = {}
     v.table("nodes", data.get("nodes", {}))
     for name, n in data.get("nodes", {}).items():
-        nodes[name] = _node(v, name, n, defaults)
+        nodes[name] = _node(v, name, n, defaults, cluster.replication_ports)
     v.port("defaults.ssh_port", defaults["ssh_port"])
     for name, n in nodes.items():
         v.port(f"nodes.{name}.ssh_port", n.ssh_port)
@@ -360,24 +390,24 @@ def parse_config(data: dict, path: Path) -> Config:
         parse_since(drive_audit.since, 0.0)
     except ValueError as e:
         v.fail("drive_audit.since", str(e))
+    from ringmgr.config_rings import parse_ring_settings
+
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
-                  openstack=openstack, drive_audit=drive_audit)
+                  openstack=openstack, drive_audit=drive_audit,
+                  ring_settings=parse_ring_settings(v, data.get("rings", {})))
 
 
-def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
+def _node(v: "_Validator", name: str, n: dict, defaults: dict,
+          replication_ports: dict | None = None) -> Node:
+    from ringmgr.config_rings import parse_device_table, parse_node_rings
+
     key = f"nodes.{name}"
     v.keys(key, n, _NODE_KEYS)
     if "ip" not in n:
         v.fail(f"{key}.ip", "required key is missing (ring devices are matched by ip)")
-    ring_devices: dict[str, dict[str, float]] = {}
-    for ring, override in n.get("rings", {}).items():
-        rkey = f"{key}.rings.{ring}"
-        v.table(rkey, override)
-        for k, val in override.items():
-            if k != "devices":
-                v.fail(f"{rkey}.{k}", "unknown key (known: devices)")
-            v.check(f"{rkey}.devices", val, _WEIGHTS)
-        ring_devices[ring] = {d: float(w) for d, w in override.get("devices", {}).items()}
+    devices, device_attrs = parse_device_table(v, f"{key}.devices", n.get("devices", {}))
+    ring_devices, ring_device_attrs, ring_ports = parse_node_rings(
+        v, f"{key}.rings", n.get("rings", {}), replication_ports or {})
     fstab_by = n.get("fstab_by", defaults["fstab_by"])
     if fstab_by not in ("label", "uuid"):
         v.fail(f"{key}.fstab_by", "must be \"label\" or \"uuid\"")
@@ -399,7 +429,7 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
         replication_ip=n.get("replication_ip"),
         region=n.get("region", 1),
         zone=n.get("zone", 1),
-        devices={d: float(w) for d, w in n.get("devices", {}).items()},
+        devices=devices,
         ring_devices=ring_devices,
         block_devices=dict(n.get("block_devices", {})),
         mount_root=n.get("mount_root", defaults["mount_root"]),
@@ -408,6 +438,10 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict) -> Node:
         mount_options=mount_options,
         fstab_by=fstab_by,
         reboot_command=tuple(n.get("reboot_command", defaults["reboot_command"])),
+        meta=n.get("meta", ""),
+        device_attrs=device_attrs,
+        ring_device_attrs=ring_device_attrs,
+        ring_ports=ring_ports,
     )
     check_node_values(v, node, lambda k: f"{key}.{k}" if k in n else f"defaults.{k}")
     return node
@@ -516,8 +550,8 @@ class _Validator:
                 if w < 0:
                     self.fail(f"{key}.{dev}", f"weight must not be negative ({w})")
             return
-        if kind.startswith("table of ring"):
-            self.table(key, value)
+        if kind.startswith(("table of ring", "table of device = weight (")):
+            self.table(key, value)  # config_rings checks the entries
             return
         if ok is not None and not ok(value):
             if kind == _NUM and isinstance(value, float):

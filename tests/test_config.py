@@ -213,3 +213,82 @@ def test_config_that_is_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="Is a directory") as e:
         load_config(tmp_path)
     assert str(tmp_path) in str(e.value)
+
+
+# -- what describes rings: [rings.NAME], device tables, a node's ring table ---------------
+
+RINGS_OK = BASE.replace('builder_dir = "rings"', 'builder_dir = "rings"\n'
+                        'replication_ports = { object = 6210 }') + """\
+meta = "rack 1"
+replication_ip = "10.1.0.1"
+rings.object.port = 6300
+rings.account.devices = { sda = { weight = 10.0, zone = 3, meta = "ssd" } }
+rings.container.replication_port = 6299
+
+[nodes.s02]
+ip = "10.0.0.2"
+zone = 2
+devices = { sdb = { weight = 1.5, port = 6400, replication_port = 6401, region = 2 } }
+
+[rings.object]
+part_power = 18
+replicas = 2.5
+min_part_hours = 24
+overload = 0.1
+
+[rings.account]
+part_power = 10
+"""
+
+
+def test_device_tables_and_ring_settings_resolve(tmp_path):
+    c = load_config(write(tmp_path, RINGS_OK))
+    s01, s02 = c.node("s01"), c.node("s02")
+    assert s01.device_fields("object", "sdb", 6200) == {
+        "region": 1, "zone": 1, "ip": "10.0.0.1", "port": 6300, "replication_ip": "10.1.0.1",
+        "replication_port": 6210, "device": "sdb", "weight": 4000.0, "meta": "rack 1"}
+    assert s01.device_fields("account", "sda", 6202) == {
+        "region": 1, "zone": 3, "ip": "10.0.0.1", "port": 6202, "replication_ip": "10.1.0.1",
+        "replication_port": 6202, "device": "sda", "weight": 10.0, "meta": "ssd"}
+    assert s01.device_fields("container", "sdb", 6201)["replication_port"] == 6299
+    assert s02.device_fields("object", "sdb", 6200) == {
+        "region": 2, "zone": 2, "ip": "10.0.0.2", "port": 6400, "replication_ip": "10.0.0.2",
+        "replication_port": 6401, "device": "sdb", "weight": 1.5, "meta": ""}
+    assert s02.devices == {"sdb": 1.5} and s01.devices_for("account") == {"sda": 10.0}
+    assert s01.devices_for("object") == {"sdb": 4000.0}  # a port alone overrides no devices
+    assert c.ring_settings["object"].replicas == 2.5
+    assert c.ring_settings["account"].replicas is None
+    assert c.cluster.replication_ports == {"object": 6210}
+
+
+@pytest.mark.parametrize("text, key", [
+    (BASE.replace("sdb = 4000.0", "sdb = { port = 6200 }"), "nodes.s01.devices.sdb.weight"),
+    (BASE.replace("sdb = 4000.0", "sdb = { weight = 1.0, colour = 1 }"),
+     "nodes.s01.devices.sdb.colour"),
+    (BASE.replace("sdb = 4000.0", "sdb = { weight = 1.0, port = 70000 }"),
+     "nodes.s01.devices.sdb.port"),
+    (BASE.replace("sdb = 4000.0", 'sdb = { weight = 1.0, zone = "two" }'),
+     "nodes.s01.devices.sdb.zone"),
+    (BASE.replace("sdb = 4000.0", 'sdb = { weight = -1.0 }'), "nodes.s01.devices.sdb.weight"),
+    (BASE.replace("sdb = 4000.0", 'sdb = { weight = 1.0, replication_ip = "" }'),
+     "nodes.s01.devices.sdb.replication_ip"),
+    (BASE + "rings.object.port = 0\n", "nodes.s01.rings.object.port"),
+    (BASE + 'rings.object.port = "6200"\n', "nodes.s01.rings.object.port"),
+    (BASE + "meta = 5\n", "nodes.s01.meta"),
+    (BASE + "\n[rings.object]\npart_power = 40\n", "rings.object.part_power"),
+    (BASE + "\n[rings.object]\nreplicas = 0.5\n", "rings.object.replicas"),
+    (BASE + "\n[rings.object]\nmin_part_hours = 256\n", "rings.object.min_part_hours"),
+    (BASE + "\n[rings.object]\noverload = -0.1\n", "rings.object.overload"),
+    (BASE + "\n[rings.object]\nzones = 3\n", "rings.object.zones"),
+    (BASE + "\n[rings.objects]\npart_power = 3\n", "rings.objects"),
+    (BASE.replace('builder_dir = "rings"', 'builder_dir = "rings"\n'
+                  'replication_ports = { object = 0 }'), "cluster.replication_ports.object"),
+    (BASE.replace('builder_dir = "rings"', 'builder_dir = "rings"\n'
+                  'ports = { objekt = 6200 }'), "cluster.ports.objekt"),
+])
+def test_bad_ring_description_names_file_and_key(tmp_path, text, key):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert str(p) in msg and f"{key}:" in msg and "\n" not in msg

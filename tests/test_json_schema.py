@@ -123,6 +123,9 @@ RING_CHANGES = [
     ("remove-node", "s03"), ("remove-device", "s01", "sdc"), ("set-weight", "s02/sdb", "50"),
     ("add-node", "s07"), ("add-node", "s07", "--max-move", "20"),
     ("drain-node", "s03", "--max-move", "20"), ("shutdown-node", "s04"),
+    ("set-info", "s01", "--meta", "rack 1"), ("set-zone", "s02", "3"),
+    ("set-region", "s02/sdb", "2"), ("set-overload", "0.1"),
+    ("set-replicas", "account", "4"), ("set-min-part-hours", "object", "3"),
 ]
 
 
@@ -190,6 +193,28 @@ def test_bad_config_and_bad_builder(cluster):
     assert "object.builder" in doc["errors"][0]
     cluster.config.write_text(cluster.config.read_text() + "\n[cluster2]\n")
     check(("status",), run(cluster, "--json", "status"), 2, "config")
+
+
+def test_read_only_ring_views(cluster, tmp_path):
+    out = tmp_path / "imported.toml"
+    check(("import",), run(cluster, "--json", "import", str(cluster.builder_dir)), 0, "ok")
+    doc = check(("import",), run(cluster, "--json", "import", str(cluster.builder_dir), "-o",
+                                 str(out)), 0, "ok")
+    assert doc["output"] == str(out) and out.read_text() == doc["config"]
+    check(("import",), run(cluster, "--json", "import", str(tmp_path)), 2, "builder_error")
+    obj = str(cluster.builder_dir / "object.builder")
+    doc = check(("diff",), run(cluster, "--json", "diff", obj, obj), 0, "ok")
+    assert doc["same"] is True
+    assert run(cluster, "remove-node", "s05", "--yes").exit_code in (0, 1)
+    doc = check(("diff",), run(cluster, "--json", "diff", "1", "object-1"), 1, "check_failed")
+    assert doc["same"] is False and doc["rings"]["object-1"]["moves"]["moved"] == 0
+    backup = next((cluster.builder_dir / "backups").glob("*.object.builder"))
+    doc = check(("diff",), run(cluster, "--json", "diff", str(backup), obj), 1, "check_failed")
+    assert doc["rings"]["object"]["devices"]["removed"]
+    check(("diff",), run(cluster, "--json", "diff", str(cluster.config), obj), 2, "usage")
+    doc = check(("dump",), run(cluster, "--json", "dump", "object"), 0, "ok")
+    assert doc["dump"].startswith("# ringmgr dump object")
+    check(("create",), run(cluster, "--json", "create", "--dry-run"), 2, "usage")
 
 
 def test_apply_and_simulate(cluster, tmp_path):

@@ -52,6 +52,28 @@ def test_forked_simulation_equals_sequential(monkeypatch):
         assert snapshot(builders[name]) == snapshot(fresh[name])
 
 
+def test_forked_simulation_carries_the_new_kinds(monkeypatch):
+    """Edits written without a rebalance, settings marks swift's save rule keeps, and
+    zone marks: the outcome's fields come back from the workers as computed in-process."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_ASSIGNMENTS", 0)
+    builders = rings()
+    one = {d["id"] for d in builders["object"].devs if d and d["ip"] == node_ip(1)}
+    cs = ChangeSet("kinds", {
+        "account": RingChange(info={0: {"ip": "127.9.9.9", "meta": "x"}}),
+        "container": RingChange(overload=0.0001),
+        "object": RingChange(zones={i: 9 for i in one}, min_part_hours=3)})
+    par = parallel.simulate_all(builders, cs, 5, workers=2)
+    seq = simulate(builders, cs, 5)
+    for name in cs.rings:
+        p, s = par[name], seq[name]
+        assert (p.rebalanced, p.note, p.edited, p.layout_dispersion, p.changed) == \
+            (s.rebalanced, s.note, s.edited, s.layout_dispersion, s.changed), name
+        assert snapshot(p.after) == snapshot(s.after)
+    assert par["account"].rebalanced is False and par["account"].edited == (0,)
+    assert par["account"].after.devs[0]["ip"] == "127.9.9.9"
+    assert par["object"].after.min_part_hours == 3
+
+
 def test_small_or_single_rings_stay_in_process():
     builders = rings()
     cs = changes(builders)

@@ -120,6 +120,15 @@ def render_change(e: dict) -> str:
         for d in c.get("add", []):
             lines.append(f"  {ring}: add {d['ip']}:{d['port']}/{d['device']} "
                          f"r{d['region']}z{d['zone']} weight {d['weight']:g}")
+        for kind in ("region", "zone"):
+            for dev_id, v in sorted(c.get(f"set_{kind}", {}).items(), key=lambda kv: int(kv[0])):
+                lines.append(f"  {ring}: device id {dev_id} {kind} -> {v}")
+        for dev_id, fields in sorted(c.get("set_info", {}).items(), key=lambda kv: int(kv[0])):
+            what = ", ".join(f"{k} -> {v!r}" for k, v in fields.items())
+            lines.append(f"  {ring}: device id {dev_id} {what}")
+        for key in ("overload", "replicas", "min_part_hours"):
+            if c.get(f"set_{key}") is not None:
+                lines.append(f"  {ring}: {key} -> {c[f'set_{key}']:g}")
     for d in e.get("removed_devices", []):
         lines.append(f"  removed from {d['ring']}: id {d['id']} {d['ip']}:{d['port']}/"
                      f"{d['device']} r{d['region']}z{d['zone']} weight {d['weight']:g}"

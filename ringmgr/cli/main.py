@@ -21,6 +21,8 @@ from ringmgr.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, RingmgrError
 
 COMMAND_MODULES = [
     "ringmgr.cli.rings",
+    "ringmgr.cli.ringset",
+    "ringmgr.cli.ringview",
     "ringmgr.cli.history",
     "ringmgr.cli.nodes",
     "ringmgr.cli.plans",

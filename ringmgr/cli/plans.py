@@ -18,7 +18,7 @@ class SimulationHooks:
     draws the chart and saves the plan.  ``saves`` tells the caller to write nothing."""
 
     def __init__(self, app, config, *, plan_out=None, chart=None, schedule=None,
-                 force=False, brief=False):
+                 force=False, brief=False, rings=None):
         from ringmgr.rings.files import check_output
 
         self.app = app
@@ -39,7 +39,8 @@ class SimulationHooks:
             from ringmgr.rings.plan import builder_md5s
             from ringmgr.rings.store import RingStore
 
-            self.base_md5 = builder_md5s(RingStore.from_config(config))  # before loading
+            # before loading; ``rings``: the rings a create makes (none exist yet)
+            self.base_md5 = builder_md5s(RingStore.from_config(config), rings)
 
     def __call__(self, result) -> None:
         if self.brief:

@@ -9,64 +9,17 @@ The outcome's builders are what a real change writes, byte for byte.
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ringmgr.errors import UsageError
+from ringmgr.rings.changes import ChangeSet, RingChange  # noqa: F401  (re-exported)
 from ringmgr.rings.files import device_name_problem
+from ringmgr.rings.gate import clock_text, gate_text  # noqa: F401  (re-exported)
 from ringmgr.rings.weights import check_weight, typo_message, typo_problem
 
 # Balance above this (and above the overload) makes swift-ring-builder say "push this
 # ring, wait min_part_hours, and rebalance again": a warning, exit 1.
 BALANCE_WARN = 5.0
-
-
-@dataclass
-class RingChange:
-    removes: list[int] = field(default_factory=list)
-    weights: dict[int, float] = field(default_factory=dict)
-    adds: list[dict] = field(default_factory=list)
-    force: bool = False  # a plain rebalance saved even if it changed almost nothing
-
-    @property
-    def empty(self) -> bool:
-        return not (self.removes or self.weights or self.adds)
-
-    @property
-    def only_removals(self) -> bool:
-        return bool(self.removes) and not (self.weights or self.adds)
-
-    def to_json(self) -> dict:
-        d = {"remove": self.removes, "set_weight": {str(k): v for k, v in self.weights.items()},
-             "add": self.adds}
-        if self.force:
-            d["force"] = True
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "RingChange":
-        return cls(removes=list(d.get("remove", [])),
-                   weights={int(k): float(v) for k, v in d.get("set_weight", {}).items()},
-                   adds=list(d.get("add", [])), force=bool(d.get("force", False)))
-
-
-@dataclass
-class ChangeSet:
-    description: str
-    rings: dict[str, RingChange]
-    info: dict = field(default_factory=dict)   # facts for the history (gradual steps)
-
-    def to_json(self) -> dict:
-        d = {"description": self.description,
-             "rings": {n: c.to_json() for n, c in self.rings.items()}}
-        if self.info:
-            d["info"] = self.info
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "ChangeSet":
-        return cls(d["description"], {n: RingChange.from_json(c) for n, c in d["rings"].items()},
-                   dict(d.get("info") or {}))
 
 
 @dataclass
@@ -81,9 +34,16 @@ class Outcome:
     changed: bool
     blocked: bool
     refusal: str | None = None  # why an unchanged ring was not saved (swift's words)
+    rebalanced: bool = True     # False: the marks or edits were saved without a rebalance
+    note: str | None = None     # why the rebalance after the marks was not saved
+    edited: tuple = ()          # device ids whose ip/port/... changed in place (set_info)
+    layout_dispersion: float | None = None  # not rebalanced: the dispersion of the new
+                                            # layout (the builder keeps its old figure)
 
     @property
     def dispersion(self) -> float:
+        if self.layout_dispersion is not None:
+            return self.layout_dispersion
         return self.after.dispersion or 0.0
 
     def needs_more(self) -> bool:
@@ -171,22 +131,30 @@ def plan_add_node(builders: dict, node, port_for, weight_factor: float = 1.0) ->
             problem = device_name_problem(dev)
             if problem:
                 raise UsageError(f"nodes.{node.name}: {problem}")
-            existing = [d for d in live_devs(b)
-                        if d["ip"] == node.ip and d["port"] == port and d["device"] == dev]
+            fields = config_device(node, name, dev, port, weight)
+            existing = [d for d in live_devs(b) if d["ip"] == node.ip and
+                        d["port"] == fields["port"] and d["device"] == dev]
             if existing:
-                raise UsageError(f"{name}: {node.name}/{dev} ({node.ip}:{port}) is already "
-                                 f"in the ring as device id {existing[0]['id']}")
-            adds.append({"region": node.region, "zone": node.zone, "ip": node.ip,
-                         "port": port, "replication_ip": node.replication_ip or node.ip,
-                         "replication_port": port, "device": dev,
-                         "weight": _config_weight(node, name, dev, weight) * weight_factor,
-                         "meta": ""})
+                raise UsageError(f"{name}: {node.name}/{dev} ({node.ip}:{fields['port']}) is "
+                                 f"already in the ring as device id {existing[0]['id']}")
+            fields["weight"] = _config_weight(node, name, dev, weight) * weight_factor
+            adds.append(fields)
         if adds:
             rings[name] = RingChange(adds=adds)
     if not rings:
         raise UsageError(f"node {node.name} has no devices in the config "
                          f"(nodes.{node.name}.devices)")
     return ChangeSet(f"add {node.name} to every ring", rings)
+
+
+def config_device(node, ring: str, dev: str, port: int, weight) -> dict:
+    """The device definition the config gives (``Node.device_fields``), or for a node
+    described without one (a scenario's inline node) its ip, zone and ``port``."""
+    if hasattr(node, "device_fields"):
+        return node.device_fields(ring, dev, port)
+    return {"region": node.region, "zone": node.zone, "ip": node.ip, "port": port,
+            "replication_ip": getattr(node, "replication_ip", None) or node.ip,
+            "replication_port": port, "device": dev, "weight": weight, "meta": ""}
 
 
 def _config_weight(node, ring: str, dev: str, weight) -> float:
@@ -214,8 +182,11 @@ def swift_seed(seed):
 
 def dispersion_of(builder) -> float | None:
     """The builder's dispersion; computed on a copy for builders saved without one
-    (older swift), where ``builder.dispersion`` is None and would read as 0."""
-    if builder.dispersion is not None or not builder._replica2part2dev:
+    (older swift), where ``builder.dispersion`` is None and would read as 0, and for
+    builders whose devices changed since their last rebalance (a zone saved without a
+    rebalance, as swift-ring-builder set_zone does): the stored figure is then stale."""
+    if not builder._replica2part2dev or (builder.dispersion is not None
+                                         and not builder.devs_changed):
         return builder.dispersion
     b = copy.deepcopy(builder)
     b._build_dispersion_graph()
@@ -225,18 +196,39 @@ def dispersion_of(builder) -> float | None:
 # -- simulation -----------------------------------------------------------------------
 
 def apply_change(builder, change: RingChange) -> None:
-    """Mark the change on ``builder`` (nothing moves until rebalance)."""
+    """Mark the change on ``builder`` (nothing moves until rebalance), in the order
+    ``replay.replay_commands`` gives swift-ring-builder."""
     for dev_id in change.removes:
         builder.remove_dev(dev_id)
     for dev_id, w in change.weights.items():
         builder.set_dev_weight(dev_id, w)
     for dev in change.adds:
         builder.add_dev(dict(dev))
+    for dev_id, region in change.regions.items():
+        builder.set_dev_region(dev_id, region)
+    for dev_id, zone in change.zones.items():
+        builder.set_dev_zone(dev_id, zone)
+    for dev_id, fields in change.info.items():
+        dev = builder.devs[dev_id]
+        for key, value in fields.items():  # as swift-ring-builder set_info: in place,
+            dev[key] = value               # no version bump
+        builder._ring = None
+    if change.overload is not None:
+        builder.set_overload(change.overload)
+    if change.replicas is not None:
+        builder.set_replicas(change.replicas)
+    if change.min_part_hours is not None:
+        builder.change_min_part_hours(change.min_part_hours)
 
 
 def simulate_ring(name: str, builder, change: RingChange, seed: int,
                   pretend_gate_open: bool = False, validate: bool = True) -> Outcome:
     """Apply ``change`` to a deep copy of ``builder`` and rebalance it with ``seed``.
+
+    A change of edits only (set_info, min_part_hours) is not rebalanced.  A change of
+    settings marks only (zone, region, overload, replicas) keeps swift-ring-builder's
+    result: the marks are saved, and the rebalance after them only where swift's save
+    rule keeps it (else ``rebalanced`` is False and ``note`` says why).
 
     ``validate=False`` skips swift's full ``validate()`` (a fifth of a second at part
     power 18): only for a dry run that saves nothing, since a real run simulates
@@ -248,20 +240,33 @@ def simulate_ring(name: str, builder, change: RingChange, seed: int,
         after.pretend_min_part_hours_passed()
     gate = after.min_part_seconds_left
     removed_defs = [copy.deepcopy(after.devs[i]) for i in change.removes]
-    apply_change(after, change)
+    try:
+        apply_change(after, change)
+    except ValueError as e:  # swift refuses a mark (a device marked for removal)
+        raise UsageError(f"{name}: {e}")
+    edited = tuple(i for i, f in change.info.items()
+                   if any(k in f for k in ("ip", "port", "replication_ip",
+                                           "replication_port")))
+    if not change.needs_rebalance:
+        if validate and after._replica2part2dev:
+            after.validate()
+        return Outcome(name, builder, after, 0, _balance_of(after), [], gate, True, False,
+                       rebalanced=False, edited=edited)
     devs_changed = after.devs_changed
-    last_balance = builder.get_balance() if builder._replica2part2dev else 0.0
-    last_dispersion = builder.dispersion
+    marked = copy.deepcopy(after) if change.settings_only else None
+    base = marked if marked is not None else builder
+    last_balance = _balance_of(base) if base._replica2part2dev else 0.0
+    last_dispersion = base.dispersion
     try:
         parts, balance, n_removed = after.rebalance(seed=swift_seed(seed))
         if validate:
             after.validate()
     except exceptions.RingBuilderError as e:
         raise UsageError(f"{name}: swift cannot build a valid ring after this change "
-                         f"({e}); are enough devices left for {builder.replicas:g} replicas?")
-    moves_asked = bool(change.weights or change.adds)
-    blocked = moves_asked and parts == 0 and not n_removed and gate > 0
+                         f"({e}); are enough devices left for {after.replicas:g} replicas?")
+    blocked = change.moves_asked and parts == 0 and not n_removed and gate > 0
     refusal = None
+    note = None
     if blocked:
         changed = False
     elif change.empty:
@@ -271,8 +276,31 @@ def simulate_ring(name: str, builder, change: RingChange, seed: int,
         changed = refusal is None
     else:
         changed = True
+        if marked is not None:
+            note = _swift_save_refusal(marked, after, change.force, parts, n_removed,
+                                       devs_changed, last_balance, balance,
+                                       last_dispersion, gate)
+    if note is not None:
+        if parts:  # the layout swift keeps is the marked one, not the rebalanced one
+            layout = copy.deepcopy(marked)
+            layout._build_dispersion_graph()
+        else:
+            layout = after
+        return Outcome(name, builder, marked, 0, _balance_of(marked), removed_defs, gate,
+                       True, False, rebalanced=False, note=note, edited=edited,
+                       layout_dispersion=layout.dispersion or 0.0)
     return Outcome(name, builder, after, parts, balance, removed_defs, gate, changed,
-                   blocked, refusal)
+                   blocked, refusal, edited=edited)
+
+
+def _balance_of(builder) -> float:
+    """``get_balance()``, 0 for a ring without weighted devices or assignments."""
+    from swift.common import exceptions
+
+    try:
+        return builder.get_balance()
+    except (exceptions.RingBuilderError, ValueError, ZeroDivisionError):
+        return 0.0
 
 
 def _swift_save_refusal(before, after, force, parts, n_removed, devs_changed,
@@ -312,30 +340,6 @@ def simulate(builders: dict, changes: ChangeSet, seed: int,
         out[name] = simulate_ring(name, builders[name], change, seed, pretend_gate_open,
                                   validate)
     return out
-
-
-def gate_text(seconds: int) -> str:
-    """'2 h 13 min' style, for min_part_hours messages."""
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m = math.ceil(rem / 60) if h == 0 else rem // 60
-    if h and m:
-        return f"{h} h {m} min"
-    if h:
-        return f"{h} h"
-    return f"{max(m, 1)} min"
-
-
-def clock_text(seconds: int, now: float | None = None) -> str:
-    """The UTC clock time ``seconds`` from ``now`` (default: now): '14:10 UTC', with the
-    date in front when that is not today."""
-    import time as _time
-    from datetime import datetime, timezone
-
-    now = _time.time() if now is None else now
-    at = datetime.fromtimestamp(now + int(seconds), timezone.utc)
-    today = datetime.fromtimestamp(now, timezone.utc).date()
-    return at.strftime("%H:%M UTC" if at.date() == today else "%Y-%m-%d %H:%M UTC")
 
 
 def plan_rejoin(builders: dict, node, history: list[dict], *, config_weights: bool = False,

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from ringmgr.errors import UsageError
 from ringmgr.rings.engine import (
-    ChangeSet, RingChange, check_weight, gate_text, live_devs, node_devs, plan_add_node,
+    ChangeSet, RingChange, check_weight, config_device, gate_text, live_devs, node_devs,
+    plan_add_node,
 )
 
 MAX_STEPS = 60
@@ -143,10 +144,7 @@ def step_change(builders: dict, node, step: Step, port_for, plan: GradualPlan | 
             for dev, w in devs.items():
                 t = templates.get(ring, {}).get(dev)
                 if t is None:
-                    t = {"region": node.region, "zone": node.zone, "ip": node.ip,
-                         "port": port,
-                         "replication_ip": getattr(node, "replication_ip", None) or node.ip,
-                         "replication_port": port, "device": dev, "meta": ""}
+                    t = config_device(node, ring, dev, port, w)
                 adds.append(dict(t, weight=w))
             rings[ring] = RingChange(adds=adds)
             continue

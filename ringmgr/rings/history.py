@@ -37,10 +37,16 @@ def render_history(entries: list[dict], builder_dir: str | None = None,
         if replay:
             for ring, r in sorted(e.get("rings", {}).items()):
                 rp = r.get("replay")
-                if rp and rp.get("from") and builder_dir:
+                if rp and builder_dir and (rp.get("from") or _creates(rp)):
                     lines.append(f"     replay {ring} with swift-ring-builder:")
                     lines += [f"       {x}" for x in render_replay(ring, rp, builder_dir)]
     return "\n".join(lines)
+
+
+def _creates(replay: dict) -> bool:
+    """The replay starts with ``create`` (the change made this ring)."""
+    cmds = replay.get("commands") or []
+    return bool(cmds) and len(cmds[0]) > 2 and cmds[0][2] == "create"
 
 
 def _load_backup(store: RingStore, rel: str, want_md5: str | None):
@@ -78,7 +84,8 @@ def target_state(store: RingStore, to_id: int | None) -> tuple[dict, str]:
             if ring not in backups:
                 if "backup_builder" not in r:
                     raise BuilderError(f"change #{e['id']} kept no backup of {ring}.builder "
-                                       f"(the ring did not exist before it)")
+                                       f"(the ring did not exist before it, and ringmgr "
+                                       f"does not delete builders)")
                 backups[ring] = (r["backup_builder"], r.get("builder_md5_before"))
     return backups, what
 

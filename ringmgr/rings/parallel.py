@@ -153,7 +153,9 @@ def _work(name, change, seed, pretend, validate=True):
     o = simulate_ring(name, _SHARED[name], change, seed, pretend, validate)
     fields = {"parts_moved": o.parts_moved, "balance": o.balance,
               "removed_devs": o.removed_devs, "gate_seconds_left": o.gate_seconds_left,
-              "changed": o.changed, "blocked": o.blocked, "refusal": o.refusal}
+              "changed": o.changed, "blocked": o.blocked, "refusal": o.refusal,
+              "rebalanced": o.rebalanced, "note": o.note, "edited": o.edited,
+              "layout_dispersion": o.layout_dispersion}
     return fields, o.after.to_dict()
 
 

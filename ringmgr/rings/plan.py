@@ -71,9 +71,11 @@ def plan_key_for_saving(state_dir) -> bytes:
         raise PlanError(f"--plan-out: {e}") from None
 
 
-def builder_md5s(store) -> dict:
-    """ring -> md5 of its builder file now (taken before loading, for a plan's base)."""
-    return {name: md5_file(store.files(name).builder) for name in store.discover()}
+def builder_md5s(store, names=None) -> dict:
+    """ring -> md5 of its builder file now (taken before loading, for a plan's base);
+    ``names``: these rings (None for a ring ``create`` makes), else every ring."""
+    return {name: md5_file(store.files(name).builder)
+            for name in (store.discover() if names is None else names)}
 
 
 @dataclass
@@ -237,6 +239,10 @@ class Plan:
         for ring, ident in self.base.items():
             path = store.files(ring).builder
             md5 = md5_file(path)
+            if ident.get("md5") is None:  # the plan creates this ring
+                if md5 is not None or md5_file(store.files(ring).ring) is not None:
+                    reasons.append(f"{ring} was created since the plan was made")
+                continue
             if md5 is None:
                 reasons.append(f"{ring}.builder is gone")
                 continue
@@ -276,9 +282,10 @@ def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
         if stale:
             raise StalePlan("the plan no longer fits the builders: " + "; ".join(stale)
                             + ". Nothing was written; re-plan with --plan-out")
-        current = {n: store.load(n) for n in plan.results}
+        new = [n for n in plan.results if plan.base.get(n, {}).get("md5") is None]
+        current = {n: store.load(n) for n in plan.results if n not in new}
         removed = [dict(dev_definition(d), ring=n) for n, b in builders.items()
-                   for d in _removed(current[n], b)]
+                   if n in current for d in _removed(current[n], b)]
         out = {"written": False, "plan": str(path), "change": plan.description,
                "seed": plan.seed, "rings": plan.reports, "steps": plan.schedule}
         if dry_run:
@@ -290,13 +297,13 @@ def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
             "seed": plan.seed,
             "plan": {"path": str(Path(path).resolve()), "created": plan.created,
                      "argv": plan.argv},
-            "rings": {n: {"version_before": current[n].version,
+            "rings": {n: {"version_before": current[n].version if n in current else None,
                           "parts_moved": plan.results[n].get("parts_moved")}
                       for n in builders},
             "removed_devices": removed,
             "change": plan.change,
         }
-        rec = store.commit(builders, record)
+        rec = store.commit(builders, record, expected_md5={n: None for n in new})
         out.update(written=True, change_id=rec["id"])
         return out
 

@@ -55,8 +55,19 @@ def reports_for(config, outcomes: dict[str, Outcome], used_bytes: dict | None = 
     by_ip = nodes_by_ip(config)
     used = dict(config.cluster.used_bytes)
     used.update(used_bytes or {})
-    return {name: ring_report(name, o.before, o.after, o.parts_moved, by_ip, used.get(name))
-            for name, o in outcomes.items()}
+    out = {}
+    for name, o in outcomes.items():
+        r = ring_report(name, o.before, o.after, o.parts_moved, by_ip, used.get(name),
+                        edited=o.edited)
+        if not o.rebalanced:
+            r["rebalanced"] = False
+        if o.layout_dispersion is not None:
+            r["dispersion_after"] = round(float(o.layout_dispersion), 4)
+        if o.note:
+            r["note"] = f"the rebalance after this change was not saved ({o.note}); the " \
+                        f"change itself is saved and the ring written"
+        out[name] = r
+    return out
 
 
 def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
@@ -64,10 +75,15 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
                show: Callable[[str], None], used_bytes: dict | None = None,
                progress: Callable[[str], None] | None = None,
                after_simulation: Callable[[ChangeResult], None] | None = None,
-               validate: bool | None = None) -> ChangeResult:
+               validate: bool | None = None,
+               load: Callable[[RingStore], dict] | None = None) -> ChangeResult:
     """Plan with ``planner`` on the current builders, simulate, and unless ``dry_run``
     confirm and commit.  Raises NotYet when the min_part_hours gate blocks the change,
-    or when swift's save rule keeps a plain rebalance from being saved."""
+    or when swift's save rule keeps a plain rebalance from being saved.
+
+    ``load(store)`` gives the builders to plan on instead of ``store.load_all()``
+    (``create``: new empty builders, with ``store.loaded[name] = None`` so that the
+    commit refuses if a builder appeared meanwhile)."""
     from ringmgr.rings.report import render_text
 
     store = RingStore.from_config(config)
@@ -77,7 +93,7 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
     with lock:
         if not dry_run:
             store.refuse_if_pending(held=True)
-        builders = store.load_all()
+        builders = load(store) if load is not None else store.load_all()
         store.refuse_unchangeable(builders)
         store.check_rings_readable(builders)
         changes = planner(builders)
@@ -111,6 +127,7 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
             result.exit_code = EXIT_OK
             return result
         confirm(f"Write these changes to {len(changed)} ring(s) in {store.dir}?")
+        created = changes.info.get("create") or {}
         record = {
             "description": changes.description,
             "argv": argv,
@@ -118,7 +135,8 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
             "rings": {n: {"version_before": o.before.version, "parts_moved": o.parts_moved,
                           "replay": {"commands": replay_commands(
                               changes.rings[n], seed,
-                              format_version=config.cluster.format_version)}}
+                              format_version=config.cluster.format_version,
+                              rebalanced=o.rebalanced, create=created.get(n))}}
                       for n, o in changed.items()},
             "removed_devices": [dict(dev_definition(d), ring=n) for n, o in changed.items()
                                 for d in o.removed_devs],
