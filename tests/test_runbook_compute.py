@@ -297,7 +297,7 @@ def test_inspect_disk_refuses_to_let_qemu_nbd_probe_the_format(env, xml, words):
 
 @pytest.mark.parametrize("args, msg", [
     (("compute", "evacuate", C01, "--to", C01), "HOST and --to TARGET are the same host"),
-    (("compute", "recover-host", C01, "--to", C02, "--backup", "/tmp/x"),
+    (("compute", "recover-host", C01, "--to", C02, "--backup", "/nonexistent-ringmgr-test/backup.json"),
      "--node, --backup and --undo go with --method sql"),
     (("compute", "recover-host", C01, "--to", C02, "--method", "magic"), "Invalid value"),
 ])
