@@ -1,11 +1,12 @@
-"""set_weight_all_rings: the ring change replace-disk and drive-audit call."""
+"""set_weight_all_rings: the ring change replace-disk and drive-audit call (the core: it
+writes, it never pushes)."""
 
 import pytest
 from swift.common.ring import RingBuilder
 
 from ringmgr.config import load_config
 from ringmgr.errors import Refused
-from ringmgr.rings.ops import set_weight_all_rings
+from ringmgr.rings.node_weight import set_weight_all_rings
 from tests.helpers.ringfactory import make_cluster
 
 
