@@ -38,7 +38,6 @@ ALLOWED_CIRCLES: set[tuple[str, ...]] = {
     # removes this circle.
     ("ringmgr.ops.disk", "ringmgr.ops.disk_size", "ringmgr.ops.disk_weight",
      "ringmgr.ops.drive_audit"),
-    ("ringmgr.rings.engine", "ringmgr.rings.node_history"),
     ("sim.lab_cluster", "sim.lab_reboot"),
 }
 

@@ -18,7 +18,6 @@ ALLOWED: set[str] = {
     "ringmgr/config.py",
     "ringmgr/ops/openstack.py",
     "ringmgr/ops/runbooks/sqlrecover.py",
-    "ringmgr/rings/engine.py",
     "ringmgr/exec/runner.py",
     "ringmgr/ops/disk.py",
     "ringmgr/ops/push.py",

@@ -64,7 +64,7 @@ def register(group: click.Group) -> None:
         """Bring NODE back after shutdown-node, remove-node or drain-node, with exactly
         the device options it had (from the history, not the config), at the weights
         it had before a drain began (or the config's, --config-weights), and rebalance."""
-        from ringmgr.rings.engine import plan_rejoin
+        from ringmgr.rings.rejoin import plan_rejoin
         from ringmgr.rings.store import RingStore
 
         app = App.current()

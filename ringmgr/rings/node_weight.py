@@ -9,7 +9,8 @@ commands' after-write path, ``ops.weight_change`` for host operations).
 
 from __future__ import annotations
 
-from ringmgr.rings.engine import node_devs, plan_set_weight
+from ringmgr.rings.devices import node_devs
+from ringmgr.rings.engine import plan_set_weight
 from ringmgr.rings.service import ChangeResult, run_change
 from ringmgr.rings.store import RingStore
 
