@@ -15,8 +15,6 @@ LIMIT = 400
 # the executor factory, host plans as data and the fan-out helper reshape these files).
 ALLOWED: set[str] = {
     "ringmgr/cli/compute.py",
-    "ringmgr/ops/openstack.py",
-    "ringmgr/ops/runbooks/sqlrecover.py",
     "ringmgr/exec/runner.py",
     "ringmgr/ops/disk.py",
     "ringmgr/ops/push.py",
