@@ -37,7 +37,6 @@ ALLOWED_CIRCLES: set[tuple[str, ...]] = {
     # removes this circle.
     ("ringmgr.ops.disk", "ringmgr.ops.disk_size", "ringmgr.ops.disk_weight",
      "ringmgr.ops.drive_audit"),
-    ("sim.lab_cluster", "sim.lab_reboot"),
 }
 
 _CORE = "core"
