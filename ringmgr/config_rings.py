@@ -3,14 +3,14 @@ builds), device tables (a device's weight, and where it differs from its node: p
 replication address, zone, region, meta) and a node's per-ring table (its devices,
 port and replication port in that ring).
 
-Used by ``config.parse_config``; kept apart so that config.py stays readable.
+Used by ``config.parse_config`` and ``config_nodes``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from ringmgr.config_check import is_number, tname
 from ringmgr.rings.files import is_ring_name
 
 # swift keeps "hours since moved" in one byte (saturating at 255): a min_part_hours
@@ -89,11 +89,11 @@ def parse_device_table(v, key: str, table) -> tuple[dict[str, float], dict[str, 
                 attrs[dev] = extra
         else:
             w = value
-            if not _is_number(w):
+            if not is_number(w):
                 v.fail(dkey, f"weight must be a finite number, not {w!r}"
                        if isinstance(w, float) else
                        f"weight must be a number or a table with weight = ..., not "
-                       f"{_tname(w)}")
+                       f"{tname(w)}")
             if w < 0:
                 v.fail(dkey, f"weight must not be negative ({w})")
         weights[dev] = float(w)
@@ -124,12 +124,3 @@ def parse_node_rings(v, key: str, table, replication_ports: dict[str, int]):
                 v.port(f"{rkey}.{k}", override[k])
                 ports.setdefault(ring, {})[k] = override[k]
     return devices, attrs, ports
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _tname(value) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)

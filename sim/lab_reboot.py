@@ -1,8 +1,8 @@
 """``sim/lab reboot sNN``: what a reboot does to a lab node, without rebooting anything.
 
 Every lab node is this machine, so ringmgr's default ``systemctl reboot`` must never
-run on one (``lab_configs.reboot_command`` is what the lab's ringmgr.toml sets instead,
-and ``lab_configs.unsafe_reboot_commands`` refuses anything else).  This plays the
+run on one (``lab_ringmgr.reboot_command`` is what the lab's ringmgr.toml sets instead,
+and ``lab_ringmgr.unsafe_reboot_commands`` refuses anything else).  This plays the
 reboot from the outside in, as ringmgr sees it:
 
 1. detach (unless run on a terminal): stdin/stdout/stderr go to the node's reboot log,
@@ -29,15 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    from . import lab_configs as cfg
-    from .lab_cluster import (_mounts, load_lab, node_daemon_names, say,
-                              start_node_daemons, _node)
-    from .lab_procs import LabError, Records, spawn, starttime, stop_procs, wait_listening
-except ImportError:  # run as a script from sim/
-    import lab_configs as cfg
-    from lab_cluster import _mounts, load_lab, node_daemon_names, say, start_node_daemons, _node
-    from lab_procs import LabError, Records, spawn, starttime, stop_procs, wait_listening
+from sim import lab_configs as cfg
+from sim.lab_daemons import node_daemon_names, start_node_daemons
+from sim.lab_disks import mounts
+from sim.lab_procs import LabError, Records, spawn, starttime, stop_procs, wait_listening
+from sim.lab_state import find_node, load_lab, say
 
 SETTLE = 1.0  # seconds for the SSH command that started the reboot to return
 
@@ -45,7 +41,7 @@ SETTLE = 1.0  # seconds for the SSH command that started the reboot to return
 def reboot(state: str, name: str, *, down_for: float = cfg.REBOOT_DOWN_FOR,
            timeout: float = 60.0) -> None:
     lab = load_lab(os.path.abspath(state))
-    node = _node(lab, name)
+    node = find_node(lab, name)
     if not 0 <= down_for <= 3600:
         raise ValueError("--down-for must be between 0 and 3600 seconds")
     sshd = (lab.ssh or {}).get("sshd", {}).get(name)
@@ -89,7 +85,7 @@ def _detach(log: Path) -> None:
 
 def _unmount(node: cfg.LabNode) -> None:
     prefix = node.mount_root.rstrip("/") + "/"
-    for mnt in sorted((m for m in _mounts() if m.startswith(prefix)), key=len, reverse=True):
+    for mnt in sorted((m for _, m in mounts() if m.startswith(prefix)), key=len, reverse=True):
         r = subprocess.run(["umount", mnt], capture_output=True, text=True)
         if r.returncode != 0:
             say(f"{node.name}: umount {mnt} failed ({r.stderr.strip()}); left mounted")

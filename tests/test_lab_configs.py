@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from sim import lab_configs as cfg
-from sim.lab_cluster import parse_losetup, parse_mounts
+from sim import lab_ringmgr
+from sim.lab_disks import mount_table, parse_losetup
+from sim.lab_files import build_rings
 from sim.lab_procs import parse_listen_inodes
 
 
@@ -61,7 +63,7 @@ def test_lab_record_round_trips_through_json():
 def _load(lab, tmp_path):
     from ringmgr.config import parse_config
 
-    return parse_config(tomllib.loads(cfg.ringmgr_toml(lab)), tmp_path / "ringmgr.toml")
+    return parse_config(tomllib.loads(lab_ringmgr.ringmgr_toml(lab)), tmp_path / "ringmgr.toml")
 
 
 def test_ringmgr_toml_is_valid_for_ringmgr_and_maps_nodes_by_ip(tmp_path):
@@ -146,7 +148,7 @@ def test_build_rings_every_device_once_in_every_ring(tmp_path):
     from swift.common.ring import RingBuilder, RingData
 
     lab = cfg.plan_lab(str(tmp_path), 5, nodes=3, disks=2, part_power=6)
-    cfg.build_rings(lab)
+    build_rings(lab)
     for ring in cfg.RINGS:
         b = RingBuilder.load(f"{lab.builder_dir}/{ring}.builder")
         assert b.part_power == 6 and b.min_part_hours == 0
@@ -189,14 +191,15 @@ def test_parse_losetup(text, pairs):
     assert parse_losetup(text) == pairs
 
 
-@pytest.mark.parametrize("text, mounts", [
-    ("/dev/loop0 /tmp/lab/nodes/s01/srv/node/sdb xfs rw,noatime 0 0\n",
-     ["/tmp/lab/nodes/s01/srv/node/sdb"]),
-    ("/dev/loop1 /tmp/my\\040lab/x xfs rw 0 0\nproc /proc proc rw 0 0\n",
-     ["/tmp/my lab/x", "/proc"]),
+@pytest.mark.parametrize("text, pairs", [
+    ("301 27 7:0 / /tmp/lab/nodes/s01/srv/node/sdb rw,noatime shared:150 - xfs /dev/loop0 "
+     "rw,attr2\n", [("/dev/loop0", "/tmp/lab/nodes/s01/srv/node/sdb")]),
+    ("302 27 7:1 / /tmp/my\\040lab/x rw - xfs /dev/loop1 rw\n"
+     "22 27 0:21 / /proc rw,relatime - proc proc rw\n",
+     [("/dev/loop1", "/tmp/my lab/x"), ("proc", "/proc")]),
 ])
-def test_parse_mounts(text, mounts):
-    assert parse_mounts(text) == mounts
+def test_the_lab_reads_mounts_with_ringmgrs_mountinfo_parser(text, pairs):
+    assert mount_table(text) == pairs
 
 
 def test_every_lab_node_gets_the_simulated_reboot_not_the_hosts(tmp_path):
@@ -207,11 +210,11 @@ def test_every_lab_node_gets_the_simulated_reboot_not_the_hosts(tmp_path):
     config = _load(lab, tmp_path)
     for node in lab.nodes:
         cmd = list(config.node(node.name).reboot_command)
-        assert cmd == cfg.reboot_command(lab, node)
+        assert cmd == lab_ringmgr.reboot_command(lab, node)
         assert cmd[:2] == ["setsid", "--fork"] and Path(cmd[3]) == cfg.LAB_SCRIPT
         assert cmd[4:8] == ["reboot", node.name, "--state", lab.state]
         assert "systemctl" not in cmd
-    assert cfg.unsafe_reboot_commands(lab, tomllib.loads(cfg.ringmgr_toml(lab))) == []
+    assert lab_ringmgr.unsafe_reboot_commands(lab, tomllib.loads(lab_ringmgr.ringmgr_toml(lab))) == []
 
 
 @pytest.mark.parametrize("make, needle", [
@@ -225,19 +228,19 @@ def test_every_lab_node_gets_the_simulated_reboot_not_the_hosts(tmp_path):
 ])
 def test_the_lab_refuses_to_write_a_config_without_a_safe_reboot_command(
         tmp_path, monkeypatch, make, needle):
-    from sim import lab_cluster
+    from sim import lab_files
 
     lab = cfg.plan_lab(str(tmp_path), 5, nodes=2, disks=1)
-    real = cfg.reboot_command
+    real = lab_ringmgr.reboot_command
 
     def patched(lab_, node):
         return real(lab_, node) if node.name == "s01" else make(real, lab_, node)
 
-    monkeypatch.setattr(cfg, "reboot_command", patched)
+    monkeypatch.setattr(lab_ringmgr, "reboot_command", patched)
     config_path = Path(lab.config_path)
     config_path.write_text("# the config before\n")
-    with pytest.raises(cfg.UnsafeConfig, match="refusing to write ringmgr.toml") as e:
-        lab_cluster.write_config(lab)
+    with pytest.raises(lab_ringmgr.UnsafeConfig, match="refusing to write ringmgr.toml") as e:
+        lab_files.write_config(lab)
     assert needle in str(e.value) and "nodes.s02" in str(e.value)
     assert "nodes.s01" not in str(e.value)
     assert config_path.read_text() == "# the config before\n"  # nothing was written

@@ -4,6 +4,7 @@
 import pytest
 
 from ringmgr.errors import StepFailed, UsageError
+from ringmgr.ops import hypervisor as hv
 from ringmgr.ops import openstack as osa
 from tests.helpers.openstack_recorder import RecordingExecutor, recorded
 
@@ -128,20 +129,20 @@ def test_parse_names():
 
 
 def test_parse_virsh_list():
-    doms = osa.parse_virsh_list(recorded("virsh_list.txt"))
+    doms = hv.parse_virsh_list(recorded("virsh_list.txt"))
     assert [(d.id, d.name, d.state) for d in doms] == [
         ("1", "instance-00000981", "running"), ("2", "instance-000009f5", "running"),
         ("30", "instance-0000274a", "paused"), (None, "instance-00000a01", "shut off")]
 
 
 def test_parse_domblklist_skips_empty_cdrom():
-    disks = osa.parse_domblklist(recorded("virsh_domblklist.txt"))
+    disks = hv.parse_domblklist(recorded("virsh_domblklist.txt"))
     assert [t for t, _ in disks] == ["vda", "vdb"]
     assert disks[0][1].endswith("/disk")
 
 
 def test_parse_domain_disks_gives_the_image_formats():
-    disks = osa.parse_domain_disks(recorded("virsh_dumpxml.xml"))
+    disks = hv.parse_domain_disks(recorded("virsh_dumpxml.xml"))
     assert [(d.target, d.source.rsplit("/", 1)[-1], d.format) for d in disks] == [
         ("vda", "disk", "qcow2"), ("vdb", "disk.local", "raw")]  # the empty cdrom left out
 
@@ -150,12 +151,12 @@ def test_parse_domain_disks_gives_the_image_formats():
 def test_qemu_nbd_never_probes_the_format(fmt):
     ex = RecordingExecutor(host="c01")
     with pytest.raises(UsageError, match="not one qemu-nbd knows"):
-        osa.QemuNbd(ex).connect("/dev/nbd1", "/x/disk", fmt)
+        hv.QemuNbd(ex).connect("/dev/nbd1", "/x/disk", fmt)
     assert ex.mutating == []
 
 
 def test_parse_free_nbd_orders_numerically():
-    assert osa.parse_free_nbd(recorded("free_nbd.txt")) == ["nbd1", "nbd2", "nbd3", "nbd10"]
+    assert hv.parse_free_nbd(recorded("free_nbd.txt")) == ["nbd1", "nbd2", "nbd3", "nbd10"]
 
 
 @pytest.mark.parametrize("call, expected", [
@@ -168,21 +169,21 @@ def test_parse_free_nbd_orders_numerically():
 ])
 def test_hypervisor_command_lines(call, expected):
     ex = RecordingExecutor(host="c01")
-    call(osa.Virsh(ex), osa.QemuNbd(ex))
+    call(hv.Virsh(ex), hv.QemuNbd(ex))
     assert ex.mutating == [expected]
 
 
 def test_free_device_none_free():
     ex = RecordingExecutor(host="c01").on("sh -c", "")
     with pytest.raises(StepFailed, match="no free /dev/nbd"):
-        osa.QemuNbd(ex).free_device()
+        hv.QemuNbd(ex).free_device()
 
 
 @pytest.mark.parametrize("parts, expected", [
     (["nbd1p1", "nbd1p2"], "/dev/nbd1p1"), ([], "/dev/nbd1"), (["nbd10p1"], "/dev/nbd1"),
 ])
 def test_first_partition(parts, expected):
-    assert osa.first_partition("/dev/nbd1", parts) == expected
+    assert hv.first_partition("/dev/nbd1", parts) == expected
 
 
 def test_missing_client_says_how_to_install():

@@ -158,7 +158,7 @@ def test_bad_swift_conf_is_exit_2_and_changes_nothing(cluster):
 
 
 def test_ok_to_stop_check_for_other_commands(cluster):
-    from ringmgr.cli.risk import ok_to_stop_check
+    from ringmgr.rings.risk_check import ok_to_stop_check
     from ringmgr.config import load_config
 
     config = load_config(cluster.config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ringmgr.cli.app import App, json_option
-from ringmgr.cli.rings import _run, change_options
+from ringmgr.cli.ringflow import change_options, run_ring_change
 from ringmgr.cli.risk import down_option, quorum_option
 from ringmgr.errors import Refused
 
@@ -26,7 +26,7 @@ def register(group: click.Group) -> None:
         return _shutdown(node, down, quorum, **kw)
 
     def _shutdown(node, down, quorum, *, force=False, **kw):
-        from ringmgr.cli.risk import ok_to_stop_check
+        from ringmgr.rings.risk_check import ok_to_stop_check
         from ringmgr.rings.engine import plan_remove
         from ringmgr.rings.risk import render_ok_to_stop
 
@@ -49,7 +49,7 @@ def register(group: click.Group) -> None:
             return cs
 
         verdict = {k: v for k, v in check.items() if k != "written"}
-        return _run(planner, force=force, extra_json={"ok_to_stop": verdict}, **kw)
+        return run_ring_change(planner, force=force, extra_json={"ok_to_stop": verdict}, **kw)
 
     @group.command("rejoin-node")
     @click.argument("node")
@@ -64,7 +64,7 @@ def register(group: click.Group) -> None:
         """Bring NODE back after shutdown-node, remove-node or drain-node, with exactly
         the device options it had (from the history, not the config), at the weights
         it had before a drain began (or the config's, --config-weights), and rebalance."""
-        from ringmgr.rings.engine import plan_rejoin
+        from ringmgr.rings.rejoin import plan_rejoin
         from ringmgr.rings.store import RingStore
 
         app = App.current()
@@ -89,7 +89,7 @@ def register(group: click.Group) -> None:
 
             return run_gradual("ramp", node, max_move, command="rejoin-node",
                                rejoin=planner, **kw)
-        return _run(planner, extra_json=facts, **kw)
+        return run_ring_change(planner, extra_json=facts, **kw)
 
     @group.command("reboot-node")
     @click.argument("node")

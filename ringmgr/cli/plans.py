@@ -1,5 +1,5 @@
-"""Saved plans, gradual changes and scenarios: apply, drain-node, simulate; plus the
---plan-out and --chart hooks every ring-changing command gets.
+"""Saved plans, gradual changes and scenarios: apply, drain-node, simulate (the
+--plan-out and --chart hooks every ring-changing command gets are in ``cli.ringflow``).
 
 Thin: parse, call ``ringmgr.rings.plan`` / ``gradual`` / ``scenario``, print.  Heavy
 imports stay inside the functions so that ``ringmgr --help`` is fast.
@@ -11,106 +11,7 @@ from __future__ import annotations
 import click
 
 from ringmgr.cli.app import App, json_option
-
-
-class SimulationHooks:
-    """Called by ``service.run_change`` right after the simulation (``after_simulation``):
-    draws the chart and saves the plan.  ``saves`` tells the caller to write nothing."""
-
-    def __init__(self, app, config, *, plan_out=None, chart=None, schedule=None,
-                 force=False, brief=False, rings=None):
-        from ringmgr.rings.files import check_output
-
-        self.app = app
-        self.brief = brief
-        self.config = config
-        self.plan_out = plan_out
-        self.chart = chart
-        self.force = force
-        self.protected = protected_paths(config)
-        self.schedule = schedule or []
-        self.saves = plan_out is not None
-        self.base_md5 = {}
-        # refuse a bad output path before the (possibly long) simulation
-        for option, path in (("--plan-out", plan_out), ("--chart", chart)):
-            if path is not None:
-                check_output(path, force=force, option=option, protected=self.protected)
-        if self.saves:
-            from ringmgr.rings.plan import builder_md5s
-            from ringmgr.rings.store import RingStore
-
-            # before loading; ``rings``: the rings a create makes (none exist yet)
-            self.base_md5 = builder_md5s(RingStore.from_config(config), rings)
-
-    def __call__(self, result) -> None:
-        if self.brief:
-            from ringmgr.rings.report import render_brief
-
-            self.app.out(render_brief(result.reports).rstrip("\n"))
-        if self.chart:
-            draw_chart(self.app, result.reports, self.chart, force=self.force,
-                       protected=self.protected)
-        if self.saves:
-            from ringmgr.rings.plan import Plan, plan_key_for_saving
-            from ringmgr.rings.store import RingStore
-
-            store = RingStore.from_config(self.config)
-            plan = Plan.from_result(self.base_md5, result, _argv(self.app), self.schedule,
-                                    load=store.load)
-            plan.save(self.plan_out, lambda: plan_key_for_saving(store.state_dir),
-                      force=self.force, protected=self.protected)
-
-    def json(self, result) -> dict:
-        d = result.to_json()
-        if self.schedule:
-            d["steps"] = self.schedule
-            waits = [s.get("wait_before_seconds", 0) for s in self.schedule]
-            d["wait_between_steps_seconds"] = max(waits[1:], default=0)
-            d["total_wait_seconds"] = sum(waits)  # replication time comes on top
-        if self.plan_out:
-            d["plan"] = str(self.plan_out)
-        if self.chart:
-            d["chart"] = str(self.chart)
-        return d
-
-
-def _argv(app) -> list[str]:
-    import sys
-
-    return list(getattr(app, "argv", None) or ["ringmgr", *sys.argv[1:]])
-
-
-def protected_paths(config) -> tuple:
-    """Files an output option must never replace: the config and ringmgr's own state."""
-    from pathlib import Path
-
-    d = Path(config.cluster.builder_dir)
-    paths = [d / ".ringmgr", d / "backups", d / ".lock"]
-    if getattr(config, "path", None):
-        paths.append(Path(config.path))
-    return tuple(paths)
-
-
-def draw_chart(app, reports: dict, path, *, force: bool = False, protected=()) -> None:
-    """matplotlib PNG at ``path``; without matplotlib, bars on the terminal."""
-    from ringmgr.rings.chart import chart_png, render_bars
-    from ringmgr.rings.files import write_output
-
-    png = chart_png(reports)
-    if png is not None:
-        write_output(path, png, force=force, option="--chart", protected=protected)
-    if png is None:
-        app.note("note: matplotlib is not installed (pip install 'ringmgr[chart]'); "
-                 "terminal bars instead of " + str(path))
-        app.out(render_bars(reports))
-    else:
-        app.remark(f"chart written to {path}")
-
-
-def _ring_change_options(f):
-    from ringmgr.cli.rings import change_options
-
-    return change_options(f)
+from ringmgr.cli.ringflow import after_write, argv_of, change_options, run_ring_change
 
 
 def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | None = None,
@@ -121,7 +22,6 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
 
     ``rejoin(builders)`` gives the ChangeSet of a plain rejoin (devices, weights, and
     where the weights come from): a ramp towards it is planned."""
-    from ringmgr.cli.rings import _run
     from ringmgr.errors import EXIT_OK, EXIT_WARNING
     from ringmgr.rings.engine import clock_text, gate_text
     from ringmgr.rings.gradual import _check_max_move, plan_drain, plan_ramp, step_change
@@ -209,7 +109,7 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
         raise NotYet(msg, not_before=time.time() + first.wait_seconds)
     schedule = g.schedule_json()
     extra = {k: v for k, v in g.to_json().items() if k.startswith(("steps_", "base_weights"))}
-    code = _run(lambda b: step_change(b, node, first, config.cluster.port_for, g),
+    code = run_ring_change(lambda b: step_change(b, node, first, config.cluster.port_for, g),
                 schedule=schedule, extra_json=extra, **kw)
     if app.written and len(g.steps) > 1:
         nxt = g.steps[1]
@@ -241,13 +141,12 @@ def register(group: click.Group) -> None:
     def apply(plan, dry_run, yes, push):
         """Apply a plan saved with --plan-out exactly as it was simulated (refused if any
         ring changed since: re-plan)."""
-        from ringmgr.cli.rings import after_write
         from ringmgr.rings.plan import apply_plan
 
         app = App.current()
         config = app.config
         data = apply_plan(config, plan, dry_run=dry_run, confirm=lambda q: app.confirm(q, yes),
-                          show=app.out, argv=_argv(app))
+                          show=app.out, argv=argv_of(app))
         app.written = data["written"]
         app.emit(data)
         if data["written"]:
@@ -263,7 +162,7 @@ def register(group: click.Group) -> None:
     @click.option("--max-move", "max_move", type=float, default=10.0, show_default=True,
                   metavar="PCT", help="the most any step may move of any ring's replica "
                                       "assignments, in percent")
-    @_ring_change_options
+    @change_options
     def drain_node(node, max_move, **kw):
         """The gradual way out: NODE's weights step down to 0, then its devices are
         removed.  Each run performs the next step (with --dry-run: shows every step)."""

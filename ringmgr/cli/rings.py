@@ -1,153 +1,17 @@
 """Ring commands: status, remove-node, remove-device, set-weight, add-node, rebalance,
 write-rings, rollback, resume (history: ``ringmgr.cli.history``).
 
-Thin: parse, call ``ringmgr.rings.service``, print.  Heavy imports stay inside the
-functions so that ``ringmgr --help`` is fast.
+Thin: parse, call ``ringmgr.rings.service`` through ``cli.ringflow``, print.  Heavy
+imports stay inside the functions so that ``ringmgr --help`` is fast.
 """
 
 from __future__ import annotations
 
-import functools
-
 import click
 
 from ringmgr.cli.app import App, json_option
+from ringmgr.cli.ringflow import change_options, node_dev, run_ring_change
 from ringmgr.errors import UsageError
-
-
-def change_options(f):
-    """--dry-run, --yes, --seed, --push/--no-push, --used-bytes, --plan-out, --chart,
-    --brief, --json for ring changes."""
-
-    @click.option("--dry-run", is_flag=True, help="simulate on copies of the builders; write nothing")
-    @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
-    @click.option("--seed", type=int, default=None, help="rebalance seed (default: random, recorded)")
-    @click.option("--push/--no-push", "push", default=None,
-                  help="push the rings to every node after writing (default: [cluster].push)")
-    @click.option("--used-bytes", "used_bytes", multiple=True, metavar="RING=BYTES",
-                  help="bytes stored in RING, to estimate the bytes moved (repeatable)")
-    @click.option("--plan-out", "plan_out", type=click.Path(dir_okay=False), default=None,
-                  metavar="FILE", help="save the simulated change to FILE for `ringmgr apply`; "
-                                       "write no ring")
-    @click.option("--chart", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
-                  help="draw per-device and per-node fill before/after (terminal bars "
-                       "without matplotlib)")
-    @click.option("--force", is_flag=True,
-                  help="override a guard: overwrite an existing --plan-out/--chart file, "
-                       "allow a weight over 10x a ring's median, save a rebalance that "
-                       "changed little (as swift-ring-builder rebalance --force)")
-    @click.option("--brief", is_flag=True, help="one line per ring instead of the full report")
-    @json_option
-    @functools.wraps(f)
-    def wrapper(*a, **kw):
-        return f(*a, **kw)
-
-    return wrapper
-
-
-def _used_bytes(values) -> dict[str, float]:
-    from ringmgr.rings.files import is_ring_name
-    from ringmgr.rings.weights import check_used_bytes
-
-    out = {}
-    for v in values:
-        ring, eq, n = v.partition("=")
-        if not eq or not is_ring_name(ring):
-            raise UsageError(f"--used-bytes {v!r}: expected RING=BYTES, e.g. object=1.2e15")
-        out[ring] = check_used_bytes(ring, n)
-    return out
-
-
-def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
-         schedule=None, force=False, extra_json=None, brief=False, load=None):
-    from ringmgr.cli.plans import SimulationHooks
-    from ringmgr.rings.service import progress_printer, run_change
-
-    app = App.current()
-    config = app.config
-    hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule,
-                            force=force, brief=brief, rings=getattr(load, "rings", None))
-    result = run_change(
-        config, planner, argv=App.current().argv, seed=seed,
-        dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
-        confirm=lambda q: app.confirm(q, yes), show=(lambda text: None) if brief else app.out,
-        used_bytes=_used_bytes(used_bytes), progress=progress_printer(),
-        after_simulation=hooks, load=load)
-    app.written = result.written
-    for m in result.messages:
-        app.warn(m, prefix="note: ")
-    if result.written:
-        after_write(app, config, push, f"change #{result.record['id']} (seed {result.seed})",
-                    change_id=result.record["id"])
-        if result.exit_code:
-            app.reason = "unbalanced"
-            if len(schedule or []) < 2:  # else the next gradual step rebalances anyway
-                _next_rebalance(app, result.outcomes)
-    elif hooks.saves:
-        app.remark(f"plan saved to {plan_out}: nothing was written; `ringmgr apply "
-                   f"{plan_out}` installs exactly this result")
-        app.add_next(app.cmd("apply", str(plan_out)))
-    else:
-        app.remark(f"dry run: nothing was written (seed {result.seed}; pass --seed "
-                   f"{result.seed} to get exactly this result)")
-        seeded = any(a == "--seed" or a.startswith("--seed=") for a in app.argv)
-        app.add_next(app.rerun(add=() if seeded else ("--seed", str(result.seed))))
-        if push if push is not None else config.cluster.push:
-            changed = sorted(n for n, o in result.outcomes.items() if o.changed)
-            hosts = sorted(config.hosts())
-            app.remark(f"with the push: {', '.join(f'{n}.ring.gz' for n in changed)} would go "
-                       f"to {len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
-    app.emit({**hooks.json(result), **(extra_json or {})})
-    return result.exit_code
-
-
-def _next_rebalance(app, outcomes) -> None:
-    """next[]: the rebalance that is due, not before the min_part_hours gate opens."""
-    import time
-
-    gates = [o.after.min_part_seconds_left for o in outcomes.values()
-             if o.changed and (o.needs_more() or (o.removed_devs and o.gate_seconds_left))]
-    if gates:
-        app.add_next(app.cmd("rebalance"), time.time() + max(gates) if max(gates) else None)
-
-
-def after_write(app, config, push: bool | None, what: str, change_id: int | None = None) -> None:
-    """Say what was written, then push (--push or [cluster].push) or say how to."""
-    app.remark(f"written: {what}; `ringmgr history` shows it, `ringmgr rollback` undoes it")
-    if push if push is not None else config.cluster.push:
-        _push_after(app, config, change_id)
-    else:
-        app.remark("push the rings to the nodes with `ringmgr push`")
-        app.add_next(app.cmd("push"))
-
-
-def _push_after(app, config, change_id: int | None = None):
-    """Push after a written change (--push or [cluster].push), and record the push in
-    the history."""
-    from ringmgr.cli.history import record_push
-    from ringmgr.errors import StepFailed
-    from ringmgr.ops.push import push_rings
-
-    app.note("pushing the rings to every node and proxy ...")
-    report = push_rings(config)
-    record_push(config, report, change_id)
-    app.out(report.render_table())
-    app.emit({"push": report.to_json()})
-    if not report.ok:
-        raise StepFailed(f"the rings were written, but the push failed on "
-                         f"{', '.join(report.failed)}; fix them and run "
-                         f"`{report.retry_command()}`", next=[app.cmd(report.retry_command())])
-
-
-def _node_dev(spec: str):
-    """NODE or NODE/DEV; 'NODE/' (an empty device name) is an error, not the node."""
-    node, slash, dev = spec.partition("/")
-    if slash and not dev:
-        raise UsageError(f"{spec!r}: the device name after '/' is empty (NODE for every "
-                         f"device of the node, NODE/DEV for one)")
-    if not node:
-        raise UsageError(f"{spec!r}: the node name is empty")
-    return node, (dev or None)
 
 
 def register(group: click.Group) -> None:
@@ -179,7 +43,7 @@ def register(group: click.Group) -> None:
         from ringmgr.rings.engine import plan_remove
 
         n = App.current().config.node(node)
-        return _run(lambda b: plan_remove(b, n), **kw)
+        return run_ring_change(lambda b: plan_remove(b, n), **kw)
 
     @group.command("remove-device")
     @click.argument("node")
@@ -190,7 +54,7 @@ def register(group: click.Group) -> None:
         from ringmgr.rings.engine import plan_remove
 
         n = App.current().config.node(node)
-        return _run(lambda b: plan_remove(b, n, device), **kw)
+        return run_ring_change(lambda b: plan_remove(b, n, device), **kw)
 
     @group.command("set-weight", context_settings={"ignore_unknown_options": True})
     @click.argument("target", metavar="NODE[/DEV]")
@@ -201,11 +65,11 @@ def register(group: click.Group) -> None:
         from ringmgr.rings.engine import plan_set_weight
         from ringmgr.rings.weights import check_weight
 
-        name, dev = _node_dev(target)
+        name, dev = node_dev(target)
         w = check_weight(weight)
         n = App.current().config.node(name)
         force = kw.get("force", False)
-        return _run(lambda b: plan_set_weight(b, n, dev, w, force=force), **kw)
+        return run_ring_change(lambda b: plan_set_weight(b, n, dev, w, force=force), **kw)
 
     @group.command("add-node")
     @click.argument("node")
@@ -223,7 +87,7 @@ def register(group: click.Group) -> None:
             return run_gradual("ramp", node, max_move, **kw)
         config = App.current().config
         n = config.node(node)
-        return _run(lambda b: plan_add_node(b, n, config.cluster.port_for), **kw)
+        return run_ring_change(lambda b: plan_add_node(b, n, config.cluster.port_for), **kw)
 
     @group.command("rebalance")
     @change_options
@@ -235,7 +99,7 @@ def register(group: click.Group) -> None:
         from ringmgr.rings.engine import plan_rebalance
 
         force = kw.get("force", False)
-        return _run(lambda b: plan_rebalance(b, force=force), **kw)
+        return run_ring_change(lambda b: plan_rebalance(b, force=force), **kw)
 
     @group.command("write-rings")
     @click.option("--dry-run", is_flag=True, help="show which ring files would be written")

@@ -2,7 +2,7 @@
 set-region, set-overload, set-replicas, set-min-part-hours.
 
 Thin: parse, plan with ``ringmgr.rings.primitives`` / ``create``, and run the change
-through the same flow as every ring change (``cli.rings._run``: simulation, report,
+through the same flow as every ring change (``cli.ringflow.run_ring_change``: simulation, report,
 confirmation, transaction, history, push).  Heavy imports stay inside the functions.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from ringmgr.cli.app import App
-from ringmgr.cli.rings import _node_dev, _run, change_options
+from ringmgr.cli.ringflow import change_options, node_dev, run_ring_change
 from ringmgr.errors import UsageError
 
 # a value that looks like an option (-1) must reach our check, not click's
@@ -81,7 +81,7 @@ def register(group: click.Group) -> None:
             app.note("note: no [cluster].swift_conf in the config: object rings are made "
                      "as replicated rings")
         loader = CreateLoader(config, names, policies)
-        return _run(lambda b: plan_create(config, loader, b), load=loader, **kw)
+        return run_ring_change(lambda b: plan_create(config, loader, b), load=loader, **kw)
 
     @group.command("set-info")
     @click.argument("target", metavar="NODE[/DEV]")
@@ -101,14 +101,14 @@ def register(group: click.Group) -> None:
 
         app = App.current()
         config = app.config
-        name, dev = _node_dev(target)
+        name, dev = node_dev(target)
         node = config.node(name)
         new_ip = None if ip is None else address(ip, "--ip")
         new_rip = None if replication_ip is None else address(replication_ip,
                                                               "--replication-ip")
         p = ring_ports(ports, "--port")
         rp = ring_ports(replication_ports, "--replication-port")
-        code = _run(lambda b: plan_set_info(b, config, node, dev, ip=new_ip, ports=p,
+        code = run_ring_change(lambda b: plan_set_info(b, config, node, dev, ip=new_ip, ports=p,
                                             replication_ip=new_rip, replication_ports=rp,
                                             meta=meta), **kw)
         if app.written:
@@ -128,10 +128,10 @@ def register(group: click.Group) -> None:
         from ringmgr.rings.primitives import plan_set_domain, positive_int
 
         app = App.current()
-        name, dev = _node_dev(target)
+        name, dev = node_dev(target)
         v = positive_int(value, kind)
         node = app.config.node(name)
-        code = _run(lambda b: plan_set_domain(b, node, dev, kind, v), **kw)
+        code = run_ring_change(lambda b: plan_set_domain(b, node, dev, kind, v), **kw)
         if app.written:
             _config_stale(app, node, dev, kind, v)
         return code
@@ -176,7 +176,7 @@ def register(group: click.Group) -> None:
                     app.remark(overload_advice(name, x, r))
             return cs
 
-        return _run(planner, extra_json={"required_overload": needed}, **kw)
+        return run_ring_change(planner, extra_json={"required_overload": needed}, **kw)
 
     @group.command("set-replicas", context_settings=_ARGS)
     @click.argument("ring")
@@ -191,7 +191,7 @@ def register(group: click.Group) -> None:
         n = replicas_value(replicas)
         policies = _policies(app.config)
         force = kw.get("force", False)
-        return _run(lambda b: plan_set_replicas(b, ring, n, policies, force=force), **kw)
+        return run_ring_change(lambda b: plan_set_replicas(b, ring, n, policies, force=force), **kw)
 
     @group.command("set-min-part-hours", context_settings=_ARGS)
     @click.argument("args", nargs=-1, required=True, metavar="[RING] H")
@@ -202,4 +202,4 @@ def register(group: click.Group) -> None:
 
         ring, value = _ring_and_value(args, "H")
         h = min_part_hours_value(value)
-        return _run(lambda b: plan_set_min_part_hours(b, ring, h), **kw)
+        return run_ring_change(lambda b: plan_set_min_part_hours(b, ring, h), **kw)

@@ -1,7 +1,8 @@
 """Risk commands: ok-to-stop and failure-impact (read-only; nothing is written).
 
-Thin: resolve node names through the config, load the builders and swift.conf's
-policies, call ``ringmgr.rings.risk``, print.  Heavy imports stay inside functions.
+Thin: the names, loading and verdicts are ``ringmgr.rings.risk_check`` and
+``ringmgr.rings.risk``; this module parses options and prints.  Heavy imports stay
+inside functions.
 """
 
 from __future__ import annotations
@@ -9,66 +10,9 @@ from __future__ import annotations
 import click
 
 from ringmgr.cli.app import App, json_option
-from ringmgr.errors import EXIT_OK, EXIT_WARNING, UsageError
-
-
-def _load(app: App):
-    return load_for_risk(app.config, app.note)
-
-
-def load_for_risk(config, note):
-    """Builders of every ring, swift.conf policies, ip -> node name."""
-    from ringmgr.rings.policies import load_policies
-    from ringmgr.rings.store import RingStore
-
-    store = RingStore.from_config(config)
-    try:
-        from ringmgr.rings.store import pending_change
-
-        pending = pending_change(config.cluster.builder_dir)
-    except ImportError:  # store without journal support
-        pending = None
-    if pending:
-        note("warning: an interrupted ring change is pending (`ringmgr resume`); "
-                 "the builders on disk may not be what the nodes run")
-    builders = store.load_all()
-    policies = load_policies(config.cluster.swift_conf)
-    if config.cluster.swift_conf is None and any(r.startswith("object") for r in builders):
-        note("note: no [cluster].swift_conf in the config: every object ring is "
-                 "treated as replicated")
-    nodes_by_ip = {n.ip: name for name, n in config.nodes.items() if n.ip}
-    return builders, policies, nodes_by_ip
-
-
-def _node_ip(config, name: str) -> str:
-    node = config.node(name)  # UsageError naming the known nodes
-    if not node.ip:
-        raise UsageError(f"node {name!r} has no ip in {config.path}; ring devices are "
-                         f"matched by ip")
-    return node.ip
-
-
-def _parse_down(config, builders, specs) -> tuple[set, set]:
-    ips, devs = set(), set()
-    for spec in specs:
-        name, _, dev = spec.partition("/")
-        ip = _node_ip(config, name)
-        if not dev:
-            ips.add(ip)
-            continue
-        known = any(d is not None and d["ip"] == ip and d["device"] == dev
-                    for b in builders.values() for d in b.devs)
-        if not known:
-            raise UsageError(f"--down {spec}: no ring has a device {dev!r} on {name} ({ip})")
-        devs.add((ip, dev))
-    return ips, devs
-
-
-def _warn_not_in_rings(note, builders, names_ips):
-    for name, ip in names_ips:
-        if not any(d is not None and d["ip"] == ip for b in builders.values() for d in b.devs):
-            note(f"note: {name} ({ip}) has no device in any ring")
-
+from ringmgr.errors import EXIT_OK, EXIT_WARNING
+from ringmgr.rings.risk_check import (load_for_risk, node_ip, ok_to_stop_check,
+                                       warn_not_in_rings)
 
 QUORUM_HELP = ("replicated write quorum the verdict uses: 'swift' = swift's own "
                "quorum_size, (replicas + 1) // 2, what a write needs to succeed (default); "
@@ -84,24 +28,6 @@ def quorum_option(f):
 def down_option(f):
     return click.option("--down", "down", multiple=True, metavar="NODE[/DEV]",
                         help="already down: a whole node or one device (repeatable)")(f)
-
-
-def ok_to_stop_check(config, node: str, down=(), *, weight_zero_up: bool = False,
-                     worst: int = 10, note=lambda m: None, quorum: str = "swift") -> dict:
-    """The ok-to-stop result for ``node`` (a config node name), ``down`` being
-    NODE or NODE/DEV strings: for commands that check before they stop a node
-    (reboot-node).  ``result["ok"]`` is the verdict; ``render_ok_to_stop`` prints it.
-    Raises UsageError / ConfigError / BuilderError on bad input (exit 2)."""
-    from ringmgr.rings.risk import DownSet, ok_to_stop
-
-    ip = _node_ip(config, node)
-    builders, policies, nodes_by_ip = load_for_risk(config, note)
-    down_ips, down_devs = _parse_down(config, builders, down)
-    _warn_not_in_rings(note, builders, [(node, ip)])
-    result = ok_to_stop(builders, policies, {ip},
-                        DownSet(down_ips, down_devs, weight_zero=not weight_zero_up),
-                        nodes_by_ip=nodes_by_ip, worst=worst, quorum=quorum)
-    return {"written": False, "node": node, **result, "down": list(down)}
 
 
 def register(group: click.Group) -> None:
@@ -140,9 +66,9 @@ def register(group: click.Group) -> None:
 
         app = App.current()
         config = app.config
-        ips = {name: _node_ip(config, name) for name in nodes}
-        builders, policies, _ = _load(app)
-        _warn_not_in_rings(app.note, builders, ips.items())
+        ips = {name: node_ip(config, name) for name in nodes}
+        builders, policies, _ = load_for_risk(config, app.note)
+        warn_not_in_rings(app.note, builders, ips.items())
         result = failure_impact(builders, set(ips.values()), policies, quorum=quorum)
         result = {"written": False, "nodes": list(nodes), **result}
         app.out(render_failure_impact(result, list(nodes)).rstrip("\n"))

@@ -19,7 +19,7 @@ from ringmgr.exec.runner import StopRun
 
 def _weight_fn():
     try:
-        from ringmgr.rings.ops import set_weight_all_rings
+        from ringmgr.ops.weight_change import set_weight_all_rings
     except ImportError:
         return None
     return set_weight_all_rings

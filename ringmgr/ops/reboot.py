@@ -68,7 +68,7 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
                 confirm: Callable[[str], None], echo: Callable[[str], None],
                 executor_factory=None, poll: float = 2.0, clock=time.monotonic,
                 sleep=time.sleep, quorum: str = "swift", down=()) -> RebootReport:
-    from ringmgr.cli.risk import ok_to_stop_check
+    from ringmgr.rings.risk_check import ok_to_stop_check
     from ringmgr.exec.base import DryRunExecutor
     from ringmgr.ops.disk import executor_for
     from ringmgr.rings.risk import render_ok_to_stop

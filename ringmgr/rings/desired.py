@@ -33,7 +33,7 @@ def config_devices(config, ring: str) -> dict[tuple, dict]:
 
 
 def builder_devices(builder) -> dict[tuple, dict]:
-    from ringmgr.rings.engine import live_devs
+    from ringmgr.rings.devices import live_devs
 
     return {device_key(d): d for d in live_devs(builder)}
 

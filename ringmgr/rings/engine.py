@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from ringmgr.errors import UsageError
 from ringmgr.rings.changes import ChangeSet, RingChange  # noqa: F401  (re-exported)
+from ringmgr.rings.devices import (  # noqa: F401  (re-exported)
+    DEV_FIELDS, dev_definition, live_devs, node_devs,
+)
 from ringmgr.rings.files import device_name_problem
 from ringmgr.rings.gate import clock_text, gate_text  # noqa: F401  (re-exported)
 from ringmgr.rings.weights import check_weight, typo_message, typo_problem
@@ -51,29 +54,6 @@ class Outcome:
         b = self.after
         return (self.dispersion > 0 or
                 (self.balance > BALANCE_WARN and self.balance / 100.0 > b.overload))
-
-
-# -- selecting devices --------------------------------------------------------------
-
-DEV_FIELDS = ("region", "zone", "ip", "port", "replication_ip", "replication_port",
-              "device", "weight", "meta")
-
-
-def dev_definition(dev: dict, *, with_id: bool = True) -> dict:
-    """A device's full definition (no builder-only keys such as parts): for the history,
-    saved plans, and re-adding a device exactly as it was."""
-    keys = ("id", *DEV_FIELDS) if with_id else DEV_FIELDS
-    return {k: dev.get(k) for k in keys}
-
-
-def live_devs(builder):
-    return [d for d in builder.devs if d is not None and d["id"] not in
-            {r["id"] for r in builder._remove_devs}]
-
-
-def node_devs(builder, ip: str, device: str | None = None) -> list[dict]:
-    return [d for d in live_devs(builder)
-            if d["ip"] == ip and (device is None or d["device"] == device)]
 
 
 def plan_remove(builders: dict, node, device: str | None = None) -> ChangeSet:
@@ -137,7 +117,7 @@ def plan_add_node(builders: dict, node, port_for, weight_factor: float = 1.0) ->
             if existing:
                 raise UsageError(f"{name}: {node.name}/{dev} ({node.ip}:{fields['port']}) is "
                                  f"already in the ring as device id {existing[0]['id']}")
-            fields["weight"] = _config_weight(node, name, dev, weight) * weight_factor
+            fields["weight"] = config_weight(node, name, dev, weight) * weight_factor
             adds.append(fields)
         if adds:
             rings[name] = RingChange(adds=adds)
@@ -157,7 +137,7 @@ def config_device(node, ring: str, dev: str, port: int, weight) -> dict:
             "replication_port": port, "device": dev, "weight": weight, "meta": ""}
 
 
-def _config_weight(node, ring: str, dev: str, weight) -> float:
+def config_weight(node, ring: str, dev: str, weight) -> float:
     """A configured device weight for add-node: a device added at weight 0 takes no data."""
     try:
         return check_weight(weight, allow_zero=False)
@@ -340,69 +320,3 @@ def simulate(builders: dict, changes: ChangeSet, seed: int,
         out[name] = simulate_ring(name, builders[name], change, seed, pretend_gate_open,
                                   validate)
     return out
-
-
-def plan_rejoin(builders: dict, node, history: list[dict], *, config_weights: bool = False,
-                load_backup=None) -> ChangeSet:
-    """Re-add the devices ``node`` had before it was removed.
-
-    The definitions come from the history (the newest change that removed devices with
-    the node's ip), not from the config: region, zone, ports, replication addresses and
-    meta are restored as they were.  Devices are matched by ring, ip, port and name,
-    never by id (swift reuses ids).  The weights are those the node had before a drain
-    began (``node_history.weights_before_drain``: a drained node was removed at weight
-    0), or with ``config_weights`` the config's.  ``info["rejoin"]`` says which.
-    """
-    from ringmgr.rings.node_history import change_text, last_removal, weights_before_drain
-
-    found = last_removal(history, node)
-    if found is None:
-        raise UsageError(f"no change in the history removed devices of {node.name} "
-                         f"(ip {node.ip}); to add it from the config use `ringmgr add-node "
-                         f"{node.name}`")
-    entry, devs = found
-    rings: dict[str, RingChange] = {}
-    present = []
-    for d in devs:
-        ring = d["ring"]
-        if ring not in builders:
-            continue
-        same = [x for x in live_devs(builders[ring]) if (x["ip"], x["port"], x["device"]) ==
-                (d["ip"], d["port"], d["device"])]
-        if same:
-            present.append(f"{ring}:{d['device']}")
-            continue
-        rings.setdefault(ring, RingChange()).adds.append(dev_definition(d, with_id=False))
-    if not rings:
-        raise UsageError(f"{node.name}'s devices removed by change #{entry['id']} are all "
-                         f"back in the rings already ({', '.join(present)})")
-    if config_weights:
-        for ring, c in rings.items():
-            configured = node.devices_for(ring)
-            for a in c.adds:
-                if a["device"] not in configured:
-                    key = (f"nodes.{node.name}.rings.{ring}.devices"
-                           if ring in node.ring_devices else f"nodes.{node.name}.devices")
-                    raise UsageError(f"--config-weights: {key} has no {a['device']} "
-                                     f"({ring} had it until {change_text(entry)}): add it "
-                                     f"to the config, or rejoin without --config-weights")
-                a["weight"] = _config_weight(node, ring, a["device"], configured[a["device"]])
-        kind, source = "config", f"the config's weights (nodes.{node.name}.devices)"
-    else:
-        found = weights_before_drain(history, entry, devs, node, load_backup)
-        if found is None:
-            raise UsageError(f"{node.name}'s devices were at weight 0 when {change_text(entry)}"
-                             f" removed them, and the history does not say what they had "
-                             f"before: pass --config-weights to use the config's weights")
-        base, source = found
-        kind = "history"
-        for ring, c in rings.items():
-            for a in c.adds:
-                a["weight"] = float(base.get(ring, {}).get(a["device"], a["weight"]))
-    n = sum(len(c.adds) for c in rings.values())
-    return ChangeSet(f"rejoin {node.name}: re-add the {n} device(s) change #{entry['id']} "
-                     f"removed, at {source}", rings,
-                     {"rejoin": {"removed_by": entry["id"], "weights_from": kind,
-                                 "weights_source": source,
-                                 "weights": {r: {a["device"]: a["weight"] for a in c.adds}
-                                             for r, c in rings.items()}}})

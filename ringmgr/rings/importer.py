@@ -59,7 +59,7 @@ def _natural(name: str):
 
 def describe_builders(builders: dict, builder_dir) -> Imported:
     """The ringmgr.toml text for ``builders`` (ring -> RingBuilder) in ``builder_dir``."""
-    from ringmgr.rings.engine import live_devs
+    from ringmgr.rings.devices import live_devs
 
     warnings = []
     rings = list(builders)

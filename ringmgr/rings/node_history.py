@@ -71,7 +71,7 @@ def _touch(entry: dict, node, ids: dict) -> str | None:
 
 def node_ids(builders: dict, node) -> dict:
     """ring -> ids of the node's devices in ``builders``."""
-    from ringmgr.rings.engine import node_devs
+    from ringmgr.rings.devices import node_devs
 
     return {ring: {d["id"] for d in node_devs(b, node.ip)} for ring, b in builders.items()}
 

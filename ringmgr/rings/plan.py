@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ringmgr.errors import BuilderError, Refused, UsageError
 from ringmgr.rings.files import check_output, md5_file, write_output
-from ringmgr.rings.engine import dev_definition
+from ringmgr.rings.devices import dev_definition
 
 FORMAT = "ringmgr-plan"
 FORMAT_VERSION = 2

@@ -16,7 +16,7 @@ import math
 
 from ringmgr.errors import NothingToDo, Refused, UsageError
 from ringmgr.rings.changes import ChangeSet, RingChange
-from ringmgr.rings.engine import live_devs, node_devs
+from ringmgr.rings.devices import live_devs, node_devs
 
 
 # -- values from the command line ---------------------------------------------------

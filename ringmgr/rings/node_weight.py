@@ -1,28 +1,29 @@
-"""Ring changes other operations call (replace-disk --weight-zero, drive-audit --act).
+"""A node's weight in every ring: the ring change host operations ask for
+(replace-disk --weight-zero, drive-audit --act).
 
-Thin wrappers over ``service.run_change`` so that every ring change, whoever asks for
-it, is simulated, confirmed, locked, journaled and recorded the same way.
+A thin wrapper over ``service.run_change`` so that every ring change, whoever asks for
+it, is simulated, confirmed, locked, journaled and recorded the same way.  The ring
+core writes builders and rings only: distributing them is the caller's (the ring
+commands' after-write path, ``ops.weight_change`` for host operations).
 """
 
 from __future__ import annotations
 
-from ringmgr.rings.engine import node_devs, plan_set_weight
+from ringmgr.rings.devices import node_devs
+from ringmgr.rings.engine import plan_set_weight
 from ringmgr.rings.service import ChangeResult, run_change
 from ringmgr.rings.store import RingStore
 
 
 def set_weight_all_rings(config, node, dev: str | None, weight: float, *, yes: bool,
                          seed: int | None = None, dry_run: bool = False,
-                         confirm=None, show=None, argv=None,
-                         push: bool | None = None) -> ChangeResult:
+                         confirm=None, show=None, argv=None) -> ChangeResult:
     """Set ``node``'s device ``dev`` (or all its devices) to ``weight`` in every ring.
 
     Idempotent: when every matching device already has ``weight``, nothing is written
     (a resumed operation may call it twice).  ``node`` is a config Node or a name.
     Without ``confirm`` and without ``yes`` the change is refused (nobody to ask).
-    After a written change the rings are pushed when ``push`` (default
-    ``[cluster].push``); a failed push is reported through ``show``, not raised: the
-    ring change itself stands and `ringmgr push` retries the distribution.
+    Nothing is pushed here.
     """
     from ringmgr.errors import Refused
 
@@ -42,16 +43,7 @@ def set_weight_all_rings(config, node, dev: str | None, weight: float, *, yes: b
             raise Refused(f"{question} needs confirmation: re-run with --yes")
         confirm(question)
 
-    result = run_change(config, lambda b: plan_set_weight(b, node, dev, weight),
-                        argv=argv or ["ringmgr", "set-weight", f"{node.name}/{dev or ''}",
-                                      str(weight)],
-                        seed=seed, dry_run=dry_run, confirm=_confirm, show=show)
-    if result.written and (config.cluster.push if push is None else push):
-        from ringmgr.ops.push import push_rings
-
-        report = push_rings(config)
-        show(report.render_table())
-        if not report.ok:
-            show(f"warning: the push failed on {', '.join(report.failed)}: run "
-                 f"`{report.retry_command()}`")
-    return result
+    return run_change(config, lambda b: plan_set_weight(b, node, dev, weight),
+                      argv=argv or ["ringmgr", "set-weight", f"{node.name}/{dev or ''}",
+                                    str(weight)],
+                      seed=seed, dry_run=dry_run, confirm=_confirm, show=show)
