@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from swift.common.ring import Ring, RingBuilder, RingData
 
 from ringmgr.cli.main import cli
+from tests.helpers.refusal import one_line_error
 from tests.helpers.ringfactory import lock_held, make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
@@ -125,8 +126,11 @@ def test_add_node_uses_config_devices_and_ports(cluster):
         assert sorted(d["device"] for d in new) == ["sdb", "sdc"]
         assert {d["port"] for d in new} == {port}
         assert all(d["parts"] > 0 for d in new)
+    before = cluster.checksums()
     r = run(cluster, "add-node", "s07", "--yes")
-    assert r.exit_code == 2 and "already in the ring" in r.output
+    assert r.exit_code == 2
+    one_line_error(r.output, "already in the ring")
+    assert cluster.checksums() == before
 
 
 def test_add_node_with_zero_weight_in_config_refused(tmp_path):
@@ -311,6 +315,12 @@ def test_real_subprocess_exit_codes_and_json(cluster):
     assert json.loads(p.stdout)["written"] is True
 
 
+def definitions(builder) -> dict:
+    """id -> (ip, device, weight, zone, region, port) of every device in a builder."""
+    return {d["id"]: (d["ip"], d["device"], d["weight"], d["zone"], d["region"], d["port"])
+            for d in builder.devs if d is not None}
+
+
 def test_rollback_restores_previous_set_with_higher_version(tmp_path):
     cluster = make_cluster(tmp_path, min_part_hours=0)
     original = {ring: RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
@@ -326,6 +336,10 @@ def test_rollback_restores_previous_set_with_higher_version(tmp_path):
         assert [d and d["weight"] for d in b.devs] != [d and d["weight"] for d in mid[ring].devs]
         assert b.version == mid[ring].version + 1
         assert not [d for d in b.devs if d and d["ip"] == "127.0.9.3"]
+        # the devices as they were before any change, less the removed node's: the
+        # set-weight of s01 is undone, nothing else came back or changed
+        assert definitions(b) == {k: v for k, v in definitions(original[ring]).items()
+                                  if v[0] != "127.0.9.3"}
     # all the way back to the start: --to 0 is not a change; roll back change 1 via --to
     r = run(cluster, "--json", "history")
     ids = [e["id"] for e in json.loads(r.stdout)["history"]]
@@ -339,7 +353,7 @@ def test_rollback_restores_previous_set_with_higher_version(tmp_path):
         assert [d and d["weight"] for d in b.devs] == [d and d["weight"] for d in mid[ring].devs]
         ring_obj = Ring(str(cluster.builder_dir), ring_name=ring)
         assert ring_obj._num_devs == len([d for d in b.devs if d])
-    assert original  # loaded before any change
+
 
 
 def test_write_rings_repairs_stale_ring(cluster):

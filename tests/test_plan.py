@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, event, example, given, settings, str
 from swift.common.ring import RingBuilder
 
 from ringmgr.cli.main import cli
+from tests.helpers.refusal import one_line_error
 from tests.helpers.ringfactory import checksums, make_cluster
 
 
@@ -95,8 +96,7 @@ def test_stale_plan_is_refused_and_changes_nothing(cluster, tmp_path):
     before = checksums(cluster.builder_dir)
     r = run(cluster.config, "apply", str(plan), "--yes")
     assert r.exit_code == 2
-    assert "re-plan" in r.output and "Traceback" not in r.output
-    assert r.output.count("ringmgr: error:") == 1
+    one_line_error(r.output, "re-plan")
     assert checksums(cluster.builder_dir) == before
 
 
@@ -106,7 +106,8 @@ def test_applying_a_plan_twice_is_refused(cluster, tmp_path):
     assert run(cluster.config, "apply", str(plan), "--yes").exit_code == 0
     before = checksums(cluster.builder_dir)
     r = run(cluster.config, "apply", str(plan), "--yes")
-    assert r.exit_code == 2 and "changed since the plan was made" in r.output
+    assert r.exit_code == 2
+    one_line_error(r.output, "changed since the plan was made")
     assert checksums(cluster.builder_dir) == before
 
 
@@ -152,7 +153,8 @@ def test_apply_dry_run_checks_and_writes_nothing(cluster, tmp_path):
 def test_plan_out_into_missing_directory_is_exit_2(cluster, tmp_path):
     before = checksums(cluster.builder_dir)
     r = run(cluster.config, "remove-node", "s02", "--plan-out", str(tmp_path / "no" / "p.json"))
-    assert r.exit_code == 2 and "does not exist" in r.output
+    assert r.exit_code == 2
+    one_line_error(r.output, "does not exist")
     assert checksums(cluster.builder_dir) == before
 
 
@@ -289,7 +291,7 @@ def test_plan_base_covers_untouched_rings_and_their_change_makes_it_stale(cluste
     before = checksums(cluster.builder_dir)
     r = run(cluster.config, "apply", str(plan), "--yes")
     assert r.exit_code == 2, r.output
-    assert "account.builder changed since the plan was made" in r.output
+    one_line_error(r.output, "account.builder changed since the plan was made")
     assert checksums(cluster.builder_dir) == before
 
 

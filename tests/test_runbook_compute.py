@@ -11,10 +11,22 @@ from click.testing import CliRunner
 from ringmgr.cli import compute as compute_cli
 from ringmgr.cli.main import cli
 from tests.helpers.openstack_recorder import RecordingExecutor, Reply, recorded
+from tests.helpers.refusal import one_line_error
+from tests.helpers.ringfactory import checksums
 
 W1 = "9b969a05-3f5e-4f0c-9a64-6f1b1c1d0e01"
 D1 = "4c3d2a10-77aa-4bd1-8c1e-6f1b1c1d0e02"
 C01, C02 = "c01.example.com", "c02.example.com"
+
+
+def state_files(env) -> dict:
+    """md5 of every run journal and record in the state dir; the empty flock files a
+    run opens (``.<key>.lock``, no data, held only while it runs) are left out."""
+    return {k: v for k, v in checksums(env.tmp / "state").items()
+            if not (k.endswith(".lock") and v == EMPTY_MD5)}
+
+
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
 def show(uuid, host, status="ACTIVE", task=None):
@@ -88,11 +100,12 @@ def test_evacuate_refuses_target_down_and_changes_nothing(env):
     api = env.api
     api.on("server list --host", recorded("server_list_c01.json"))
     api.on(f"compute service list --host {C02}", services(C02, state="down"))
+    before = state_files(env)
     res = env.invoke("compute", "evacuate", C01, "--to", C02, "--yes")
     assert res.exit_code == 2
-    assert "target c02.example.com: nova-compute is enabled/down" in res.stderr
+    one_line_error(res.stderr, "target c02.example.com: nova-compute is enabled/down")
     assert api.mutating == [] and env.host(C01).mutating == []
-    assert "Traceback" not in res.output
+    assert state_files(env) == before                 # no run journal, no record
 
 
 def test_evacuate_dry_run_records_commands_only(env):
@@ -137,8 +150,12 @@ def test_evacuate_timeout_then_resume(env):
 
 
 def test_resume_without_run_is_refused(env):
+    before = state_files(env)
     res = env.invoke("compute", "evacuate", C01, "--to", C02, "--resume", "--yes")
-    assert res.exit_code == 2 and "nothing to resume" in res.stderr
+    assert res.exit_code == 2
+    one_line_error(res.stderr, "nothing to resume")
+    assert env.api.mutating == [] and all(h.mutating == [] for h in env.hosts.values())
+    assert state_files(env) == before
 
 
 def test_restore_with_migrate_back(env):
@@ -203,9 +220,12 @@ def test_after_reboot_reports_instance_that_stays_down(env):
 def test_recover_host_evacuate_refuses_live_host(env):
     env.api.on("server list --host", recorded("server_list_c01.json"))
     env.api.on(f"compute service list --host {C01}", services(C01, state="up"))
+    before = state_files(env)
     res = env.invoke("compute", "recover-host", C01, "--to", C02, "--yes")
-    assert res.exit_code == 2 and "is reported up" in res.stderr
-    assert env.api.mutating == []
+    assert res.exit_code == 2
+    one_line_error(res.stderr, "is reported up")
+    assert env.api.mutating == [] and all(h.mutating == [] for h in env.hosts.values())
+    assert state_files(env) == before
 
 
 def test_recover_host_evacuate(env):
@@ -289,10 +309,13 @@ def test_inspect_disk_refuses_to_let_qemu_nbd_probe_the_format(env, xml, words):
     env.api.on("server show", recorded("server_show_web1_c02.json"))
     host = env.host(C02)
     host.on("virsh dumpxml", xml)
+    before = state_files(env)
     res = env.invoke("compute", "inspect-disk", W1, "--yes")
-    assert res.exit_code == 2 and words in res.stderr and "qemu-nbd guess" in res.stderr
+    assert res.exit_code == 2
+    one_line_error(res.stderr, words, "qemu-nbd guess")
     assert len(res.stderr.strip().splitlines()) == 1
-    assert host.mutating == []
+    assert host.mutating == [] and env.api.mutating == []
+    assert state_files(env) == before
 
 
 @pytest.mark.parametrize("args, msg", [
@@ -303,10 +326,12 @@ def test_inspect_disk_refuses_to_let_qemu_nbd_probe_the_format(env, xml, words):
 ])
 def test_bad_input_exit_2_nothing_changed(env, args, msg):
     env.api.on("server list --host", recorded("server_list_c01.json"))
+    before = state_files(env)
     res = env.invoke(*args, "--yes")
     assert res.exit_code == 2 and msg in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert env.api.mutating == [] and all(h.mutating == [] for h in env.hosts.values())
+    assert state_files(env) == before
 
 
 def test_no_yes_no_terminal_refuses_before_any_change(env):
@@ -315,8 +340,32 @@ def test_no_yes_no_terminal_refuses_before_any_change(env):
     api.on(f"compute service list --host {C02}", services(C02))
     api.on(f"compute service list --host {C01}", services(C01))
     res = env.invoke("compute", "evacuate", C01, "--to", C02)
-    assert res.exit_code == 2 and "re-run with --yes" in res.stderr
+    assert res.exit_code == 2
+    one_line_error(res.stderr, "re-run with --yes")
     assert api.mutating == [] and env.host(C01).mutating == []
+    # the read-only target check ran before the first step that asks; its journal
+    # records that check and nothing else
+    journal = json.loads((env.tmp / "state" / f"compute-evacuate.{C01}.json").read_text())
+    assert set(state_files(env)) == {f"compute-evacuate.{C01}.json"}
+    assert {k: v["state"] for k, v in journal["steps"].items()} == {"check-target": "done"}
+
+
+def test_a_journal_left_for_another_target_is_not_reused(env):
+    """The target check of a run refused for want of --yes is no check of another
+    target: evacuating to a down host next must be refused, not skip the check."""
+    api = env.api
+    c03 = "c03.example.com"
+    api.on("server list --host", recorded("server_list_c01.json"))
+    api.on(f"compute service list --host {C02}", services(C02))
+    api.on(f"compute service list --host {c03}", services(c03, state="down"))
+    api.on(f"compute service list --host {C01}", services(C01))
+    assert env.invoke("compute", "evacuate", C01, "--to", C02).exit_code == 2
+    before = state_files(env)
+    res = env.invoke("compute", "evacuate", C01, "--to", c03, "--yes")
+    assert res.exit_code == 2
+    one_line_error(res.stderr, "another target", c03)
+    assert api.mutating == [] and env.host(C01).mutating == []
+    assert state_files(env) == before
 
 
 def test_after_reboot_soft_reboot_refused_goes_hard(env):

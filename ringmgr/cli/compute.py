@@ -224,7 +224,8 @@ def evacuate(app, host, target, block_migrate, move_init_files, held_dir, init_f
 
     try:
         _run(app, f"compute-evacuate.{host}", steps, ctx, yes=yes, dry_run=dry_run,
-             resume=resume, extra={"host": host, "target": target})
+             resume=resume, extra={"host": host, "target": target},
+             identity={"target": target})   # a journal's target check is for its target
     finally:
         _close(hx)
 
