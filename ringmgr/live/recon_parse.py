@@ -137,7 +137,8 @@ def parse_diskusage(obj) -> list[DiskUsage]:
 
     Mounted (the lab with ``--xfs``)::
 
-        [{"device": "sdb", "mounted": true, "size": 294128, "used": 2182, ...}]
+        [{"device": "sdb", "mounted": true, "size": 247463936, "used": 17731584,
+          "avail": 229732352}]
 
     Recon checks "is it a mount point" whatever the server's ``mount_check`` says, so
     whether an unmounted entry matters is the caller's decision.
