@@ -242,6 +242,7 @@ class ReconConfig:
     connect_timeout: float = 2.0  # seconds to connect
     concurrency: int = 64         # requests in flight at once
     max_clock_skew: float = 5.0   # seconds a server's clock may differ from the admin's
+    configured: bool = False      # the file has a [recon] section (ok-to-stop asks recon)
 
 
 @dataclass(frozen=True)
@@ -428,13 +429,13 @@ def parse_config(data: dict, path: Path) -> Config:
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
                   openstack=openstack, drive_audit=drive_audit,
                   ring_settings=parse_ring_settings(v, data.get("rings", {})),
-                  recon=_recon(v, data.get("recon", {})))
+                  recon=_recon(v, data.get("recon", {}), "recon" in data))
 
 
 _SERVER_TYPES = ("account", "container", "object")
 
 
-def _recon(v: "_Validator", r: dict) -> ReconConfig:
+def _recon(v: "_Validator", r: dict, configured: bool) -> ReconConfig:
     rc = ReconConfig(
         scheme=r.get("scheme", "http"),
         ports=dict(r.get("ports", {})),
@@ -442,6 +443,7 @@ def _recon(v: "_Validator", r: dict) -> ReconConfig:
         connect_timeout=float(r.get("connect_timeout", ReconConfig.connect_timeout)),
         concurrency=r.get("concurrency", ReconConfig.concurrency),
         max_clock_skew=float(r.get("max_clock_skew", ReconConfig.max_clock_skew)),
+        configured=configured,
     )
     if rc.scheme not in ("http", "https"):
         v.fail("recon.scheme", f'must be "http" or "https", not {rc.scheme!r}')

@@ -437,6 +437,8 @@ def ringmgr_toml(lab: Lab) -> str:
                 f"{d} = {_q(b)}" for d, b in sorted(blocks.items())) + " }")
         out.append("")
     out += ["[proxies.proxy]", f"host = {_q(lab.proxy_ip)}", f"swift_dir = {_q(lab.proxy_dir)}", ""]
+    out += ["[recon]             # every lab server runs the recon middleware",
+            "timeout = 5.0", "connect_timeout = 2.0", ""]
     text = "\n".join(out)
     reasons = unsafe_reboot_commands(lab, tomllib.loads(text))
     if reasons:
