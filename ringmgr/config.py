@@ -41,6 +41,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "lock_timeout": NUM,
         "used_bytes": NUMMAP,
         "format_version": INT,
+        "ring_reload": NUM,
+        "full_percent": NUM,
     },
     "ssh": {
         "user": STR,
@@ -54,6 +56,14 @@ SCHEMA: dict[str, dict[str, str]] = {
     "defaults": {k: v for k, v in NODE_KEYS.items() if k in NODE_DEFAULTS},
     "drive_audit": {
         "since": STR,
+    },
+    "recon": {
+        "scheme": STR,
+        "ports": INTMAP,
+        "timeout": NUM,
+        "connect_timeout": NUM,
+        "concurrency": INT,
+        "max_clock_skew": NUM,
     },
     "openstack": {
         "openrc": PATH,
@@ -77,6 +87,8 @@ class ClusterConfig:
     lock_timeout: float = 30.0
     used_bytes: dict[str, float] = field(default_factory=dict)
     format_version: int | None = None
+    ring_reload: float = 15.0    # seconds: how late a server may re-read a changed ring.gz
+    full_percent: float = 90.0   # refuse a change that would fill a device past this
 
     def port_for(self, ring: str) -> int:
         """The port new devices of ``ring`` listen on (object-N uses object's)."""
@@ -107,6 +119,19 @@ class OpenStackConfig:
 
 
 @dataclass(frozen=True)
+class ReconConfig:
+    """[recon]: how ringmgr reads swift's recon middleware on the storage servers."""
+
+    scheme: str = "http"
+    ports: dict[str, int] = field(default_factory=dict)  # server type -> port override
+    timeout: float = 5.0          # seconds to read an answer
+    connect_timeout: float = 2.0  # seconds to connect
+    concurrency: int = 64         # requests in flight at once
+    max_clock_skew: float = 5.0   # seconds a server's clock may differ from the admin's
+    configured: bool = False      # the file has a [recon] section (ok-to-stop asks recon)
+
+
+@dataclass(frozen=True)
 class DriveAuditConfig:
     since: str = "24h"   # the window: errors older than this do not count
     explicit: bool = False  # set in the file (not the default)
@@ -123,6 +148,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     drive_audit: DriveAuditConfig = field(default_factory=DriveAuditConfig)
     ring_settings: dict = field(default_factory=dict)   # [rings.NAME]: RingSettings
+    recon: ReconConfig = field(default_factory=ReconConfig)
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a UsageError listing the known ones otherwise."""
@@ -194,7 +220,12 @@ def parse_config(data: dict, path: Path) -> Config:
         lock_timeout=float(c.get("lock_timeout", 30.0)),
         used_bytes={k: float(x) for k, x in c.get("used_bytes", {}).items()},
         format_version=c.get("format_version"),
+        ring_reload=float(c.get("ring_reload", 15.0)),
+        full_percent=float(c.get("full_percent", 90.0)),
     )
+    if not 0 < cluster.full_percent <= 100:
+        v.fail("cluster.full_percent", f"must be a percentage in (0, 100], not "
+                                       f"{cluster.full_percent:g}")
     for ring in cluster.rings or ():
         if not is_ring_name(ring):
             v.fail("cluster.rings", f"{ring!r} is not a ring name (account, container, "
@@ -267,4 +298,32 @@ def parse_config(data: dict, path: Path) -> Config:
         v.fail("drive_audit.since", str(e))
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
                   openstack=openstack, drive_audit=drive_audit,
-                  ring_settings=parse_ring_settings(v, data.get("rings", {})))
+                  ring_settings=parse_ring_settings(v, data.get("rings", {})),
+                  recon=_recon(v, data.get("recon", {}), "recon" in data))
+
+
+_SERVER_TYPES = ("account", "container", "object")
+
+
+def _recon(v, r: dict, configured: bool) -> ReconConfig:
+    rc = ReconConfig(
+        scheme=r.get("scheme", "http"),
+        ports=dict(r.get("ports", {})),
+        timeout=float(r.get("timeout", ReconConfig.timeout)),
+        connect_timeout=float(r.get("connect_timeout", ReconConfig.connect_timeout)),
+        concurrency=r.get("concurrency", ReconConfig.concurrency),
+        max_clock_skew=float(r.get("max_clock_skew", ReconConfig.max_clock_skew)),
+        configured=configured,
+    )
+    if rc.scheme not in ("http", "https"):
+        v.fail("recon.scheme", f'must be "http" or "https", not {rc.scheme!r}')
+    for kind, port in rc.ports.items():
+        if kind not in _SERVER_TYPES:
+            v.fail(f"recon.ports.{kind}", "not a server type (account, container, object)")
+        v.port(f"recon.ports.{kind}", port)
+    for key in ("timeout", "connect_timeout"):
+        if getattr(rc, key) <= 0:
+            v.fail(f"recon.{key}", "must be more than 0 seconds")
+    if rc.concurrency < 1:
+        v.fail("recon.concurrency", "must be at least 1")
+    return rc

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ringmgr.config_check import (
-    DEVICES, INT, MKFS_OPTION_RE, MOUNT_OPTIONS_RE, NAME_RE, PATH, STR, STRLIST, STRMAP,
+    BOOL, DEVICES, INT, MKFS_OPTION_RE, MOUNT_OPTIONS_RE, NAME_RE, PATH, STR, STRLIST, STRMAP,
     Validator,
 )
 from ringmgr.config_rings import parse_device_table, parse_node_rings
@@ -26,6 +26,7 @@ NODE_DEFAULTS = {
     "fstab_by": "label",
     "ssh_port": None,
     "reboot_command": ["systemctl", "reboot"],
+    "mount_check": True,
 }
 
 NODE_COMMON = {
@@ -50,6 +51,7 @@ NODE_KEYS = {
     "mount_options": STR,
     "fstab_by": STR,
     "reboot_command": STRLIST,
+    "mount_check": BOOL,
 }
 
 
@@ -79,6 +81,7 @@ class Node(Host):
     mount_options: str = "noatime,nofail"
     fstab_by: str = "label"
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    mount_check: bool = True   # the node's servers run with mount_check = true
     meta: str = ""
     device_attrs: dict[str, dict] = field(default_factory=dict)
     ring_device_attrs: dict[str, dict[str, dict]] = field(default_factory=dict)
@@ -154,6 +157,7 @@ def parse_node(v: Validator, name: str, n: dict, defaults: dict,
         mount_options=mount_options,
         fstab_by=fstab_by,
         reboot_command=tuple(n.get("reboot_command", defaults["reboot_command"])),
+        mount_check=n.get("mount_check", defaults["mount_check"]),
         meta=n.get("meta", ""),
         device_attrs=device_attrs,
         ring_device_attrs=ring_device_attrs,

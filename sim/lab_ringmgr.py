@@ -90,6 +90,7 @@ def ringmgr_toml(lab: cfg.Lab) -> str:
         f"builder_dir = {_q(lab.builder_dir)}",
         f"swift_conf = {_q(lab.builder_dir + '/swift.conf')}",
         f"ports = {{ {ports} }}",
+        f"ring_reload = {float(lab.ring_reload)!r}",
         "",
     ]
     if ssh:
@@ -97,7 +98,8 @@ def ringmgr_toml(lab: cfg.Lab) -> str:
                 f"identity_file = {_q(str(ssh['identity_file']))}",
                 f"known_hosts = {_q(str(ssh['known_hosts']))}", "parallel = 16",
                 "connect_timeout = 5.0", ""]
-    out += ["[defaults]", 'owner = "root:root"', ""]
+    out += ["[defaults]", 'owner = "root:root"',
+            f"mount_check = {'true' if lab.xfs else 'false'}", ""]
     for node in lab.nodes:
         devs = ", ".join(f"{d} = {cfg.WEIGHT}" for d in node.devices)
         out += [
@@ -120,6 +122,8 @@ def ringmgr_toml(lab: cfg.Lab) -> str:
                 f"{d} = {_q(b)}" for d, b in sorted(blocks.items())) + " }")
         out.append("")
     out += ["[proxies.proxy]", f"host = {_q(lab.proxy_ip)}", f"swift_dir = {_q(lab.proxy_dir)}", ""]
+    out += ["[recon]             # every lab server runs the recon middleware",
+            "timeout = 5.0", "connect_timeout = 2.0", ""]
     text = "\n".join(out)
     reasons = unsafe_reboot_commands(lab, tomllib.loads(text))
     if reasons:

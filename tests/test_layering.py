@@ -7,7 +7,8 @@ layers, from the bottom:
 - core: ``ringmgr/rings/``, ``ringmgr/config*.py``, ``ringmgr/errors.py`` — pure; they
   import neither ``cli``, ``exec`` nor ``ops``;
 - ``ringmgr/exec/`` — executors; never ``cli`` or ``ops``;
-- ``ringmgr/ops/`` — host operations; never ``cli``;
+- ``ringmgr/ops/`` — host operations, and ``ringmgr/live/`` — what the running cluster
+  says (recon); never ``cli``;
 - ``ringmgr/cli/`` — the commands, on top.
 
 No module may import one of a layer above its own, and no modules may import each other
@@ -40,7 +41,7 @@ ALLOWED_CIRCLES: set[tuple[str, ...]] = {
 }
 
 _CORE = "core"
-_RANK = {_CORE: 0, "exec": 1, "ops": 2, "cli": 3}
+_RANK = {_CORE: 0, "exec": 1, "ops": 2, "live": 2, "cli": 3}
 
 
 def modules(package: str) -> dict[str, Path]:
@@ -99,7 +100,7 @@ def graph(package: str) -> dict[str, set[str]]:
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) > 1 and parts[1] in ("cli", "exec", "ops"):
+    if len(parts) > 1 and parts[1] in ("cli", "exec", "ops", "live"):
         return parts[1]
     return _CORE
 

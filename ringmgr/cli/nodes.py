@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from ringmgr.cli.app import App, json_option
+from ringmgr.cli.replication import gate_options
 from ringmgr.cli.ringflow import change_options, run_ring_change
 from ringmgr.cli.risk import down_option, quorum_option
 from ringmgr.errors import Refused
@@ -26,6 +27,7 @@ def register(group: click.Group) -> None:
         return _shutdown(node, down, quorum, **kw)
 
     def _shutdown(node, down, quorum, *, force=False, **kw):
+        from ringmgr.live.downstate import live_down_for
         from ringmgr.rings.risk_check import ok_to_stop_check
         from ringmgr.rings.engine import plan_remove
         from ringmgr.rings.risk import render_ok_to_stop
@@ -33,7 +35,8 @@ def register(group: click.Group) -> None:
         app = App.current()
         config = app.config
         n = config.node(node)
-        check = ok_to_stop_check(config, node, down, quorum=quorum, note=app.note)
+        check = ok_to_stop_check(config, node, down, quorum=quorum, note=app.note,
+                             live_down=live_down_for(config))
         app.out(render_ok_to_stop(check, [node]).rstrip("\n"))
         if not check["ok"] and not force:
             raise Refused(f"stopping {node} now would leave partitions short of a write quorum "
@@ -59,6 +62,7 @@ def register(group: click.Group) -> None:
     @click.option("--max-move", "max_move", type=float, default=None, metavar="PCT",
                   help="ramp up gradually, as add-node --max-move: no step moves more "
                        "than PCT of any ring's replica assignments")
+    @gate_options
     @change_options
     def rejoin_node(node, config_weights, max_move, **kw):
         """Bring NODE back after shutdown-node, remove-node or drain-node, with exactly
@@ -84,11 +88,14 @@ def register(group: click.Group) -> None:
                          weights_source=info["weights_source"], weights=info["weights"])
             return cs
 
+        from ringmgr.cli.replication import pop_gate
+
+        gate = pop_gate(kw)
         if max_move is not None:
             from ringmgr.cli.plans import run_gradual
 
             return run_gradual("ramp", node, max_move, command="rejoin-node",
-                               rejoin=planner, **kw)
+                               rejoin=planner, gate=gate, **kw)
         return run_ring_change(planner, extra_json=facts, **kw)
 
     @group.command("reboot-node")

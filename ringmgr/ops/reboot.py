@@ -68,6 +68,7 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
                 confirm: Callable[[str], None], echo: Callable[[str], None],
                 executor_factory=None, poll: float = 2.0, clock=time.monotonic,
                 sleep=time.sleep, quorum: str = "swift", down=()) -> RebootReport:
+    from ringmgr.live.downstate import live_down_for
     from ringmgr.rings.risk_check import ok_to_stop_check
     from ringmgr.exec.base import DryRunExecutor
     from ringmgr.ops.disk import executor_for
@@ -76,7 +77,8 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
     node = config.node(name)
     factory = executor_factory or (lambda: executor_for(config, node))
     report = RebootReport(name, dry_run=dry_run)
-    check = ok_to_stop_check(config, name, down, quorum=quorum, note=echo)
+    check = ok_to_stop_check(config, name, down, quorum=quorum, note=echo,
+                             live_down=live_down_for(config))
     report.ok_to_stop = {k: v for k, v in check.items() if k != "written"}
     echo(render_ok_to_stop(check, [name]).rstrip("\n"))
     if not check["ok"]:

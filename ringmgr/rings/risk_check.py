@@ -16,7 +16,7 @@ def load_for_risk(config, note):
     if pending_change(config.cluster.builder_dir):
         note("warning: an interrupted ring change is pending (`ringmgr resume`); "
              "the builders on disk may not be what the nodes run")
-    builders = store.load_all()
+    builders = store.load_all_read_only()
     policies = load_policies(config.cluster.swift_conf)
     if config.cluster.swift_conf is None and any(r.startswith("object") for r in builders):
         note("note: no [cluster].swift_conf in the config: every object ring is "
@@ -57,18 +57,59 @@ def warn_not_in_rings(note, builders, names_ips) -> None:
             note(f"note: {name} ({ip}) has no device in any ring")
 
 
-def ok_to_stop_check(config, node: str, down=(), *, weight_zero_up: bool = False,
-                     worst: int = 10, note=lambda m: None, quorum: str = "swift") -> dict:
-    """The ok-to-stop result for ``node`` (a config node name), ``down`` being
-    NODE or NODE/DEV strings.  ``result["ok"]`` is the verdict; ``render_ok_to_stop``
-    prints it.  Raises UsageError / ConfigError / BuilderError on bad input (exit 2)."""
+def zone_nodes(config, zone: int) -> list[str]:
+    """The config nodes whose ring devices are in ``zone`` (any ring), by name."""
+    from ringmgr.rings.store import RingStore
+
+    builders = RingStore.from_config(config).load_all_read_only()
+    ips = {d["ip"] for b in builders.values() for d in b.devs
+           if d is not None and d.get("zone") == zone}
+    names = sorted(n for n, node in config.nodes.items() if node.ip in ips)
+    if not names:
+        raise UsageError(f"--zone {zone}: no node has a ring device in zone {zone}")
+    return names
+
+
+def ok_to_stop_check(config, node, down=(), *, weight_zero_up: bool = False,
+                     worst: int = 10, note=lambda m: None, quorum: str = "swift",
+                     live_down=None, max_of=None) -> dict:
+    """The ok-to-stop result for ``node`` (a config node name, or a list of them that
+    stop together), ``down`` being NODE or NODE/DEV strings: for commands that check
+    before they stop a node (reboot-node).  ``live_down``: a callable (builders ->
+    ``LiveDown``) giving what the live cluster says is already down (servers that do
+    not answer recon, unmounted devices on mount_check nodes); the caller above the
+    core passes it (``ringmgr.live.downstate.live_down_for``).  ``max_of``: candidate
+    node names; the largest subset of them that can stop together is found and checked.
+    ``result["ok"]`` is the verdict; ``render_ok_to_stop`` prints it.
+    Raises UsageError / ConfigError / BuilderError on bad input (exit 2)."""
     from ringmgr.rings.risk import DownSet, ok_to_stop
 
-    ip = node_ip(config, node)
+    names = [node] if isinstance(node, str) else list(node)
+    ips = {n: node_ip(config, n) for n in names + list(max_of or ())}
     builders, policies, nodes_by_ip = load_for_risk(config, note)
     down_ips, down_devs = parse_down(config, builders, down)
-    warn_not_in_rings(note, builders, [(node, ip)])
-    result = ok_to_stop(builders, policies, {ip},
-                        DownSet(down_ips, down_devs, weight_zero=not weight_zero_up),
+    warn_not_in_rings(note, builders, list(ips.items()))
+    base = DownSet(down_ips, down_devs, weight_zero=not weight_zero_up)
+    live_json = None
+    if live_down is not None:
+        found = live_down(builders)
+        base = base.union(devices=found.devices, servers=found.servers)
+        live_json = found.to_json()
+    max_json = None
+    if max_of is not None:
+        from ringmgr.rings.stop_max import max_stop
+
+        cands = [ips[n] for n in max_of]
+        m = max_stop(builders, policies, cands, base, quorum)
+        chosen = [n for n in max_of if ips[n] in set(m["stop"])]
+        max_json = {"candidates": list(max_of), "stop": chosen, "method": m["method"],
+                    "tie_break": m["tie_break"], "constraints": m["constraints"]}
+        names = chosen
+    result = ok_to_stop(builders, policies, {ips[n] for n in names}, base,
                         nodes_by_ip=nodes_by_ip, worst=worst, quorum=quorum)
-    return {"written": False, "node": node, **result, "down": list(down)}
+    out = {"written": False, "node": names[0] if names else None, "nodes": names,
+           **result, "down": list(down), "live": live_json}
+    if max_json is not None:
+        out["max"] = max_json
+        out["ok"] = bool(names) and result["ok"]
+    return out
