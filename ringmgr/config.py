@@ -54,6 +54,7 @@ _NODE_COMMON = {
 _NODE_KEYS = {
     **_NODE_COMMON,
     "ip": _STR,
+    "previous_ip": _STR,
     "replication_ip": _STR,
     "region": _INT,
     "zone": _INT,
@@ -102,7 +103,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "restore_order": _STRLIST,
     },
 }
-SECTIONS = set(SCHEMA) | {"nodes", "proxies", "rings"}
+SECTIONS = set(SCHEMA) | {"nodes", "proxies", "rings", "converge"}
 
 # What may reach a node's commands and its fstab (see check_node_values): no whitespace,
 # quotes, "#" or shell characters, so nothing can add an fstab line or an option.
@@ -176,6 +177,7 @@ class Node(Host):
     device_attrs: dict[str, dict] = field(default_factory=dict)
     ring_device_attrs: dict[str, dict[str, dict]] = field(default_factory=dict)
     ring_ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    previous_ip: str | None = None   # renumbering: converge turns it into set_info
 
     def devices_for(self, ring: str) -> dict[str, float]:
         """Device name -> weight for ``ring``: a per-ring override, else ``devices``."""
@@ -234,6 +236,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     drive_audit: DriveAuditConfig = field(default_factory=DriveAuditConfig)
     ring_settings: dict = field(default_factory=dict)   # [rings.NAME]: RingSettings
+    converge: object = None   # [converge]: ConvergeConfig, None when absent
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a UsageError listing the known ones otherwise."""
@@ -372,6 +375,10 @@ def parse_config(data: dict, path: Path) -> Config:
         if node.ip in seen_ips:
             v.fail(f"nodes.{name}.ip", f"{node.ip} is also the ip of node {seen_ips[node.ip]}")
         seen_ips[node.ip] = name
+    for name, node in nodes.items():
+        if node.previous_ip is not None and node.previous_ip in seen_ips:
+            v.fail(f"nodes.{name}.previous_ip", f"{node.previous_ip} is the ip of node "
+                                                f"{seen_ips[node.previous_ip]}")
 
     o = data.get("openstack", {})
     openstack = OpenStackConfig(
@@ -390,11 +397,15 @@ def parse_config(data: dict, path: Path) -> Config:
         parse_since(drive_audit.since, 0.0)
     except ValueError as e:
         v.fail("drive_audit.since", str(e))
+    from ringmgr.config_converge import CONVERGE_KEYS, parse_converge
     from ringmgr.config_rings import parse_ring_settings
 
+    if "converge" in data:
+        v.keys("converge", data["converge"], CONVERGE_KEYS)
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
                   openstack=openstack, drive_audit=drive_audit,
-                  ring_settings=parse_ring_settings(v, data.get("rings", {})))
+                  ring_settings=parse_ring_settings(v, data.get("rings", {})),
+                  converge=parse_converge(v, data.get("converge")))
 
 
 def _node(v: "_Validator", name: str, n: dict, defaults: dict,
@@ -442,6 +453,7 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict,
         device_attrs=device_attrs,
         ring_device_attrs=ring_device_attrs,
         ring_ports=ring_ports,
+        previous_ip=n.get("previous_ip"),
     )
     check_node_values(v, node, lambda k: f"{key}.{k}" if k in n else f"defaults.{k}")
     return node
