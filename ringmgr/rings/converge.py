@@ -120,7 +120,7 @@ class ConvergePlan:
     @property
     def estimated_steps(self) -> int:
         """Steps to reach the config, this one included (rings go in parallel)."""
-        if not self.has_step:
+        if not self.steps:
             return 0
         return 1 + max((s.estimated_steps_left for s in self.steps.values()), default=0)
 
