@@ -253,7 +253,7 @@ def run_converge(max_move, allow_over_limit, kw) -> int:
                               "to do")
         if not gate.open and any(s.change.marks for s in p.steps.values()):
             raise NotYet(f"replication gate closed: {gate.text}; nothing was written",
-                         reason="replication_pending", not_before=gate.not_before)
+                         reason="gate_closed", not_before=gate.not_before)
         if not p.has_step:
             raise _why_nothing(p, gate_text)
         if not gate.checked:
@@ -297,7 +297,7 @@ def _why_nothing(plan, gate_text) -> Exception:
                       f"do it in one step; nothing was written", reason="over_limit")
     if plan.removal_held:
         return NotYet("; ".join(plan.removal_held) + "; nothing was written",
-                      reason="replication_pending")
+                      reason="gate_closed")
     if plan.part_power_only or any(d.part_power for d in plan.diffs.values()):
         rings = [r for r, d in plan.diffs.items() if d.part_power]
         return NotYet(f"only part_power differs ({', '.join(rings)}): `ringmgr "
