@@ -328,6 +328,7 @@ def plan_converge(config, builders: dict, max_move: float, seed: int, simulate, 
 
     max_move = _check_max_move(max_move)
     check_rings_named(config, builders)
+    check_enough_devices(config, builders)
     plan = ConvergePlan(max_move, seed, {r: ring_diff(config, r, b)
                                          for r, b in builders.items()},
                         safe_to_destroy_checked=safe_to_destroy is not None)
@@ -338,3 +339,20 @@ def plan_converge(config, builders: dict, max_move: float, seed: int, simulate, 
                                   allow_over_limit=allow_over_limit,
                                   safe_to_destroy=safe_to_destroy, held=plan.removal_held)
     return plan
+
+
+def check_enough_devices(config, builders: dict) -> None:
+    """The config must leave every ring enough devices with weight for its replicas
+    (swift refuses to rebalance with fewer): UsageError, before anything is drained."""
+    from ringmgr.errors import UsageError
+    from ringmgr.rings.desired import config_devices
+
+    for ring, b in builders.items():
+        s = config.ring_settings.get(ring)
+        replicas = s.replicas if s is not None and s.replicas is not None else b.replicas
+        n = sum(1 for d in config_devices(config, ring).values() if float(d["weight"]) > 0)
+        if n < math.ceil(replicas):
+            raise UsageError(f"{config.path}: the config gives the {ring} ring {n} device(s) "
+                             f"with weight; its {replicas:g} replicas need at least "
+                             f"{math.ceil(replicas)} (swift refuses to rebalance with fewer): "
+                             f"nothing was planned")
