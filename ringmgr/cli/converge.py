@@ -261,7 +261,7 @@ def run_converge(max_move, allow_over_limit, kw) -> int:
         app.out(plan_text(p, builders, gate))
         return p.change_set()
 
-    code = _run(planner, extra_json=extra, **kw)
+    code = _run(planner, extra_json=extra, sync_config=False, **kw)
     p = state.get("plan")
     if app.written and p is not None:
         after = store.load_all()

@@ -59,21 +59,26 @@ def _used_bytes(values) -> dict[str, float]:
 
 
 def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
-         schedule=None, force=False, extra_json=None, brief=False, load=None):
+         schedule=None, force=False, extra_json=None, brief=False, load=None,
+         sync_config=True):
     from ringmgr.cli.plans import SimulationHooks
+    from ringmgr.config_sync import ConfigSync
     from ringmgr.rings.service import progress_printer, run_change
 
     app = App.current()
     config = app.config
     hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule,
                             force=force, brief=brief, rings=getattr(load, "rings", None))
+    sync = ConfigSync.for_config(app, config) if sync_config and load is None else None
     result = run_change(
         config, planner, argv=App.current().argv, seed=seed,
         dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
         confirm=lambda q: app.confirm(q, yes), show=(lambda text: None) if brief else app.out,
         used_bytes=_used_bytes(used_bytes), progress=progress_printer(),
-        after_simulation=hooks, load=load)
+        after_simulation=hooks if sync is None else sync.wrap(hooks), load=load)
     app.written = result.written
+    if sync is not None:
+        app.emit(sync.write() if result.written else sync.json())
     for m in result.messages:
         app.warn(m, prefix="note: ")
     if result.written:
