@@ -248,3 +248,25 @@ def test_a_window_that_does_not_parse(env, window):
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and "converge.window" in lines[0], r.output
         assert c.checksums() == before
+
+
+@pytest.mark.parametrize("window, when, inside, opens", [
+    ("Mon-Fri 09:00-17:00", "2026-12-02 10:00", True, "2026-12-02 10:00"),   # a Wednesday
+    ("Mon-Fri 09:00-17:00", "2026-12-02 17:00", False, "2026-12-03 09:00"),
+    ("Mon-Fri 09:00-17:00", "2026-12-05 12:00", False, "2026-12-07 09:00"),  # Saturday
+    ("22:00-06:00", "2026-12-02 05:59", True, "2026-12-02 05:59"),
+    ("22:00-06:00", "2026-12-02 06:00", False, "2026-12-02 22:00"),
+    ("Fri-Mon 00:00-24:00", "2026-12-06 12:00", True, "2026-12-06 12:00"),   # Sunday
+    ("Fri-Mon 00:00-24:00", "2026-12-02 12:00", False, "2026-12-04 00:00"),
+    ("Sat 23:00-01:00; Tue 10:00-11:00", "2026-12-06 00:30", True, "2026-12-06 00:30"),
+    ("sat 23:00-01:00; tuesday 10:00-11:00", "2026-12-06 01:00", False, "2026-12-08 10:00"),
+])
+def test_window_contains_and_next_open(window, when, inside, opens):
+    from datetime import datetime
+
+    from ringmgr.rings.window import parse_window
+
+    w = parse_window(window)
+    t = datetime.strptime(when, "%Y-%m-%d %H:%M")
+    assert w.contains(t) is inside
+    assert w.next_open(t) == datetime.strptime(opens, "%Y-%m-%d %H:%M")
