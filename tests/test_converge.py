@@ -16,7 +16,7 @@ from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.rings.desired import describe_differences
 from ringmgr.rings.reconcile import ring_diff
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "object")
 

@@ -190,7 +190,7 @@ def check_rings_named(config, builders: dict) -> None:
     from ringmgr.errors import UsageError
 
     named = {f"rings.{r}": r for r in config.ring_settings}
-    named.update({f"cluster.rings": r for r in (config.cluster.rings or ())
+    named.update({"cluster.rings": r for r in (config.cluster.rings or ())
                   if r not in builders})
     for n in config.nodes.values():
         for r in n.ring_devices:
