@@ -52,7 +52,7 @@ def desired_config(set_dir: Path, work: Path) -> Path:
     return p
 
 
-def plan_once(config, builders):
+def plan_once(config, builders, max_move=10.0):
     from ringmgr.rings.converge import plan_converge
     from ringmgr.rings.engine import simulate_ring
 
@@ -64,7 +64,7 @@ def plan_once(config, builders):
 
     t0 = time.perf_counter()
     c0 = time.process_time()
-    plan = plan_converge(config, builders, 10.0, SEED, sim)
+    plan = plan_converge(config, builders, max_move, SEED, sim)
     return time.perf_counter() - t0, time.process_time() - c0, calls, plan
 
 
@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--max-move", type=float, default=10.0,
+                    help="the cap (2 makes the planner search for the fraction)")
     args = ap.parse_args(argv)
     from swift.common.ring import RingBuilder
 
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
     load = time.perf_counter() - t0
     plans, bares = [], []
     for _ in range(args.repeat):
-        wall, cpu, calls, plan = plan_once(config, builders)
+        wall, cpu, calls, plan = plan_once(config, builders, args.max_move)
         plans.append((wall, cpu))
         bares.append(bare_once(builders, calls))
     step = plan.steps["object"]
@@ -123,7 +125,8 @@ def main(argv=None) -> int:
     c0 = resource_children()
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", "from ringmgr.cli.main import main; main()",
-                        "--config", str(cfg), "--json", "plan", "--seed", str(SEED)],
+                        "--config", str(cfg), "--json", "plan", "--seed", str(SEED),
+                        "--max-move", f"{args.max_move:g}"],
                        capture_output=True, env=env)
     wall = time.perf_counter() - t0
     cpu = resource_children() - c0

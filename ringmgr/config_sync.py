@@ -261,19 +261,36 @@ class ConfigSync:
                                   "diff": unified_diff(self.path, self.old, self.new)
                                   if self.new else "", "problem": self.problem}}
 
-    def write(self) -> dict:
-        out = self.json()
+    def write_before_commit(self) -> None:
+        """Called once the change is confirmed, right before the builders are committed:
+        the config goes first, so that a crash in between leaves it ahead of the rings
+        (what the operator asked for: `ringmgr plan` shows it, converge finishes it)
+        rather than behind them (where converge would undo the change)."""
         if self.problem:
             self.app.warn(self.problem)
         if self.new is None:
-            return out
+            return
         if self.path.read_text(encoding="utf-8") != self.old:
             self.problem = (f"{self.path} changed while the ring change ran: not updated; "
                             f"`ringmgr plan` shows what differs")
             self.app.warn(self.problem)
-            out["config_update"]["problem"] = self.problem
-            return out
+            self.new = None
+            return
         write_config(self.path, self.new)
-        out["config_update"]["written"] = True
-        self.app.remark(f"{self.path} updated to describe the rings as they are now")
+        self.written = True
+
+    def undo(self) -> None:
+        """The commit failed after the config was written: put the old text back."""
+        if getattr(self, "written", False) and \
+                self.path.read_text(encoding="utf-8") == self.new:
+            write_config(self.path, self.old)
+            self.written = False
+
+    def report(self) -> dict:
+        out = self.json()
+        if getattr(self, "written", False):
+            out["config_update"]["written"] = True
+            self.app.remark(f"{self.path} updated to describe the rings as they are now")
+        elif out and self.problem:
+            out["config_update"]["problem"] = self.problem
         return out

@@ -86,3 +86,36 @@ def test_without_converge_the_config_is_left_alone(tmp_path, monkeypatch):
     assert doc["written"] and "config_update" not in doc
     assert c.config.read_bytes() == before
     assert run(c, "plan").exit_code == 1   # the rings now differ from the file
+
+
+def test_a_failed_commit_leaves_the_config_as_it_was(cluster, monkeypatch):
+    c = cluster
+    before, rings = c.config.read_text(), c.checksums()
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", "txn:begin")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
+    r = run(c, "set-weight", "s01/sdb", "50", "--yes")
+    assert r.exit_code == 2, r.output
+    assert c.config.read_text() == before and c.checksums() == rings
+
+
+def test_killed_before_the_commit_the_config_is_ahead_and_converge_finishes(cluster):
+    """SIGKILL between the config write and the builders' commit: the config says what
+    the operator asked for, the rings do not yet; plan shows it, converge does it."""
+    import os
+    import subprocess
+    import sys
+
+    c = cluster
+    env = dict(os.environ, RINGMGR_TEST_FAULT="txn:begin", PYTHONPATH=os.getcwd())
+    p = subprocess.run([sys.executable, "-c", "from ringmgr.cli.main import main; main()",
+                        "--config", str(c.config), "set-weight", "s01/sdb", "50", "--yes"],
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == -9, p.stderr
+    assert "sdb = 50.0" in c.config.read_text()
+    doc = json.loads(run(c, "--json", "plan").stdout)
+    assert {(d["kind"], d["have"], d["want"]) for d in doc["differences"]} == \
+        {("weight", 100.0, 50.0)}
+    assert run(c, "resume").exit_code == 0
+    open_gate(c)
+    assert json.loads(run(c, "--json", "converge", "--yes").stdout)["written"]
+    assert converged(c)
