@@ -73,7 +73,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "restore_order": STRLIST,
     },
 }
-SECTIONS = set(SCHEMA) | {"nodes", "proxies", "rings"}
+SECTIONS = set(SCHEMA) | {"nodes", "proxies", "rings", "converge"}
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,7 @@ class Config:
     drive_audit: DriveAuditConfig = field(default_factory=DriveAuditConfig)
     ring_settings: dict = field(default_factory=dict)   # [rings.NAME]: RingSettings
     recon: ReconConfig = field(default_factory=ReconConfig)
+    converge: object = None   # [converge]: ConvergeConfig, None when absent
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a UsageError listing the known ones otherwise."""
@@ -280,6 +281,10 @@ def parse_config(data: dict, path: Path) -> Config:
         if node.ip in seen_ips:
             v.fail(f"nodes.{name}.ip", f"{node.ip} is also the ip of node {seen_ips[node.ip]}")
         seen_ips[node.ip] = name
+    for name, node in nodes.items():
+        if node.previous_ip is not None and node.previous_ip in seen_ips:
+            v.fail(f"nodes.{name}.previous_ip", f"{node.previous_ip} is the ip of node "
+                                                f"{seen_ips[node.previous_ip]}")
 
     o = data.get("openstack", {})
     openstack = OpenStackConfig(
@@ -296,10 +301,15 @@ def parse_config(data: dict, path: Path) -> Config:
         parse_since(drive_audit.since, 0.0)
     except ValueError as e:
         v.fail("drive_audit.since", str(e))
+    from ringmgr.config_converge import CONVERGE_KEYS, parse_converge
+
+    if "converge" in data:
+        v.keys("converge", data["converge"], CONVERGE_KEYS)
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
                   openstack=openstack, drive_audit=drive_audit,
                   ring_settings=parse_ring_settings(v, data.get("rings", {})),
-                  recon=_recon(v, data.get("recon", {}), "recon" in data))
+                  recon=_recon(v, data.get("recon", {}), "recon" in data),
+                  converge=parse_converge(v, data.get("converge")))
 
 
 _SERVER_TYPES = ("account", "container", "object")

@@ -38,6 +38,7 @@ NODE_COMMON = {
 NODE_KEYS = {
     **NODE_COMMON,
     "ip": STR,
+    "previous_ip": STR,
     "replication_ip": STR,
     "region": INT,
     "zone": INT,
@@ -86,6 +87,7 @@ class Node(Host):
     device_attrs: dict[str, dict] = field(default_factory=dict)
     ring_device_attrs: dict[str, dict[str, dict]] = field(default_factory=dict)
     ring_ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    previous_ip: str | None = None   # renumbering: converge turns it into set_info
 
     def devices_for(self, ring: str) -> dict[str, float]:
         """Device name -> weight for ``ring``: a per-ring override, else ``devices``."""
@@ -162,6 +164,7 @@ def parse_node(v: Validator, name: str, n: dict, defaults: dict,
         device_attrs=device_attrs,
         ring_device_attrs=ring_device_attrs,
         ring_ports=ring_ports,
+        previous_ip=n.get("previous_ip"),
     )
     check_node_values(v, node, lambda k: f"{key}.{k}" if k in n else f"defaults.{k}")
     return node

@@ -20,6 +20,12 @@ REASONS = {
     "gate_closed": "min_part_hours blocks every move the change needs; nothing written",
     "replication_wait": "the next gradual step waits for a replication pass that started "
                         "after the last push; nothing written",
+    "over_limit": "the next change cannot be split under --max-move; converge does it "
+                  "only with --allow-over-limit; nothing written",
+    "paused": "converge is paused ([converge].pause_file exists); nothing written",
+    "outside_window": "outside [converge].window; nothing written",
+    "step_limit": "[converge].max_steps_per_day reached; nothing written",
+    "part_power": "only part_power differs: increase-part-power changes it; nothing written",
     "risk": "a safety check found a risk (e.g. stopping the node is not safe)",
     "check_failed": "a check found something to act on (rings differ, failing disks, ...)",
     "usage": "bad input: an unknown option, node or device, a missing argument, a bad value",

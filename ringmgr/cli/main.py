@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "ringmgr.cli.rings",
     "ringmgr.cli.ringset",
     "ringmgr.cli.ringview",
+    "ringmgr.cli.converge",
     "ringmgr.cli.history",
     "ringmgr.cli.nodes",
     "ringmgr.cli.plans",

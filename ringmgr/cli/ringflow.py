@@ -60,20 +60,36 @@ def used_bytes_of(values) -> dict[str, float]:
 
 
 def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
-         schedule=None, force=False, extra_json=None, brief=False, load=None):
+         schedule=None, force=False, extra_json=None, brief=False, load=None,
+         sync_config=True):
+    from ringmgr.config_sync import ConfigSync
     from ringmgr.rings.service import progress_printer, run_change
 
     app = App.current()
     config = app.config
     hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule,
                             force=force, brief=brief, rings=getattr(load, "rings", None))
-    result = run_change(
-        config, planner, argv=App.current().argv, seed=seed,
-        dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
-        confirm=lambda q: app.confirm(q, yes), show=(lambda text: None) if brief else app.out,
-        used_bytes=used_bytes_of(used_bytes), progress=progress_printer(),
-        after_simulation=hooks, load=load)
+    sync = ConfigSync.for_config(app, config) if sync_config and load is None else None
+
+    def confirm(q):
+        app.confirm(q, yes)
+        if sync is not None:  # the config goes first ([converge]: config_sync.py)
+            sync.write_before_commit()
+
+    try:
+        result = run_change(
+            config, planner, argv=App.current().argv, seed=seed,
+            dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
+            confirm=confirm, show=(lambda text: None) if brief else app.out,
+            used_bytes=used_bytes_of(used_bytes), progress=progress_printer(),
+            after_simulation=hooks if sync is None else sync.wrap(hooks), load=load)
+    except BaseException as e:
+        if sync is not None and not getattr(e, "written", False):
+            sync.undo()   # the builders were not committed: neither is the config
+        raise
     app.written = result.written
+    if sync is not None:
+        app.emit(sync.report())
     for m in result.messages:
         app.warn(m, prefix="note: ")
     if result.written:

@@ -35,7 +35,10 @@ def _ring_and_value(args, what: str) -> tuple[str | None, str]:
 
 
 def _config_stale(app, node, device, key: str, value) -> None:
-    """After a change to what the config also says about the node: say so (warnings[])."""
+    """After a change to what the config also says about the node: say so (warnings[]),
+    unless [converge] had the config updated with the change."""
+    if (app.data.get("config_update") or {}).get("written"):
+        return
     if device is None and getattr(node, key) != value:
         app.warn(f"nodes.{node.name}.{key} is still {getattr(node, key)!r} in "
                  f"{app.config.path}: set it to {value!r}"
@@ -114,7 +117,8 @@ def register(group: click.Group) -> None:
         if app.written:
             if new_ip is not None:
                 _config_stale(app, node, dev, "ip", new_ip)
-            if new_rip is not None and dev is None and \
+            synced = (app.data.get("config_update") or {}).get("written")
+            if new_rip is not None and dev is None and not synced and \
                     (node.replication_ip or node.ip) != new_rip:
                 app.warn(f"nodes.{node.name}.replication_ip is still "
                          f"{node.replication_ip or node.ip!r} in {config.path}: set it to "

@@ -1,0 +1,130 @@
+"""Desired state on builders made elsewhere: ``ringmgr import`` then ``ringmgr plan``
+is zero changes (builders made by swift-ring-builder, the odd ones included), and a
+property test: for random configs and random existing rings, repeated converge steps
+(the gate opened between them with swift's ``pretend_min_part_hours_passed``)
+terminate and reach the config, or stop with ``over_limit``; no step moves more than
+the cap, no device is removed while it has weight or assignments."""
+
+import copy
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
+from swift.common.ring import RingBuilder
+
+from ringmgr.cli.main import cli
+from ringmgr.config import parse_config
+from ringmgr.errors import UsageError
+from ringmgr.rings.converge import plan_converge
+from ringmgr.rings.engine import simulate_ring
+from ringmgr.rings.reconcile import ring_diff
+from ringmgr.rings.report import count_moves, total_assignments
+from tests.test_import import SRB, odd, odd_template, srb  # noqa: F401 (fixtures)
+from tests.helpers.ringfactory import checksums
+
+
+@pytest.mark.skipif(SRB is None, reason="swift-ring-builder not installed")
+def test_import_then_plan_is_zero_changes(odd, tmp_path):  # noqa: F811
+    srb(odd / "object.builder", "set_info", "--ip", "127.0.9.4", "--device", "sdc",
+        "--change-meta", "odd meta", "--yes")
+    srb(odd / "object.builder", "write_ring")
+    text = CliRunner().invoke(cli, ["import", str(odd)]).stdout
+    cfg = tmp_path / "ringmgr.toml"
+    cfg.write_text(text + "\n[converge]\nmax_move = 5\n")
+    before = checksums(odd)
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "plan"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["converged"] and doc["differences"] == [], doc
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "converge", "--yes"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["reason"] == "nothing_to_do" and not doc["written"]
+    assert checksums(odd) == before
+    # and one field changed in the config is exactly one difference
+    cfg.write_text(cfg.read_text().replace("sdc = { weight = 50.5, zone = 5 }",
+                                           "sdc = { weight = 50.5, zone = 6 }"))
+    doc = json.loads(CliRunner().invoke(cli, ["--config", str(cfg), "--json", "plan"]).stdout)
+    assert [(d["ring"], d["kind"], d["have"], d["want"]) for d in doc["differences"]] == \
+        [("object", "zone", 5, 6)]
+
+
+# -- the property test -------------------------------------------------------------
+
+def _sim(name, builder, change, seed, pretend):
+    return simulate_ring(name, builder, change, seed, pretend, validate=False)
+
+
+def _ring(nodes, seed):
+    b = RingBuilder(6, 3, 1)
+    for ip, zone, weights in nodes:
+        for n, w in enumerate(weights):
+            b.add_dev({"region": 1, "zone": zone, "ip": ip, "port": 6200,
+                       "replication_ip": ip, "replication_port": 6200,
+                       "device": f"d{n}", "weight": w, "meta": ""})
+    b.rebalance(seed=seed)
+    b.pretend_min_part_hours_passed()
+    return b
+
+
+weights = st.lists(st.sampled_from([0.0, 20.0, 50.0, 100.0, 150.0]), min_size=1,
+                   max_size=3)
+node = st.tuples(st.integers(1, 4), weights)
+
+
+@st.composite
+def scenarios(draw):
+    existing = draw(st.lists(node, min_size=4, max_size=6))
+    existing = [(f"127.0.5.{i + 1}", z, [w or 10.0 for w in ws])
+                for i, (z, ws) in enumerate(existing)]
+    keep = draw(st.lists(st.booleans(), min_size=len(existing), max_size=len(existing)))
+    wanted = []
+    for (ip, z, ws), k in zip(existing, keep):
+        if k:
+            wanted.append((ip, draw(st.integers(1, 4)), draw(weights)))
+    for j in range(draw(st.integers(0, 2))):
+        wanted.append((f"127.0.6.{j + 1}", draw(st.integers(1, 4)), draw(weights)))
+    max_move = draw(st.sampled_from([5.0, 10.0, 25.0]))
+    return existing, wanted, max_move, draw(st.integers(0, 1000))
+
+
+def _config(wanted, tmp_path):
+    nodes = {}
+    for n, (ip, zone, ws) in enumerate(wanted):
+        nodes[f"n{n}"] = {"ip": ip, "zone": zone,
+                          "devices": {f"d{i}": w for i, w in enumerate(ws)}}
+    data = {"cluster": {"builder_dir": str(tmp_path)}, "nodes": nodes, "converge": {}}
+    return parse_config(data, tmp_path / "ringmgr.toml")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(scenarios())
+def test_repeated_converge_reaches_the_config_or_stops_over_limit(tmp_path, scenario):
+    existing, wanted, max_move, seed = scenario
+    config = _config(wanted, tmp_path)
+    builders = {"object": _ring(existing, seed)}
+    if sum(1 for _, _, ws in wanted for w in ws if w > 0) < 3:
+        with pytest.raises(UsageError, match="replicas need at least 3"):
+            plan_converge(config, builders, max_move, seed, _sim)
+        return
+    for step in range(80):
+        plan = plan_converge(config, builders, max_move, seed + step, _sim)
+        if plan.converged:
+            assert ring_diff(config, "object", builders["object"]).converged
+            return
+        if not plan.has_step:
+            # what cannot be done: over the cap, or a ring swift cannot build at all
+            assert plan.over_limit, [d.text() for d in plan.differences]
+            return
+        cs = plan.change_set()
+        b = builders["object"]
+        change = cs.rings["object"]
+        for i in change.removes:   # drained and empty only
+            assert b.devs[i]["weight"] == 0 and b.devs[i]["parts"] == 0
+        o = simulate_ring("object", b, change, seed + step, False)
+        moved = 100.0 * count_moves(o.before, o.after) / (total_assignments(o.after) or 1)
+        assert moved <= max_move + 1e-9, (moved, max_move)
+        after = copy.deepcopy(o.after)
+        after.pretend_min_part_hours_passed()
+        builders = {"object": after}
+    pytest.fail("converge did not terminate in 80 steps")
