@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "ringmgr.cli.risk",
     "ringmgr.cli.destroy",
     "ringmgr.cli.compute",
+    "ringmgr.cli.health",
 ]
 
 log = logging.getLogger("ringmgr")
