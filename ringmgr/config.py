@@ -84,6 +84,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "format_version": _INT,
         "ring_reload": _NUM,
         "full_percent": _NUM,
+        "canary": _INT,
     },
     "ssh": {
         "user": _STR,
@@ -140,6 +141,7 @@ class ClusterConfig:
     format_version: int | None = None
     ring_reload: float = 15.0    # seconds: how late a server may re-read a changed ring.gz
     full_percent: float = 90.0   # refuse a change that would fill a device past this
+    canary: int = 0              # push --canary default: hosts pushed and proven first
 
     def port_for(self, ring: str) -> int:
         """The port new devices of ``ring`` listen on (object-N uses object's)."""
@@ -220,7 +222,7 @@ class Node(Host):
 
 @dataclass(frozen=True)
 class Proxy(Host):
-    pass
+    endpoints_url: str | None = None   # swift's list_endpoints on it: http://p01:8080/endpoints
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,7 @@ def parse_config(data: dict, path: Path) -> Config:
         format_version=c.get("format_version"),
         ring_reload=float(c.get("ring_reload", 15.0)),
         full_percent=float(c.get("full_percent", 90.0)),
+        canary=c.get("canary", 0),
     )
     if not 0 < cluster.full_percent <= 100:
         v.fail("cluster.full_percent", f"must be a percentage in (0, 100], not "
@@ -381,7 +384,7 @@ def parse_config(data: dict, path: Path) -> Config:
     v.table("proxies", data.get("proxies", {}))
     for name, p in data.get("proxies", {}).items():
         key = f"proxies.{name}"
-        v.keys(key, p, _NODE_COMMON)
+        v.keys(key, p, {**_NODE_COMMON, "endpoints_url": _STR})
         if name in nodes:
             v.fail(key, "a proxy may not have the same name as a node")
         proxies[name] = Proxy(
@@ -390,8 +393,13 @@ def parse_config(data: dict, path: Path) -> Config:
             ssh_port=p.get("ssh_port", defaults["ssh_port"]),
             swift_dir=p.get("swift_dir", defaults["swift_dir"]),
             owner=p.get("owner", defaults["owner"]),
+            endpoints_url=p.get("endpoints_url"),
         )
         v.port(f"{key}.ssh_port", proxies[name].ssh_port)
+        if p.get("endpoints_url") is not None and not p["endpoints_url"].startswith(
+                ("http://", "https://")):
+            v.fail(f"{key}.endpoints_url", "must be an http:// or https:// URL (swift's "
+                                           "list_endpoints path on the proxy)")
         v.owner(f"{key}.owner" if "owner" in p else "defaults.owner", proxies[name].owner)
 
     for kind, hosts in (("nodes", nodes), ("proxies", proxies)):

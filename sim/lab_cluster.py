@@ -248,8 +248,9 @@ def swift_argv(swift_dir: str, script: str, *args: str) -> list[str]:
     return [sys.executable, str(SWIFTRUN), swift_dir, script, *args]
 
 
-def swift_env(lab: cfg.Lab) -> dict[str, str]:
-    return {**os.environ, "RINGMGR_LAB_RING_RELOAD": str(lab.ring_reload)}
+def swift_env(lab: cfg.Lab, proxy: bool = False) -> dict[str, str]:
+    reload = lab.proxy_ring_reload if proxy and lab.proxy_ring_reload else lab.ring_reload
+    return {**os.environ, "RINGMGR_LAB_RING_RELOAD": str(reload)}
 
 
 def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.Popen, str, int]]:
@@ -265,7 +266,7 @@ def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.
     name = "proxy-server"
     p = spawn(records, name, swift_argv(lab.proxy_dir, "swift-proxy-server",
                                         f"{lab.proxy_dir}/proxy-server.conf", "-v"),
-              f"{logs}/{name}.log", env=swift_env(lab))
+              f"{logs}/{name}.log", env=swift_env(lab, proxy=True))
     waits.append((name, p, lab.proxy_ip, cfg.PROXY_PORT))
     return waits
 
@@ -361,7 +362,7 @@ def write_config(lab: cfg.Lab) -> None:
 
 def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int,
        xfs: bool, net: int | None, ssh: bool, spare: int = 2, min_part_hours: int = 0,
-       ring_reload: float = 1.0,
+       ring_reload: float = 1.0, proxy_ring_reload: float | None = None,
        timeout: float = 60.0) -> cfg.Lab:
     state = os.path.abspath(state)
     if Path(state, "lab.json").exists():
@@ -372,6 +373,8 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         raise LabError("the lab runs its servers as root and needs root")
     if not 0 < ring_reload <= 3600:
         raise ValueError("--ring-reload must be more than 0 and at most 3600 seconds")
+    if proxy_ring_reload is not None and not 0 < proxy_ring_reload <= 3600:
+        raise ValueError("--proxy-ring-reload must be more than 0 and at most 3600 seconds")
     if not 0 <= spare <= 100:
         raise ValueError("--spare must be between 0 and 100")
     cfg.plan_lab(state, net or FIRST_NET, nodes=nodes, disks=disks, zones=zones,
@@ -389,6 +392,7 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
                        part_power=part_power, min_part_hours=min_part_hours, xfs=xfs)
     lab.spare = spare
     lab.ring_reload = ring_reload
+    lab.proxy_ring_reload = proxy_ring_reload
     try:
         records.set_procs([])
         save_lab(lab)
@@ -657,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="of every ring (default 0: a rehearsal need not wait an hour)")
     p_up.add_argument("--ring-reload", type=float, default=1.0,
                       help="seconds between the servers' ring.gz checks (swift's own: 15)")
+    p_up.add_argument("--proxy-ring-reload", type=float, default=None,
+                      help="the proxy's own interval, when it should differ (a proxy slow "
+                           "to load a pushed ring)")
     p_up.add_argument("--xfs", action="store_true", help="real XFS loop disks (300 MB sparse)")
     p_up.add_argument("--net", type=int, default=None,
                       help="use 127.0.NET.0/24 (default: the first free from 127.0.5)")
@@ -694,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
                      part_power=args.part_power, min_part_hours=args.min_part_hours,
                      xfs=args.xfs, net=args.net,
                      ssh=not args.no_ssh, spare=args.spare, ring_reload=args.ring_reload,
-                     timeout=args.timeout)
+                     proxy_ring_reload=args.proxy_ring_reload, timeout=args.timeout)
             sys.stdout.write(cfg.exports(lab))
         elif args.cmd == "replicate":
             replicate(args.state)
