@@ -146,3 +146,36 @@ def test_removed_device_safe_only_when_every_primary_has_its_data(lab_cluster):
     unknown = [p for p in doc["safe_to_destroy"]["devices"]["sdb"]["problems"]
                if p["state"] == "unknown"]
     assert unknown and all(p["primary"] == f"{down}/sdb" for p in unknown)
+
+
+@pytest.mark.slow
+@pytest.mark.lab(nodes=4, disks=1, part_power=6)
+def test_drain_node_removes_the_devices_only_once_they_are_safe_to_destroy(lab_cluster):
+    lab = lab_cluster
+    assert lab.put("d") in (201, 202)
+    for i in range(6):
+        assert lab.put("d", f"o{i}", b"x" * 100) == 201
+    args = ["drain-node", "s04", "--max-move", "100", "--yes", "--push", "--json"]
+    r = CliRunner().invoke(cli, args, env=lab.env)      # weight 0, rebalanced, pushed
+    assert r.exit_code == 1 and json.loads(r.stdout)["reason"] == "replication_pending"
+    held = object_files(lab, "s04")
+    assert held
+    builders = sorted(Path(lab.builder_dir).glob("*.builder"))
+    before = {p.name: p.read_bytes() for p in builders}
+
+    # no replication yet: the removal step is refused, nothing written
+    r = CliRunner().invoke(cli, args, env=lab.env)
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["reason"] == "risk", r.output
+    assert doc["written"] is False and "not yet safe to destroy s04" in doc["warnings"][-1]
+    assert doc["safe_to_destroy"]["verdict"] == "not_yet"
+    assert {p.name: p.read_bytes() for p in builders} == before
+
+    lab.replicate()
+    r = CliRunner().invoke(cli, args, env=lab.env)
+    doc = json.loads(r.stdout)
+    assert r.exit_code in (0, 1) and doc["written"] is True, r.output
+    assert doc["safe_to_destroy"]["verdict"] == "safe"
+    status = json.loads(CliRunner().invoke(cli, ["status", "--json"], env=lab.env).stdout)
+    assert all("s04" not in ring["nodes"] for ring in status["rings"].values())
+    assert all(lab.get("d", f"o{i}") == (200, b"x" * 100) for i in range(6))

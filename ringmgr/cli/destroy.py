@@ -78,3 +78,33 @@ def safe_to_destroy_cmd(target, timeout, accept_new_host_keys):
         return EXIT_WARNING
     app.remark(msg)
     return EXIT_OK
+
+
+def removal_gate(app: App, node: str, force: bool) -> None:
+    """Before drain-node removes NODE's devices from the rings: safe-to-destroy on all
+    of them.  Not safe: exit 1 (not yet) or 2 (cannot tell), nothing written; with
+    ``force``, a warning and the removal goes ahead."""
+    from ringmgr.errors import NotYet
+
+    app.note(f"checking that nothing on {node}'s devices is missing from their primaries "
+             f"(safe-to-destroy) before removing them ...")
+    try:
+        report = destroy_verdict(app, node)
+        msg = None if report.verdict == "safe" else verdict_message(report)
+        code = {"safe": 0, "not_yet": 1}.get(report.verdict, 2)
+    except Exception as e:  # noqa: BLE001 - the check could not run: cannot tell
+        if not force:
+            raise
+        msg, code = f"cannot tell whether {node} is safe to destroy: {e}", 2
+    if msg is None:
+        app.note(f"{node}: safe to destroy: every partition on its devices is on its primaries")
+        return
+    if force:
+        app.warn(f"--force: removing {node}'s devices although {msg}")
+        return
+    again = app.rerun(drop=())
+    if code == 1:
+        raise NotYet(f"{msg}; nothing was written. Run `{again}` again once replication has "
+                     f"moved the data (--force removes the devices anyway)",
+                     reason="risk", next=[again])
+    raise StepFailed(f"{msg}; nothing was written (--force removes the devices anyway)")

@@ -207,6 +207,11 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
             app.emit({"written": False, "rings": {}, "message": msg, **g.to_json()})
             return EXIT_WARNING
         raise NotYet(msg, not_before=time.time() + first.wait_seconds)
+    if kind == "drain" and first.action == "remove" and not (kw.get("dry_run") or
+                                                              kw.get("plan_out")):
+        from ringmgr.cli.destroy import removal_gate
+
+        removal_gate(app, node.name, bool(kw.get("force")))
     schedule = g.schedule_json()
     extra = {k: v for k, v in g.to_json().items() if k.startswith(("steps_", "base_weights"))}
     code = _run(lambda b: step_change(b, node, first, config.cluster.port_for, g),
