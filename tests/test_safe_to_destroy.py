@@ -163,8 +163,9 @@ def test_drain_node_removes_the_devices_only_once_they_are_safe_to_destroy(lab_c
     builders = sorted(Path(lab.builder_dir).glob("*.builder"))
     before = {p.name: p.read_bytes() for p in builders}
 
-    # no replication yet: the removal step is refused, nothing written
-    r = CliRunner().invoke(cli, args, env=lab.env)
+    # no replication yet (past the replication gate, which would refuse first): the
+    # removal step is refused, nothing written
+    r = CliRunner().invoke(cli, [*args, "--no-replication-check"], env=lab.env)
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["reason"] == "risk", r.output
     assert doc["written"] is False and "not yet safe to destroy s04" in doc["warnings"][-1]
