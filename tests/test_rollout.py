@@ -107,6 +107,18 @@ def test_canary_rollout_proves_the_proxy_routes_by_the_new_ring(lab_cluster):
     code, doc = run(lab, "verify", "--live")
     assert code == 0 and set(doc["live"]["hosts"]) == {"s01", "s02", "s03", "s04"}
 
+    # [cluster].canary makes a ring change's --push a confirmed rollout too
+    cfg = Path(lab.config_path)
+    cfg.write_text(cfg.read_text().replace("[cluster]\n", "[cluster]\ncanary = 1\n", 1))
+    r = CliRunner().invoke(cli, ["set-weight", "s02", "60", "--yes", "--push", "--json"],
+                           env=lab.env)
+    doc = json.loads(r.stdout)
+    assert r.exit_code in (0, 1) and doc["push"]["ok"] is True, r.output
+    canary = doc["push"]["rollout"]["waves"][0]
+    assert canary["hosts"] == ["proxy"] and all(e["ok"] for e in canary["endpoints"])
+    assert canary["endpoints"]
+    assert all(ring_md5s(n.swift_dir) == ring_md5s(lab.builder_dir) for n in lab.nodes)
+
     lab.stop_node("s03")      # recon does not answer: verify --live cannot tell
     try:
         code, doc = run(lab, "verify", "--live")

@@ -118,3 +118,35 @@ def report_live(app, live: dict, check: bool = True) -> None:
         raise NotYet(f"recon reports rings that differ from the admin host's on "
                      f"{', '.join(differ)}: run `{fix}`", reason="check_failed",
                      next=[app.cmd(fix)])
+
+
+def push_after_canary(app, config, change_id: int | None = None) -> None:
+    """``--push`` after a ring change when ``[cluster].canary`` is set: the same
+    confirmed rollout as ``push --canary``; the JSON ``push`` key is the combined push
+    report plus ``rollout``."""
+    from ringmgr.cli.history import record_push
+    from ringmgr.ops.rollout import rollout
+
+    canary = config.cluster.canary
+    app.note(f"pushing the rings: {canary} canary host(s) first ([cluster].canary) ...")
+    ro = rollout(config, [], canary, note=app.note)
+    reports = [w.report for w in ro.waves if w.report is not None]
+    for rep in reports:
+        record_push(config, rep, change_id)
+    for n in ro.notes:
+        app.warn(n, prefix="note: ")
+    app.out(ro.render_text())
+    hosts = {h: r for rep in reports for h, r in rep.to_json()["hosts"].items()}
+    rings = reports[0].to_json()["rings"] if reports else {}
+    retry = app.cmd("push", *ro.pending) if ro.pending else None
+    app.emit({"push": {"written": any(rep.written for rep in reports),
+                       "ok": ro.stopped is None, "dry_run": False,
+                       "seconds": round(sum(rep.seconds for rep in reports), 3),
+                       "rings": rings, "hosts": hosts, "failed": ro.pending if ro.stopped
+                       else [], "retry": retry if ro.stopped else None,
+                       "rollout": ro.to_json()}})
+    if ro.stopped:
+        raise StepFailed(f"the rings were written, but the rollout stopped: {ro.stopped}; "
+                         f"old rings kept on {', '.join(ro.pending) or 'no host'}. Fix the "
+                         f"cause and run `{retry}`, or `ringmgr rollback` and push again",
+                         next=[c for c in (retry,) if c])

@@ -129,6 +129,10 @@ def _push_after(app, config, change_id: int | None = None):
     from ringmgr.errors import StepFailed
     from ringmgr.ops.push import push_rings
 
+    if config.cluster.canary:
+        from ringmgr.cli.push_canary import push_after_canary
+
+        return push_after_canary(app, config, change_id)
     app.note("pushing the rings to every node and proxy ...")
     report = push_rings(config)
     record_push(config, report, change_id)

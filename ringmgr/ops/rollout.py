@@ -205,6 +205,8 @@ def rollout(config, names, canary: int, *, force: bool = False, accept_new: bool
     if unconfirmed:
         wave.error = "; ".join(f"{h}: {why}" for h, why in unconfirmed.items())
         return _stop(out, hosts, f"the canaries' rings are not confirmed: {wave.error}")
+    if not any(files for files in wave.updated.values()):
+        probes = {}                       # the canaries had the rings already
     if probes:
         wait = config.cluster.ring_reload + RELOAD_MARGIN
         note(f"canary: rings confirmed; waiting {wait:g}s for the servers to re-read them "

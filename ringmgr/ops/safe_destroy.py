@@ -199,7 +199,7 @@ def assigned_parts(builder, node, device: str) -> int:
 
 # -- the checks -------------------------------------------------------------------
 
-def check_object_partition(config, rep: DeviceReport, ring: str, builder, policy,
+def check_object_partition(config, ring: str, builder, policy,
                            part: int, suffixes: list[str], local: Target,
                            self_id, timeout: float) -> list[Check]:
     checks: list[Check] = []
@@ -297,7 +297,7 @@ def check_device(config, node, device: str, listing: dict, builders: dict, polic
         local, self_id = local_target(config, node, ring, b, device)
         for part, suffixes in parts.items():
             if suffixes:
-                jobs.append(pool.submit(check_object_partition, config, rep, ring, b, policy,
+                jobs.append(pool.submit(check_object_partition, config, ring, b, policy,
                                         int(part), suffixes, local, self_id, timeout))
     for datadir, parts in sorted(listing.get("dbs", {}).items()):
         rep.partitions[datadir] = len(parts)
