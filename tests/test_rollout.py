@@ -177,3 +177,30 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
     assert code == 1
     assert all(doc["live"]["hosts"][n]["object"] == "differs"
                for n in ("s01", "s02", "s03", "s04"))
+
+
+@pytest.mark.parametrize("edit, words", [
+    (("[cluster]\n", "[cluster]\ncanary = -1\n"), "cluster.canary: must not be negative"),
+    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be a integer"),
+    (None, "proxies.p01.endpoints_url: must be an http:// or https:// URL"),
+])
+def test_bad_canary_settings_are_config_errors(tmp_path, edit, words):
+    from tests.helpers.ringfactory import make_cluster
+
+    c = make_cluster(tmp_path)
+    text = c.config.read_text()
+    if edit:
+        text = text.replace(*edit, 1)
+    else:
+        text += '[proxies.p01]\nendpoints_url = "p01:8080/endpoints"\n'
+    c.config.write_text(text)
+    r = CliRunner().invoke(cli, ["--config", str(c.config), "push", "--canary", "1"])
+    assert r.exit_code == 2 and words in r.output, r.output
+
+
+def test_a_negative_canary_is_a_usage_error(tmp_path):
+    from tests.helpers.ringfactory import make_cluster
+
+    c = make_cluster(tmp_path)
+    r = CliRunner().invoke(cli, ["--config", str(c.config), "push", "--canary", "-1"])
+    assert r.exit_code == 2 and "--canary" in r.output

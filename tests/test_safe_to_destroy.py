@@ -180,3 +180,29 @@ def test_drain_node_removes_the_devices_only_once_they_are_safe_to_destroy(lab_c
     status = json.loads(CliRunner().invoke(cli, ["status", "--json"], env=lab.env).stdout)
     assert all("s04" not in ring["nodes"] for ring in status["rings"].values())
     assert all(lab.get("d", f"o{i}") == (200, b"x" * 100) for i in range(6))
+
+
+@pytest.mark.parametrize("target, words", [
+    ("s99", "unknown node 's99'"),
+    ("s01/sdz", "s01 has no device 'sdz'"),
+])
+def test_bad_targets_are_one_line_errors(tmp_path, target, words):
+    from tests.helpers.ringfactory import make_cluster
+
+    c = make_cluster(tmp_path)
+    before = {p.name: p.read_bytes() for p in c.builder_dir.iterdir() if p.is_file()}
+    r = CliRunner().invoke(cli, ["--config", str(c.config), "safe-to-destroy", target])
+    assert r.exit_code == 2 and words in r.output
+    assert r.output.count("ringmgr: error:") == 1 and "Traceback" not in r.output
+    assert {p.name: p.read_bytes() for p in c.builder_dir.iterdir() if p.is_file()} == before
+
+
+def test_a_node_that_cannot_be_listed_is_cannot_tell(tmp_path):
+    from tests.helpers.ringfactory import make_cluster
+
+    c = make_cluster(tmp_path)   # its hosts have names that do not resolve
+    r = CliRunner().invoke(cli, ["--config", str(c.config), "safe-to-destroy", "s01",
+                                 "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 2 and doc["reason"] == "failed"
+    assert "cannot list s01's devices over SSH" in doc["errors"][0]
