@@ -26,15 +26,17 @@ def test_differing_suffixes(local, remote, want):
     assert cmp.differing_suffixes(local, remote) == want
 
 
-def test_fragments_compare_per_index_and_durable_state():
-    local = {"9e9": {None: "d", 2: "f2"}, "0af": {3: "f3"}}
-    assert cmp.fragment_indexes(local) == [2, 3]
-    assert cmp.differing_fragments(local, {"9e9": {None: "d", 2: "f2"}}, 2) == []
-    assert cmp.differing_fragments(local, {"9e9": {None: "d", 2: "other"}}, 2) == ["9e9"]
-    assert cmp.differing_fragments(local, {"9e9": {None: "x", 2: "f2"}}, 2) == ["9e9"]
-    assert cmp.differing_fragments(local, {"9e9": {None: "d", 2: "f2"}}, 3) == ["0af"]
-    # duplication factor 2 over 4 unique fragments: index 1 lives at positions 1 and 5
-    assert cmp.ec_primaries(1, list("abcdefgh"), 4) == ["b", "f"]
+@pytest.mark.parametrize("remote, frag, want", [
+    ({"9e9": {None: "d", 2: "f2"}, "0af": {None: "t"}}, 2, (True, [])),
+    ({"9e9": {None: "d", 2: "f2"}}, 2, (True, ["0af"])),          # the tombstone is missing
+    ({"0af": {None: "t"}}, 5, (True, [])),                         # only the tombstone is its
+    ({}, 5, (True, ["0af"])),
+    ({"9e9": {None: "d", 2: "x"}, "0af": {None: "t"}}, 2, (True, ["9e9"])),
+])
+def test_ec_differences_per_primary(remote, frag, want):
+    local = {"9e9": {None: "d", 2: "f2"}, "0af": {None: "t"}}
+    assert cmp.ec_differences(local, remote, frag) == want
+    assert cmp.ec_differences({"9e9": {None: "d", 2: "f2"}}, {}, 5) == (False, [])
 
 
 LOCAL_DB = {"max_row": 5, "hash": "h1", "id": "L", "put_timestamp": "0000000002.00000",

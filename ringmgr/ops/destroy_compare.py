@@ -21,35 +21,32 @@ def differing_suffixes(local: dict, remote: dict) -> list[str]:
     return sorted(s for s, h in local.items() if h is not None and remote.get(s) != h)
 
 
-def fragment_indexes(local: dict) -> list[int]:
-    """The fragment indexes an erasure-coded partition holds locally.
+def ec_differences(local: dict, remote: dict, frag_index: int) -> tuple[bool, list[str]]:
+    """For the primary meant to hold ``frag_index``: (was anything compared, suffixes
+    that differ).  Suffixes holding that fragment compare it and the durable state;
+    suffixes holding no fragment at all (tombstones, metadata only) compare the durable
+    state with every primary; suffixes holding only other fragments are not this
+    primary's business.
 
-    >>> fragment_indexes({"9e9": {None: "x", 2: "a"}, "0af": {4: "b"}})
-    [2, 4]
+    >>> ec_differences({"9e9": {None: "t"}}, {"9e9": {None: "t"}}, 3)
+    (True, [])
     """
-    return sorted({fi for sub in local.values() if isinstance(sub, dict)
-                   for fi in sub if fi is not None})
-
-
-def differing_fragments(local: dict, remote: dict, frag_index: int) -> list[str]:
-    """Suffixes whose fragment ``frag_index`` (or the durable state, key None) differs on
-    the primary that should hold that fragment, as the reconstructor compares them."""
-    out = []
+    compared, out = False, []
     for suffix, sub in local.items():
-        if not isinstance(sub, dict) or frag_index not in sub:
+        if not isinstance(sub, dict):
             continue
+        fis = {fi for fi in sub if fi is not None}
         theirs = remote.get(suffix)
         theirs = theirs if isinstance(theirs, dict) else {}
-        if theirs.get(frag_index) != sub[frag_index] or theirs.get(None) != sub.get(None):
-            out.append(suffix)
-    return sorted(out)
-
-
-def ec_primaries(frag_index: int, nodes: list, unique: int) -> list:
-    """The primaries meant to hold ``frag_index``: node positions ``i`` with ``i %
-    unique == frag_index`` (swift's ec_duplication_factor places each fragment
-    ``replicas / unique`` times)."""
-    return [n for i, n in enumerate(nodes) if unique and i % unique == frag_index]
+        if frag_index in fis:
+            compared = True
+            if theirs.get(frag_index) != sub[frag_index] or theirs.get(None) != sub.get(None):
+                out.append(suffix)
+        elif not fis:
+            compared = True
+            if theirs.get(None) != sub.get(None):
+                out.append(suffix)
+    return compared, sorted(out)
 
 
 def _metadata(raw) -> dict:

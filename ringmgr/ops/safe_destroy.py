@@ -8,7 +8,7 @@ Checked exactly, never by sampling:
    server (REPLICATE), against those of every primary of the partition in the current
    ring (suffixes rehashed there too, so a file removed behind swift's back counts);
    erasure-coded partitions per fragment index, against the primaries meant to hold
-   that fragment;
+   that fragment (suffixes with tombstones only: against every primary);
 3. per database: its replication info (from its own server, pending rows committed)
    against every primary's: rows merged or equal, timestamps and metadata as new.
 
@@ -212,11 +212,10 @@ def check_object_partition(config, ring: str, builder, policy,
     if not any(h for h in mine.values()):
         return []                       # empty suffix directories only: nothing to lose
     nodes = part_devices(builder, part)
-    if policy.is_ec:
-        pairs = [(fi, d) for fi in cmp.fragment_indexes(mine)
-                 for d in cmp.ec_primaries(fi, nodes, policy.unique_fragments)]
-    else:
-        pairs = [(None, d) for d in nodes]
+    unique = policy.unique_fragments if policy.is_ec else 0
+    pairs = [(i % unique if unique else None, d) for i, d in enumerate(nodes)]
+    if unique:   # only the primaries meant for a fragment (or tombstone) held here
+        pairs = [(fi, d) for fi, d in pairs if cmp.ec_differences(mine, {}, fi)[0]]
     for fi, d in pairs:
         if d is None or d["id"] == self_id:
             continue
@@ -229,7 +228,7 @@ def check_object_partition(config, ring: str, builder, policy,
             checks.append(Check(ring, part, target.label, "unknown", fragment=fi,
                                 detail=e.why))
             continue
-        diff = (cmp.differing_fragments(mine, theirs, fi) if fi is not None
+        diff = (cmp.ec_differences(mine, theirs, fi)[1] if fi is not None
                 else cmp.differing_suffixes(mine, theirs))
         state = "in_sync" if not diff else ("missing" if not theirs else "differ")
         checks.append(Check(ring, part, target.label, state, len(diff), fragment=fi,
