@@ -93,6 +93,11 @@ def change_rings(lab):
 def test_canary_rollout_proves_the_proxy_routes_by_the_new_ring(lab_cluster):
     lab = lab_cluster
     new = change_rings(lab)
+    code, doc = run(lab, "push", "--canary", "2", "--dry-run")
+    assert code == 0 and doc["written"] is False
+    assert [w["hosts"] for w in doc["rollout"]["waves"]] == [["proxy", "s01"],
+                                                            ["s02", "s03", "s04"]]
+    assert all(ring_md5s(n.swift_dir) != new for n in lab.nodes)
     code, doc = run(lab, "push", "--canary", "2")
     assert code == 0, doc
     ro = doc["rollout"]
@@ -177,6 +182,26 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
     assert code == 1
     assert all(doc["live"]["hosts"][n]["object"] == "differs"
                for n in ("s01", "s02", "s03", "s04"))
+
+    # 3. a later wave fails (waves of one host, [ssh].parallel = 1): the hosts after it
+    #    keep the old rings
+    cfg = Path(lab.config_path)
+    cfg.write_text(cfg.read_text().replace("parallel = 16", "parallel = 1", 1))
+    d = lab.node("s03").swift_dir
+    subprocess.run(["mount", "--bind", d, d], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
+        code, doc = run(lab, "push", "--canary", "1", "s01", "s02", "s03", "s04")
+    finally:
+        umount_when_free(d)
+    assert code == 2, doc
+    ro = doc["rollout"]
+    assert [(w["kind"], w["hosts"], w["ok"]) for w in ro["waves"]] == [
+        ("canary", ["s01"], True), ("wave", ["s02"], True), ("wave", ["s03"], False)]
+    assert ro["pending"] == ["s03", "s04"] and ro["stopped"].startswith("wave 2 failed")
+    assert "push s03 s04" in doc["errors"][0]
+    assert [ring_md5s(lab.node(n).swift_dir) == new for n in ("s01", "s02", "s03", "s04")] \
+        == [True, True, False, False]
 
 
 @pytest.mark.parametrize("edit, words", [
