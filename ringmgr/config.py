@@ -84,6 +84,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "format_version": _INT,
         "ring_reload": _NUM,
         "full_percent": _NUM,
+        "measure_usage": _BOOL,
     },
     "ssh": {
         "user": _STR,
@@ -140,6 +141,7 @@ class ClusterConfig:
     format_version: int | None = None
     ring_reload: float = 15.0    # seconds: how late a server may re-read a changed ring.gz
     full_percent: float = 90.0   # refuse a change that would fill a device past this
+    measure_usage: bool = False  # du each device's datadirs over SSH for ring changes
 
     def port_for(self, ring: str) -> int:
         """The port new devices of ``ring`` listen on (object-N uses object's)."""
@@ -336,6 +338,7 @@ def parse_config(data: dict, path: Path) -> Config:
         format_version=c.get("format_version"),
         ring_reload=float(c.get("ring_reload", 15.0)),
         full_percent=float(c.get("full_percent", 90.0)),
+        measure_usage=c.get("measure_usage", False),
     )
     if not 0 < cluster.full_percent <= 100:
         v.fail("cluster.full_percent", f"must be a percentage in (0, 100], not "

@@ -406,6 +406,7 @@ def ringmgr_toml(lab: Lab) -> str:
         f"swift_conf = {_q(lab.builder_dir + '/swift.conf')}",
         f"ports = {{ {ports} }}",
         f"ring_reload = {float(lab.ring_reload)!r}",
+        *(["measure_usage = true"] if ssh else []),
         "",
     ]
     if ssh:
