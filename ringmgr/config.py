@@ -85,6 +85,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "ring_reload": _NUM,
         "full_percent": _NUM,
         "canary": _INT,
+        "measure_usage": _BOOL,
     },
     "ssh": {
         "user": _STR,
@@ -142,6 +143,7 @@ class ClusterConfig:
     ring_reload: float = 15.0    # seconds: how late a server may re-read a changed ring.gz
     full_percent: float = 90.0   # refuse a change that would fill a device past this
     canary: int = 0              # push --canary default: hosts pushed and proven first
+    measure_usage: bool = False  # du each device's datadirs over SSH for ring changes
 
     def port_for(self, ring: str) -> int:
         """The port new devices of ``ring`` listen on (object-N uses object's)."""
@@ -244,6 +246,7 @@ class ReconConfig:
     connect_timeout: float = 2.0  # seconds to connect
     concurrency: int = 64         # requests in flight at once
     max_clock_skew: float = 5.0   # seconds a server's clock may differ from the admin's
+    configured: bool = False      # the file has a [recon] section (ok-to-stop asks recon)
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,7 @@ def parse_config(data: dict, path: Path) -> Config:
         ring_reload=float(c.get("ring_reload", 15.0)),
         full_percent=float(c.get("full_percent", 90.0)),
         canary=c.get("canary", 0),
+        measure_usage=c.get("measure_usage", False),
     )
     if not 0 < cluster.full_percent <= 100:
         v.fail("cluster.full_percent", f"must be a percentage in (0, 100], not "
@@ -436,13 +440,13 @@ def parse_config(data: dict, path: Path) -> Config:
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
                   openstack=openstack, drive_audit=drive_audit,
                   ring_settings=parse_ring_settings(v, data.get("rings", {})),
-                  recon=_recon(v, data.get("recon", {})))
+                  recon=_recon(v, data.get("recon", {}), "recon" in data))
 
 
 _SERVER_TYPES = ("account", "container", "object")
 
 
-def _recon(v: "_Validator", r: dict) -> ReconConfig:
+def _recon(v: "_Validator", r: dict, configured: bool) -> ReconConfig:
     rc = ReconConfig(
         scheme=r.get("scheme", "http"),
         ports=dict(r.get("ports", {})),
@@ -450,6 +454,7 @@ def _recon(v: "_Validator", r: dict) -> ReconConfig:
         connect_timeout=float(r.get("connect_timeout", ReconConfig.connect_timeout)),
         concurrency=r.get("concurrency", ReconConfig.concurrency),
         max_clock_skew=float(r.get("max_clock_skew", ReconConfig.max_clock_skew)),
+        configured=configured,
     )
     if rc.scheme not in ("http", "https"):
         v.fail("recon.scheme", f'must be "http" or "https", not {rc.scheme!r}')

@@ -410,6 +410,7 @@ def ringmgr_toml(lab: Lab) -> str:
         f"swift_conf = {_q(lab.builder_dir + '/swift.conf')}",
         f"ports = {{ {ports} }}",
         f"ring_reload = {float(lab.ring_reload)!r}",
+        *(["measure_usage = true"] if ssh else []),
         "",
     ]
     if ssh:
@@ -442,6 +443,8 @@ def ringmgr_toml(lab: Lab) -> str:
         out.append("")
     out += ["[proxies.proxy]", f"host = {_q(lab.proxy_ip)}", f"swift_dir = {_q(lab.proxy_dir)}",
             f"endpoints_url = {_q(lab.proxy_url + '/endpoints')}", ""]
+    out += ["[recon]             # every lab server runs the recon middleware",
+            "timeout = 5.0", "connect_timeout = 2.0", ""]
     text = "\n".join(out)
     reasons = unsafe_reboot_commands(lab, tomllib.loads(text))
     if reasons:

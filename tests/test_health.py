@@ -161,8 +161,8 @@ def test_bad_recon_answers(lab_cluster, tmp_path):
     relay = Relay(ips, 16200, modes)
     try:
         cfg = tmp_path / "relayed.toml"
-        cfg.write_text(lab_cluster.config_path.read_text()
-                       + f"\n[recon]\nports = {{ object = {relay.port} }}\n")
+        cfg.write_text(lab_cluster.config_path.read_text().replace(
+            "[recon]", f"[recon]\nports = {{ object = {relay.port} }}"))
         before = tree_sums(lab_cluster.builder_dir)
         r = ringmgr("--config", str(cfg), "health", "--json", env=lab_cluster.env, check=2)
         doc = json.loads(r.stdout)

@@ -90,8 +90,8 @@ def test_gate_refuses_when_recon_cannot_tell(lab_cluster, tmp_path):
     relay = Relay(ips, 16200, {ips[2]: "skew"})
     try:
         cfg = tmp_path / "relayed.toml"
-        cfg.write_text(lab.config_path.read_text()
-                       + f"\n[recon]\nports = {{ object = {relay.port} }}\n")
+        cfg.write_text(lab.config_path.read_text().replace(
+            "[recon]", f"[recon]\nports = {{ object = {relay.port} }}"))
         r = ringmgr("--config", str(cfg), *DRAIN, env=lab.env, check=2)
         assert "s03: clock is +360" in r.stderr and "cannot be compared" in r.stderr
         assert tree_sums(lab.builder_dir) == before

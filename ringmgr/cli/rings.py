@@ -13,7 +13,7 @@ import click
 
 from ringmgr.cli.app import App, json_option
 from ringmgr.cli.replication import gate_options
-from ringmgr.errors import UsageError
+from ringmgr.errors import NotYet, UsageError
 
 
 def change_options(f):
@@ -38,6 +38,13 @@ def change_options(f):
                        "allow a weight over 10x a ring's median, save a rebalance that "
                        "changed little (as swift-ring-builder rebalance --force)")
     @click.option("--brief", is_flag=True, help="one line per ring instead of the full report")
+    @click.option("--measure/--no-measure", "measure", default=None,
+                  help="measure what each device holds per ring (du of its datadirs over "
+                       "SSH) for the bytes moved and each device's predicted fullness "
+                       "(default: [cluster].measure_usage)")
+    @click.option("--allow-full", "allow_full", is_flag=True,
+                  help="write a change although it would fill a device past "
+                       "[cluster].full_percent (measured)")
     @json_option
     @functools.wraps(f)
     def wrapper(*a, **kw):
@@ -60,20 +67,53 @@ def _used_bytes(values) -> dict[str, float]:
 
 
 def _run(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
-         schedule=None, force=False, extra_json=None, brief=False, load=None):
+         schedule=None, force=False, extra_json=None, brief=False, load=None, measure=None,
+         allow_full=False):
     from ringmgr.cli.plans import SimulationHooks
-    from ringmgr.rings.service import progress_printer, run_change
 
     app = App.current()
     config = app.config
     hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule,
                             force=force, brief=brief, rings=getattr(load, "rings", None))
-    result = run_change(
+    measuring = measure if measure is not None else config.cluster.measure_usage
+    measurer = _measurer(app, config) if measuring else None
+    try:
+        result = _run_change(app, config, planner, hooks, seed=seed, dry_run=dry_run,
+                             yes=yes, brief=brief, used_bytes=used_bytes, load=load,
+                             measure=measurer, allow_full=allow_full)
+    except NotYet as e:
+        if getattr(e, "data", None):  # a refusal with its report (fullness)
+            app.emit(e.data)
+        raise
+    return _after_change(app, config, result, hooks, push=push, dry_run=dry_run,
+                         schedule=schedule, extra_json=extra_json, plan_out=plan_out)
+
+
+def _measurer(app, config):
+    """What each device holds, over SSH (``ringmgr.ops.usage``), for run_change."""
+    def measure(builders):
+        from ringmgr.ops.usage import measure_builders
+
+        app.note("measuring what each device holds (du over SSH) ...")
+        return measure_builders(config, builders)
+
+    return measure
+
+
+def _run_change(app, config, planner, hooks, *, seed, dry_run, yes, brief, used_bytes,
+                load, measure, allow_full):
+    from ringmgr.rings.service import progress_printer, run_change
+
+    return run_change(
         config, planner, argv=App.current().argv, seed=seed,
         dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
         confirm=lambda q: app.confirm(q, yes), show=(lambda text: None) if brief else app.out,
         used_bytes=_used_bytes(used_bytes), progress=progress_printer(),
-        after_simulation=hooks, load=load)
+        after_simulation=hooks, load=load, measure=measure, allow_full=allow_full)
+
+
+def _after_change(app, config, result, hooks, *, push, dry_run, schedule, extra_json,
+                  plan_out=None):
     app.written = result.written
     for m in result.messages:
         app.warn(m, prefix="note: ")

@@ -68,3 +68,33 @@ def describe_difference(old: bytes | None, new: bytes | None, path: Path) -> str
         diffs.insert(0, f"version {before.version} -> {after.version}")
     shown = diffs[:4] + ([f"{len(diffs) - 4} more"] if len(diffs) > 4 else [])
     return "; ".join(shown) or "its bytes differ"
+
+
+class ReadOnlyBuilder:
+    """The parts of a builder the read-only risk checks use (``devs``, ``parts``,
+    ``replicas``, ``part_power``, ``_replica2part2dev``, ``min_part_hours``), read from
+    the plain pickle of dicts and arrays that ``RingBuilder.save`` writes, without
+    importing swift (whose ring module costs more than the unpickling: eventlet)."""
+
+    def __init__(self, d: dict):
+        self.devs = d["devs"]
+        self.part_power = d["part_power"]
+        self.parts = 2 ** d["part_power"]
+        self.replicas = d["replicas"]
+        self.min_part_hours = d.get("min_part_hours", 0)
+        self._replica2part2dev = d.get("_replica2part2dev")
+        self.version = d.get("version", 0)
+        self.next_part_power = d.get("next_part_power")
+
+
+def read_only_builder(data: bytes, path: Path, backup_dir: Path | None = None):
+    """A ReadOnlyBuilder from a builder file's bytes; an old pickled RingBuilder object
+    (or anything unusual) goes through ``builder_from_bytes``."""
+    try:
+        d = pickle.loads(data) if data[:2] == b"\x80\x02" else None
+    except Exception:
+        d = None
+    if isinstance(d, dict) and {"devs", "part_power", "replicas"} <= set(d) \
+            and "_replica2part2dev" in d:
+        return ReadOnlyBuilder(d)
+    return builder_from_bytes(data, path, backup_dir)

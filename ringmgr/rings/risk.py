@@ -32,13 +32,15 @@ __all__ = ["DownSet", "down_mask", "reachable", "ok_to_stop", "failure_impact",
 
 
 class DownSet:
-    """What is (or would be) down: whole nodes by ip, single devices by (ip, name)."""
+    """What is (or would be) down: whole nodes by ip, single devices by (ip, name),
+    servers by (ip, port) (a server that does not answer: every device it serves)."""
 
     def __init__(self, ips: Iterable[str] = (), devices: Iterable[tuple[str, str]] = (),
-                 weight_zero: bool = True):
+                 weight_zero: bool = True, servers: Iterable[tuple[str, int]] = ()):
         self.ips = frozenset(ips)
         self.devices = frozenset(devices)
         self.weight_zero = weight_zero
+        self.servers = frozenset(servers)
 
     @classmethod
     def parse(cls, items: Iterable, weight_zero: bool = True) -> "DownSet":
@@ -51,8 +53,10 @@ class DownSet:
                 ips.add(item)
         return cls(ips, devs, weight_zero)
 
-    def union(self, ips: Iterable[str]) -> "DownSet":
-        return DownSet(self.ips | set(ips), self.devices, self.weight_zero)
+    def union(self, ips: Iterable[str] = (), devices: Iterable[tuple[str, str]] = (),
+              servers: Iterable[tuple[str, int]] = ()) -> "DownSet":
+        return DownSet(self.ips | set(ips), self.devices | set(devices), self.weight_zero,
+                       self.servers | set(servers))
 
     def why(self, dev) -> str | None:
         if dev is None:
@@ -61,6 +65,8 @@ class DownSet:
             return "node down"
         if (dev["ip"], dev["device"]) in self.devices:
             return "device down"
+        if (dev["ip"], dev.get("port")) in self.servers:
+            return "server not answering"
         if self.weight_zero and not dev.get("weight"):
             return "weight 0"
         return None
@@ -280,7 +286,7 @@ def failure_impact(builders: dict, fail_ips: Iterable[str],
 
 def render_ok_to_stop(result: dict, names: Iterable[str] = ()) -> str:
     who = ", ".join(names) or ", ".join(result["stop"])
-    lines = []
+    lines = [f"live: {line}" for line in (result.get("live") or {}).get("notes", [])]
     if result["down"]:
         lines.append(f"already down: {', '.join(result['down'])}")
     zero = sum(r.get("weight_zero_devices", 0) for r in result["rings"].values())

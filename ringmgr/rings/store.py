@@ -151,6 +151,21 @@ class RingStore:
     def load_all(self) -> dict:
         return {name: self.load(name) for name in self.discover()}
 
+    def load_all_read_only(self) -> dict:
+        """Every builder as a ``ReadOnlyBuilder`` (no swift import): for checks that
+        only read the assignments (ok-to-stop, failure-impact)."""
+        from ringmgr.rings.builderfile import read_only_builder
+
+        out = {}
+        for name in self.discover():
+            path = self.files(name).builder
+            try:
+                data = read_regular(path, what="builder")
+            except FileNotFoundError:
+                raise BuilderError(f"{path} is missing")
+            out[name] = read_only_builder(data, path, self.backup_dir)
+        return out
+
     def ring_check(self, name: str, builder) -> RingCheck:
         """Is ``name``.ring.gz current: the ring swift would write from ``builder``?"""
         return check_ring_file(self.files(name).ring, name, builder)
