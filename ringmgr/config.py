@@ -43,6 +43,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "format_version": INT,
         "ring_reload": NUM,
         "full_percent": NUM,
+        "canary": INT,
+        "measure_usage": BOOL,
     },
     "ssh": {
         "user": STR,
@@ -89,6 +91,8 @@ class ClusterConfig:
     format_version: int | None = None
     ring_reload: float = 15.0    # seconds: how late a server may re-read a changed ring.gz
     full_percent: float = 90.0   # refuse a change that would fill a device past this
+    canary: int = 0              # push --canary default: hosts pushed and proven first
+    measure_usage: bool = False  # du each device's datadirs over SSH for ring changes
 
     def port_for(self, ring: str) -> int:
         """The port new devices of ``ring`` listen on (object-N uses object's)."""
@@ -223,6 +227,8 @@ def parse_config(data: dict, path: Path) -> Config:
         format_version=c.get("format_version"),
         ring_reload=float(c.get("ring_reload", 15.0)),
         full_percent=float(c.get("full_percent", 90.0)),
+        canary=c.get("canary", 0),
+        measure_usage=c.get("measure_usage", False),
     )
     if not 0 < cluster.full_percent <= 100:
         v.fail("cluster.full_percent", f"must be a percentage in (0, 100], not "

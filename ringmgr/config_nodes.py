@@ -117,7 +117,7 @@ class Node(Host):
 
 @dataclass(frozen=True)
 class Proxy(Host):
-    pass
+    endpoints_url: str | None = None   # swift's list_endpoints on it: http://p01:8080/endpoints
 
 
 def parse_node(v: Validator, name: str, n: dict, defaults: dict,
@@ -173,7 +173,7 @@ def parse_node(v: Validator, name: str, n: dict, defaults: dict,
 def parse_proxy(v: Validator, name: str, p: dict, defaults: dict, nodes) -> Proxy:
     """``[proxies.NAME]``; ``nodes``: the node names (a proxy may not reuse one)."""
     key = f"proxies.{name}"
-    v.keys(key, p, NODE_COMMON)
+    v.keys(key, p, {**NODE_COMMON, "endpoints_url": STR})
     if name in nodes:
         v.fail(key, "a proxy may not have the same name as a node")
     proxy = Proxy(
@@ -182,8 +182,13 @@ def parse_proxy(v: Validator, name: str, p: dict, defaults: dict, nodes) -> Prox
         ssh_port=p.get("ssh_port", defaults["ssh_port"]),
         swift_dir=p.get("swift_dir", defaults["swift_dir"]),
         owner=p.get("owner", defaults["owner"]),
+        endpoints_url=p.get("endpoints_url"),
     )
     v.port(f"{key}.ssh_port", proxy.ssh_port)
+    if p.get("endpoints_url") is not None and not p["endpoints_url"].startswith(
+            ("http://", "https://")):
+        v.fail(f"{key}.endpoints_url", "must be an http:// or https:// URL (swift's "
+                                       "list_endpoints path on the proxy)")
     v.owner(f"{key}.owner" if "owner" in p else "defaults.owner", proxy.owner)
     return proxy
 

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="of every ring (default 0: a rehearsal need not wait an hour)")
     p_up.add_argument("--ring-reload", type=float, default=1.0,
                       help="seconds between the servers' ring.gz checks (swift's own: 15)")
+    p_up.add_argument("--proxy-ring-reload", type=float, default=None,
+                      help="the proxy's own interval, when it should differ (a proxy slow "
+                           "to load a pushed ring)")
     p_up.add_argument("--xfs", action="store_true", help="real XFS loop disks (300 MB sparse)")
     p_up.add_argument("--net", type=int, default=None,
                       help="use 127.0.NET.0/24 (default: the first free from 127.0.5)")
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                      part_power=args.part_power, min_part_hours=args.min_part_hours,
                      xfs=args.xfs, net=args.net,
                      ssh=not args.no_ssh, spare=args.spare, ring_reload=args.ring_reload,
-                     timeout=args.timeout)
+                     proxy_ring_reload=args.proxy_ring_reload, timeout=args.timeout)
             sys.stdout.write(exports(lab))
         elif args.cmd == "replicate":
             replicate(args.state)

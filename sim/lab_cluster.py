@@ -33,7 +33,7 @@ from sim.lab_state import load_lab, save_lab, say
 
 def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int,
        xfs: bool, net: int | None, ssh: bool, spare: int = 2, min_part_hours: int = 0,
-       ring_reload: float = 1.0,
+       ring_reload: float = 1.0, proxy_ring_reload: float | None = None,
        timeout: float = 60.0) -> cfg.Lab:
     state = os.path.abspath(state)
     if Path(state, "lab.json").exists():
@@ -44,6 +44,8 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         raise LabError("the lab runs its servers as root and needs root")
     if not 0 < ring_reload <= 3600:
         raise ValueError("--ring-reload must be more than 0 and at most 3600 seconds")
+    if proxy_ring_reload is not None and not 0 < proxy_ring_reload <= 3600:
+        raise ValueError("--proxy-ring-reload must be more than 0 and at most 3600 seconds")
     if not 0 <= spare <= 100:
         raise ValueError("--spare must be between 0 and 100")
     cfg.plan_lab(state, net or FIRST_NET, nodes=nodes, disks=disks, zones=zones,
@@ -61,6 +63,7 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
                        part_power=part_power, min_part_hours=min_part_hours, xfs=xfs)
     lab.spare = spare
     lab.ring_reload = ring_reload
+    lab.proxy_ring_reload = proxy_ring_reload
     try:
         records.set_procs([])
         save_lab(lab)

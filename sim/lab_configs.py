@@ -75,6 +75,7 @@ class Lab:
     hash_suffix: str = field(default_factory=lambda: secrets.token_hex(8))
     block_devices: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> dev -> /dev/loopN
     ring_reload: float = 1.0  # seconds between a server's ring.gz checks (swift: 15)
+    proxy_ring_reload: float | None = None  # the proxy's own, when it differs (a slow proxy)
     spare: int = 2  # sshd also serves this many addresses after the last node (add-node)
     ssh: dict | None = None  # port, identity_file, known_hosts, hosts (served addresses)
 
@@ -245,7 +246,7 @@ swift_dir = {lab.proxy_dir}
 log_name = proxy
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempauth copy dlo versioned_writes symlink proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache list-endpoints listing_formats tempauth copy dlo versioned_writes symlink proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -254,6 +255,9 @@ allow_account_management = true
 conn_timeout = 1.0
 node_timeout = 5
 recoverable_node_timeout = 5
+
+[filter:list-endpoints]
+use = egg:swift#list_endpoints
 
 [filter:tempauth]
 use = egg:swift#tempauth

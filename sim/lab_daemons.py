@@ -24,8 +24,9 @@ def swift_argv(swift_dir: str, script: str, *args: str) -> list[str]:
     return [sys.executable, str(SWIFTRUN), swift_dir, script, *args]
 
 
-def swift_env(lab: cfg.Lab) -> dict[str, str]:
-    return {**os.environ, "RINGMGR_LAB_RING_RELOAD": str(lab.ring_reload)}
+def swift_env(lab: cfg.Lab, proxy: bool = False) -> dict[str, str]:
+    reload = lab.proxy_ring_reload if proxy and lab.proxy_ring_reload else lab.ring_reload
+    return {**os.environ, "RINGMGR_LAB_RING_RELOAD": str(reload)}
 
 
 def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.Popen, str, int]]:
@@ -41,7 +42,7 @@ def start_daemons(lab: cfg.Lab, records: Records) -> list[tuple[str, subprocess.
     name = "proxy-server"
     p = spawn(records, name, swift_argv(lab.proxy_dir, "swift-proxy-server",
                                         f"{lab.proxy_dir}/proxy-server.conf", "-v"),
-              f"{logs}/{name}.log", env=swift_env(lab))
+              f"{logs}/{name}.log", env=swift_env(lab, proxy=True))
     waits.append((name, p, lab.proxy_ip, cfg.PROXY_PORT))
     return waits
 

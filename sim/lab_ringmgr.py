@@ -91,6 +91,7 @@ def ringmgr_toml(lab: cfg.Lab) -> str:
         f"swift_conf = {_q(lab.builder_dir + '/swift.conf')}",
         f"ports = {{ {ports} }}",
         f"ring_reload = {float(lab.ring_reload)!r}",
+        *(["measure_usage = true"] if ssh else []),
         "",
     ]
     if ssh:
@@ -121,7 +122,8 @@ def ringmgr_toml(lab: cfg.Lab) -> str:
             out.append("block_devices = { " + ", ".join(
                 f"{d} = {_q(b)}" for d, b in sorted(blocks.items())) + " }")
         out.append("")
-    out += ["[proxies.proxy]", f"host = {_q(lab.proxy_ip)}", f"swift_dir = {_q(lab.proxy_dir)}", ""]
+    out += ["[proxies.proxy]", f"host = {_q(lab.proxy_ip)}", f"swift_dir = {_q(lab.proxy_dir)}",
+            f"endpoints_url = {_q(lab.proxy_url + '/endpoints')}", ""]
     out += ["[recon]             # every lab server runs the recon middleware",
             "timeout = 5.0", "connect_timeout = 2.0", ""]
     text = "\n".join(out)

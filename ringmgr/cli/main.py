@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "ringmgr.cli.disk",
     "ringmgr.cli.push",
     "ringmgr.cli.risk",
+    "ringmgr.cli.destroy",
     "ringmgr.cli.compute",
     "ringmgr.cli.health",
 ]

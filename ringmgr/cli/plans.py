@@ -113,6 +113,11 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
     gate = gate or {}
     enforce(app, config, sorted(g.base), gate,
             dry_run=bool(kw.get("dry_run") or kw.get("plan_out")))
+    if kind == "drain" and first.action == "remove" and not (kw.get("dry_run") or
+                                                              kw.get("plan_out")):
+        from ringmgr.cli.destroy import removal_gate
+
+        removal_gate(app, node.name, bool(kw.get("force")))
     schedule = g.schedule_json()
     extra = {k: v for k, v in g.to_json().items() if k.startswith(("steps_", "base_weights"))}
     def step(b):

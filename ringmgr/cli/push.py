@@ -23,10 +23,13 @@ _host_keys = click.option("--accept-new-host-keys", is_flag=True,
 @click.option("--dry-run", is_flag=True, help="connect and show what would go where; change nothing")
 @click.option("--force", is_flag=True, help="replace a node's ring even if its version is newer")
 @click.option("--yes", is_flag=True, help="no confirmation prompt (only --force asks)")
+@click.option("--canary", type=click.IntRange(0), default=None, metavar="N",
+              help="push to N hosts first (a proxy among them), prove they use the new "
+                   "rings, then the rest in waves (default [cluster].canary; 0: all at once)")
 @_host_keys
 @json_option
 @pass_app
-def push(app, nodes, dry_run, force, yes, accept_new_host_keys):
+def push(app, nodes, dry_run, force, yes, accept_new_host_keys, canary):
     """Send the admin host's *.ring.gz to every node and proxy (or the NODEs named).
 
     Skips rings a node already has (same md5); uploads to a temp name, checks the md5
@@ -39,6 +42,12 @@ def push(app, nodes, dry_run, force, yes, accept_new_host_keys):
     if force and not dry_run:
         app.confirm("--force replaces rings on the nodes even where theirs are newer "
                     "(an older ring sends data to old locations). Continue?", yes)
+    canary = app.config.cluster.canary if canary is None else canary
+    if canary:
+        from ringmgr.cli.push_canary import run_canary
+
+        return run_canary(app, nodes, canary, force=force, accept_new=accept_new_host_keys,
+                          dry_run=dry_run, progress=_progress(app, "push"))
     report = push_rings(app.config, list(nodes), force=force,
                         accept_new_host_keys=accept_new_host_keys, dry_run=dry_run,
                         progress=_progress(app, "push"))
@@ -68,10 +77,12 @@ def push(app, nodes, dry_run, force, yes, accept_new_host_keys):
 
 @click.command()
 @click.argument("nodes", nargs=-1, metavar="[NODE]...")
+@click.option("--live", is_flag=True, help="also compare the ring md5s each server's recon "
+                                           "reports (swift-recon --md5)")
 @_host_keys
 @json_option
 @pass_app
-def verify(app, nodes, accept_new_host_keys):
+def verify(app, nodes, accept_new_host_keys, live):
     """Compare every node's ring md5s with the admin host's (swift-recon --md5 without
     the recon middleware): stale, newer, missing, corrupt and extra rings per node.
 
@@ -84,6 +95,10 @@ def verify(app, nodes, accept_new_host_keys):
                           progress=_progress(app, "verify"))
     app.out(report.render_table())
     app.emit(report.to_json())
+    if live:
+        from ringmgr.cli.push_canary import report_live, verify_live
+
+        report_live(app, verify_live(app, nodes), check=not (report.failed or report.differ))
     if report.failed:
         raise StepFailed(f"could not verify {', '.join(report.failed)}; retry with: "
                          f"{report.retry_command()}", next=[app.cmd(report.retry_command())])

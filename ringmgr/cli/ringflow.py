@@ -38,6 +38,13 @@ def change_options(f):
                        "allow a weight over 10x a ring's median, save a rebalance that "
                        "changed little (as swift-ring-builder rebalance --force)")
     @click.option("--brief", is_flag=True, help="one line per ring instead of the full report")
+    @click.option("--measure/--no-measure", "measure", default=None,
+                  help="measure what each device holds per ring (du of its datadirs over "
+                       "SSH) for the bytes moved and each device's predicted fullness "
+                       "(default: [cluster].measure_usage)")
+    @click.option("--allow-full", "allow_full", is_flag=True,
+                  help="write a change although it would fill a device past "
+                       "[cluster].full_percent (measured)")
     @json_option
     @functools.wraps(f)
     def wrapper(*a, **kw):
@@ -61,8 +68,9 @@ def used_bytes_of(values) -> dict[str, float]:
 
 def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=None, chart=None,
          schedule=None, force=False, extra_json=None, brief=False, load=None,
-         sync_config=True):
+         sync_config=True, measure=None, allow_full=False):
     from ringmgr.config_sync import ConfigSync
+    from ringmgr.errors import NotYet
     from ringmgr.rings.service import progress_printer, run_change
 
     app = App.current()
@@ -70,6 +78,8 @@ def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=N
     hooks = SimulationHooks(app, config, plan_out=plan_out, chart=chart, schedule=schedule,
                             force=force, brief=brief, rings=getattr(load, "rings", None))
     sync = ConfigSync.for_config(app, config) if sync_config and load is None else None
+    measuring = measure if measure is not None else config.cluster.measure_usage
+    measurer = _measurer(app, config) if measuring else None
 
     def confirm(q):
         app.confirm(q, yes)
@@ -82,10 +92,13 @@ def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=N
             dry_run=dry_run or hooks.saves, validate=hooks.saves or not dry_run,
             confirm=confirm, show=(lambda text: None) if brief else app.out,
             used_bytes=used_bytes_of(used_bytes), progress=progress_printer(),
-            after_simulation=hooks if sync is None else sync.wrap(hooks), load=load)
+            after_simulation=hooks if sync is None else sync.wrap(hooks), load=load,
+            measure=measurer, allow_full=allow_full)
     except BaseException as e:
         if sync is not None and not getattr(e, "written", False):
             sync.undo()   # the builders were not committed: neither is the config
+        if isinstance(e, NotYet) and getattr(e, "data", None):
+            app.emit(e.data)  # a refusal with its report (fullness)
         raise
     app.written = result.written
     if sync is not None:
@@ -117,6 +130,17 @@ def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=N
     return result.exit_code
 
 
+def _measurer(app, config):
+    """What each device holds, over SSH (``ringmgr.ops.usage``), for run_change."""
+    def measure(builders):
+        from ringmgr.ops.usage import measure_builders
+
+        app.note("measuring what each device holds (du over SSH) ...")
+        return measure_builders(config, builders)
+
+    return measure
+
+
 def next_rebalance(app, outcomes) -> None:
     """next[]: the rebalance that is due, not before the min_part_hours gate opens."""
     import time
@@ -144,6 +168,10 @@ def push_after(app, config, change_id: int | None = None):
     from ringmgr.errors import StepFailed
     from ringmgr.ops.push import push_rings
 
+    if config.cluster.canary:
+        from ringmgr.cli.push_canary import push_after_canary
+
+        return push_after_canary(app, config, change_id)
     app.note("pushing the rings to every node and proxy ...")
     report = push_rings(config)
     record_push(config, report, change_id)

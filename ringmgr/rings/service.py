@@ -30,10 +30,13 @@ class ChangeResult:
     seed: int | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     changes: ChangeSet | None = None
+    fullness: dict | None = None   # measured bytes: predicted % full per device
 
     def to_json(self) -> dict:
         d = {"written": self.written, "rings": self.reports, "steps": [],
              "seed": self.seed, "messages": self.messages}
+        if self.fullness is not None:
+            d["fullness"] = self.fullness
         if self.changes is not None:
             d["change"] = self.changes.description
         if self.record is not None:
@@ -76,14 +79,21 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
                progress: Callable[[str], None] | None = None,
                after_simulation: Callable[[ChangeResult], None] | None = None,
                validate: bool | None = None,
-               load: Callable[[RingStore], dict] | None = None) -> ChangeResult:
+               load: Callable[[RingStore], dict] | None = None,
+               measure: Callable[[dict], dict] | None = None,
+               allow_full: bool = False) -> ChangeResult:
     """Plan with ``planner`` on the current builders, simulate, and unless ``dry_run``
     confirm and commit.  Raises NotYet when the min_part_hours gate blocks the change,
     or when swift's save rule keeps a plain rebalance from being saved.
 
     ``load(store)`` gives the builders to plan on instead of ``store.load_all()``
     (``create``: new empty builders, with ``store.loaded[name] = None`` so that the
-    commit refuses if a builder appeared meanwhile)."""
+    commit refuses if a builder appeared meanwhile).
+
+    ``measure(builders)`` gives what each device holds (node -> ``NodeUsage``): the
+    report then carries measured bytes and each device's predicted fullness, and a
+    change that would fill a device past ``[cluster].full_percent`` is refused (exit 1,
+    nothing written), dry run or not, unless ``allow_full``."""
     from ringmgr.rings.report import render_text
 
     store = RingStore.from_config(config)
@@ -119,8 +129,16 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
             raise NotYet("nothing to do: no ring needs a rebalance now "
                          "(no partition could be reassigned usefully)", reason="nothing_to_do")
         show(render_text(result.reports))
+        if measure is not None:
+            usage = measure(list(builders.values()) + [o.after for o in outcomes.values()])
+            _check_fullness(config, result, usage, show, allow_full)
         result.messages = _followups(outcomes) + [f"{n}: not saved: {why}"
                                                   for n, why in refused.items()]
+        if result.fullness and result.fullness.get("allowed_by"):
+            from ringmgr.rings.fullness import over_text
+
+            result.messages.append("--allow-full: the change fills " + over_text(
+                result.fullness["over"], config.cluster.full_percent))
         if after_simulation:
             after_simulation(result)
         if dry_run:
@@ -146,6 +164,30 @@ def run_change(config, planner: Callable[[dict], ChangeSet], *, argv: list[str],
         result.written = True
         result.exit_code = EXIT_WARNING if result.messages else EXIT_OK
         return result
+
+
+def _check_fullness(config, result, usage: dict, show, allow_full: bool) -> None:
+    from ringmgr.rings.fullness import over_text, predict
+
+    pct = config.cluster.full_percent
+    result.fullness = predict(result.reports, usage, pct)
+    result.fullness["unmeasured"] = {n: u.error for n, u in sorted(usage.items()) if u.error}
+    rows = result.fullness["devices"]
+    if rows:
+        show("predicted fullness (measured):\n" + "\n".join(
+            f"  {r['node']}/{r['device']}: {r['percent_before']:g}% -> {r['percent_after']:g}%"
+            f" of {r['size']:,} bytes" for r in rows))
+    for node, err in result.fullness["unmeasured"].items():
+        show(f"  {node}: not measured: {err}")
+    over = result.fullness["over"]
+    if over and not allow_full:
+        e = NotYet(f"refused: the change would fill {over_text(over, pct)}; nothing was "
+                   f"written (add capacity or move less: --max-move; --allow-full to do it "
+                   f"anyway)", reason="risk")
+        e.data = result.to_json()
+        raise e
+    if over:
+        result.fullness["allowed_by"] = "--allow-full"
 
 
 def _when(seconds: int) -> str:

@@ -141,7 +141,7 @@ class LabCluster:
 
 def lab_up(state: Path, *, nodes: int = 4, disks: int = 2, xfs: bool = False,
            part_power: int = 8, zones: int | None = None, ssh: bool = True,
-           min_part_hours: int = 0) -> LabCluster:
+           min_part_hours: int = 0, proxy_ring_reload: float | None = None) -> LabCluster:
     argv = [str(LAB), "up", "--state", str(state), "--nodes", str(nodes), "--disks",
             str(disks), "--part-power", str(part_power), "--min-part-hours", str(min_part_hours)]
     if xfs:
@@ -150,6 +150,8 @@ def lab_up(state: Path, *, nodes: int = 4, disks: int = 2, xfs: bool = False,
         argv += ["--zones", str(zones)]
     if not ssh:
         argv.append("--no-ssh")
+    if proxy_ring_reload is not None:
+        argv += ["--proxy-ring-reload", str(proxy_ring_reload)]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise RuntimeError(f"sim/lab up failed ({r.returncode}):\n{r.stderr}")
@@ -179,7 +181,7 @@ def lab_down(state: Path) -> subprocess.CompletedProcess:
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "lab(nodes=4, disks=2, xfs=False, part_power=8, zones=None, ssh=True, "
-        "min_part_hours=0): "
+        "min_part_hours=0, proxy_ring_reload=None): "
         "size of the lab_cluster fixture's lab")
 
 
