@@ -104,6 +104,8 @@ def test_converge_step_by_step_reaches_the_config(env):
     kinds = {d["kind"] for d in doc["differences"]}
     assert {"add", "drain", "weight", "zone", "info", "setting"} <= kinds
     assert doc["estimated_steps"] > 1
+    assert doc["estimated_steps"] == len(doc["later_steps"]) + 1
+    assert "domains" in {p for s in doc["later_steps"] for p in s["rings"].values()}
     steps = converge_to_the_end(c, 8, "--allow-over-limit")
     assert len(steps) > 2
     config = load_config(c.config)
@@ -136,6 +138,9 @@ def test_a_changed_ip_with_previous_ip_is_set_info_not_drain_and_add(env):
             for r, b in after.items()} == before   # same devices, no data moved
     assert {d["ip"] for b in after.values() for d in b.devs if d and d["id"] in (2, 3)} == \
         {"127.0.8.2"}
+    doc = json.loads(run(c.config, "--json", "plan").stdout)
+    assert doc["converged"] and doc["stale_previous_ip"] == ["s02"]
+    assert "nodes.s02.previous_ip matches no device" in run(c.config, "plan").stdout
     # without previous_ip the same change would be a drain plus an add
     desired(c, lambda t: t.replace('ip = "127.0.8.2"\nprevious_ip = "127.0.9.2"\n',
                                    'ip = "127.0.7.2"\n'))
