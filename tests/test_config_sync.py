@@ -119,3 +119,13 @@ def test_killed_before_the_commit_the_config_is_ahead_and_converge_finishes(clus
     open_gate(c)
     assert json.loads(run(c, "--json", "converge", "--yes").stdout)["written"]
     assert converged(c)
+
+
+def test_a_rollback_says_the_config_still_wants_the_change(cluster):
+    c = cluster
+    assert run(c, "set-weight", "s01/sdb", "50", "--yes").exit_code in (0, 1)
+    r = run(c, "--json", "rollback", "--yes")
+    doc = json.loads(r.stdout)
+    assert doc["written"] and any("was not rolled back" in w for w in doc["warnings"])
+    assert "sdb = 50.0" in c.config.read_text()
+    assert run(c, "plan").exit_code == 1   # converge would redo the weight change

@@ -6,6 +6,8 @@ the pause file, the change window, the steps-per-day cap, and bad input (exit 2,
 line, the builder directory unchanged)."""
 
 import json
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -19,6 +21,7 @@ from ringmgr.rings.reconcile import ring_diff
 from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "object")
+SRB = shutil.which("swift-ring-builder") or "swift-ring-builder"
 
 
 @pytest.fixture
@@ -104,6 +107,8 @@ def test_converge_step_by_step_reaches_the_config(env):
     kinds = {d["kind"] for d in doc["differences"]}
     assert {"add", "drain", "weight", "zone", "info", "setting"} <= kinds
     assert doc["estimated_steps"] > 1
+    assert doc["estimated_steps"] == len(doc["later_steps"]) + 1
+    assert "domains" in {p for s in doc["later_steps"] for p in s["rings"].values()}
     steps = converge_to_the_end(c, 8, "--allow-over-limit")
     assert len(steps) > 2
     config = load_config(c.config)
@@ -112,6 +117,9 @@ def test_converge_step_by_step_reaches_the_config(env):
     assert all(ring_diff(config, r, b).converged for r, b in final.items())
     assert all(d["ip"] != "127.0.9.6" for b in final.values() for d in b.devs if d)
     assert final["object"].min_part_hours == 2
+    for ring in RINGS:   # swift's own check of what converge wrote
+        assert subprocess.run([SRB, str(c.builder_dir / f"{ring}.builder"), "validate"],
+                              capture_output=True).returncode == 0
     r = run(c.config, "plan")
     assert r.exit_code == 0 and r.stdout.startswith("converged")
     history = json.loads(run(c.config, "--json", "history").stdout)
@@ -136,6 +144,9 @@ def test_a_changed_ip_with_previous_ip_is_set_info_not_drain_and_add(env):
             for r, b in after.items()} == before   # same devices, no data moved
     assert {d["ip"] for b in after.values() for d in b.devs if d and d["id"] in (2, 3)} == \
         {"127.0.8.2"}
+    doc = json.loads(run(c.config, "--json", "plan").stdout)
+    assert doc["converged"] and doc["stale_previous_ip"] == ["s02"]
+    assert "nodes.s02.previous_ip matches no device" in run(c.config, "plan").stdout
     # without previous_ip the same change would be a drain plus an add
     desired(c, lambda t: t.replace('ip = "127.0.8.2"\nprevious_ip = "127.0.9.2"\n',
                                    'ip = "127.0.7.2"\n'))
@@ -270,3 +281,39 @@ def test_window_contains_and_next_open(window, when, inside, opens):
     t = datetime.strptime(when, "%Y-%m-%d %H:%M")
     assert w.contains(t) is inside
     assert w.next_open(t) == datetime.strptime(opens, "%Y-%m-%d %H:%M")
+
+
+def test_a_drained_device_waits_for_safe_to_destroy_when_the_check_exists(env):
+    """The hook for the live-cluster check: a drained, empty device is removed only when
+    it says so; without a check, weight 0 and no assignments suffice."""
+    from ringmgr.rings.converge import plan_converge
+    from ringmgr.rings.engine import simulate_ring
+
+    c = make_cluster(env, nodes=5, zones=5, rings=RINGS, extra_nodes=0,
+                     extra_config="[converge]\n")
+    desired(c, lambda t: t.replace('[nodes.s05]\nip = "127.0.9.5"\nzone = 5\n'
+                                   'devices = { sdb = 100.0, sdc = 100.0 }\n', ""))
+    config = load_config(c.config)
+    sim = lambda n, b, ch, s, p: simulate_ring(n, b, ch, s, p)  # noqa: E731
+    bs = builders(c)
+    for step in range(20):   # drain s05 to weight 0 and empty
+        plan = plan_converge(config, bs, 50, step, sim)
+        if all(d.kind == "remove" for d in plan.differences):
+            break
+        bs = {r: sim(r, bs[r], ch, step, True).after
+              for r, ch in plan.change_set().rings.items()} | \
+            {r: b for r, b in bs.items() if r not in plan.change_set().rings}
+    asked = []
+
+    def not_yet(ring, dev):
+        asked.append((ring, dev["device"]))
+        return False, "2 partitions have no other copy yet"
+
+    plan = plan_converge(config, bs, 50, 0, sim, safe_to_destroy=not_yet)
+    assert not plan.has_step and len(plan.removal_held) == 4
+    assert sorted(asked) == sorted((r, d) for r in RINGS for d in ("sdb", "sdc"))
+    assert "not yet safe to destroy: 2 partitions" in plan.removal_held[0]
+    plan = plan_converge(config, bs, 50, 0, sim, safe_to_destroy=lambda r, d: (True, ""))
+    assert all(len(ch.removes) == 2 for ch in plan.change_set().rings.values())
+    plan = plan_converge(config, bs, 50, 0, sim)
+    assert all(len(ch.removes) == 2 for ch in plan.change_set().rings.values())

@@ -76,10 +76,12 @@ def plan_json(plan, gate: Gate) -> dict:
             "max_move_pct": plan.max_move,
             "next_step": {r: s.to_json() for r, s in plan.steps.items()},
             "estimated_steps": plan.estimated_steps,
+            "later_steps": plan.path(),
             "over_limit": plan.over_limit,
             "part_power": [{"ring": r, "have": d.part_power[0], "want": d.part_power[1]}
                            for r, d in plan.diffs.items() if d.part_power],
             "removals_held": list(plan.removal_held),
+            "stale_previous_ip": list(plan.stale_previous_ip),
             "gate": gate.to_json(),
             "safe_to_destroy_checked": plan.safe_to_destroy_checked}
 
@@ -88,8 +90,11 @@ def plan_text(plan, builders, gate: Gate) -> str:
     from ringmgr.rings.engine import gate_text
 
     diffs = plan.differences
+    stale = [f"note: nodes.{n}.previous_ip matches no device in the rings any more: "
+             f"remove it from the config" for n in plan.stale_previous_ip]
     if plan.converged:
-        return "converged: the rings are what the config describes (0 differences)"
+        return "\n".join(["converged: the rings are what the config describes "
+                          "(0 differences)", *stale])
     lines = [f"{len(diffs)} difference(s) between the config and the rings:"]
     lines += [f"  {d.text()}" for d in diffs[:SHOWN]]
     if len(diffs) > SHOWN:
@@ -112,6 +117,12 @@ def plan_text(plan, builders, gate: Gate) -> str:
                      f"({s.parts_moved_pct:.2f}%), {exact}{flag}; about "
                      f"{s.estimated_steps_left} more step(s) (estimated)")
     wait = max((int(b.min_part_hours) for b in builders.values()), default=0) * 3600
+    names = {"weights": "weights", "domains": "zone/region moves", "settings":
+             "replicas/overload", "edits": "remove the drained devices"}
+    for later in plan.path():
+        lines.append(f"  step {later['step']} (estimated, after min_part_hours and "
+                     f"replication): " + "; ".join(f"{r} {names.get(p, p)}"
+                                                   for r, p in later["rings"].items()))
     n = plan.estimated_steps
     if n > 1:
         lines.append(f"  in all about {n} step(s), each after min_part_hours "
@@ -123,6 +134,7 @@ def plan_text(plan, builders, gate: Gate) -> str:
             lines.append(f"  {r}: part_power {d.part_power[0]} -> {d.part_power[1]}: "
                          f"`ringmgr increase-part-power {r}` (converge does not)")
     lines += [f"  held: {h}" for h in plan.removal_held]
+    lines += [f"  {line}" for line in stale]
     lines.append(gate.text if not gate.checked else f"replication gate: {gate.text}")
     return "\n".join(lines)
 

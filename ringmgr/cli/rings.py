@@ -142,6 +142,11 @@ def register(group: click.Group) -> None:
         app.written = data["written"]
         app.emit(data)
         app.add_next(app.rerun() if dry_run else app.cmd("push"))
+        if app.config.converge is not None:  # the config is the desired state
+            app.warn(f"[converge] is configured and {app.config.path} was not rolled back: "
+                     f"the next `ringmgr converge` moves the rings towards it again; "
+                     f"`ringmgr plan` shows the differences (edit the config, or set "
+                     f"[converge].pause_file meanwhile)")
         return 0
 
     @group.command("resume")

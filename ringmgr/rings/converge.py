@@ -48,9 +48,14 @@ class RingStep:
     over_limit: bool = False       # the phase cannot be done within the cap
     held: str | None = None        # why the moving part was left out (gate, over_limit)
     wait_seconds: int = 0          # min_part_hours left before it can move data
-    estimated_steps_left: int = 0  # after this one
+    later: list = field(default_factory=list)   # the phases of the steps after this
+                                                # one (estimated, not simulated)
     outcome: object = None
     tries: int = 0
+
+    @property
+    def estimated_steps_left(self) -> int:
+        return len(self.later)
 
     def to_json(self) -> dict:
         return {"phase": self.phase, "fraction": round(self.fraction, 4),
@@ -59,6 +64,7 @@ class RingStep:
                 "over_limit": self.over_limit, "held": self.held,
                 "wait_seconds": self.wait_seconds,
                 "estimated_steps_after": self.estimated_steps_left,
+                "later_phases": list(self.later),
                 "change": self.change.to_json()}
 
 
@@ -70,6 +76,7 @@ class ConvergePlan:
     steps: dict[str, RingStep] = field(default_factory=dict)
     safe_to_destroy_checked: bool = False
     removal_held: list[str] = field(default_factory=list)
+    stale_previous_ip: list[str] = field(default_factory=list)  # renumbering done
 
     @property
     def differences(self) -> list:
@@ -116,6 +123,13 @@ class ConvergePlan:
     @property
     def has_step(self) -> bool:
         return any(not s.change.empty for s in self.steps.values())
+
+    def path(self) -> list[dict]:
+        """The steps after the next one, per ring its phase (estimated)."""
+        n = max((len(s.later) for s in self.steps.values()), default=0)
+        return [{"step": k + 2, "exact": False,
+                 "rings": {r: s.later[k] for r, s in self.steps.items() if k < len(s.later)}}
+                for k in range(n)]
 
     @property
     def estimated_steps(self) -> int:
@@ -253,10 +267,8 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
             run(_merge(edits, moving), step)
         if step.parts_moved_pct > max_move:
             step.over_limit = True
-        step.estimated_steps_left = _weight_steps_left(step, max_move, diff)
-        later = bool(diff.zones or diff.regions) + bool(
-            {"replicas", "overload"} & set(diff.settings))
-        step.estimated_steps_left += later
+        step.later = ["weights"] * _weight_steps_left(step, max_move, diff) + \
+            _after_weights(diff)
     elif diff.zones or diff.regions:
         step.phase = "domains"
         ids = sorted(set(diff.zones) | set(diff.regions))
@@ -278,8 +290,8 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
                 run(_merge(edits, moving), step)
                 step.fraction, n = 1.0, len(ids)
         left = len(ids) - n
-        step.estimated_steps_left = (math.ceil(left / max(n, 1)) if left else 0) + bool(
-            {"replicas", "overload"} & set(diff.settings))
+        step.later = ["domains"] * (math.ceil(left / max(n, 1)) if left else 0) + \
+            _settings_left(diff)
     elif {"replicas", "overload"} & set(diff.settings):
         step.phase = "settings"
         moving = RingChange(replicas=diff.settings.get("replicas"),
@@ -290,8 +302,7 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
         _, moving = _weights_at(builder, diff, 1.0)
         step.fraction = 1.0
         run(_merge(edits, moving), step)
-        step.estimated_steps_left = int(bool(diff.zones or diff.regions)) + int(bool(
-            {"replicas", "overload"} & set(diff.settings)))
+        step.later = _after_weights(diff)
     if moving is None:
         if edits.removes:  # the rebalance after a removal: simulated, to be reported
             run(edits, step)
@@ -308,6 +319,20 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
         return step
     step.change = _merge(edits, moving)
     return step
+
+
+def _settings_left(diff: RingDiff) -> list[str]:
+    return ["settings"] if {"replicas", "overload"} & set(diff.settings) else []
+
+
+def _after_weights(diff: RingDiff) -> list[str]:
+    """The phases after the weights: zone moves (one step estimated), settings, and the
+    removal of what was drained (in the next step's edits, or a step of its own)."""
+    out = ["domains"] if diff.zones or diff.regions else []
+    out += _settings_left(diff)
+    if any(d.kind in ("drain", "empty") for d in diff.differences) and not out:
+        out.append("edits")
+    return out
 
 
 def _weight_steps_left(step: RingStep, max_move: float, diff: RingDiff) -> int:
@@ -332,6 +357,11 @@ def plan_converge(config, builders: dict, max_move: float, seed: int, simulate, 
     plan = ConvergePlan(max_move, seed, {r: ring_diff(config, r, b)
                                          for r, b in builders.items()},
                         safe_to_destroy_checked=safe_to_destroy is not None)
+    from ringmgr.rings.engine import live_devs
+
+    ips = {d["ip"] for b in builders.values() for d in live_devs(b)}
+    plan.stale_previous_ip = sorted(n.name for n in config.nodes.values()
+                                    if n.previous_ip and n.previous_ip not in ips)
     for r, diff in plan.diffs.items():
         if diff.converged or (len(diff.differences) == 1 and diff.part_power):
             continue
