@@ -6,10 +6,8 @@ real run over real sshd hosts in test_runbook_sshd.py."""
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli import compute as compute_cli
-from ringmgr.cli.main import cli
+from tests.helpers.apps import run_cli
 from tests.helpers.openstack_recorder import RecordingExecutor, Reply, recorded
 
 W1 = "9b969a05-3f5e-4f0c-9a64-6f1b1c1d0e01"
@@ -42,11 +40,9 @@ def env(tmp_path, monkeypatch):
     def host_executor(name, address):
         return hosts.setdefault(address, RecordingExecutor(host=name))
 
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
-        "admin_executor": api, "host_executor": host_executor, "sleep": lambda s: None})
-
     def invoke(*args):
-        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+        return run_cli(["--config", str(cfg), *args], api=api, hosts=host_executor,
+                       sleep=lambda s: None)
 
     class Env:
         pass

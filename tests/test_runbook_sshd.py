@@ -9,10 +9,8 @@ import subprocess
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli import compute as compute_cli
-from ringmgr.cli.main import cli
+from tests.helpers.apps import run_cli
 from tests.helpers.openstack_recorder import RecordingExecutor, recorded
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -46,11 +44,8 @@ def env(sshd_hosts_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
     api = RecordingExecutor(host="admin")
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
-        "admin_executor": api, "sleep": lambda s: None})
-
     def invoke(*args):
-        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+        return run_cli(["--config", str(cfg), *args], api=api, sleep=lambda s: None)
 
     return hosts.hosts[0], api, invoke, tmp_path
 
@@ -169,3 +164,43 @@ def test_sshd_hosts_stopped_when_the_test_fails(tmp_path):
         # reaped by now unless still alive; a zombie would show as such in /proc
         state = open(f"/proc/{pid}/stat").read().split()[2]
         assert state == "Z", f"sshd {pid} still running"
+
+
+def test_evacuate_dry_run_host_steps_are_what_the_run_executes_over_ssh(env):
+    """compute evacuate --move-init-files: the dry run's host_steps (the OpenStack
+    client's and the compute host's commands) are exactly what the real run executes
+    over SSH and through the recorder."""
+    from tests.helpers.apps import planned, run_recorded
+
+    h, api, invoke, tmp = env
+    init = tmp / "etc-init"
+    init.mkdir()
+    (init / "nova-compute.conf").write_text("start on runlevel [2345]\n")
+    held = tmp / "held"
+    api.on("server list --host", "[]")
+    api.on(f"compute service list --host {C02}", json.dumps(
+        [{"ID": 8, "Binary": "nova-compute", "Host": C02, "Status": "enabled", "State": "up"}]))
+    enabled, disabled = (json.dumps([{"ID": 7, "Binary": "nova-compute", "Host": C01,
+                                      "Status": st, "State": "up"}])
+                         for st in ("enabled", "disabled"))
+    # the dry run's check, the real run's check, then its verify
+    api.on(f"compute service list --host {C01}", enabled, enabled, disabled)
+    args = ["compute", "evacuate", C01, "--to", C02, "--address", h.address,
+            "--move-init-files", "--held-dir", str(held),
+            "--init-file", str(init / "nova-compute.conf")]
+    res = invoke(*args, "--dry-run", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    plan = planned(doc)
+    assert [s["step"] for s in doc["host_steps"]] == ["disable-service"] + \
+        ["hold-init-files"] * 3
+    assert plan[-1] == (C01, ("mv", str(init / "nova-compute.conf"),
+                              str(held / "nova-compute.conf")))
+    assert list(init.iterdir()) and api.mutating == []
+    executed = []
+    cfg = tmp / "ringmgr.toml"
+    res = run_recorded(["--config", str(cfg), *args, "--yes", "--json"], executed, api=api)
+    assert res.exit_code == 0, res.output
+    assert executed == plan
+    assert list(init.iterdir()) == [] and [p.name for p in held.iterdir()] == [
+        "nova-compute.conf"]

@@ -27,69 +27,33 @@ def run_options(f):
 
 
 # -- wiring ----------------------------------------------------------------------------
-def _injected(app) -> dict:
-    """Test seam: the recording executor stands in for the OpenStack client and for
-    nova-compute's service control, which cannot run here.  Empty in real use."""
-    return {}
-
-
-def _local(app):
-    from ringmgr.exec.local import LocalExecutor
-
-    return _injected(app).get("admin_executor") or LocalExecutor()
-
-
 def _api(app, dry_run: bool):
-    from ringmgr.exec.base import DryRunExecutor
+    """The OpenStack client on this admin host (through the executor factory)."""
+    from ringmgr.exec.factory import ADMIN
     from ringmgr.ops.openstack import OpenStack
 
-    ex = _local(app)
-    if dry_run:
-        ex = DryRunExecutor(ex)
-    return OpenStack(ex, openrc=app.config.openstack.openrc)
+    return OpenStack(app.executor(ADMIN, dry_run=dry_run), openrc=app.config.openstack.openrc)
 
 
 def _host(app, name: str, address: str | None, dry_run: bool):
     """The executor for a compute or controller host: a configured node/proxy by name,
     "localhost" for this machine, else an SSH address with the [ssh] settings."""
-    from ringmgr.config import Host
-    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.exec.factory import host_for
 
-    factory = _injected(app).get("host_executor")
-    address = address or name
-    if factory is not None:
-        ex = factory(name, address)
-    elif address in ("localhost", "local"):
-        from ringmgr.exec.local import LocalExecutor
-
-        ex = LocalExecutor(host=name)
-    else:
-        from ringmgr.exec.ssh import SSHExecutor
-
-        config = app.config
-        node = config.hosts().get(address) or Host(name=name, host=address, ssh_port=None,
-                                                   swift_dir="/etc/swift", owner="root")
-        ex = SSHExecutor(node, config.ssh)
-    return DryRunExecutor(ex) if dry_run else ex
+    return app.executor(host_for(app.config, name, address), dry_run=dry_run)
 
 
 def _close(*executors):
-    for ex in executors:
-        inner = getattr(ex, "inner", None) or ex
-        close = getattr(inner, "close", None)
-        if close:
-            close()
+    from ringmgr.exec.factory import close_all
+
+    close_all(*executors)
 
 
 def _ctx(app, api, host, dry_run, timeout=600.0, poll=5.0):
     from ringmgr.ops.runbooks.compute import RunbookContext
 
-    ctx = RunbookContext(api=api, host=host, dry_run=dry_run, timeout=timeout, poll=poll,
-                         echo=app.note)
-    sleep = _injected(app).get("sleep")
-    if sleep is not None:
-        ctx.sleep = sleep
-    return ctx
+    return RunbookContext(api=api, host=host, dry_run=dry_run, timeout=timeout, poll=poll,
+                          echo=app.note, sleep=app.sleep)
 
 
 def _journal(key: str, resume: bool, dry_run: bool, identity: dict | None = None):
@@ -113,31 +77,31 @@ def _run(app, key, steps_fn, ctx, *, yes, dry_run, resume, extra=None, identity=
 
 
 def _report(app, summary, ctx, dry_run, extra=None):
+    from ringmgr.exec import plan as hostplan
     from ringmgr.exec.base import DryRunExecutor
 
     app.written = (not dry_run) and any(r.status == "done" for r in summary.results)
     app.out(summary.table())
     for line in ctx.notes:
         app.out(f"note: {line}")
-    recorded = []
+    planned = []
     for ex in (ctx.api.executor, ctx.host):
         if isinstance(ex, DryRunExecutor):
-            recorded += [" ".join(a) for a in ex.recorded]
-    if dry_run and recorded:
+            planned += ex.plan
+    if dry_run and planned:
         app.out("would run:")
-        for line in recorded:
-            app.out(f"  {line}")
+        for line in hostplan.render_text(planned):
+            app.out(line)
     doc = {"written": app.written, **summary.to_json(), "notes": ctx.notes}
     if dry_run:
-        doc["commands"] = recorded
+        doc["commands"] = [hostplan.command_text(s.argv) for s in planned]
+        doc["host_steps"] = hostplan.to_json(planned)
     sql = ctx.data.get("sql_report") or ctx.data.get("sql_plan")
     if sql is not None:       # recover-host --method sql: the rows and the statements
         doc["sql"] = sql.to_json()
     doc.update(extra or {})
     app.emit(doc)
     summary.raise_error()
-    if summary.stopped:
-        return
 
 
 # -- controller ------------------------------------------------------------------------
@@ -558,7 +522,7 @@ def _schedule_checks(app, full_pct, stuck_minutes):
     from ringmgr.ops.runbooks import schedule as sch
 
     config = app.config
-    now = _injected(app).get("now") or (lambda: datetime.datetime.now(datetime.timezone.utc))
+    now = app.now or (lambda: datetime.datetime.now(datetime.timezone.utc))
     def instances():
         import os
 
@@ -577,7 +541,7 @@ def _schedule_checks(app, full_pct, stuck_minutes):
         exs = {n: _host(app, n, None, False) for n in config.nodes}
         try:
             return sch.disk_space(exs, {n: node.mount_root for n, node in config.nodes.items()},
-                                  full_pct)
+                                  full_pct, parallel=config.ssh.parallel)
         finally:
             _close(*exs.values())
 
@@ -587,7 +551,7 @@ def _schedule_checks(app, full_pct, stuck_minutes):
 
         if not config.hosts():
             raise sch.NotApplicable(f"no storage nodes or proxies in {config.path}")
-        report = verify_rings(config)
+        report = verify_rings(config, transport=app.transport)
         bad = report.failed + report.differ
         if bad:
             raise StepFailed(f"rings differ or unreachable on: {', '.join(bad)} "

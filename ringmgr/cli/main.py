@@ -44,7 +44,8 @@ class RingmgrGroup(click.Group):
 
     def main(self, args=None, prog_name="ringmgr", complete_var=None, **extra):
         args = list(sys.argv[1:] if args is None else args)
-        app = App(argv=["ringmgr", *args])
+        app = extra.pop("obj", None) or App()   # a test may hand in its App (transport)
+        app.argv = ["ringmgr", *args]
         previous = _on_sigterm_raise()
         # click's own shell completion: _RINGMGR_COMPLETE=bash_source ringmgr
         self._main_shell_completion({**extra, "obj": app}, prog_name, complete_var)

@@ -41,7 +41,7 @@ def push(app, nodes, dry_run, force, yes, accept_new_host_keys):
                     "(an older ring sends data to old locations). Continue?", yes)
     report = push_rings(app.config, list(nodes), force=force,
                         accept_new_host_keys=accept_new_host_keys, dry_run=dry_run,
-                        progress=_progress(app, "push"))
+                        progress=_progress(app, "push"), transport=app.transport)
     from ringmgr.cli.history import record_push
 
     app.written = report.written
@@ -81,7 +81,7 @@ def verify(app, nodes, accept_new_host_keys):
     from ringmgr.ops.push import verify_rings
 
     report = verify_rings(app.config, list(nodes), accept_new_host_keys=accept_new_host_keys,
-                          progress=_progress(app, "verify"))
+                          progress=_progress(app, "verify"), transport=app.transport)
     app.out(report.render_table())
     app.emit(report.to_json())
     if report.failed:

@@ -8,8 +8,11 @@ is already done.
 
 The API (stable; only compatible additions):
 
-``Step(name, title, action, check=None, verify=None, destructive=False)``
+``Step(name, title, action, check=None, verify=None, destructive=False, kind="change")``
     ``name`` is stable (it keys the journal); ``title`` is what the operator reads.
+    The commands a step's check and action run are planned under its name, title and
+    ``destructive`` flag (``exec.plan.step``): a dry run's ``host_steps``; ``kind``
+    "check" or "poll" declares commands a real run may run differently.
     ``check(ctx) -> str | None``: precondition / idempotency.  Return a reason to
     skip ("already unmounted"), return None to run the action, or raise ``Refused``
     (the run stops, nothing of this step ran).  ``action(ctx)`` does the work (through
@@ -71,6 +74,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ringmgr.errors import LockHeld, Refused, RingmgrError, UsageError
+from ringmgr.exec import plan
 from ringmgr.exec.statedir import private_dir
 
 log = logging.getLogger("ringmgr.runner")
@@ -96,6 +100,7 @@ class Step:
     check: Callable[[Any], str | None] | None = None
     verify: Callable[[Any], None] | None = None
     destructive: bool = False
+    kind: str = "change"     # "check" or "poll": its commands may differ from the plan
 
 
 def default_state_dir() -> Path:
@@ -404,21 +409,23 @@ def run_steps(steps: Sequence[Step], ctx: Any, *, journal: Journal | None = None
         result = StepResult(step.name, step.title, PENDING, destructive=step.destructive)
         summary.results.append(result)
         try:
-            reason = step.check(ctx) if step.check else None
-            if reason:
-                result.status, result.reason = SKIPPED, reason
-                journal.mark(step.name, SKIPPED, reason)
-                say(f"{head}: skipped: {reason}")
-                continue
-            if step.destructive and confirm is not None and not confirmed:
-                confirm(step)
-                confirmed = True
-            if not dry_run:
-                say(f"{head} ...")
-            journal.mark(step.name, STARTED)
-            step.action(ctx)
-            if step.verify and not dry_run:
-                step.verify(ctx)
+            with plan.step(step.name, destructive=step.destructive, reason=step.title,
+                           kind=step.kind):
+                reason = step.check(ctx) if step.check else None
+                if reason:
+                    result.status, result.reason = SKIPPED, reason
+                    journal.mark(step.name, SKIPPED, reason)
+                    say(f"{head}: skipped: {reason}")
+                    continue
+                if step.destructive and confirm is not None and not confirmed:
+                    confirm(step)
+                    confirmed = True
+                if not dry_run:
+                    say(f"{head} ...")
+                journal.mark(step.name, STARTED)
+                step.action(ctx)
+                if step.verify and not dry_run:
+                    step.verify(ctx)
             result.status = PLANNED if dry_run else DONE
             journal.mark(step.name, DONE)
             say(f"{head}: {result.status}")

@@ -37,7 +37,11 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ringmgr.config import Config, Node
 from ringmgr.errors import Refused, StepFailed, UsageError
+from ringmgr.exec import plan as hostplan
+from ringmgr.exec.base import Executor
+from ringmgr.exec.plan import HostStep
 from ringmgr.exec.runner import Step, StopRun
 from ringmgr.ops import facts, fstab
 from ringmgr.ops.disk_safety import check_mount_point, node_op, refuse_if_in_use
@@ -66,10 +70,10 @@ class ReplaceOptions:
 class DiskContext:
     """Everything the steps read: node, device, executor, journaled parameters."""
 
-    config: object
-    node: object
+    config: Config
+    node: Node
     dev: str
-    ex: object
+    ex: Executor
     opts: ReplaceOptions
     params: dict = field(default_factory=dict)
     dry_run: bool = False
@@ -169,24 +173,12 @@ def choose_params(journal, dev: str, label: str | None) -> dict:
 
 
 # -- precheck ---------------------------------------------------------------------
-def ring_devices(config, node, dev: str) -> dict[str, dict]:
+def ring_devices(config: Config, node: Node, dev: str) -> dict[str, dict]:
     """ring -> {"id", "weight", "parts"} for DEV of NODE (matched by node ip + name)."""
-    try:
-        from ringmgr.rings.store import RingStore
-    except ImportError:  # pragma: no cover (the lead's store is in the tree)
-        RingStore = None
-    if RingStore is not None:
-        store = RingStore.from_config(config)
-        builders = store.load_all()
-    else:  # pragma: no cover
-        from pathlib import Path
+    from ringmgr.rings.store import RingStore
 
-        from swift.common.ring import RingBuilder
-
-        builders = {p.stem: RingBuilder.load(str(p))
-                    for p in sorted(Path(config.cluster.builder_dir).glob("*.builder"))}
     found = {}
-    for ring, b in builders.items():
+    for ring, b in RingStore.from_config(config).load_all().items():
         for d in b.devs:
             if d and d["ip"] == node.ip and d["device"] == dev:
                 found[ring] = {"id": d["id"], "weight": d["weight"],
@@ -544,17 +536,6 @@ def replace_disk_steps(ctx: DiskContext) -> list[Step]:
 
 
 # -- the whole operation ----------------------------------------------------------------
-def executor_for(config, node):
-    """Local for a node whose host is "localhost" (a single-machine setup, tests), else SSH."""
-    if node.host == "localhost":
-        from ringmgr.exec.local import LocalExecutor
-
-        return LocalExecutor(host=node.name)
-    from ringmgr.exec.ssh import SSHExecutor
-
-    return SSHExecutor(node, config.ssh)
-
-
 def finished_result_stands(ctx: DiskContext) -> str | None:
     """Why a finished run's result still stands, or None (read-only).
 
@@ -579,8 +560,12 @@ class ReplaceRun:
     key: str
     summary: object
     ctx: DiskContext
-    commands: list[tuple[str, ...]] | None  # the dry run's state-changing commands
+    plan: list[HostStep] | None  # the dry run's state-changing commands
     already: str | None = None  # set when an earlier run finished and its result stands
+
+    @property
+    def commands(self) -> list[tuple[str, ...]] | None:
+        return [s.argv for s in self.plan] if self.plan is not None else None
 
     def to_json(self) -> dict:
         c = self.ctx
@@ -594,20 +579,26 @@ class ReplaceRun:
             "refill": (refill_report(c) if self.summary.finished and not self.already
                        and not c.dry_run else []),
             "commands": [list(a) for a in self.commands] if self.commands is not None else None,
+            "host_steps": hostplan.to_json(self.plan or []),
             "push_due": c.push_due, "pushed": c.pushed,
             "next": [{"command": "ringmgr push", "not_before": None}] if c.push_due else [],
         }
 
 
-def replace_disk(config, node_name: str, dev: str, opts: ReplaceOptions, *,
-                 ex=None, dry_run: bool = False, resume: bool = False, state_dir=None,
-                 confirm=None, echo=None, ask_replaced=None) -> ReplaceRun:
+def replace_disk(config: Config, node_name: str, dev: str, opts: ReplaceOptions, *,
+                 ex: Executor | None = None, transport=None, dry_run: bool = False,
+                 resume: bool = False, state_dir=None, confirm=None, echo=None,
+                 ask_replaced=None) -> ReplaceRun:
     """Run (or dry-run) the replace-disk flow for NODE/DEV; returns what happened.
 
-    ``ex`` is the node's executor (default: ``executor_for``); a dry run wraps it in a
-    DryRunExecutor.  ``confirm(step)`` is asked before the first destructive step.
-    Refusals before any step ran raise; failures inside steps are in the summary.
+    ``ex`` is the node's executor as its transport made it (default: the factory's,
+    ``exec.factory.executor_for``, with ``transport``); a dry run records through a
+    DryRunExecutor around it.  ``confirm(step)`` is asked before the first
+    destructive step.  Refusals before any step ran raise; failures inside steps are
+    in the summary.
     """
+    from ringmgr.exec.factory import close_all, executor_for
+
     check_name("node", node_name)
     check_name("device", dev)
     node = config.node(node_name)
@@ -617,24 +608,24 @@ def replace_disk(config, node_name: str, dev: str, opts: ReplaceOptions, *,
                       "a quick swap) or set the weight by hand with `ringmgr set-weight`")
     own = ex is None
     if own:
-        ex = executor_for(config, node)
+        ex = executor_for(config, node, dry_run=False, transport=transport)
     try:
         return _replace_disk(config, node, dev, opts, ex, dry_run=dry_run, resume=resume,
                              state_dir=state_dir, confirm=confirm, echo=echo,
                              ask_replaced=ask_replaced)
     finally:
-        if own and hasattr(ex, "close"):
-            ex.close()
+        if own:
+            close_all(ex)
 
 
 def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, confirm, echo,
                   ask_replaced) -> ReplaceRun:
-    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.exec.factory import dry
     from ringmgr.exec.runner import Journal, RunSummary, cluster_state_dir, run_steps
 
     state_dir = state_dir or cluster_state_dir(config)
     node_name = node.name
-    run_ex = DryRunExecutor(inner=ex) if dry_run else ex
+    run_ex = dry(ex, dry_run)
     echo = echo or (lambda line: None)
     key = operation_key(node_name, dev)
     identity = {"node": node_name, "device": dev, "mount_root": node.mount_root}
@@ -666,4 +657,4 @@ def _replace_disk(config, node, dev, opts, ex, *, dry_run, resume, state_dir, co
         precheck(ctx, journal)
         summary = run_steps(replace_disk_steps(ctx), ctx, journal=journal, dry_run=dry_run,
                             confirm=confirm, echo=echo)
-    return ReplaceRun(key, summary, ctx, run_ex.recorded if dry_run else None)
+    return ReplaceRun(key, summary, ctx, run_ex.plan if dry_run else None)

@@ -15,16 +15,19 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 from ringmgr.errors import Refused, StepFailed
+from ringmgr.exec import plan as hostplan
 from ringmgr.ops import facts
 
 NODE_SCRIPT = Path(__file__).with_name("disk_node.py").read_text()
 NODE_BOOTSTRAP = "import sys;exec(sys.stdin.read())"
 NODE_ARGV = ("python3", "-I", "-S", "-c", NODE_BOOTSTRAP)
 SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/usr", "/var", "[SWAP]")
+
+
+hostplan.abbreviate(NODE_ARGV, "python3 <ringmgr disk_node.py>")
 
 
 def node_argv(op: str, *args: str) -> tuple[str, ...]:
@@ -34,10 +37,7 @@ def node_argv(op: str, *args: str) -> tuple[str, ...]:
 
 def display(argv) -> str:
     """A command as the operator reads it: the node script by its name, not its loader."""
-    argv = tuple(argv)
-    if argv[:len(NODE_ARGV)] == NODE_ARGV:
-        return "python3 <ringmgr disk_node.py> " + shlex.join(argv[len(NODE_ARGV):])
-    return shlex.join(argv)
+    return hostplan.command_text(argv)
 
 
 def node_op(ex, op: str, *args: str, mutates: bool) -> dict:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ringmgr.config import Config
 from ringmgr.ops import facts, logwindow
 
 KERNEL_LOG_SOURCES = (
@@ -319,82 +320,92 @@ def render(audits: list[NodeAudit]) -> str:
     return "\n".join(lines)
 
 
-def audit_nodes(config, names: list[str], executor_for=None, *, window: logwindow.Window,
-                state_dir=None) -> list[NodeAudit]:
-    """Audit each node; a node that cannot be read is recorded, not fatal to the others."""
+def audit_nodes(config: Config, names: list[str], *, window: logwindow.Window,
+                state_dir=None, transport=None) -> list[NodeAudit]:
+    """Audit each node (in parallel, ``fanout``); a node that cannot be read is
+    recorded, not fatal to the others."""
     from ringmgr.errors import RingmgrError
+    from ringmgr.exec.factory import close_all, executor_for
+    from ringmgr.exec.fanout import fan_out
     from ringmgr.exec.runner import cluster_state_dir
-    from ringmgr.ops.disk import executor_for as default_executor_for
 
     state_dir = state_dir or cluster_state_dir(config)
-
-    executor_for = executor_for or default_executor_for
     try:
         by_node_ring = {n: ring_devices_of(config, config.node(n)) for n in names}
     except RingmgrError:
         by_node_ring = {n: {} for n in names}
-    audits = []
-    for name in names:
+
+    def one(name: str) -> NodeAudit:
         node = config.node(name)
+        ex = None
         try:
-            ex = executor_for(config, node)
-            try:
-                audits.append(audit_node(config, node, ex, by_node_ring[name],
-                                         window=window, state_dir=state_dir))
-            finally:
-                close = getattr(ex, "close", None)
-                if close:
-                    close()
-        except RingmgrError as e:
-            audits.append(NodeAudit(name, error=str(e), window=window))
-    return audits
+            ex = executor_for(config, node, dry_run=False, transport=transport)
+            return audit_node(config, node, ex, by_node_ring[name], window=window,
+                              state_dir=state_dir)
+        finally:
+            close_all(ex)
+
+    group = fan_out(names, one, parallel=config.ssh.parallel, name=str, label="drive-audit")
+    return [o.value if o.ok else NodeAudit(o.host, error=o.error, window=window)
+            for o in group.outcomes]
 
 
-def act_on(config, failing, *, lazy=False, dry_run=False, echo=None,
-           executor_for=None) -> list[dict]:
+def act_on(config: Config, failing, *, lazy=False, dry_run=False, echo=None,
+           transport=None) -> list[dict]:
     """Unmount and guard each failing disk (replace-disk's own steps), then weight 0."""
-    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.exec import plan as hostplan
+    from ringmgr.exec.factory import close_all, executor_for
     from ringmgr.exec.runner import Journal, run_steps
     from ringmgr.ops import disk
 
-    executor_for = executor_for or disk.executor_for
     out = []
     for node_name, f in failing:
         node = config.node(node_name)
-        ex = executor_for(config, node)
-        run_ex = DryRunExecutor(inner=ex) if dry_run else ex
-        ctx = disk.DiskContext(config, node, f.device, run_ex,
-                               disk.ReplaceOptions(lazy=lazy), {}, dry_run=dry_run,
-                               echo=echo or (lambda line: None))
-        steps = disk.take_out_steps(ctx)
-        summary = run_steps(steps, ctx, journal=Journal.memory(), dry_run=dry_run, echo=echo)
-        weight = "not changed"
-        if summary.ok and dry_run and disk.weight_zero_available():
-            weight = (f"not changed in a dry run (a real run sets it to 0 on every ring; "
-                      f"{disk.push_note(True, bool(config.cluster.push), True)})")
-        elif summary.ok and not dry_run:
-            if disk.weight_zero_available():
-                from ringmgr.errors import NotYet
-
-                try:
-                    result = disk._weight_fn()(config, node, f.device, 0.0, yes=True,
-                                               show=echo,
-                                               argv=["ringmgr", "drive-audit", node_name,
-                                                     "--act"])
-                    note = disk.push_note(bool(result.written), bool(config.cluster.push),
-                                          False)
-                    weight = (f"set to 0 on every ring ({note})" if result.written
-                              else f"already 0 on every ring ({note})")
-                except NotYet as e:
-                    weight = f"not changed yet ({e})"
-            else:
-                weight = (f"not changed (this ringmgr cannot yet): run "
-                          f"`ringmgr set-weight {node_name}/{f.device} 0`")
+        run_ex = executor_for(config, node, dry_run=dry_run, transport=transport)
+        try:
+            ctx = disk.DiskContext(config, node, f.device, run_ex,
+                                   disk.ReplaceOptions(lazy=lazy), {}, dry_run=dry_run,
+                                   echo=echo or (lambda line: None))
+            steps = disk.take_out_steps(ctx)
+            summary = run_steps(steps, ctx, journal=Journal.memory(), dry_run=dry_run,
+                                echo=echo)
+        finally:
+            close_all(run_ex)
+        weight = _zero_weight(config, node_name, node, f.device, summary, dry_run, echo)
         text = (f"{node_name}/{f.device}: " + ", ".join(
             f"{r.name} {r.status}" + (f" ({r.reason})" if r.reason else "")
             for r in summary.results) + f"; weight {weight}")
+        planned = run_ex.plan if dry_run else []
         out.append({"node": node_name, "device": f.device, "summary": text,
-                    "commands": [list(a) for a in run_ex.recorded] if dry_run else None,
+                    "commands": [list(s.argv) for s in planned] if dry_run else None,
+                    "host_steps": hostplan.to_json(planned),
                     **summary.to_json()})
         summary.raise_error()
     return out
+
+
+def _zero_weight(config, node_name, node, dev, summary, dry_run, echo) -> str:
+    """Weight 0 for a disk taken out (where the ring commands can): what was done."""
+    from ringmgr.ops import disk_weight
+
+    if not summary.ok:
+        return "not changed"
+    if dry_run:
+        if not disk_weight.weight_zero_available():
+            return "not changed"
+        return (f"not changed in a dry run (a real run sets it to 0 on every ring; "
+                f"{disk_weight.push_note(True, bool(config.cluster.push), True)})")
+    if not disk_weight.weight_zero_available():
+        return (f"not changed (this ringmgr cannot yet): run "
+                f"`ringmgr set-weight {node_name}/{dev} 0`")
+    from ringmgr.errors import NotYet
+
+    try:
+        result = disk_weight._weight_fn()(config, node, dev, 0.0, yes=True, show=echo,
+                                          argv=["ringmgr", "drive-audit", node_name,
+                                                "--act"])
+    except NotYet as e:
+        return f"not changed yet ({e})"
+    note = disk_weight.push_note(bool(result.written), bool(config.cluster.push), False)
+    return (f"set to 0 on every ring ({note})" if result.written
+            else f"already 0 on every ring ({note})")

@@ -33,14 +33,14 @@ import functools
 import json
 import logging
 import secrets
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ringmgr.config import Config
 from ringmgr.errors import BuilderError, Refused, UsageError
+from ringmgr.exec import plan as hostplan
 
 log = logging.getLogger("ringmgr.push")
 
@@ -50,6 +50,7 @@ COMMAND_TIMEOUT = 120.0
 # a pyenv or virtualenv shim on PATH can cost more than the whole push), else PATH's.
 NODE_PYTHON = 'p=/usr/bin/python3; [ -x "$p" ] || p=python3; exec "$p" -I -S -c "$0" "$@"'
 BOOTSTRAP = "import sys,json;exec(json.loads(sys.stdin.buffer.readline()))"
+hostplan.abbreviate(("sh", "-c", NODE_PYTHON, BOOTSTRAP), "python3 <ringmgr push_node.py>")
 
 # The node side is ``push_node.py``, shipped as source: it travels as the first line of
 # stdin (JSON-encoded) behind a one-line bootstrap, and runs as ``__main__`` there.
@@ -263,10 +264,11 @@ class HostResult:
     error: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    plan: list[hostplan.HostStep] = field(default_factory=list)   # a dry run's command
 
     def to_json(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v)
-                for k, v in self.__dict__.items()} | {
+                for k, v in self.__dict__.items() if k != "plan"} | {
             "timings": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
@@ -302,8 +304,13 @@ class PushReport:
 
         return shlex.join(["ringmgr", self.kind, *self.failed])  # node names may have spaces
 
+    @property
+    def plan(self) -> list[hostplan.HostStep]:
+        return [s for r in self.results for s in r.plan]
+
     def to_json(self) -> dict:
-        return {
+        extra = {"host_steps": hostplan.to_json(self.plan)} if self.dry_run else {}
+        return extra | {
             "written": self.written,
             "ok": self.ok,
             "dry_run": self.dry_run,
@@ -367,9 +374,9 @@ def select_hosts(config, names) -> dict:
 Progress = Callable[[HostResult], None]
 
 
-def push_rings(config, names=None, *, force: bool = False, accept_new_host_keys: bool = False,
-               dry_run: bool = False, progress: Progress | None = None,
-               executor_factory=None) -> PushReport:
+def push_rings(config: Config, names=None, *, force: bool = False,
+               accept_new_host_keys: bool = False, dry_run: bool = False,
+               progress: Progress | None = None, transport=None) -> PushReport:
     """Push the admin host's rings to the named nodes (default all nodes and proxies).
 
     Raises ``Refused`` while an interrupted ring change is pending; per-node
@@ -381,7 +388,7 @@ def push_rings(config, names=None, *, force: bool = False, accept_new_host_keys:
         local = load_local_rings(config.cluster.builder_dir, config.cluster.rings)
         refuse_not_current(config, local)
         return _run_all("push", config, hosts, local, accept_new_host_keys, progress,
-                        executor_factory,
+                        transport,
                         lambda ex, node, res: _push_one(ex, node, local, res, force, dry_run),
                         dry_run)
 
@@ -419,13 +426,13 @@ def refuse_not_current(config, local: dict) -> None:
                       f"pushed")
 
 
-def verify_rings(config, names=None, *, accept_new_host_keys: bool = False,
-                 progress: Progress | None = None, executor_factory=None) -> PushReport:
+def verify_rings(config: Config, names=None, *, accept_new_host_keys: bool = False,
+                 progress: Progress | None = None, transport=None) -> PushReport:
     """Compare every node's rings with the admin host's (md5 over SSH)."""
     hosts = select_hosts(config, names)
     local = load_local_rings(config.cluster.builder_dir, config.cluster.rings)
     return _run_all("verify", config, hosts, local, accept_new_host_keys, progress,
-                    executor_factory, lambda ex, node, res: _verify_one(ex, node, local, res),
+                    transport, lambda ex, node, res: _verify_one(ex, node, local, res),
                     False)
 
 
@@ -442,49 +449,57 @@ def _refuse_if_pending(builder_dir, *, held: bool = False) -> None:
                       f"`ringmgr resume` before pushing")
 
 
-def _run_all(kind, config, hosts, local, accept_new, progress, executor_factory, work,
-             dry_run) -> PushReport:
-    from ringmgr.exec.ssh import KnownHosts, SSHExecutor
+def _run_all(kind: str, config: Config, hosts: dict, local, accept_new: bool,
+             progress: Progress | None, transport, work, dry_run: bool) -> PushReport:
+    """``work(ex, node, res)`` on every host through ``fan_out``; each host's executor
+    from the factory, with a streaming session (``STREAM``) and one known_hosts file
+    shared by the run."""
+    from ringmgr.exec.base import STREAM
+    from ringmgr.exec.factory import close_all, executor_for
+    from ringmgr.exec.fanout import fan_out, one_line
+    from ringmgr.exec.ssh import KnownHosts
 
     known = KnownHosts.from_config(config.ssh, accept_new)
-    if executor_factory is None:
-        def executor_factory(node):
-            return SSHExecutor(node, config.ssh, known_hosts=known)
-    lock = threading.Lock()
-    start = time.monotonic()
 
     def one(node) -> HostResult:
         res = HostResult(node.name, node.host)
         t0 = time.monotonic()
-        ex = executor_factory(node)
+        ex = None
         try:
-            work(ex, node, res)
+            ex = executor_for(config, node, dry_run=dry_run, needs={STREAM},
+                              known_hosts=known, transport=transport)
+            # verify's session only removes a killed push's temp files: a check
+            with hostplan.step(kind, reason=f"{kind} the rings in {node.swift_dir}",
+                               kind=hostplan.CHECK if kind == "verify" else hostplan.CHANGE):
+                work(ex, node, res)
         except Exception as e:  # noqa: BLE001 - one node's failure is collected
-            res.error = _one_line(e).removeprefix(f"[{node.name}] ")
+            res.error = one_line(e).removeprefix(f"[{node.name}] ")
             res.ok = False
             log.debug("[%s] %s failed", node.name, kind, exc_info=True)
         finally:
-            try:
-                ex.close()
-            except Exception:  # noqa: BLE001
-                pass
+            close_all(ex)
         res.seconds = time.monotonic() - t0
-        res.timings = dict(getattr(ex, "timings", {}))
-        if progress is not None:
-            with lock:
-                progress(res)
+        res.timings = dict(ex.timings) if ex is not None else {}
         return res
 
-    workers = max(1, min(config.ssh.parallel, len(hosts)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ringmgr-{kind}") as pool:
-        results = list(pool.map(one, hosts.values()))
-    return PushReport(kind, local, results, dry_run, time.monotonic() - start)
+    def show(outcome) -> None:
+        if progress is not None and outcome.value is not None:
+            progress(outcome.value)
+
+    group = fan_out(hosts.values(), one, parallel=config.ssh.parallel, progress=show,
+                    label=kind)
+    return PushReport(kind, local, [o.value for o in group.outcomes], dry_run, group.seconds)
+
+
+def session_argv(node, cleanup: bool) -> list[str]:
+    """The command that starts the node script for one node (``push_node.py``)."""
+    arg = json.dumps({"dir": node.swift_dir, "cleanup": cleanup, "owner": node.owner})
+    return ["sh", "-c", NODE_PYTHON, BOOTSTRAP, "session", arg]
 
 
 def _session(ex, node, cleanup: bool):
     """Start the node script; return it (waiting for an apply request) and its facts."""
-    arg = json.dumps({"dir": node.swift_dir, "cleanup": cleanup, "owner": node.owner})
-    proc = ex.start(["sh", "-c", NODE_PYTHON, BOOTSTRAP, "session", arg],
+    proc = ex.start(session_argv(node, cleanup),
                     input=json.dumps(REMOTE_SCRIPT) + "\n", mutates=cleanup)
     t0 = time.monotonic()
     line = proc.readline(COMMAND_TIMEOUT)
@@ -513,7 +528,11 @@ def _push_planned(ex, proc, node, local, state, res, force, dry_run) -> None:
     res.planned = plan.uploads
     if plan.error:
         res.error = plan.error
+        if dry_run:       # a real run still starts the session (it removes temp files)
+            res.plan = [_planned_session(node, plan)]
         return
+    if dry_run:
+        res.plan = [_planned_session(node, plan)]
     if dry_run or not plan.uploads:
         proc.finish(COMMAND_TIMEOUT)
         res.ok = not plan.refused
@@ -558,6 +577,16 @@ def _push_planned(ex, proc, node, local, state, res, force, dry_run) -> None:
     res.ok = not errors and not plan.refused
 
 
+def _planned_session(node, plan: HostPlan) -> hostplan.HostStep:
+    """What a real push runs on the node: one session, which first removes the temp
+    files of a killed push, then applies the uploads (if any and none refused)."""
+    ups = ", ".join(f"{a.name} ({a.reason})" for a in plan.actions if a.action == "upload")
+    why = "remove temp files a killed push left; " + (
+        f"upload {ups} to {node.swift_dir}" if ups and not plan.error else
+        "upload nothing" + (f" ({plan.error})" if plan.error else " (rings current)"))
+    return hostplan.HostStep(node.name, "push", tuple(session_argv(node, True)), False, why)
+
+
 def _verify_one(ex, node, local, res: HostResult) -> None:
     proc, state = _session(ex, node, cleanup=True)
     proc.finish(COMMAND_TIMEOUT)
@@ -570,5 +599,6 @@ def _verify_one(ex, node, local, res: HostResult) -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
+    from ringmgr.exec.fanout import one_line
+
+    return one_line(e)

@@ -35,6 +35,14 @@ class RecordingExecutor:
     rules: list = field(default_factory=list)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     mutating: list[tuple[str, ...]] = field(default_factory=list)
+    capabilities: frozenset = frozenset()
+    timings: dict = field(default_factory=dict)
+
+    def start(self, argv, *, input=None, mutates=True):
+        raise AssertionError(f"the recorder streams nothing: {argv}")
+
+    def close(self) -> None:
+        pass
 
     def on(self, words, *replies) -> "RecordingExecutor":
         words = tuple(words.split()) if isinstance(words, str) else tuple(words)
