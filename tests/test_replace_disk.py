@@ -17,7 +17,7 @@ from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.local import LocalExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
-from ringmgr.ops.disk_safety import NODE_ARGV, node_argv
+from ringmgr.ops.disk.safety import NODE_ARGV, node_argv
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 

@@ -26,8 +26,11 @@ def test_amqp_state(text, state):
 
 
 def test_processes_matching_ignores_grep_and_ps():
-    lines = rb.parse_ps("grep nova-\nps -eo args=\n/usr/bin/python3 /usr/bin/nova-api\n\n")
-    assert rb.processes_matching(lines, "nova-") == ["/usr/bin/python3 /usr/bin/nova-api"]
+    from ringmgr.ops import facts
+
+    procs = facts.parse_ps("  7 root grep nova-\n  8 root ps -o pid=,user=,args= -e\n"
+                           "  9 nova /usr/bin/python3 /usr/bin/nova-api\n\n")
+    assert facts.processes_matching(procs, "nova-") == ["/usr/bin/python3 /usr/bin/nova-api"]
 
 
 def test_guide_restore_order_and_checks():

@@ -204,3 +204,86 @@ def test_evacuate_dry_run_host_steps_are_what_the_run_executes_over_ssh(env):
     assert executed == plan
     assert list(init.iterdir()) == [] and [p.name for p in held.iterdir()] == [
         "nova-compute.conf"]
+
+
+@pytest.fixture
+def compute_host(sshd_hosts_factory, tmp_path, monkeypatch):
+    """A real sshd host whose /etc/init.d holds a test's nova-compute init script (in a
+    private mount namespace), and the recorder for the OpenStack API."""
+    from tests.helpers.compute_host import ComputeHost
+
+    hosts = sshd_hosts_factory(1)
+    cfg = hosts.write_config(tmp_path / "ringmgr.toml", tmp_path)
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    host = ComputeHost(hosts, tmp_path / "c01").start()
+    api = RecordingExecutor(host="admin")
+    try:
+        yield host, api, cfg, tmp_path
+    finally:
+        host.stop()
+    assert api.unmatched == []
+
+
+def _services(host, *states):
+    return [json.dumps([{"ID": 7, "Binary": "nova-compute", "Host": host, "Status": st,
+                         "State": "up"}]) for st in states]
+
+
+def test_evacuate_restore_after_reboot_with_a_real_nova_compute_service(compute_host):
+    """The guide's maintenance round trip on a compute host over SSH: `service
+    nova-compute stop` really stops the process and its init file is really moved
+    aside (and planned exactly so by the dry run); restore puts it back and `service
+    nova-compute start` starts it; after-reboot finds it with ps and its AMQP line
+    with tail.  Only the OpenStack API is the recorder."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    host, api, cfg, tmp = compute_host
+    held = tmp / "held"
+    run = ["--config", str(cfg)]
+    api.on("server list --host", "[]")
+    api.on(f"compute service list --host {C02}", *_services(C02, "enabled"))
+    api.on(f"compute service list --host {C01}", *_services(C01, "enabled"))
+    api.on("compute service set", "")
+    res = run_cli([*run, "compute", "restore", C01, "--address", host.address, "--yes"],
+                  api=api, sleep=lambda s: None)    # nothing held yet: starts the service
+    assert res.exit_code == 0, res.output
+    first = host.pid()
+    assert first is not None
+
+    args = [*run, "compute", "evacuate", C01, "--to", C02, "--address", host.address,
+            "--move-init-files", "--held-dir", str(held),
+            "--init-file", "/etc/init.d/nova-compute"]
+    res = run_cli([*args, "--dry-run", "--json"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [(s["host"], s["step"]) for s in doc["host_steps"]] == [
+        ("admin", "disable-service"), (C01, "stop-service"), (C01, "hold-init-files"),
+        (C01, "hold-init-files"), (C01, "hold-init-files")]
+    assert host.pid() == first and host.script.exists()      # the dry run changed nothing
+    # the real run's check (enabled), then its verify (disabled)
+    api.on(f"compute service list --host {C01}", *_services(C01, "enabled", "disabled"))
+    executed = []
+    res = run_recorded([*args, "--yes", "--json"], executed, api=api)
+    assert res.exit_code == 0, res.output
+    assert executed == planned(doc)
+    assert host.pid() is None                                 # really stopped
+    assert not host.script.exists() and (held / "nova-compute").exists()
+
+    api.on(f"compute service list --host {C01}", *_services(C01, "disabled"))
+    res = run_cli([*run, "compute", "restore", C01, "--address", host.address, "--yes",
+                   "--json"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 0, res.output
+    assert {s["name"]: s["status"] for s in json.loads(res.stdout)["steps"]} == {
+        "unhold-init-files": "done", "start-service": "done", "enable-service": "done"}
+    assert host.script.exists() and not (held / "nova-compute").exists()
+    assert host.pid() is not None and host.pid() != first      # a new nova-compute
+
+    res = run_cli([*run, "compute", "after-reboot", C01, "--address", host.address,
+                   "--log", str(host.log), "--yes", "--json"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 0, res.output
+    assert [s["status"] for s in json.loads(res.stdout)["steps"]] == ["done", "done", "done"]
+    host.stop()                     # the process gone: after-reboot says so
+    res = run_cli([*run, "compute", "after-reboot", C01, "--address", host.address,
+                   "--log", str(host.log), "--yes"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 2

@@ -67,13 +67,9 @@ class RebootReport:
 
 def ring_devices(config: Config, node: Node) -> list[str]:
     """The node's device names in any ring (by its ip)."""
-    from ringmgr.rings.engine import node_devs
-    from ringmgr.rings.store import RingStore
+    from ringmgr.ops.ringdevs import node_ring_devices
 
-    names = set()
-    for b in RingStore.from_config(config).load_all().values():
-        names.update(d["device"] for d in node_devs(b, node.ip))
-    return sorted(names)
+    return sorted(node_ring_devices(config, node))
 
 
 def reboot_node(config: Config, name: str, *, force: bool, dry_run: bool, timeout: float,

@@ -17,16 +17,11 @@ from ringmgr.errors import NotYet, RingmgrError, StepFailed
 from ringmgr.exec.runner import StopRun
 
 
-def _weight_fn():
-    try:
-        from ringmgr.rings.ops import set_weight_all_rings
-    except ImportError:
-        return None
-    return set_weight_all_rings
+def set_weight(config, node, dev: str, weight: float, **kw):
+    """The ring commands' weight change on every ring (simulation, lock, history)."""
+    from ringmgr.rings.ops import set_weight_all_rings
 
-
-def weight_zero_available() -> bool:
-    return _weight_fn() is not None
+    return set_weight_all_rings(config, node, dev, weight, **kw)
 
 
 def push_wanted(ctx) -> bool:
@@ -35,7 +30,7 @@ def push_wanted(ctx) -> bool:
 
 
 def _set_weight(ctx, weight: float):
-    return _weight_fn()(ctx.config, ctx.node, ctx.dev, weight, yes=True, dry_run=ctx.dry_run,
+    return set_weight(ctx.config, ctx.node, ctx.dev, weight, yes=True, dry_run=ctx.dry_run,
                         show=ctx.echo, push=False,
                         argv=["ringmgr", "replace-disk", ctx.node.name, ctx.dev,
                               "--weight-zero"])
@@ -116,7 +111,7 @@ def weight_restore_check(ctx):
 
 
 def weight_restore(ctx):
-    from ringmgr.ops.disk import ring_devices
+    from ringmgr.ops.disk.precheck import ring_devices
 
     weights = {r["weight"] for r in ctx.params.get("weights", {}).values()}
     if len(weights) != 1:
