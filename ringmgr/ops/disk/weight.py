@@ -67,6 +67,8 @@ def push_or_say(ctx, result, what: str) -> None:
                          "(--push / [cluster].push)" if push_wanted(ctx) else
                          "a real run changes the rings here; they must then be pushed "
                          "(ringmgr push), or pass --push"))
+        if push_wanted(ctx):
+            plan_push(ctx)
         return
     if not written and not ctx.params.get("push_pending"):
         return
@@ -91,6 +93,19 @@ def push_or_say(ctx, result, what: str) -> None:
         due = push_due_text(what, failed, retry)
     ctx.push_due.append(due)
     ctx.echo(f"  {due}")
+
+
+def plan_push(ctx) -> None:
+    """A dry run's host steps for the push a real run makes right here: one session
+    per node and proxy (``push``), in the current step."""
+    from ringmgr.exec import plan as hostplan
+    from ringmgr.ops.push.session import session_argv
+
+    planned = getattr(ctx.ex, "plan", None)
+    if planned is None:
+        return
+    for host in ctx.config.hosts().values():
+        planned.append(hostplan.planned(host.name, session_argv(host, True)))
 
 
 def weight_zero(ctx):
