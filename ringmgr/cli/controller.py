@@ -35,9 +35,11 @@ def controller_check(app, host, role, address):
     if role is None:
         role = "proxy" if host and host in app.config.proxies else "controller"
     roles = ("controller", "proxy") if role == "both" else (role,)
-    ex = hr.host_executor(app, host or "localhost", address or (None if host else "localhost"), False)
+    ex = hr.host_executor(app, host or "localhost",
+                          address or (None if host else "localhost"), False)
     try:
-        results = ctl.process_checks(ex, roles) + ctl.functional_checks(hr.api_for(app, False), roles)
+        results = (ctl.process_checks(ex, roles)
+                   + ctl.functional_checks(hr.api_for(app, False), roles))
     finally:
         hr.close(ex)
     app.out(ctl.render_table(results))
@@ -64,8 +66,9 @@ def restore_order(app, do_check):
             app.out(f"{e.priority:>3}  {e.service}")
         app.emit({"written": False, "order": [e.to_json() for e in items]})
         return 0
-    fns = ro.checkers(hr.api_for(app, False), {"nova_db": osc.nova_db, "neutron_db": osc.neutron_db,
-                                         "cinder_db": osc.cinder_db})
+    fns = ro.checkers(hr.api_for(app, False), {"nova_db": osc.nova_db,
+                                               "neutron_db": osc.neutron_db,
+                                               "cinder_db": osc.cinder_db})
     results = ro.check_in_order(items, fns)
     app.out(ctl.render_table(results))
     first = next((r.name.strip() for r in results if r.ok is False), None)

@@ -97,15 +97,15 @@ def push_or_say(ctx, result, what: str) -> None:
 
 def plan_push(ctx) -> None:
     """A dry run's host steps for the push a real run makes right here: one session
-    per node and proxy (``push``), in the current step."""
+    per node and proxy, in the current step."""
     from ringmgr.exec import plan as hostplan
-    from ringmgr.ops.push.session import session_argv
+    from ringmgr.ops.push import planned_push
 
     planned = getattr(ctx.ex, "plan", None)
     if planned is None:
         return
-    for host in ctx.config.hosts().values():
-        planned.append(hostplan.planned(host.name, session_argv(host, True)))
+    for s in planned_push(ctx.config):
+        planned.append(hostplan.planned(s.host, s.argv))
 
 
 def weight_zero(ctx):

@@ -37,14 +37,15 @@ from ringmgr.ops.push.plan import (HostPlan, LocalRing, RemoteRing, RemoteState,
                                    VERIFY_STATES, load_local_rings, parse_inspect,
                                    plan_host, ring_action, verify_host)
 from ringmgr.ops.push.report import HostResult, PushReport
-from ringmgr.ops.push.run import (Progress, prepare_push, push_hosts, push_rings,
-                                  refuse_not_current, select_hosts, verify_rings)
+from ringmgr.ops.push.run import (Progress, planned_push, prepare_push, push_hosts,
+                                  push_rings, refuse_not_current, select_hosts,
+                                  verify_rings)
 from ringmgr.ops.push.session import (BOOTSTRAP, COMMAND_TIMEOUT, NODE_PYTHON, REMOTE_SCRIPT,
                                       TMP_MARK, session_argv)
 
 __all__ = ["BOOTSTRAP", "COMMAND_TIMEOUT", "HostPlan", "HostResult", "LocalRing",
            "NODE_PYTHON", "Progress", "PushReport", "REMOTE_SCRIPT", "RemoteRing",
            "RemoteState", "RingAction", "TMP_MARK", "VERIFY_STATES", "load_local_rings",
-           "parse_inspect", "plan_host", "prepare_push", "push_hosts", "push_rings",
-           "refuse_not_current", "ring_action", "select_hosts", "session_argv",
-           "verify_host", "verify_rings"]
+           "parse_inspect", "plan_host", "planned_push", "prepare_push", "push_hosts",
+           "push_rings", "refuse_not_current", "ring_action", "select_hosts",
+           "session_argv", "verify_host", "verify_rings"]

@@ -174,3 +174,13 @@ def _run_all(kind: str, config: Config, hosts: dict, local, accept_new: bool,
                     label=kind)
     return PushReport(kind, local, [o.value for o in group.outcomes], dry_run, group.seconds)
 
+
+def planned_push(config: Config, names=None, *, step: str = "push", reason: str = "",
+                 destructive: bool = False) -> list[hostplan.HostStep]:
+    """The host steps of a push a real run makes later (after a ring change that a dry
+    run does not write): one node-script session per host, as ``push_rings`` starts."""
+    from ringmgr.ops.push.session import session_argv
+
+    return [hostplan.HostStep(h.name, step, tuple(session_argv(h, True)), destructive,
+                              reason or f"push the changed rings to {h.name}")
+            for h in select_hosts(config, names).values()]
