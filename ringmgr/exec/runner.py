@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Generic, Sequence, TypeVar
 
 from ringmgr.errors import RingmgrError
 from ringmgr.exec import plan
@@ -63,13 +63,16 @@ class StopRun(Exception):
     """Raised by a step to end the run cleanly here; the step stays pending."""
 
 
+C = TypeVar("C")     # the context a run's steps share (DiskContext, RunbookContext)
+
+
 @dataclass(frozen=True)
-class Step:
+class Step(Generic[C]):
     name: str
     title: str
-    action: Callable[[Any], None]
-    check: Callable[[Any], str | None] | None = None
-    verify: Callable[[Any], None] | None = None
+    action: Callable[[C], None]
+    check: Callable[[C], str | None] | None = None
+    verify: Callable[[C], None] | None = None
     destructive: bool = False
     kind: str = "change"     # "check" or "poll": its commands may differ from the plan
 
@@ -125,8 +128,8 @@ class RunSummary:
 
 
 # -- running ------------------------------------------------------------------
-def run_steps(steps: Sequence[Step], ctx: Any, *, journal: Journal | None = None,
-              dry_run: bool = False, confirm: Callable[[Step], None] | None = None,
+def run_steps(steps: Sequence[Step[C]], ctx: C, *, journal: Journal | None = None,
+              dry_run: bool = False, confirm: Callable[[Step[C]], None] | None = None,
               echo: Callable[[str], None] | None = None) -> RunSummary:
     names = [s.name for s in steps]
     if len(set(names)) != len(names):

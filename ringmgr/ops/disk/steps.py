@@ -228,7 +228,7 @@ def _check(ctx: DiskContext):
         raise StepFailed(f"{ctx.mount_point} failed the write/xattr check: {e}") from None
 
 
-def take_out_steps(ctx: DiskContext) -> list[Step]:
+def take_out_steps(ctx: DiskContext) -> list[Step[DiskContext]]:
     """Unmount and guard: taking a disk out of service (also drive-audit --act)."""
     mp = ctx.mount_point
     return [
@@ -239,7 +239,7 @@ def take_out_steps(ctx: DiskContext) -> list[Step]:
     ]
 
 
-def replace_disk_steps(ctx: DiskContext) -> list[Step]:
+def replace_disk_steps(ctx: DiskContext) -> list[Step[DiskContext]]:
     mp, block = ctx.mount_point, ctx.block
     steps = [
         *take_out_steps(ctx),
