@@ -185,6 +185,7 @@ def test_evacuate_dry_run_host_steps_are_what_the_run_executes_over_ssh(env):
                          for st in ("enabled", "disabled"))
     # the dry run's check, the real run's check, then its verify
     api.on(f"compute service list --host {C01}", enabled, enabled, disabled)
+    api.on("compute service set", "")
     args = ["compute", "evacuate", C01, "--to", C02, "--address", h.address,
             "--move-init-files", "--held-dir", str(held),
             "--init-file", str(init / "nova-compute.conf")]

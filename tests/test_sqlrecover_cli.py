@@ -46,6 +46,8 @@ def env(server, tmp_path, monkeypatch):
         [{"ID": 7, "Binary": "nova-compute", "Host": FAILED, "Status": "enabled", "State": "down"}]))
     api.on("server show", json.dumps({"id": I1, "name": "w", "status": "ACTIVE",
                                       "OS-EXT-SRV-ATTR:host": TARGET}))
+    for verb in ("server reboot", "server add volume", "server remove volume"):
+        api.on(verb, "")        # what the run changes in nova: answered with nothing
     monkeypatch.setitem(_RECORDER, "api", api)
     return server, cfg, api, tmp_path
 
