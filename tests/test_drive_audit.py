@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from ringmgr.cli.main import cli
 from ringmgr.config import parse_config
 from ringmgr.ops import facts
-from ringmgr.ops.drive_audit import map_errors, read_kernel_log
+from ringmgr.ops.drive_audit import map_errors
+from ringmgr.ops.kernel_log import read_kernel_log
 from ringmgr.exec.local import LocalExecutor
 from tests.helpers.loopdisk import loopdisks, mounted_env, mounts_of  # noqa: F401
 from tests.helpers.ringfactory import checksums
@@ -341,3 +342,37 @@ def test_bad_window_is_one_line_exit_2_nothing_changed(failing, args, config, wo
     assert code == 2 and words in out, out
     one_line_error(out)
     assert unchanged(e) == before
+
+
+def test_act_dry_run_host_steps_are_what_the_act_executes_over_ssh(tmp_path, monkeypatch,
+                                                                    loopdisks,
+                                                                    sshd_hosts_factory):
+    """drive-audit --act over a real sshd host: the dry run's host_steps (unmount, guard)
+    are exactly what the real --act then executes."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    hosts = sshd_hosts_factory(1)
+    h = hosts.hosts[0]
+
+    def over_ssh(env):
+        env.host, env.ssh_port = h.address, h.port
+        env.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
+                        f'identity_file = "{hosts.identity_file}"\n'
+                        f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
+
+    e = mounted_env(tmp_path, monkeypatch, loopdisks, setup=over_ssh)
+    subprocess.run(["xfs_io", "-x", "-c", "shutdown", str(e.mount_point)], check=True)
+    base = ["--config", str(e.config), "drive-audit", "s01", "--act"]
+    r = run_cli([*base, "--dry-run", "--json"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert [s["step"] for s in doc["host_steps"]] == ["unmount", "guard"]
+    assert doc["host_steps"][0]["argv"] == ["umount", "--", str(e.mount_point)]
+    assert mounts_of(e.old.dev) == [str(e.mount_point)]
+    executed = []
+    r = run_recorded([*base, "--yes"], executed)
+    assert r.exit_code == 1, r.output
+    assert executed == planned(doc)
+    assert mounts_of(e.old.dev) == []

@@ -83,9 +83,12 @@ def test_fuser_pids(stdout, pids):
 
 def test_ps():
     text = "   4242 swift    swift-object-se\n   4300 root     python3 -c x\n"
-    assert facts.parse_ps(text) == ["swift-object-se (pid 4242, swift)",
-                                    "python3 -c x (pid 4300, root)"]
+    assert [p.describe() for p in facts.parse_ps(text)] == [
+        "swift-object-se (pid 4242, swift)", "python3 -c x (pid 4300, root)"]
     assert facts.ps_argv([1, 2]) == ("ps", "-o", "pid=,user=,comm=", "-p", "1,2")
+    assert facts.ps_argv(what="args") == ("ps", "-o", "pid=,user=,args=", "-e")
+    procs = facts.parse_ps("  7 root grep nova-\n  8 root ps -e\n  9 nova /usr/bin/nova-api\n\n")
+    assert facts.processes_matching(procs, "nova-") == ["/usr/bin/nova-api"]
 
 
 @pytest.mark.parametrize("line,device,partition,kind,when", [

@@ -14,7 +14,7 @@ UUID = "9b969a05-3f5e-4f0c-9a64-6f1b1c1d0e01"
 
 
 def _argv_of(call):
-    ex = (RecordingExecutor().on("list", "[]")
+    ex = (RecordingExecutor().otherwise().on("list", "[]")
           .on("show", recorded("server_show_web1_c02.json")))
     api = osa.OpenStack(ex, openrc=RC)
     call(api)
@@ -168,7 +168,7 @@ def test_parse_free_nbd_orders_numerically():
     (lambda v, q: q.load_module(), ("modprobe", "nbd", "max_part=16")),
 ])
 def test_hypervisor_command_lines(call, expected):
-    ex = RecordingExecutor(host="c01")
+    ex = RecordingExecutor(host="c01").otherwise()
     call(hv.Virsh(ex), hv.QemuNbd(ex))
     assert ex.mutating == [expected]
 

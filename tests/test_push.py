@@ -416,3 +416,27 @@ def test_push_waits_for_the_builder_dir_lock_and_names_its_holder(env):
         assert f"pid {holder.pid}" in r.output
         assert {n: tree(env.node(n)) for n in env.hosts.names} == before
     assert env.run("push").exit_code == 0
+
+
+def test_dry_run_host_steps_are_what_the_push_executes(env):
+    """`push --dry-run --json` plans one session per node (it removes a killed push's
+    temp files, then uploads what the node lacks); the real push starts exactly
+    those (and nothing else that changes a node)."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    env.seed_old_rings("h01")
+    make_rings(env.node("h02"), changes=1)           # h02 already has the admin's rings
+    r = run_cli(["--config", str(env.config), "push", "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    plan = planned(doc)
+    by_host = {s["host"]: s for s in doc["host_steps"]}
+    assert set(by_host) == {"h01", "h02", "h03"} and len(plan) == 3
+    assert by_host["h01"]["step"] == "push" and "stale" in by_host["h01"]["reason"]
+    assert "upload nothing (rings current)" in by_host["h02"]["reason"]
+    executed = []
+    r = run_recorded(["--config", str(env.config), "push"], executed)
+    assert r.exit_code == 0, r.output
+    assert sorted(executed) == sorted(plan)
+    assert {f"{n}.ring.gz": md5(os.path.join(env.node("h01"), f"{n}.ring.gz"))
+            for n in RINGS} == env.admin_md5()

@@ -165,3 +165,21 @@ def test_a_failing_reboot_command_is_exit_2_without_waiting(cluster):
     assert "reboot command failed on h01 (exit 3: no such unit)" in last
     assert "not rebooted" in last and "is down" not in r.output
     assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
+
+
+def test_dry_run_host_steps_are_what_the_reboot_executes(cluster):
+    """The plan is the reboot command; the real run executes exactly it (the wait
+    only reads, and the rings check after it is a declared check)."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    cfg, hosts, mount_root = cluster
+    r = run_cli(["--config", str(cfg), "--json", "reboot-node", "h01", "--dry-run"])
+    assert r.exit_code in (0, 1), r.output
+    doc = json.loads(r.stdout)
+    assert [(s["step"], s["destructive"]) for s in doc["host_steps"]] == [("reboot", True)]
+    executed, checks = [], []
+    r = run_recorded(["--config", str(cfg), "--json", "reboot-node", "h01", "--yes",
+                      "--timeout", "30"], executed, checks=checks)
+    assert r.exit_code in (0, 1), r.output
+    assert executed == planned(doc)
+    assert [h for h, _ in checks] == ["h01"]           # verify's session, declared a check

@@ -17,7 +17,7 @@ from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.local import LocalExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
-from ringmgr.ops.disk_safety import NODE_ARGV, node_argv
+from ringmgr.ops.disk.safety import NODE_ARGV, node_argv
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
@@ -441,6 +441,18 @@ def test_weight_zero_while_out_and_restored_after(env):
     assert state_of(env) == before
     assert "a real run changes the rings here; they must then be pushed" in out
     assert "is unmounted and guarded" not in out and "a real run will unmount" in out
+    # with --push the plan has the push too: one session per node, in the weight step
+    r = CliRunner().invoke(cli, ["--config", str(env.config), "replace-disk", "s01", env.dev,
+                                 "--weight-zero", "--push", "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    steps = [(s["host"], s["step"], s["destructive"]) for s in doc["host_steps"]]
+    assert steps[0] == ("s01", "weight-zero", True) and "python3" in " ".join(
+        doc["host_steps"][0]["argv"])
+    assert [s for _, s, _ in steps] == ["weight-zero", "unmount", "guard"]
+    assert doc["steps"][0]["name"] == "weight-zero"     # steps and host_steps, both
+    assert ring_weights(env) == {r: [100.0] for r in ("account", "container", "object")}
+    assert state_of(env) == before
     code, out = ringmgr(env, "replace-disk", "s01", env.dev, "--weight-zero", "--yes")
     assert code == 0, out
     assert ring_weights(env) == {r: [0.0] for r in ("account", "container", "object")}

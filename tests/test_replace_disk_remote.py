@@ -136,3 +136,37 @@ def test_weight_zero_with_push_reaches_the_node_before_the_unmount(env):
     assert report["pushed"] == [f"weight 100 for s01/{env.dev} on every ring"]
     assert node_ring_weight(swift_dir, env.node_ip, env.dev) == 100.0
     assert "fills them now that the rings are pushed" in " ".join(report["refill"])
+
+
+def test_cli_dry_run_host_steps_are_what_a_real_run_executes_over_ssh(env):
+    """Both phases: the plan of `--dry-run --json` (host_steps) equals the
+    state-changing commands the real run then sends over SSH, in order."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    base = ["--config", str(env.config), "replace-disk", "s01", env.dev]
+    r = run_cli([*base, "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    plan = planned(doc)
+    assert [s["step"] for s in doc["host_steps"]] == ["unmount", "guard"]
+    assert plan[0] == ("s01", ("umount", "--", str(env.mount_point)))
+    executed = []
+    r = run_recorded([*base, "--yes"], executed)
+    assert r.exit_code == 0, r.output
+    assert executed == plan
+
+    env.disks.detach(env.old)
+    env.new = env.disks.create(mkfs=False)
+    env.write_config(env.new.dev)
+    r = run_cli([*base, "--replaced", "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    plan = planned(doc)
+    steps = [s["step"] for s in doc["host_steps"]]
+    assert steps[0] == "mkfs" and "mount" in steps and steps[-1] == "chown"
+    assert [s["destructive"] for s in doc["host_steps"] if s["step"] == "mkfs"] == [True]
+    executed = []
+    r = run_recorded([*base, "--replaced", "--yes"], executed)
+    assert r.exit_code == 0, r.output
+    assert executed == plan
+    assert mounts_of(env.new.dev) == [str(env.mount_point)]

@@ -5,15 +5,13 @@ the recording executor: it cannot run here)."""
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli import compute as compute_cli
-from ringmgr.cli.main import cli
 from ringmgr.errors import ConfigError
 from ringmgr.ops.runbooks import compute as rb
 from ringmgr.ops.runbooks import restore_order as ro
 from ringmgr.ops.runbooks import schedule as sch
 from tests.helpers.mariadb import available, mariadb_server
+from tests.helpers.apps import run_cli
 from tests.helpers.openstack_recorder import RecordingExecutor, recorded
 
 
@@ -28,8 +26,11 @@ def test_amqp_state(text, state):
 
 
 def test_processes_matching_ignores_grep_and_ps():
-    lines = rb.parse_ps("grep nova-\nps -eo args=\n/usr/bin/python3 /usr/bin/nova-api\n\n")
-    assert rb.processes_matching(lines, "nova-") == ["/usr/bin/python3 /usr/bin/nova-api"]
+    from ringmgr.ops import facts
+
+    procs = facts.parse_ps("  7 root grep nova-\n  8 root ps -o pid=,user=,args= -e\n"
+                           "  9 nova /usr/bin/python3 /usr/bin/nova-api\n\n")
+    assert facts.processes_matching(procs, "nova-") == ["/usr/bin/python3 /usr/bin/nova-api"]
 
 
 def test_guide_restore_order_and_checks():
@@ -74,12 +75,12 @@ def cli_env(tmp_path, monkeypatch):
     for name in ("OS_AUTH_URL",):
         monkeypatch.delenv(name, raising=False)
     api = RecordingExecutor(host="admin")
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {"admin_executor": api})
+    monkeypatch.setitem(_RECORDER, "api", api)
 
     def invoke(cfg_text, *args):
         cfg = tmp_path / "ringmgr.toml"
         cfg.write_text(f'[cluster]\nbuilder_dir = "{tmp_path}"\n' + cfg_text)
-        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+        return run_cli(["--config", str(cfg), *args], api=api, now=_RECORDER.get("now"))
 
     return api, invoke
 
@@ -156,8 +157,15 @@ def _closed_port():
         return sock.getsockname()[1]
 
 
+_RECORDER: dict = {}     # the recorder for this admin host's OpenStack client, the clock
+
+
+def _invoke(args):
+    return run_cli(args, api=_RECORDER.get("api"), now=_RECORDER.get("now"))
+
+
 def _weekly(cfg):
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "schedule", "--period", "weekly",
+    res = _invoke(["--config", str(cfg), "schedule", "--period", "weekly",
                                    "--full-pct", "99", "--json"])
     tasks = {t["task"]: t for t in json.loads(res.stdout)["tasks"]}
     return (res, tasks["Disk space on the storage nodes"],
@@ -182,22 +190,21 @@ def test_schedule_weekly_over_ssh(sshd_hosts_factory, tmp_path, monkeypatch):
     assert f"\nport = {hosts.port}\n" in text
     cfg.write_text(text.replace(f"\nport = {hosts.port}\n", f"\nport = {_closed_port()}\n", 1))
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
-        "admin_executor": RecordingExecutor().on("server list", "[]")})
+    monkeypatch.setitem(_RECORDER, "api", RecordingExecutor().on("server list", "[]"))
 
     res, disk, rings = _weekly(cfg)              # nothing pushed yet
     assert disk["status"] == "pass" and "on 2 node(s)" in disk["detail"], disk
     assert rings["status"] == "fail" and "h01, h02" in rings["detail"], rings
     assert res.exit_code == 1
 
-    push = CliRunner().invoke(cli, ["--config", str(cfg), "push"])
+    push = _invoke(["--config", str(cfg), "push"])
     assert push.exit_code == 0, push.output
     res, disk, rings = _weekly(cfg)
     assert rings == {"period": "weekly", "task": rings["task"], "automated": True,
                      "status": "pass", "detail": "2 host(s) have the admin host's rings"}
     assert res.exit_code == 0, res.output
-    assert "[ok]   Ring consistency" in CliRunner().invoke(
-        cli, ["--config", str(cfg), "schedule", "--period", "weekly", "--full-pct", "99"]).stdout
+    assert "[ok]   Ring consistency" in _invoke(
+        ["--config", str(cfg), "schedule", "--period", "weekly", "--full-pct", "99"]).stdout
 
     # h02 gets another (valid) object ring: the check names it, and only it
     other = RingData.load(str(cluster.builder_dir / "object.ring.gz"))
@@ -208,7 +215,7 @@ def test_schedule_weekly_over_ssh(sshd_hosts_factory, tmp_path, monkeypatch):
     assert res.exit_code == 1
 
     # a node that is full by the threshold's measure
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "schedule", "--period", "weekly",
+    res = _invoke(["--config", str(cfg), "schedule", "--period", "weekly",
                                    "--full-pct", "0.001", "--json"])
     disk = {t["task"]: t for t in json.loads(res.stdout)["tasks"]}["Disk space on the storage nodes"]
     assert disk["status"] == "fail" and "h01:/ " in disk["detail"]
@@ -322,8 +329,7 @@ def test_schedule_daily_reports_stuck_through_cli(cli_env, monkeypatch):
 
     api, invoke = cli_env
     now = datetime.datetime(2026, 11, 24, 23, 0, tzinfo=datetime.timezone.utc)
-    monkeypatch.setattr(compute_cli, "_injected",
-                        lambda app: {"admin_executor": api, "now": lambda: now})
+    monkeypatch.setitem(_RECORDER, "now", lambda: now)
     listing = _servers((STUCK, "web9", "BUILD", "spawning"))
     api.on("server list", listing)
     api.on("--changes-before", listing)

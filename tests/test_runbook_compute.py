@@ -6,10 +6,8 @@ real run over real sshd hosts in test_runbook_sshd.py."""
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli import compute as compute_cli
-from ringmgr.cli.main import cli
+from tests.helpers.apps import run_cli
 from tests.helpers.openstack_recorder import RecordingExecutor, Reply, recorded
 from tests.helpers.refusal import one_line_error
 from tests.helpers.ringfactory import checksums
@@ -41,6 +39,14 @@ def services(host, status="enabled", state="up"):
                         "Status": status, "State": state}])
 
 
+STATE_CHANGING_API = ("compute service set", "server migrate", "server reboot",
+                      "server evacuate", "server add volume", "server remove volume")
+# the hypervisor's (virsh, qemu-nbd: they cannot run here); service control, ps, tail,
+# mv and mount run over real sshd hosts in test_runbook_sshd.py
+STATE_CHANGING_HOST = ("virsh suspend", "virsh resume", "qemu-nbd", "modprobe nbd",
+                       "service nova-compute start", "service nova-compute stop", "umount")
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
@@ -49,24 +55,46 @@ def env(tmp_path, monkeypatch):
     cfg.write_text(f'[cluster]\nbuilder_dir = "{tmp_path}"\n\n[openstack]\n'
                    f'openrc = "{tmp_path / "openrc"}"\n')
     api = RecordingExecutor(host="admin")
+    # the state-changing calls answer with nothing, as the client does; every other
+    # command a test does not give an answer fails (the recorder is strict)
+    for verb in STATE_CHANGING_API:
+        api.on(verb, "")
     hosts = {}
 
-    def host_executor(name, address):
-        return hosts.setdefault(address, RecordingExecutor(host=name))
+    def new_host(name):
+        ex = RecordingExecutor(host=name)
+        for verb in STATE_CHANGING_HOST:
+            ex.on(verb, "")
+        return ex
 
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
-        "admin_executor": api, "host_executor": host_executor, "sleep": lambda s: None})
+    def host_executor(name, address):
+        return hosts.setdefault(address, new_host(name))
 
     def invoke(*args):
-        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+        return run_cli(["--config", str(cfg), *args], api=api, hosts=host_executor,
+                       sleep=lambda s: None)
 
     class Env:
         pass
 
     e = Env()
     e.api, e.hosts, e.invoke, e.tmp = api, hosts, invoke, tmp_path
-    e.host = lambda a: hosts.setdefault(a, RecordingExecutor(host=a))
-    return e
+    e.host = lambda a: hosts.setdefault(a, new_host(a))
+    yield e
+    # a command nobody expected is a failure, even one run with check=False
+    assert api.unmatched == []
+    assert {a: h.unmatched for a, h in hosts.items() if h.unmatched} == {}
+
+
+def test_the_recorder_fails_a_command_it_has_no_answer_for():
+    from ringmgr.exec.base import CommandFailed
+
+    ex = RecordingExecutor(host="admin").on("server list", "[]")
+    assert ex.run(["openstack", "server", "list"]).stdout == "[]"
+    with pytest.raises(CommandFailed, match="no recorded answer"):
+        ex.run(["openstack", "server", "delete", "x"])
+    assert ex.run(["virsh", "list"], check=False).rc == 127
+    assert ex.unmatched == [("openstack", "server", "delete", "x"), ("virsh", "list")]
 
 
 def test_evacuate_full_run(env):
@@ -184,7 +212,8 @@ def test_after_reboot_soft_then_hard_and_report(env):
            show(W1, C01, "ACTIVE"))
     api.on(f"server show {D1}", show(D1, C01))
     host = env.host(C01)
-    host.on("ps -eo args=", "/usr/bin/python3 /usr/bin/nova-compute --config-file x\nbash\n")
+    host.on("ps pid=,user=,args= -e",
+            "  41 nova /usr/bin/python3 /usr/bin/nova-compute --config-file x\n  42 root bash\n")
     host.on("tail -n 5000", recorded("nova-compute.log"))
     res = env.invoke("compute", "after-reboot", C01, "--yes", "--timeout", "0", "--json")
     assert res.exit_code == 0, res.output
@@ -198,7 +227,7 @@ def test_after_reboot_soft_then_hard_and_report(env):
 def test_after_reboot_amqp_lost(env):
     env.api.on("server list --host", "[]")
     host = env.host(C01)
-    host.on("ps -eo args=", "nova-compute\n")
+    host.on("ps pid=,user=,args= -e", "  41 nova nova-compute\n")
     host.on("tail -n 5000", recorded("nova-compute-unreachable.log"))
     res = env.invoke("compute", "after-reboot", C01, "--yes")
     assert res.exit_code == 2
@@ -210,7 +239,7 @@ def test_after_reboot_reports_instance_that_stays_down(env):
     env.api.on(f"server show {W1}", show(W1, C01, "SHUTOFF"))
     env.api.on(f"server show {D1}", show(D1, C01))
     host = env.host(C01)
-    host.on("ps -eo args=", "nova-compute\n")
+    host.on("ps pid=,user=,args= -e", "  41 nova nova-compute\n")
     host.on("tail -n 5000", recorded("nova-compute.log"))
     res = env.invoke("compute", "after-reboot", C01, "--yes", "--timeout", "0")
     assert res.exit_code == 2
@@ -253,7 +282,10 @@ def test_inspect_disk_failure_releases_in_reverse(env):
     host.on("cat /proc/mounts", "/dev/sda1 / ext4 rw 0 0\n")
     # not connected before the inspection; connected when the release looks
     host.on("test -e /sys/block/nbd1/pid", Reply(rc=1), Reply(rc=0))
+    host.on("ls /sys/block/nbd1", "bdi\npid\nsize\n")             # no partition table
     host.on("blkid -p", "TYPE=ext4\n")
+    host.on("mkdir -p -m 0700", "")
+    host.on("chmod 0700", "")
     host.on("mount -t", Reply(rc=32, stderr="mount: wrong fs type"))
     res = env.invoke("compute", "inspect-disk", W1, "--yes")
     assert res.exit_code == 2, res.output
@@ -273,6 +305,9 @@ def test_inspect_disk_dry_run(env):
     host.on("sh -c", "nbd3\n")
     host.on("cat /proc/mounts", "")
     host.on("test -e", Reply(rc=1))
+    # a dry run does not connect the disk: no partitions, no filesystem to see yet
+    host.on("ls /sys/block/nbd3", Reply(rc=2, stderr="No such file or directory"))
+    host.on("blkid -p", Reply(rc=2))
     res = env.invoke("compute", "inspect-disk", W1, "--dry-run", "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
@@ -378,7 +413,7 @@ def test_after_reboot_soft_reboot_refused_goes_hard(env):
                                                      "in vm_state stopped (HTTP 409)"))
     api.on(f"server reboot --hard {W1}", Reply())
     host = env.host(C01)
-    host.on("ps -eo args=", "/usr/bin/python3 /usr/bin/nova-compute\n")
+    host.on("ps pid=,user=,args= -e", "  41 nova /usr/bin/python3 /usr/bin/nova-compute\n")
     host.on("tail -n 5000", recorded("nova-compute.log"))
     res = env.invoke("compute", "after-reboot", C01, "--yes", "--json")
     assert res.exit_code == 0, res.output
@@ -398,6 +433,9 @@ def test_inspect_disk_mounts_read_only_and_prints_path(env):
     host.on("test -e", Reply(rc=1))
     host.on("ls /sys/block/nbd2", "bdi\nnbd2p1\nnbd2p2\npid\nsize\n")
     host.on("blkid -p -o export -- /dev/nbd2p1", "DEVNAME=/dev/nbd2p1\nTYPE=xfs\n")
+    host.on("mkdir -p -m 0700", "")
+    host.on("chmod 0700", "")
+    host.on("mount -t xfs", "")
     res = env.invoke("compute", "inspect-disk", W1, "--yes")
     assert res.exit_code == 0, res.output
     root = "/mnt/ringmgr-inspect"

@@ -9,10 +9,8 @@ import subprocess
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli import compute as compute_cli
-from ringmgr.cli.main import cli
+from tests.helpers.apps import run_cli
 from tests.helpers.openstack_recorder import RecordingExecutor, recorded
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -46,11 +44,8 @@ def env(sshd_hosts_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
     api = RecordingExecutor(host="admin")
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
-        "admin_executor": api, "sleep": lambda s: None})
-
     def invoke(*args):
-        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+        return run_cli(["--config", str(cfg), *args], api=api, sleep=lambda s: None)
 
     return hosts.hosts[0], api, invoke, tmp_path
 
@@ -169,3 +164,127 @@ def test_sshd_hosts_stopped_when_the_test_fails(tmp_path):
         # reaped by now unless still alive; a zombie would show as such in /proc
         state = open(f"/proc/{pid}/stat").read().split()[2]
         assert state == "Z", f"sshd {pid} still running"
+
+
+def test_evacuate_dry_run_host_steps_are_what_the_run_executes_over_ssh(env):
+    """compute evacuate --move-init-files: the dry run's host_steps (the OpenStack
+    client's and the compute host's commands) are exactly what the real run executes
+    over SSH and through the recorder."""
+    from tests.helpers.apps import planned, run_recorded
+
+    h, api, invoke, tmp = env
+    init = tmp / "etc-init"
+    init.mkdir()
+    (init / "nova-compute.conf").write_text("start on runlevel [2345]\n")
+    held = tmp / "held"
+    api.on("server list --host", "[]")
+    api.on(f"compute service list --host {C02}", json.dumps(
+        [{"ID": 8, "Binary": "nova-compute", "Host": C02, "Status": "enabled", "State": "up"}]))
+    enabled, disabled = (json.dumps([{"ID": 7, "Binary": "nova-compute", "Host": C01,
+                                      "Status": st, "State": "up"}])
+                         for st in ("enabled", "disabled"))
+    # the dry run's check, the real run's check, then its verify
+    api.on(f"compute service list --host {C01}", enabled, enabled, disabled)
+    api.on("compute service set", "")
+    args = ["compute", "evacuate", C01, "--to", C02, "--address", h.address,
+            "--move-init-files", "--held-dir", str(held),
+            "--init-file", str(init / "nova-compute.conf")]
+    res = invoke(*args, "--dry-run", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    plan = planned(doc)
+    assert [s["step"] for s in doc["host_steps"]] == ["disable-service"] + \
+        ["hold-init-files"] * 3
+    assert plan[-1] == (C01, ("mv", str(init / "nova-compute.conf"),
+                              str(held / "nova-compute.conf")))
+    assert list(init.iterdir()) and api.mutating == []
+    executed = []
+    cfg = tmp / "ringmgr.toml"
+    res = run_recorded(["--config", str(cfg), *args, "--yes", "--json"], executed, api=api)
+    assert res.exit_code == 0, res.output
+    assert executed == plan
+    assert list(init.iterdir()) == [] and [p.name for p in held.iterdir()] == [
+        "nova-compute.conf"]
+
+
+@pytest.fixture
+def compute_host(sshd_hosts_factory, tmp_path, monkeypatch):
+    """A real sshd host whose /etc/init.d holds a test's nova-compute init script (in a
+    private mount namespace), and the recorder for the OpenStack API."""
+    from tests.helpers.compute_host import ComputeHost
+
+    hosts = sshd_hosts_factory(1)
+    cfg = hosts.write_config(tmp_path / "ringmgr.toml", tmp_path)
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "ringmgr.log"))
+    host = ComputeHost(hosts, tmp_path / "c01").start()
+    api = RecordingExecutor(host="admin")
+    try:
+        yield host, api, cfg, tmp_path
+    finally:
+        host.stop()
+    assert api.unmatched == []
+
+
+def _services(host, *states):
+    return [json.dumps([{"ID": 7, "Binary": "nova-compute", "Host": host, "Status": st,
+                         "State": "up"}]) for st in states]
+
+
+def test_evacuate_restore_after_reboot_with_a_real_nova_compute_service(compute_host):
+    """The guide's maintenance round trip on a compute host over SSH: `service
+    nova-compute stop` really stops the process and its init file is really moved
+    aside (and planned exactly so by the dry run); restore puts it back and `service
+    nova-compute start` starts it; after-reboot finds it with ps and its AMQP line
+    with tail.  Only the OpenStack API is the recorder."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    host, api, cfg, tmp = compute_host
+    held = tmp / "held"
+    run = ["--config", str(cfg)]
+    api.on("server list --host", "[]")
+    api.on(f"compute service list --host {C02}", *_services(C02, "enabled"))
+    api.on(f"compute service list --host {C01}", *_services(C01, "enabled"))
+    api.on("compute service set", "")
+    res = run_cli([*run, "compute", "restore", C01, "--address", host.address, "--yes"],
+                  api=api, sleep=lambda s: None)    # nothing held yet: starts the service
+    assert res.exit_code == 0, res.output
+    first = host.pid()
+    assert first is not None
+
+    args = [*run, "compute", "evacuate", C01, "--to", C02, "--address", host.address,
+            "--move-init-files", "--held-dir", str(held),
+            "--init-file", "/etc/init.d/nova-compute"]
+    res = run_cli([*args, "--dry-run", "--json"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [(s["host"], s["step"]) for s in doc["host_steps"]] == [
+        ("admin", "disable-service"), (C01, "stop-service"), (C01, "hold-init-files"),
+        (C01, "hold-init-files"), (C01, "hold-init-files")]
+    assert host.pid() == first and host.script.exists()      # the dry run changed nothing
+    # the real run's check (enabled), then its verify (disabled)
+    api.on(f"compute service list --host {C01}", *_services(C01, "enabled", "disabled"))
+    executed = []
+    res = run_recorded([*args, "--yes", "--json"], executed, api=api)
+    assert res.exit_code == 0, res.output
+    assert executed == planned(doc)
+    assert host.pid() is None                                 # really stopped
+    assert not host.script.exists() and (held / "nova-compute").exists()
+
+    api.on(f"compute service list --host {C01}", *_services(C01, "disabled"))
+    res = run_cli([*run, "compute", "restore", C01, "--address", host.address, "--yes",
+                   "--json"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 0, res.output
+    assert {s["name"]: s["status"] for s in json.loads(res.stdout)["steps"]} == {
+        "unhold-init-files": "done", "start-service": "done", "enable-service": "done"}
+    assert host.script.exists() and not (held / "nova-compute").exists()
+    assert host.pid() is not None and host.pid() != first      # a new nova-compute
+
+    res = run_cli([*run, "compute", "after-reboot", C01, "--address", host.address,
+                   "--log", str(host.log), "--yes", "--json"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 0, res.output
+    assert [s["status"] for s in json.loads(res.stdout)["steps"]] == ["done", "done", "done"]
+    host.stop()                     # the process gone: after-reboot says so
+    res = run_cli([*run, "compute", "after-reboot", C01, "--address", host.address,
+                   "--log", str(host.log), "--yes"], api=api, sleep=lambda s: None)
+    assert res.exit_code == 2

@@ -4,11 +4,9 @@ recording executor for the OpenStack API (it cannot run here)."""
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli import compute as compute_cli
-from ringmgr.cli.main import cli
 from tests.helpers.mariadb import available, create_openstack_dbs, mariadb_server
+from tests.helpers.apps import run_cli
 from tests.helpers.openstack_recorder import RecordingExecutor
 from tests.test_sqlrecover import FAILED, I1, I2, TARGET, snapshot
 
@@ -48,14 +46,22 @@ def env(server, tmp_path, monkeypatch):
         [{"ID": 7, "Binary": "nova-compute", "Host": FAILED, "Status": "enabled", "State": "down"}]))
     api.on("server show", json.dumps({"id": I1, "name": "w", "status": "ACTIVE",
                                       "OS-EXT-SRV-ATTR:host": TARGET}))
-    monkeypatch.setattr(compute_cli, "_injected", lambda app: {
-        "admin_executor": api, "sleep": lambda s: None})
+    for verb in ("server reboot", "server add volume", "server remove volume"):
+        api.on(verb, "")        # what the run changes in nova: answered with nothing
+    monkeypatch.setitem(_RECORDER, "api", api)
     return server, cfg, api, tmp_path
 
 
+_RECORDER: dict = {}     # the fixture's recorder for this admin host's OpenStack client
+
+
+def invoke(args):
+    return run_cli(args, api=_RECORDER["api"], sleep=lambda s: None)
+
+
 def run(cfg, *args):
-    return CliRunner().invoke(cli, ["--config", str(cfg), "compute", "recover-host", FAILED,
-                                    "--to", TARGET, "--method", "sql", *args])
+    return invoke(["--config", str(cfg), "compute", "recover-host", FAILED,
+                   "--to", TARGET, "--method", "sql", *args])
 
 
 def test_dry_run_prints_sql_and_rows_changes_nothing(env):
@@ -195,8 +201,8 @@ def test_resume_with_another_target_is_refused(env):
     db, cfg, api, tmp = env
     _interrupted_run(db, cfg, tmp)
     before = snapshot(db)
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "compute", "recover-host", FAILED,
-                                   "--to", "c03.example.com", "--method", "sql", "--yes"])
+    res = invoke(["--config", str(cfg), "compute", "recover-host", FAILED,
+                  "--to", "c03.example.com", "--method", "sql", "--yes"])
     assert res.exit_code == 2, res.output
     assert "was started for another target 'c02.example.com'" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1

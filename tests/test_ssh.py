@@ -9,6 +9,7 @@ from ringmgr.config import load_config
 from ringmgr.exec.base import CommandFailed
 from ringmgr.exec.ssh import (CommandTimeout, HostKeyChanged, HostKeyUnknown, KnownHosts,
                               SSHError, SSHExecutor)
+from tests.helpers.sftp import put
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_one_connection_reused_for_commands_and_uploads(cfg, sshd_hosts):
     with ex_for(cfg, "h02") as ex:
         first = ex.connect().transport
         pids = {ex.run(["sh", "-c", "echo $PPID"]).stdout for _ in range(3)}
-        ex.put(b"hello", str(sshd_hosts.host("h02").swift_dir / "f"))
+        put(ex, b"hello", str(sshd_hosts.host("h02").swift_dir / "f"))
         assert ex.connect().transport is first
         assert len(pids) == 1            # every command ran under the same sshd session process
     assert (sshd_hosts.host("h02").swift_dir / "f").read_bytes() == b"hello"
@@ -108,19 +109,6 @@ def test_host_keys_unknown_changed_and_accepted_concurrently(sshd_hosts_factory,
     for h in sshd_hosts.hosts[1:]:
         with SSHExecutor(cfg.hosts()[h.name], cfg.ssh) as ex:
             assert ex.run(["true"]).ok
-
-
-def test_put_reports_a_short_write(cfg, sshd_hosts):
-    import subprocess
-
-    d = str(sshd_hosts.host("h03").swift_dir)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", d], check=True)
-    try:
-        with ex_for(cfg, "h03") as ex:
-            with pytest.raises(OSError, match="only .* of 100000 bytes were written"):
-                ex.put(b"x" * 100_000, f"{d}/big")
-    finally:
-        subprocess.run(["umount", d], check=True)
 
 
 def test_remote_process_talks_line_by_line(cfg):

@@ -7,14 +7,17 @@ exit code is known (``App.envelope``) and prints it: a command never prints JSON
 
 from __future__ import annotations
 
+import datetime
 import getpass
 import json
 import logging
 import os
 import shlex
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -39,6 +42,11 @@ class App:
     errors: list[str] = field(default_factory=list)
     next: list[dict] = field(default_factory=list)
     data: dict = field(default_factory=dict)   # the command's own JSON keys
+    # how host commands reach their hosts: None is the configured transport
+    # (exec.factory); a test sets a transport here (a recorder for what cannot run)
+    transport: Callable | None = field(default=None, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)  # runbook polls
+    now: Callable[[], datetime.datetime] | None = field(default=None, repr=False)
     _config: object = field(default=None, repr=False)
 
     @staticmethod
@@ -81,6 +89,14 @@ class App:
             root.addHandler(fh)
             audit.addHandler(fh)
         logging.getLogger("ringmgr.audit").info("user=%s argv=%s", _user(), shlex.join(self.argv))
+
+    def executor(self, host, *, dry_run: bool, needs=()):
+        """The executor for ``host`` (``exec.factory.executor_for`` with this run's
+        transport)."""
+        from ringmgr.exec.factory import executor_for
+
+        return executor_for(self.config, host, dry_run=dry_run, needs=needs,
+                            transport=self.transport)
 
     # -- output ---------------------------------------------------------------
     # out: the text report (stdout; nowhere with --json, whose report is the JSON)

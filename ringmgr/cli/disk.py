@@ -7,6 +7,16 @@ import click
 from ringmgr.cli.app import json_option, pass_app
 
 
+def show_plan(app, steps) -> None:
+    """The dry run's host commands, in order (the one text renderer, exec.plan)."""
+    from ringmgr.exec.plan import render_text
+
+    app.out("\ncommands a real run executes, in order:" if steps
+            else "\na real run would execute no state-changing command")
+    for line in render_text(steps):
+        app.out(line)
+
+
 def register(group: click.Group) -> None:
     group.add_command(replace_disk_cmd)
     group.add_command(drive_audit_cmd)
@@ -61,7 +71,8 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
         return click.confirm(f"Is the new disk for {dev} in {node} now (continue with "
                              f"mkfs, fstab, mount)?", default=False, err=True)
 
-    run = replace_disk(config, node, dev, opts, dry_run=dry_run, resume=resume,
+    run = replace_disk(config, node, dev, opts, transport=app.transport, dry_run=dry_run,
+                       resume=resume,
                        confirm=None if dry_run else confirm, echo=app.note,
                        ask_replaced=ask_replaced)
     s = run.summary
@@ -71,12 +82,7 @@ def replace_disk_cmd(app, node, dev, replaced, force_format, lazy, weight_zero, 
     elif not app.json:
         app.out(s.table())
         if dry_run:
-            app.out("\ncommands a real run executes, in order:" if run.commands
-                    else "\na real run would execute no state-changing command")
-            from ringmgr.ops.disk_safety import display
-
-            for argv in run.commands or []:
-                app.out(f"  {display(argv)}")
+            show_plan(app, run.plan or [])
         if s.stopped:
             app.out(f"\n{s.stopped}")
         elif s.finished:
@@ -131,7 +137,7 @@ def drive_audit_cmd(app, nodes, act, lazy, dry_run, since, yes):
     names = list(nodes) or sorted(config.nodes)
     for n in names:
         config.node(n)
-    audits = audit_nodes(config, names, window=window)
+    audits = audit_nodes(config, names, window=window, transport=app.transport)
     app.out(render(audits))
     failing = [(a.node, f) for a in audits for f in a.failing]
     acted = []
@@ -139,12 +145,20 @@ def drive_audit_cmd(app, nodes, act, lazy, dry_run, since, yes):
         what = ", ".join(f"{n}/{f.device}" for n, f in failing)
         if not dry_run:
             app.confirm(f"Unmount and guard {what}?", yes)
-        acted = act_on(config, failing, lazy=lazy, dry_run=dry_run, echo=app.note)
+        acted = act_on(config, failing, lazy=lazy, dry_run=dry_run, echo=app.note,
+                       transport=app.transport)
         for line in acted:
             app.out(line["summary"])
+        if dry_run:
+            from ringmgr.exec.plan import HostStep
+
+            show_plan(app, [HostStep.from_json(s) for line in acted for s in line["host_steps"]])
     app.written = bool(acted) and not dry_run
-    app.emit({"written": app.written, "window": window.to_json(),
-              "nodes": {a.node: a.to_json() for a in audits}, "acted": acted})
+    doc = {"written": app.written, "window": window.to_json(),
+           "nodes": {a.node: a.to_json() for a in audits}, "acted": acted}
+    if dry_run:
+        doc["host_steps"] = [s for line in acted for s in line["host_steps"]]
+    app.emit(doc)
     if any(a.error for a in audits):
         from ringmgr.errors import StepFailed
 

@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "ringmgr.cli.destroy",
     "ringmgr.cli.compute",
     "ringmgr.cli.health",
+    "ringmgr.cli.controller",
 ]
 
 log = logging.getLogger("ringmgr")
@@ -50,7 +51,8 @@ class RingmgrGroup(click.Group):
         # at import and is of no use to ringmgr (it resolves nothing through eventlet)
         os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
         args = list(sys.argv[1:] if args is None else args)
-        app = App(argv=["ringmgr", *args])
+        app = extra.pop("obj", None) or App()   # a test may hand in its App (transport)
+        app.argv = ["ringmgr", *args]
         previous = _on_sigterm_raise()
         # click's own shell completion: _RINGMGR_COMPLETE=bash_source ringmgr
         self._main_shell_completion({**extra, "obj": app}, prog_name, complete_var)

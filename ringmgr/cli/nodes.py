@@ -120,7 +120,7 @@ def register(group: click.Group) -> None:
         app = App.current()
         report = do(app.config, node, force=force, dry_run=dry_run, timeout=timeout,
                     confirm=lambda q: app.confirm(q, yes), echo=app.note, quorum=quorum,
-                    down=down)
+                    down=down, transport=app.transport)
         app.written = not dry_run
         app.out(render(report))
         app.emit(report.to_json())

@@ -50,7 +50,7 @@ def push(app, nodes, dry_run, force, yes, accept_new_host_keys, canary):
                           dry_run=dry_run, progress=_progress(app, "push"))
     report = push_rings(app.config, list(nodes), force=force,
                         accept_new_host_keys=accept_new_host_keys, dry_run=dry_run,
-                        progress=_progress(app, "push"))
+                        progress=_progress(app, "push"), transport=app.transport)
     from ringmgr.cli.history import record_push
 
     app.written = report.written
@@ -92,7 +92,7 @@ def verify(app, nodes, accept_new_host_keys, live):
     from ringmgr.ops.push import verify_rings
 
     report = verify_rings(app.config, list(nodes), accept_new_host_keys=accept_new_host_keys,
-                          progress=_progress(app, "verify"))
+                          progress=_progress(app, "verify"), transport=app.transport)
     app.out(report.render_table())
     app.emit(report.to_json())
     if live:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import sh
 
-from ringmgr.exec.base import CommandFailed, Result, log_command
+from ringmgr.exec.base import CommandFailed, Result, Session, log_command, no_stream
 
 
 @dataclass
 class LocalExecutor:
+    """The Executor for this machine (made by ``exec.factory``): no streaming."""
+
     host: str = "localhost"
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def start(self, argv, *, input=None, mutates=True) -> Session:
+        return no_stream(self, argv)
+
+    def close(self) -> None:
+        pass
 
     def run(self, argv, *, check=True, input=None, timeout=None, mutates=True) -> Result:
         argv = tuple(str(a) for a in argv)

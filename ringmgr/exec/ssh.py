@@ -1,7 +1,7 @@
 """Run commands on a node over SSH (Fabric's Connection around a paramiko client).
 
 One ``SSHExecutor`` is one node and one connection: it connects on first use and
-reuses the connection for every command and upload until ``close()``.  Host keys
+reuses the connection for every command and session until ``close()``.  Host keys
 are checked against ``[ssh].known_hosts`` (default ``~/.ssh/known_hosts``): an
 unknown key fails with ``HostKeyUnknown``, a changed key with ``HostKeyChanged``;
 ``accept_new_host_keys`` adds unknown keys to the file (like OpenSSH's
@@ -29,7 +29,6 @@ Only ringmgr.toml and the files it names are read: no ``/etc/fabric.*`` or
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import socket
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ringmgr.errors import StepFailed
-from ringmgr.exec.base import Result, log_command
+from ringmgr.exec.base import STREAM, Result, log_command
 from ringmgr.exec.channel import DEFAULT_TIMEOUT, MAX_LINE, MAX_OUTPUT, RemoteProcess
 from ringmgr.exec.channel import CommandTimeout, OutputTooLarge  # noqa: F401 (re-exported)
 
@@ -142,7 +141,10 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 class SSHExecutor:
-    """Runs argv lists on one node over one reused SSH connection (Executor protocol)."""
+    """Runs argv lists on one node over one reused SSH connection (Executor protocol;
+    made by ``exec.factory``).  Streams: ``start`` returns a ``RemoteProcess``."""
+
+    capabilities = frozenset({STREAM})
 
     def __init__(self, node, ssh, *, known_hosts: KnownHosts | None = None,
                  sleep: Callable[[float], None] = time.sleep,
@@ -161,7 +163,6 @@ class SSHExecutor:
         self.max_output = max_output
         self.max_line = max_line
         self._conn = None
-        self._sftp = None
         self.timings = {"connect": 0.0, "run": 0.0, "transfer": 0.0}
         _quiet_paramiko()
 
@@ -249,12 +250,6 @@ class SSHExecutor:
         return conn
 
     def close(self) -> None:
-        if self._sftp is not None:
-            try:
-                self._sftp.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._sftp = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -293,40 +288,6 @@ class SSHExecutor:
         if input:
             proc.write(input)
         return proc
-
-    # -- files ------------------------------------------------------------------
-    @property
-    def sftp(self):
-        if self._sftp is None:
-            self._sftp = self.connect().client.open_sftp()
-        return self._sftp
-
-    def put(self, data: bytes | str | os.PathLike, remote_path: str) -> int:
-        """Upload bytes (or a local file) to ``remote_path`` over SFTP; returns its size.
-
-        Logged before it runs, like a command.  The remote file is written in place:
-        callers who need atomicity upload to a temporary name and rename.
-        """
-        if not isinstance(data, bytes):
-            data = Path(data).read_bytes()
-        log.info("[%s] run: sftp put %d bytes -> %s", self.host, len(data), remote_path)
-        sftp = self.sftp
-        start = self._clock()
-        try:
-            sftp.putfo(io.BytesIO(data), remote_path, file_size=len(data), confirm=False)
-            # paramiko drops the status of the last pipelined write (ENOSPC, EDQUOT):
-            # check what arrived, as OpenSSH's scp would have reported it.
-            size = sftp.stat(remote_path).st_size
-            if size != len(data):
-                raise OSError(f"{remote_path}: only {size} of {len(data)} bytes were "
-                              f"written (filesystem full?)")
-        finally:
-            self.timings["transfer"] += self._clock() - start
-        return len(data)
-
-    def remove(self, remote_path: str) -> None:
-        log.info("[%s] run: sftp remove %s", self.host, remote_path)
-        self.sftp.remove(remote_path)
 
 
 def _quiet_paramiko() -> None:

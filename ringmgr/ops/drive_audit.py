@@ -17,74 +17,14 @@ about a disk that is gone and are reported as ignored.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ringmgr.config import Config, Node
+from ringmgr.exec.base import Executor
 from ringmgr.ops import facts, logwindow
-
-KERNEL_LOG_SOURCES = (
-    ("journalctl -k", ("journalctl", "-k", "--no-pager", "-o", "short-iso-precise", "-q")),
-    ("dmesg", ("dmesg", "--color=never")),
-    ("/var/log/kern.log", ("cat", "/var/log/kern.log")),
-)
-
-
-def read_kernel_log(ex) -> tuple[str, str]:
-    """(source, text) from the first kernel log source that answers; ("", "") if none."""
-    for name, argv in KERNEL_LOG_SOURCES:
-        r = ex.run(argv, check=False, mutates=False)
-        text = r.stdout.strip()
-        if r.ok and text and not text.startswith("-- No entries --"):
-            return name, r.stdout
-    return "", ""
-
-
-@dataclass
-class KernelLog:
-    """A node's kernel log with what it takes to date its lines."""
-
-    source: str
-    text: str
-    boot: float | None = None   # the node's boot time (dmesg's times count from it)
-    now: float = 0.0
-
-    def timed(self, errors: list[facts.DiskError]) -> list[tuple[facts.DiskError, float | None]]:
-        return [(e, logwindow.line_time(e.when, boot=self.boot, now=self.now)[0])
-                for e in errors]
-
-    def times_note(self, errors: list[facts.DiskError]) -> str:
-        approx = any(logwindow.line_time(e.when, boot=self.boot, now=self.now)[1]
-                     for e in errors)
-        if self.source == "dmesg":
-            base = (f"the node's boot time {logwindow.utc(self.boot)}" if self.boot
-                    else "no boot time (the window cannot be applied)")
-            return f"times approximate: dmesg's seconds since boot + {base}"
-        return "times approximate (syslog lines carry no year)" if approx else "times exact"
-
-
-def node_boot_time(ex) -> float | None:
-    """real-time minus monotonic, read together on the node; else /proc/stat's btime."""
-    from ringmgr.errors import StepFailed
-    from ringmgr.ops.disk_safety import node_op
-
-    try:
-        return logwindow.boot_time(node_op(ex, "clock", mutates=False))
-    except StepFailed:
-        r = ex.run(["cat", "/proc/stat"], check=False, mutates=False)
-        for line in r.stdout.splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    return None
-
-
-def read_log(ex, now: float | None = None) -> KernelLog:
-    source, text = read_kernel_log(ex)
-    log = KernelLog(source, text, now=time.time() if now is None else now)
-    if source == "dmesg":
-        log.boot = node_boot_time(ex)
-    return log
-
+from ringmgr.ops.kernel_log import mount_root_birth, read_log  # noqa: F401 (the API)
+from ringmgr.ops.ringdevs import node_ring_devices
 
 # -- how old is the device's filesystem? ---------------------------------------------------
 def read_replace_journal(state_dir, node: str, dev: str) -> dict | None:
@@ -123,17 +63,7 @@ def filesystem_since(birth: float | None, journal: dict | None,
     return max(found) if found else (None, "")
 
 
-def mount_root_birth(ex, mount_point: str) -> float | None:
-    """``stat -c %.9W`` of a mounted filesystem's root (0 or '-' when unknown)."""
-    r = ex.run(["stat", "-c", "%.9W", "--", mount_point], check=False, mutates=False)
-    try:
-        t = float(r.stdout.strip()) if r.ok else 0.0
-    except ValueError:
-        return None
-    return t if t > 0 else None
-
-
-def device_since(ex, node, dev: str, mounts, state_dir) -> tuple[float | None, str]:
+def device_since(ex: Executor, node: Node, dev: str, mounts, state_dir) -> tuple[float | None, str]:
     """When DEV's current filesystem began (see ``filesystem_since``); read-only."""
     block = node.block_device(dev)
     mp = f"{node.mount_root.rstrip('/')}/{dev}"
@@ -194,7 +124,7 @@ class NodeAudit:
                 "ignored": [f.to_json() for f in self.ignored]}
 
 
-def kernel_names(ex, node) -> dict[str, str]:
+def kernel_names(ex: Executor, node: Node) -> dict[str, str]:
     """Kernel name (sdb, loop3, dm-0) -> configured device name, resolved on the node."""
     devs = sorted(set(node.devices) | {d for r in node.ring_devices.values() for d in r})
     if not devs:
@@ -227,20 +157,7 @@ def map_errors(errors: list[facts.DiskError], names: dict[str, str], node,
     return sorted(out, key=lambda f: (f.device is None, f.kernel_name))
 
 
-def ring_devices_of(config, node) -> dict[str, dict[str, dict]]:
-    """device -> ring -> {"id", "weight", "parts"} for every device of NODE in the rings."""
-    from ringmgr.rings.store import RingStore
-
-    out: dict[str, dict[str, dict]] = {}
-    for ring, b in RingStore.from_config(config).load_all().items():
-        for d in b.devs:
-            if d and d["ip"] == node.ip:
-                out.setdefault(d["device"], {})[ring] = {
-                    "id": d["id"], "weight": d["weight"], "parts": int(d.get("parts", 0))}
-    return out
-
-
-def audit_node(config, node, ex, ring_devs: dict | None = None, *,
+def audit_node(config: Config, node: Node, ex: Executor, ring_devs: dict | None = None, *,
                window: logwindow.Window, state_dir=None, now: float | None = None) -> NodeAudit:
     audit = NodeAudit(node.name, window=window)
     log = read_log(ex, now)
@@ -319,82 +236,86 @@ def render(audits: list[NodeAudit]) -> str:
     return "\n".join(lines)
 
 
-def audit_nodes(config, names: list[str], executor_for=None, *, window: logwindow.Window,
-                state_dir=None) -> list[NodeAudit]:
-    """Audit each node; a node that cannot be read is recorded, not fatal to the others."""
+def audit_nodes(config: Config, names: list[str], *, window: logwindow.Window,
+                state_dir=None, transport=None) -> list[NodeAudit]:
+    """Audit each node (in parallel, ``fanout``); a node that cannot be read is
+    recorded, not fatal to the others."""
     from ringmgr.errors import RingmgrError
+    from ringmgr.exec.factory import close_all, executor_for
+    from ringmgr.exec.fanout import fan_out
     from ringmgr.exec.runner import cluster_state_dir
-    from ringmgr.ops.disk import executor_for as default_executor_for
 
     state_dir = state_dir or cluster_state_dir(config)
-
-    executor_for = executor_for or default_executor_for
     try:
-        by_node_ring = {n: ring_devices_of(config, config.node(n)) for n in names}
+        by_node_ring = {n: node_ring_devices(config, config.node(n)) for n in names}
     except RingmgrError:
         by_node_ring = {n: {} for n in names}
-    audits = []
-    for name in names:
+
+    def one(name: str) -> NodeAudit:
         node = config.node(name)
+        ex = None
         try:
-            ex = executor_for(config, node)
-            try:
-                audits.append(audit_node(config, node, ex, by_node_ring[name],
-                                         window=window, state_dir=state_dir))
-            finally:
-                close = getattr(ex, "close", None)
-                if close:
-                    close()
-        except RingmgrError as e:
-            audits.append(NodeAudit(name, error=str(e), window=window))
-    return audits
+            ex = executor_for(config, node, dry_run=False, transport=transport)
+            return audit_node(config, node, ex, by_node_ring[name], window=window,
+                              state_dir=state_dir)
+        finally:
+            close_all(ex)
+
+    group = fan_out(names, one, parallel=config.ssh.parallel, name=str, label="drive-audit")
+    return [o.value if o.ok else NodeAudit(o.host, error=o.error, window=window)
+            for o in group.outcomes]
 
 
-def act_on(config, failing, *, lazy=False, dry_run=False, echo=None,
-           executor_for=None) -> list[dict]:
+def act_on(config: Config, failing, *, lazy=False, dry_run=False, echo=None,
+           transport=None) -> list[dict]:
     """Unmount and guard each failing disk (replace-disk's own steps), then weight 0."""
-    from ringmgr.exec.base import DryRunExecutor
+    from ringmgr.exec import plan as hostplan
+    from ringmgr.exec.factory import close_all, executor_for
     from ringmgr.exec.runner import Journal, run_steps
     from ringmgr.ops import disk
 
-    executor_for = executor_for or disk.executor_for
     out = []
     for node_name, f in failing:
         node = config.node(node_name)
-        ex = executor_for(config, node)
-        run_ex = DryRunExecutor(inner=ex) if dry_run else ex
-        ctx = disk.DiskContext(config, node, f.device, run_ex,
-                               disk.ReplaceOptions(lazy=lazy), {}, dry_run=dry_run,
-                               echo=echo or (lambda line: None))
-        steps = disk.take_out_steps(ctx)
-        summary = run_steps(steps, ctx, journal=Journal.memory(), dry_run=dry_run, echo=echo)
-        weight = "not changed"
-        if summary.ok and dry_run and disk.weight_zero_available():
-            weight = (f"not changed in a dry run (a real run sets it to 0 on every ring; "
-                      f"{disk.push_note(True, bool(config.cluster.push), True)})")
-        elif summary.ok and not dry_run:
-            if disk.weight_zero_available():
-                from ringmgr.errors import NotYet
-
-                try:
-                    result = disk._weight_fn()(config, node, f.device, 0.0, yes=True,
-                                               show=echo,
-                                               argv=["ringmgr", "drive-audit", node_name,
-                                                     "--act"])
-                    note = disk.push_note(bool(result.written), bool(config.cluster.push),
-                                          False)
-                    weight = (f"set to 0 on every ring ({note})" if result.written
-                              else f"already 0 on every ring ({note})")
-                except NotYet as e:
-                    weight = f"not changed yet ({e})"
-            else:
-                weight = (f"not changed (this ringmgr cannot yet): run "
-                          f"`ringmgr set-weight {node_name}/{f.device} 0`")
+        run_ex = executor_for(config, node, dry_run=dry_run, transport=transport)
+        try:
+            ctx = disk.DiskContext(config, node, f.device, run_ex,
+                                   disk.ReplaceOptions(lazy=lazy), {}, dry_run=dry_run,
+                                   echo=echo or (lambda line: None))
+            steps = disk.take_out_steps(ctx)
+            summary = run_steps(steps, ctx, journal=Journal.memory(), dry_run=dry_run,
+                                echo=echo)
+        finally:
+            close_all(run_ex)
+        weight = _zero_weight(config, node_name, node, f.device, summary, dry_run, echo)
         text = (f"{node_name}/{f.device}: " + ", ".join(
             f"{r.name} {r.status}" + (f" ({r.reason})" if r.reason else "")
             for r in summary.results) + f"; weight {weight}")
+        planned = run_ex.plan if dry_run else []
         out.append({"node": node_name, "device": f.device, "summary": text,
-                    "commands": [list(a) for a in run_ex.recorded] if dry_run else None,
+                    "commands": [list(s.argv) for s in planned] if dry_run else None,
+                    "host_steps": hostplan.to_json(planned),
                     **summary.to_json()})
         summary.raise_error()
     return out
+
+
+def _zero_weight(config, node_name, node, dev, summary, dry_run, echo) -> str:
+    """Weight 0 for a disk taken out (where the ring commands can): what was done."""
+    from ringmgr.ops.disk import weight as disk_weight
+
+    if not summary.ok:
+        return "not changed"
+    if dry_run:
+        return (f"not changed in a dry run (a real run sets it to 0 on every ring; "
+                f"{disk_weight.push_note(True, bool(config.cluster.push), True)})")
+    from ringmgr.errors import NotYet
+
+    try:
+        result = disk_weight.set_weight(config, node, dev, 0.0, yes=True, show=echo,
+                                        argv=["ringmgr", "drive-audit", node_name, "--act"])
+    except NotYet as e:
+        return f"not changed yet ({e})"
+    note = disk_weight.push_note(bool(result.written), bool(config.cluster.push), False)
+    return (f"set to 0 on every ring ({note})" if result.written
+            else f"already 0 on every ring ({note})")

@@ -39,8 +39,9 @@ class Mount:
     super_options: str
 
 
-def _unescape(field_: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo octal."""
+def unescape_octal(field_: str) -> str:
+    """The one octal unescape: mountinfo, /proc/mounts and fstab write space, tab,
+    newline and backslash as \\ooo (``/srv/my\\040disk`` is ``/srv/my disk``)."""
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
 
 
@@ -67,8 +68,9 @@ def parse_mountinfo(text: str) -> list[Mount]:
             continue
         mounts.append(Mount(
             mount_id=int(parts[0]), parent_id=int(parts[1]), major_minor=parts[2],
-            root=_unescape(parts[3]), mount_point=_unescape(parts[4]), options=parts[5],
-            fstype=post[0], source=_unescape(post[1]),
+            root=unescape_octal(parts[3]), mount_point=unescape_octal(parts[4]),
+            options=parts[5],
+            fstype=post[0], source=unescape_octal(post[1]),
             super_options=post[2] if len(post) > 2 else ""))
     return mounts
 
@@ -196,24 +198,44 @@ def fuser_argv(mount_point: str) -> tuple[str, ...]:
     return ("fuser", "-m", mount_point)
 
 
-def ps_argv(pids: list[int]) -> tuple[str, ...]:
-    return ("ps", "-o", "pid=,user=,comm=", "-p", ",".join(map(str, pids)))
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    user: str
+    command: str          # comm (the name) or args (the command line), as asked
+
+    def describe(self) -> str:
+        return f"{self.command} (pid {self.pid}, {self.user})"
 
 
-def parse_ps(text: str) -> list[str]:
-    """Parse ``ps -o pid=,user=,comm= -p 4242,4300`` into "COMMAND (pid N, USER)".
+def ps_argv(pids: list[int] | None = None, what: str = "comm") -> tuple[str, ...]:
+    """``ps`` for the processes ``pids`` (None: every process); ``what`` is the
+    command column: ``comm`` (the name) or ``args`` (the whole command line)."""
+    select = ("-p", ",".join(map(str, pids))) if pids is not None else ("-e",)
+    return ("ps", "-o", f"pid=,user=,{what}=", *select)
+
+
+def parse_ps(text: str) -> list[Process]:
+    """Parse ``ps -o pid=,user=,comm= -p 4242,4300`` (or ``args=``, ``-e``).
 
     Sample::
 
            4242 swift    swift-object-se
-           4300 root     python3
+           4300 root     /usr/bin/python3 /usr/bin/nova-compute --config-file x
     """
     out = []
     for line in text.splitlines():
         parts = line.split(None, 2)
         if len(parts) == 3 and parts[0].isdigit():
-            out.append(f"{parts[2].strip()} (pid {parts[0]}, {parts[1]})")
+            out.append(Process(int(parts[0]), parts[1], parts[2].strip()))
     return out
+
+
+def processes_matching(procs: list[Process], pattern: str) -> list[str]:
+    """Command lines containing ``pattern``, like the guide's ``ps aux | grep nova-``
+    without matching the grep (or the ps) itself."""
+    return [p.command for p in procs
+            if pattern in p.command and not p.command.startswith(("grep ", "ps "))]
 
 
 # -- kernel log -----------------------------------------------------------------------
@@ -296,3 +318,27 @@ def errors_by_device(errors: list[DiskError]) -> dict[str, list[DiskError]]:
     for e in errors:
         out.setdefault(e.device, []).append(e)
     return out
+
+
+_AMQP_OK = re.compile(r"(Re)?[Cc]onnected to AMQP server")
+_AMQP_BAD = re.compile(r"AMQP server .* (is )?unreachable|AMQP.*(ERROR|Connection refused)")
+
+
+def amqp_state(log_text: str) -> tuple[bool | None, str]:
+    """The last AMQP event in a nova-compute log: (connected?, that line).
+
+    Sample (the guide's, and oslo.messaging's newer wording)::
+
+        2013-02-26 09:51:31 12427 INFO nova.openstack.common.rpc.common [-] Connected to AMQP server on 199.116.232.36:5672
+        ... ERROR oslo.messaging._drivers.impl_rabbit [-] AMQP server on 10.0.0.2:5672 is unreachable: ...
+        ... INFO oslo.messaging._drivers.impl_rabbit [-] Reconnected to AMQP server on 10.0.0.2:5672 via [amqp] client ...
+
+    ``None`` when the log has no AMQP line at all.
+    """
+    state, last = None, ""
+    for line in log_text.splitlines():
+        if _AMQP_OK.search(line):
+            state, last = True, line.strip()
+        elif _AMQP_BAD.search(line):
+            state, last = False, line.strip()
+    return state, last

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from ringmgr.errors import Refused
+from ringmgr.ops.facts import unescape_octal
 
 DEFAULT_OPTIONS = "noatime,nofail"
 
@@ -21,10 +22,6 @@ DEFAULT_OPTIONS = "noatime,nofail"
 def _escape(path: str) -> str:
     return (path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
             .replace("\n", "\\012"))
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def entry_line(spec: str, mount_point: str, fstype: str = "xfs",
@@ -71,7 +68,7 @@ def entries_for(text: str, mount_point: str) -> list[str]:
     out = []
     for line in _lines(text):
         f = _fields(line)
-        if f and _unescape(f[1]).rstrip("/") == mount_point.rstrip("/"):
+        if f and unescape_octal(f[1]).rstrip("/") == mount_point.rstrip("/"):
             out.append(line.rstrip("\n"))
     return out
 
@@ -92,14 +89,14 @@ def set_entry(text: str, mount_point: str, line: str) -> tuple[str, bool]:
     placed = False
     for raw in lines:
         f = _fields(raw)
-        if f and _unescape(f[1]).rstrip("/") == mount_point.rstrip("/"):
+        if f and unescape_octal(f[1]).rstrip("/") == mount_point.rstrip("/"):
             if not placed:
                 newline = "\n" if raw.endswith("\n") else ""
                 out.append(line + newline)
                 placed = True
             continue
         if f and f[0] == spec:
-            raise Refused(f"fstab already mounts {spec} on {_unescape(f[1])}: two mount "
+            raise Refused(f"fstab already mounts {spec} on {unescape_octal(f[1])}: two mount "
                           f"points for one source; fix that line first (or choose "
                           f"another label with --label, or fstab_by = \"uuid\")")
         out.append(raw)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from ringmgr.errors import Refused
+from ringmgr.exec.base import Executor
 from ringmgr.ops import facts
 
 INSPECT_ROOT = "/mnt/ringmgr-inspect"
@@ -35,7 +36,7 @@ def mount_options(fstype: str) -> str:
     return f"{SAFE_OPTIONS},{extra}" if extra else SAFE_OPTIONS
 
 
-def mount_read_only(ex, part: str, mnt: str, *, root: str = INSPECT_ROOT,
+def mount_read_only(ex: Executor, part: str, mnt: str, *, root: str = INSPECT_ROOT,
                     dry_run: bool = False) -> str:
     """mkdir ROOT 0700, mkdir MNT 0700 inside it, mount PART there; the options used."""
     if not mnt.startswith(root.rstrip("/") + "/"):

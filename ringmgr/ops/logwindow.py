@@ -60,7 +60,7 @@ class Window:
 
 
 def boot_time(clock: dict) -> float | None:
-    """The node's boot time from ``disk_node.clock`` (``realtime``, ``monotonic``)."""
+    """The node's boot time from ``disk/node.py``'s clock (``realtime``, ``monotonic``)."""
     try:
         return float(clock["realtime"]) - float(clock["monotonic"])
     except (KeyError, TypeError, ValueError):

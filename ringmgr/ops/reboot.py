@@ -14,7 +14,10 @@
    that did not come back makes a server with ``mount_check = true`` answer 507 for
    it), and the node's rings match the admin host's (``ringmgr verify``).
 
-The clock, sleep and executor factory are injected so the waiting logic is testable.
+Executors come from ``exec.factory.executor_for`` (``transport`` replaces the
+configured one); the clock and sleep are injected so the waiting logic is testable.
+A dry run plans the one state-changing command (step ``reboot``); the wait and the
+checks after it are polls and reads.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ringmgr.config import Config, Node
 from ringmgr.errors import Refused, StepFailed
+from ringmgr.exec import plan as hostplan
+from ringmgr.exec.base import Executor
+from ringmgr.exec.factory import close_all, executor_for
 
 BOOT_ID = ("cat", "/proc/sys/kernel/random/boot_id")
 MOUNTINFO = ("cat", "/proc/self/mountinfo")
@@ -33,7 +40,7 @@ MOUNTINFO = ("cat", "/proc/self/mountinfo")
 class RebootReport:
     node: str
     dry_run: bool = False
-    commands: list[list[str]] = field(default_factory=list)
+    plan: list[hostplan.HostStep] = field(default_factory=list)
     boot_id_before: str | None = None
     boot_id_after: str | None = None
     seconds_down: float | None = None
@@ -42,40 +49,42 @@ class RebootReport:
     ok_to_stop: dict = field(default_factory=dict)
 
     @property
+    def commands(self) -> list[list[str]]:
+        return [list(s.argv) for s in self.plan]
+
+    @property
     def ok(self) -> bool:
         return not self.unmounted and all(v == "ok" for v in self.rings.values())
 
     def to_json(self) -> dict:
         return {"written": not self.dry_run, "node": self.node, "dry_run": self.dry_run,
-                "commands": self.commands, "boot_id_before": self.boot_id_before,
+                "commands": self.commands, "host_steps": hostplan.to_json(self.plan),
+                "boot_id_before": self.boot_id_before,
                 "boot_id_after": self.boot_id_after, "seconds_down": self.seconds_down,
                 "unmounted": self.unmounted, "rings": self.rings, "ok": self.ok,
                 "ok_to_stop": self.ok_to_stop}
 
 
-def ring_devices(config, node) -> list[str]:
+def ring_devices(config: Config, node: Node) -> list[str]:
     """The node's device names in any ring (by its ip)."""
-    from ringmgr.rings.engine import node_devs
-    from ringmgr.rings.store import RingStore
+    from ringmgr.ops.ringdevs import node_ring_devices
 
-    names = set()
-    for b in RingStore.from_config(config).load_all().values():
-        names.update(d["device"] for d in node_devs(b, node.ip))
-    return sorted(names)
+    return sorted(node_ring_devices(config, node))
 
 
-def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float,
+def reboot_node(config: Config, name: str, *, force: bool, dry_run: bool, timeout: float,
                 confirm: Callable[[str], None], echo: Callable[[str], None],
-                executor_factory=None, poll: float = 2.0, clock=time.monotonic,
+                transport=None, poll: float = 2.0, clock=time.monotonic,
                 sleep=time.sleep, quorum: str = "swift", down=()) -> RebootReport:
     from ringmgr.live.downstate import live_down_for
     from ringmgr.rings.risk_check import ok_to_stop_check
-    from ringmgr.exec.base import DryRunExecutor
-    from ringmgr.ops.disk import executor_for
     from ringmgr.rings.risk import render_ok_to_stop
 
     node = config.node(name)
-    factory = executor_factory or (lambda: executor_for(config, node))
+
+    def factory(dry: bool = False) -> Executor:
+        return executor_for(config, node, dry_run=dry, transport=transport)
+
     report = RebootReport(name, dry_run=dry_run)
     check = ok_to_stop_check(config, name, down, quorum=quorum, note=echo,
                              live_down=live_down_for(config))
@@ -88,21 +97,22 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
                           f"other nodes and disks back first, or pass --force")
         echo(f"warning: --force: rebooting {name} although it is not safe to stop")
     devices = ring_devices(config, node)
+    command = hostplan.command_text(node.reboot_command)
 
-    ex = factory()
+    ex = factory(dry_run)
     try:
         report.boot_id_before = ex.run(BOOT_ID, mutates=False).stdout.strip()
         if dry_run:
-            rec = DryRunExecutor(inner=ex)
-            rec.run(node.reboot_command)
-            report.commands = [list(a) for a in rec.recorded]
-            echo(f"dry run: would run on {name}: {' '.join(node.reboot_command)}, then wait "
-                 f"up to {timeout:g} s for it to come back and check {len(devices)} "
-                 f"mount(s) and the rings")
+            with hostplan.step("reboot", destructive=True, reason=f"reboot {name}"):
+                ex.run(node.reboot_command)
+            report.plan = list(ex.plan)
+            echo(f"dry run: would run on {name}: {command}, then wait up to {timeout:g} s "
+                 f"for it to come back and check {len(devices)} mount(s) and the rings")
             return report
         confirm(f"Reboot {name} ({node.host}) now?")
-        echo(f"rebooting {name}: {' '.join(node.reboot_command)}")
-        report.commands = [list(node.reboot_command)]
+        echo(f"rebooting {name}: {command}")
+        report.plan = [hostplan.HostStep(name, "reboot", tuple(node.reboot_command), True,
+                                         f"reboot {name}")]
         try:
             res = ex.run(node.reboot_command, check=False, timeout=30)
         except Exception as e:  # noqa: BLE001 - the link may drop while the node goes down
@@ -113,7 +123,7 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
                              f"{(res.stderr or res.stdout).strip()[-200:] or 'no output'}); "
                              f"the node was not rebooted")
     finally:
-        _close(ex)
+        close_all(ex)
 
     ex = _wait_back(factory, report, timeout, poll, clock, sleep, echo)
     try:
@@ -121,10 +131,10 @@ def reboot_node(config, name: str, *, force: bool, dry_run: bool, timeout: float
         report.unmounted = [d for d in devices
                             if f"{node.mount_root.rstrip('/')}/{d}" not in mounts]
     finally:
-        _close(ex)
+        close_all(ex)
     from ringmgr.ops.push import verify_rings
 
-    verify = verify_rings(config, [name])
+    verify = verify_rings(config, [name], transport=transport)
     for r in verify.results:
         report.rings = {ring: state for ring, state in r.verify.items()}
         if r.error:
@@ -144,7 +154,7 @@ def _wait_back(factory, report: RebootReport, timeout, poll, clock, sleep, echo)
             ex = factory()
             boot_id = ex.run(BOOT_ID, mutates=False).stdout.strip()
         except Exception:  # unreachable: connection refused, timeout, reset
-            _close(ex)
+            close_all(ex)
             if down_since is None:
                 down_since = clock()
                 echo(f"{report.node} is down; waiting for it to come back")
@@ -154,25 +164,17 @@ def _wait_back(factory, report: RebootReport, timeout, poll, clock, sleep, echo)
             report.seconds_down = round(clock() - (down_since or start), 1)
             echo(f"{report.node} is back after {clock() - start:.0f} s")
             return ex
-        _close(ex)
+        close_all(ex)
     raise StepFailed(f"{report.node} did not come back within {timeout:g} s (still "
                      f"{'unreachable' if down_since else 'running the old boot'}); check its "
                      f"console, then `ringmgr verify {report.node}`")
 
 
-def _mounted(ex) -> set[str]:
+def _mounted(ex: Executor) -> set[str]:
     from ringmgr.ops.facts import parse_mountinfo
 
     text = ex.run(MOUNTINFO, mutates=False).stdout
     return {m.mount_point for m in parse_mountinfo(text)}
-
-
-def _close(ex) -> None:
-    if ex is not None and hasattr(ex, "close"):
-        try:
-            ex.close()
-        except Exception:
-            pass
 
 
 def render(report: RebootReport) -> str:

@@ -106,10 +106,11 @@ def waves_of(names: list[str], size: int) -> list[list[str]]:
 
 def remote_md5s(config, host, files: list[str], accept_new: bool) -> dict[str, str]:
     """md5 of each ring file in the host's swift_dir (over SSH; missing files absent)."""
-    from ringmgr.exec.ssh import KnownHosts, SSHExecutor
+    from ringmgr.exec.factory import executor_for
+    from ringmgr.exec.ssh import KnownHosts
 
-    ex = SSHExecutor(host, config.ssh, known_hosts=KnownHosts.from_config(config.ssh,
-                                                                          accept_new))
+    ex = executor_for(config, host, dry_run=False,
+                      known_hosts=KnownHosts.from_config(config.ssh, accept_new))
     try:
         r = ex.run(["md5sum", "--", *[f"{host.swift_dir}/{f}" for f in files]],
                    check=False, mutates=False, timeout=60)

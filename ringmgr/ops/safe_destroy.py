@@ -323,11 +323,12 @@ def list_devices(config, node, devices: list[str], accept_new_host_keys: bool = 
     """What each device holds, listed on the node over SSH."""
     from pathlib import Path
 
-    from ringmgr.exec.ssh import KnownHosts, SSHExecutor
+    from ringmgr.exec.factory import executor_for
+    from ringmgr.exec.ssh import KnownHosts
     from ringmgr.ops.push import BOOTSTRAP, NODE_PYTHON
 
     script = Path(__file__).with_name("destroy_node.py").read_text()
-    ex = executor or SSHExecutor(node, config.ssh, known_hosts=KnownHosts.from_config(
+    ex = executor or executor_for(config, node, dry_run=False, known_hosts=KnownHosts.from_config(
         config.ssh, accept_new_host_keys))
     try:
         r = ex.run(["sh", "-c", NODE_PYTHON, BOOTSTRAP,

@@ -111,9 +111,9 @@ def measure(config, devices_by_node: dict[str, list[str]], executor_for=None) ->
     from concurrent.futures import ThreadPoolExecutor
 
     from ringmgr.errors import RingmgrError
-    from ringmgr.ops.disk import executor_for as default_executor_for
+    from ringmgr.exec.factory import executor_for as factory
 
-    executor_for = executor_for or default_executor_for
+    executor_for = executor_for or (lambda config, node: factory(config, node, dry_run=False))
 
     def one(name):
         node = config.node(name)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ringmgr.errors import RingmgrError
-from ringmgr.ops.runbooks.compute import parse_ps, processes_matching
+from ringmgr.exec.base import Executor
+from ringmgr.ops.facts import parse_ps, processes_matching, ps_argv
 
 CONTROLLER_PROCESSES = ("nova-", "glance-", "keystone", "cinder")
 PROXY_PROCESSES = ("swift-proxy",)
@@ -44,9 +45,9 @@ def run_check(name: str, fn: Callable[[], str]) -> CheckResult:
         return CheckResult(name, False, str(e))
 
 
-def process_checks(host_exec, roles: tuple[str, ...]) -> list[CheckResult]:
+def process_checks(host_exec: Executor, roles: tuple[str, ...]) -> list[CheckResult]:
     try:
-        ps = parse_ps(host_exec.run(["ps", "-eo", "args="], mutates=False).stdout)
+        ps = parse_ps(host_exec.run(ps_argv(what="args"), mutates=False).stdout)
     except RingmgrError as e:
         return [CheckResult(f"processes on {host_exec.host}", False, str(e))]
     patterns = []

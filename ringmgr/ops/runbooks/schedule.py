@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ringmgr.errors import RingmgrError, StepFailed
-from ringmgr.exec.base import CommandFailed
+from ringmgr.exec.base import CommandFailed, Executor
 from ringmgr.ops.runbooks.controller import CheckResult
 
 PERIODS = ("hourly", "daily", "weekly", "monthly", "quarterly", "semiannually")
@@ -127,21 +127,27 @@ def parse_df(text: str) -> list[tuple[str, int, int, str]]:
     return out
 
 
-def disk_space(executors: dict[str, object], mount_roots: dict[str, str],
-               limit_pct: float = 80.0) -> str:
-    """Every filesystem under each node's mount root (and the root filesystem)."""
-    full, failed, seen = [], [], 0
-    for name, ex in executors.items():
-        script = 'df -P -B1 / "$0"/* 2>/dev/null; true'
-        try:
-            res = ex.run(["sh", "-c", script, mount_roots[name]], mutates=False)
-        except RingmgrError as e:
-            failed.append(f"{name}: {e}")
-            continue
-        for fs, size, used, mnt in parse_df(res.stdout):
+def disk_space(executors: dict[str, Executor], mount_roots: dict[str, str],
+               limit_pct: float = 80.0, parallel: int = 32) -> str:
+    """Every filesystem under each node's mount root (and the root filesystem), read
+    on the nodes in parallel (``fan_out``)."""
+    from ringmgr.exec.fanout import fan_out
+
+    script = 'df -P -B1 / "$0"/* 2>/dev/null; true'
+
+    def df(item):
+        name, ex = item
+        return parse_df(ex.run(["sh", "-c", script, mount_roots[name]], mutates=False).stdout)
+
+    group = fan_out(executors.items(), df, parallel=parallel, name=lambda item: item[0],
+                    label="df")
+    full, seen = [], 0
+    for o in group.outcomes:
+        for fs, size, used, mnt in o.value or []:
             seen += 1
             if size and 100.0 * used / size >= limit_pct:
-                full.append(f"{name}:{mnt} {100.0 * used / size:.0f}%")
+                full.append(f"{o.host}:{mnt} {100.0 * used / size:.0f}%")
+    failed = [f"{h}: {e}" for h, e in group.failed.items()]
     if failed or full:
         parts = []
         if full:

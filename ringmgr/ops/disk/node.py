@@ -1,7 +1,7 @@
 """The node side of replace-disk and drive-audit: what must not follow a symlink.
 
 Runs on the storage node as root (locally or over SSH) with the node's python3 and
-the standard library only, shipped as source on stdin (see ``disk_steps.node_argv``).
+the standard library only, shipped as source on stdin (see ``safety.node_argv``).
 Everything here works on file descriptors, so a path that an unprivileged account
 can change (``mount_root`` belongs to swift in swift's default layout) is resolved
 exactly once, without following a symlink at the last component:

@@ -2,7 +2,7 @@
 
 * ``check_mount_point``: ``mount_root/DEV`` resolves inside ``mount_root`` and is a
   directory (not a symlink an unprivileged owner of ``mount_root`` planted).
-* ``node_op``: runs one operation of ``disk_node.py`` on the node (the descriptor-based
+* ``node_op``: runs one operation of ``disk/node.py`` on the node (the descriptor-based
   guard, chown and write/xattr check; the in-use probe; the node's clocks).
 * ``refuse_if_in_use``: a disk is in use when it, a partition or a device stacked on
   it is mounted, swap, or held (device-mapper, md); when it sits on a disk whose other
@@ -15,16 +15,20 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 from ringmgr.errors import Refused, StepFailed
+from ringmgr.exec import plan as hostplan
+from ringmgr.exec.base import Executor
 from ringmgr.ops import facts
 
-NODE_SCRIPT = Path(__file__).with_name("disk_node.py").read_text()
+NODE_SCRIPT = Path(__file__).with_name("node.py").read_text()
 NODE_BOOTSTRAP = "import sys;exec(sys.stdin.read())"
 NODE_ARGV = ("python3", "-I", "-S", "-c", NODE_BOOTSTRAP)
 SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/usr", "/var", "[SWAP]")
+
+
+hostplan.abbreviate(NODE_ARGV, "python3 <ringmgr disk_node.py>")
 
 
 def node_argv(op: str, *args: str) -> tuple[str, ...]:
@@ -34,13 +38,10 @@ def node_argv(op: str, *args: str) -> tuple[str, ...]:
 
 def display(argv) -> str:
     """A command as the operator reads it: the node script by its name, not its loader."""
-    argv = tuple(argv)
-    if argv[:len(NODE_ARGV)] == NODE_ARGV:
-        return "python3 <ringmgr disk_node.py> " + shlex.join(argv[len(NODE_ARGV):])
-    return shlex.join(argv)
+    return hostplan.command_text(argv)
 
 
-def node_op(ex, op: str, *args: str, mutates: bool) -> dict:
+def node_op(ex: Executor, op: str, *args: str, mutates: bool) -> dict:
     """Run one node operation; its JSON answer ({} in a dry run), Refused on a refusal."""
     r = ex.run(node_argv(op, *args), check=False, input=NODE_SCRIPT, mutates=mutates)
     out = r.stdout.strip().splitlines()

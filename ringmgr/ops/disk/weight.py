@@ -17,16 +17,11 @@ from ringmgr.errors import NotYet, RingmgrError, StepFailed
 from ringmgr.exec.runner import StopRun
 
 
-def _weight_fn():
-    try:
-        from ringmgr.ops.weight_change import set_weight_all_rings
-    except ImportError:
-        return None
-    return set_weight_all_rings
+def set_weight(config, node, dev: str, weight: float, **kw):
+    """The ring commands' weight change on every ring (simulation, lock, history)."""
+    from ringmgr.ops.weight_change import set_weight_all_rings
 
-
-def weight_zero_available() -> bool:
-    return _weight_fn() is not None
+    return set_weight_all_rings(config, node, dev, weight, **kw)
 
 
 def push_wanted(ctx) -> bool:
@@ -35,7 +30,7 @@ def push_wanted(ctx) -> bool:
 
 
 def _set_weight(ctx, weight: float):
-    return _weight_fn()(ctx.config, ctx.node, ctx.dev, weight, yes=True, dry_run=ctx.dry_run,
+    return set_weight(ctx.config, ctx.node, ctx.dev, weight, yes=True, dry_run=ctx.dry_run,
                         show=ctx.echo, push=False,
                         argv=["ringmgr", "replace-disk", ctx.node.name, ctx.dev,
                               "--weight-zero"])
@@ -72,6 +67,8 @@ def push_or_say(ctx, result, what: str) -> None:
                          "(--push / [cluster].push)" if push_wanted(ctx) else
                          "a real run changes the rings here; they must then be pushed "
                          "(ringmgr push), or pass --push"))
+        if push_wanted(ctx):
+            plan_push(ctx)
         return
     if not written and not ctx.params.get("push_pending"):
         return
@@ -98,6 +95,19 @@ def push_or_say(ctx, result, what: str) -> None:
     ctx.echo(f"  {due}")
 
 
+def plan_push(ctx) -> None:
+    """A dry run's host steps for the push a real run makes right here: one session
+    per node and proxy, in the current step."""
+    from ringmgr.exec import plan as hostplan
+    from ringmgr.ops.push import planned_push
+
+    planned = getattr(ctx.ex, "plan", None)
+    if planned is None:
+        return
+    for s in planned_push(ctx.config):
+        planned.append(hostplan.planned(s.host, s.argv))
+
+
 def weight_zero(ctx):
     try:
         result = _set_weight(ctx, 0.0)
@@ -116,7 +126,7 @@ def weight_restore_check(ctx):
 
 
 def weight_restore(ctx):
-    from ringmgr.ops.disk import ring_devices
+    from ringmgr.ops.disk.precheck import ring_devices
 
     weights = {r["weight"] for r in ctx.params.get("weights", {}).values()}
     if len(weights) != 1:
