@@ -32,13 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 # Import circles still there, each as the sorted tuple of its modules.
-ALLOWED_CIRCLES: set[tuple[str, ...]] = {
-    # ops/disk.py, its size/weight helpers and ops/drive_audit.py share context, the
-    # executor factory and the ring-device lookup; the host-layer split of ops/disk
-    # removes this circle.
-    ("ringmgr.ops.disk", "ringmgr.ops.disk_size", "ringmgr.ops.disk_weight",
-     "ringmgr.ops.drive_audit"),
-}
+ALLOWED_CIRCLES: set[tuple[str, ...]] = set()   # none today; keep it empty
 
 _CORE = "core"
 _RANK = {_CORE: 0, "exec": 1, "ops": 2, "live": 2, "cli": 3}

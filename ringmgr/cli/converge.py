@@ -1,10 +1,10 @@
 """The config as the desired state: ``ringmgr plan`` (the differences and the safe
 path) and ``ringmgr converge`` (the next safe step, then exit).
 
-Thin: parse, call ``ringmgr.rings.converge``, print.  Two hooks are kept here, one
-function each, for the live-cluster checks: ``replication_gate`` (may a step move
-data now?) and ``safe_to_destroy_check`` (may a drained device be removed?).  Until
-they are plugged in, gating is min_part_hours alone, and the output says so.
+Thin: parse, call ``ringmgr.rings.converge``, print.  The live-cluster checks come
+in through one function each: ``replication_gate`` (may a step move data now?) and
+``safe_to_destroy_check`` (may a drained device be removed?).  Both need a [recon]
+section; without one, gating is min_part_hours alone, and the output says so.
 """
 
 from __future__ import annotations
@@ -33,20 +33,60 @@ class Gate:
         return {"open": self.open, "checked": self.checked, "text": self.text}
 
 
-MPH_ONLY = ("gating on min_part_hours alone: the live-cluster replication checks are "
-            "not installed, so a step does not wait for replication to finish")
+MPH_ONLY = ("gating on min_part_hours alone: the config has no [recon] section, so a "
+            "step does not wait for replication to finish (docs/health.md)")
 
 
 def replication_gate(app, config, builders) -> Gate:
     """The one place converge asks whether replication has caught up with the last
-    step.  Plug the live-cluster check in here (its answer, and when to retry)."""
-    return Gate(True, False, MPH_ONLY)
+    step: with a [recon] section, the live gate (``ringmgr.live.repl_gate``: every
+    server of the rings finished a pass that started after the last push plus
+    ``[cluster].ring_reload``); without one, min_part_hours alone, said so."""
+    if not config.recon.configured:
+        return Gate(True, False, MPH_ONLY)
+    from ringmgr.live.repl_gate import replication_gate as live_gate
+
+    res = live_gate(config, sorted(builders))
+    for n in res.notes:
+        app.note(f"note: {n}")
+    app.emit({"replication_gate": {**res.to_json(), "skipped": False}})
+    if res.open:
+        return Gate(True, True, "replication gate open: every server of the rings "
+                                "finished a pass started after the last push")
+    lines = res.errors + res.pending
+    what = "cannot tell" if res.errors else "replication has not caught up with the last push"
+    return Gate(False, True, f"{what}: " + "; ".join(lines))
 
 
 def safe_to_destroy_check(app, config):
-    """``(ring, dev) -> (ok, why)`` for a drained, empty device about to be removed, or
-    None while no such check exists (then weight 0 and no assignments suffice)."""
-    return None
+    """``(ring, dev) -> (ok, why)`` for a drained, empty device about to be removed: with
+    a [recon] section, ``ringmgr safe-to-destroy`` on it (REPLICATE against every
+    primary), once per device; else None (weight 0 and no assignments suffice).  A
+    device whose node is no longer in the config cannot be reached: it is held, with
+    the command that removes it by hand after a check."""
+    if not config.recon.configured:
+        return None
+    from ringmgr.cli.destroy import verdict_message
+    from ringmgr.ops.safe_destroy import safe_to_destroy
+
+    by_ip = {n.ip: name for name, n in config.nodes.items()}
+    seen: dict = {}
+
+    def check(ring: str, dev: dict):
+        name = by_ip.get(dev["ip"])
+        if name is None:
+            return False, (f"no node in the config has ip {dev['ip']}, so it cannot be "
+                           f"checked; check it by hand, then `ringmgr remove-device`")
+        key = (name, dev["device"])
+        if key not in seen:
+            try:
+                rep = safe_to_destroy(config, f"{name}/{dev['device']}", progress=app.note)
+                seen[key] = (rep.verdict == "safe", verdict_message(rep))
+            except Exception as e:  # noqa: BLE001 - cannot tell: hold the removal
+                seen[key] = (False, f"safe-to-destroy cannot tell: {e}")
+        return seen[key]
+
+    return check
 
 
 def _max_move(config, value) -> float:
@@ -62,12 +102,13 @@ def _simulate(name, builder, change, seed, pretend):
     return simulate_ring(name, builder, change, seed, pretend, validate=False)
 
 
-def _plan(app, config, builders, max_move, seed, allow_over_limit):
+def _plan(app, config, builders, max_move, seed, allow_over_limit, *, destroy_check=True):
     from ringmgr.rings.converge import plan_converge
 
     return plan_converge(config, builders, max_move, seed, _simulate,
                          allow_over_limit=allow_over_limit,
-                         safe_to_destroy=safe_to_destroy_check(app, config))
+                         safe_to_destroy=safe_to_destroy_check(app, config)
+                         if destroy_check else None)
 
 
 def plan_json(plan, gate: Gate) -> dict:
@@ -202,7 +243,10 @@ def register(group: click.Group) -> None:
         store = RingStore.from_config(config)
         builders = store.load_all()
         seed = new_seed() if seed is None else seed
-        p = _plan(app, config, builders, _max_move(config, max_move), seed, allow_over_limit)
+        # plan reads recon (the gate) but runs no REPLICATE sweep: converge checks a
+        # removal with safe-to-destroy right before it makes it
+        p = _plan(app, config, builders, _max_move(config, max_move), seed, allow_over_limit,
+                  destroy_check=False)
         gate = replication_gate(app, config, builders)
         app.out(plan_text(p, builders, gate))
         app.emit({**plan_json(p, gate), "seed": seed})
@@ -257,13 +301,15 @@ def run_converge(max_move, allow_over_limit, kw) -> int:
 
     def planner(builders):
         gate = replication_gate(app, config, builders)
-        p = _plan(app, config, builders, mm, kw["seed"], allow_over_limit)
+        # safe-to-destroy (REPLICATE against every primary) only when a step may run
+        p = _plan(app, config, builders, mm, kw["seed"], allow_over_limit,
+                  destroy_check=gate.open)
         state["plan"] = p
         app.emit(plan_json(p, gate))
         if p.converged:
             raise NothingToDo("converged: the rings are what the config describes; nothing "
                               "to do")
-        if not gate.open and any(s.change.marks for s in p.steps.values()):
+        if not gate.open:
             raise NotYet(f"replication gate closed: {gate.text}; nothing was written",
                          reason="gate_closed", not_before=gate.not_before)
         if not p.has_step:
