@@ -12,10 +12,7 @@ from dataclasses import dataclass
 
 from ringmgr.config_check import is_number, tname
 from ringmgr.rings.files import is_ring_name
-
-# swift keeps "hours since moved" in one byte (saturating at 255): a min_part_hours
-# above it would keep every partition from ever moving again
-MAX_MIN_PART_HOURS = 255
+from ringmgr.rings.gate import MAX_MIN_PART_HOURS, min_part_hours_problem
 
 RING_SETTINGS = {"part_power": "integer", "replicas": "number",
                  "min_part_hours": "integer", "overload": "number"}
@@ -57,12 +54,6 @@ def parse_ring_settings(v, table) -> dict[str, RingSettings]:
         out[ring] = RingSettings(pp, None if replicas is None else float(replicas), mph,
                                  None if overload is None else float(overload))
     return out
-
-
-def min_part_hours_problem(hours) -> str:
-    return (f"must be at most {MAX_MIN_PART_HOURS}, not {hours} (swift counts the hours since "
-            f"a partition moved in one byte: above {MAX_MIN_PART_HOURS} no partition could "
-            f"ever move again)")
 
 
 def parse_device_table(v, key: str, table) -> tuple[dict[str, float], dict[str, dict]]:

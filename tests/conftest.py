@@ -48,3 +48,24 @@ def json_reports_match_their_schema(monkeypatch):
     monkeypatch.setattr(App, "envelope", checked)
     yield
     assert not bad, "--json report does not match its schema:\n" + "\n".join(bad)
+
+
+@pytest.fixture
+def cluster_options():
+    """make_cluster's keyword arguments for the ``cluster`` fixture (plus ``subdir``: the
+    cluster under tmp_path/SUBDIR instead of tmp_path).  A test module that needs another
+    cluster overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch, cluster_options):
+    """A small real cluster (tests/helpers/ringfactory.py: builders and rings by swift's
+    RingBuilder, a ringmgr.toml for their nodes), with the audit log beside it."""
+    from tests.helpers.ringfactory import make_cluster
+
+    options = dict(cluster_options)
+    subdir = options.pop("subdir", None)
+    root = tmp_path / subdir if subdir else tmp_path
+    monkeypatch.setenv("RINGMGR_LOG", str(root / "audit.log"))
+    return make_cluster(root, **options)

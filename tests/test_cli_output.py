@@ -6,11 +6,9 @@ import os
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import make_cluster
+from tests.helpers.cli import run_cli
 
 RINGS = ("account", "container", "object", "object-1")
 
@@ -22,36 +20,31 @@ def hash_suffix(monkeypatch):
     monkeypatch.setattr(u, "HASH_PATH_SUFFIX", b"ringmgr-tests")
 
 
-@pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    return make_cluster(tmp_path, extra_config='[proxies.p01]\nhost = "127.0.9.100"\n')
-
-
-def run(cluster, *args, **kw):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args], **kw)
-
-
 # -- exit codes a script can chain -------------------------------------------------------
+
+@pytest.fixture
+def cluster_options():
+    return {"extra_config": '[proxies.p01]\nhost = "127.0.9.100"\n'}
+
 
 def test_write_rings_with_every_ring_current_exits_0_so_push_runs_after_it(cluster):
     before = cluster.checksums()
-    r = run(cluster, "write-rings", "--yes")
+    r = run_cli(cluster, "write-rings", "--yes")
     assert r.exit_code == 0, r.output
     assert "every ring.gz is up to date: nothing to write" in r.stdout
     assert "error" not in r.stderr and "warning" not in r.stderr
-    doc = json.loads(run(cluster, "--json", "write-rings", "--yes").stdout)
+    doc = json.loads(run_cli(cluster, "--json", "write-rings", "--yes").stdout)
     assert (doc["exit_code"], doc["reason"], doc["written"]) == (0, "nothing_to_do", False)
     assert cluster.checksums() == before
 
 
 def test_rebalance_with_nothing_to_reassign_keeps_swift_ring_builders_1(cluster):
-    doc = json.loads(run(cluster, "--json", "rebalance", "--yes").stdout)
+    doc = json.loads(run_cli(cluster, "--json", "rebalance", "--yes").stdout)
     assert (doc["exit_code"], doc["reason"]) == (1, "nothing_to_do")
 
 
 def test_a_written_step_with_more_to_come_says_when(cluster):
-    r = run(cluster, "--json", "drain-node", "s03", "--max-move", "20", "--yes", "--seed", "3")
+    r = run_cli(cluster, "--json", "drain-node", "s03", "--max-move", "20", "--yes", "--seed", "3")
     doc = json.loads(r.stdout)
     assert (r.exit_code, doc["reason"], doc["written"]) == (1, "replication_pending", True)
     cfg = f"--config {cluster.config}"
@@ -70,15 +63,15 @@ REPORTS = [("remove-node", "s03", "--dry-run", "--seed", "3"), ("status",), ("hi
 
 @pytest.mark.parametrize("args", REPORTS, ids=" ".join)
 def test_json_stderr_carries_no_report_text(args, cluster):
-    assert run(cluster, "set-weight", "s02", "90", "--yes", "--seed", "1").exit_code in (0, 1)
+    assert run_cli(cluster, "set-weight", "s02", "90", "--yes", "--seed", "1").exit_code in (0, 1)
     b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
     b.set_dev_weight(0, 42.0)  # object.ring.gz is now stale: write-rings has work
     b.save(str(cluster.builder_dir / "object.builder"))
-    text = run(cluster, *args)
+    text = run_cli(cluster, *args)
     report = [line.strip() for line in (text.stdout + text.stderr).splitlines()
               if line.strip() and not line.startswith(("simulat", "note: ", "warning: "))]
     assert report, text.output
-    r = run(cluster, "--json", *args)
+    r = run_cli(cluster, "--json", *args)
     json.loads(r.stdout)  # stdout is one JSON document
     leaked = [line for line in report if line in r.stderr]
     assert not leaked, leaked
@@ -87,7 +80,7 @@ def test_json_stderr_carries_no_report_text(args, cluster):
 
 
 def test_dry_run_remarks_go_to_the_envelope_not_stderr(cluster):
-    r = run(cluster, "--json", "remove-node", "s03", "--dry-run", "--seed", "3")
+    r = run_cli(cluster, "--json", "remove-node", "s03", "--dry-run", "--seed", "3")
     assert "dry run: nothing was written" not in r.stderr
     doc = json.loads(r.stdout)
     assert doc["next"] == [{"command": f"ringmgr --config {cluster.config} --json remove-node "
@@ -97,8 +90,8 @@ def test_dry_run_remarks_go_to_the_envelope_not_stderr(cluster):
 # -- --brief ---------------------------------------------------------------------------
 
 def test_brief_prints_one_line_per_ring(cluster):
-    full = run(cluster, "remove-node", "s03", "--dry-run", "--seed", "3")
-    r = run(cluster, "remove-node", "s03", "--dry-run", "--seed", "3", "--brief")
+    full = run_cli(cluster, "remove-node", "s03", "--dry-run", "--seed", "3")
+    r = run_cli(cluster, "remove-node", "s03", "--dry-run", "--seed", "3", "--brief")
     assert r.exit_code == 0, r.output
     lines = r.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == list(RINGS)
@@ -111,11 +104,11 @@ def test_brief_prints_one_line_per_ring(cluster):
 
 def test_history_show_one_change_in_full(cluster):
     before = cluster.checksums()
-    r = run(cluster, "history", "show", "1")
+    r = run_cli(cluster, "history", "show", "1")
     assert r.exit_code == 2 and "no change #1 in the history (known: none yet)" in r.output
     assert cluster.checksums() == before
-    assert run(cluster, "remove-device", "s01", "sdc", "--yes", "--seed", "4").exit_code in (0, 1)
-    r = run(cluster, "history", "show", "1")
+    assert run_cli(cluster, "remove-device", "s01", "sdc", "--yes", "--seed", "4").exit_code in (0, 1)
+    r = run_cli(cluster, "history", "show", "1")
     assert r.exit_code == 0, r.output
     out = r.stdout
     assert out.startswith("change #1: remove s01/sdc from every ring")
@@ -125,9 +118,9 @@ def test_history_show_one_change_in_full(cluster):
         assert f"removed from {ring}: id 1 127.0.9.1:" in out
     assert "builder md5" in out and "backups " in out and "pushed:   not recorded" in out
     # `ringmgr history` works as before, --limit included
-    r = run(cluster, "history", "--limit", "1")
+    r = run_cli(cluster, "history", "--limit", "1")
     assert r.exit_code == 0 and r.stdout.startswith("#1 ")
-    r = run(cluster, "history", "show", "7")
+    r = run_cli(cluster, "history", "show", "7")
     assert r.exit_code == 2 and "known: 1..1" in r.output
 
 
@@ -183,7 +176,7 @@ def complete(cluster, *words):
     env = {"_RINGMGR_COMPLETE": "bash_complete",
            "COMP_WORDS": " ".join(["ringmgr", "--config", str(cluster.config), *words]),
            "COMP_CWORD": str(len(words) + 2)}
-    r = CliRunner().invoke(cli, [], env=env, prog_name="ringmgr")
+    r = run_cli(None, env=env, prog_name="ringmgr")
     assert r.exit_code == 0, r.output
     return [line.split(",", 1)[1] for line in r.stdout.splitlines() if "," in line]
 

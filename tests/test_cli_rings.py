@@ -6,19 +6,14 @@ import subprocess
 import time
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import Ring, RingBuilder, RingData
 
 from ringmgr.cli.main import cli
 from tests.helpers.refusal import one_line_error
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import lock_held, make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
-
-
-def run(cluster, *args, input=None):
-    r = CliRunner().invoke(cli, ["--config", str(cluster.config), *args], input=input)
-    return r
 
 
 def devs(cluster, ring):
@@ -34,19 +29,13 @@ def hash_suffix(monkeypatch):
     monkeypatch.setattr(u, "HASH_PATH_SUFFIX", b"ringmgr-tests")
 
 
-@pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    return make_cluster(tmp_path)
-
-
 def test_status_lists_every_ring_grouped_by_node(cluster):
-    r = run(cluster, "status")
+    r = run_cli(cluster, "status")
     assert r.exit_code == 0, r.output
     for ring in RINGS:
         assert f"{ring}: 64 partitions" in r.output
     assert "s01" in r.output and "ring.gz up to date" in r.output
-    r = run(cluster, "status", "--json")
+    r = run_cli(cluster, "status", "--json")
     data = json.loads(r.stdout)
     assert set(data["rings"]) == set(RINGS)
     assert data["rings"]["object"]["devices"] == 12
@@ -56,7 +45,7 @@ def test_status_lists_every_ring_grouped_by_node(cluster):
 
 def test_remove_node_dry_run_writes_nothing(cluster):
     before = cluster.checksums()
-    r = run(cluster, "--json", "remove-node", "s03", "--dry-run", "--seed", "5")
+    r = run_cli(cluster, "--json", "remove-node", "s03", "--dry-run", "--seed", "5")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["written"] is False
@@ -69,7 +58,7 @@ def test_remove_node_dry_run_writes_nothing(cluster):
 
 
 def test_remove_node_writes_every_ring_and_history(cluster):
-    r = run(cluster, "remove-node", "s03", "--yes", "--seed", "5")
+    r = run_cli(cluster, "remove-node", "s03", "--yes", "--seed", "5")
     assert r.exit_code in (0, 1), r.output
     for ring in RINGS:
         ds, b = devs(cluster, ring)
@@ -79,7 +68,7 @@ def test_remove_node_writes_every_ring_and_history(cluster):
         assert RingData.load(str(cluster.builder_dir / f"{ring}.ring.gz")).version == b.version
     backups = list((cluster.builder_dir / "backups").iterdir())
     assert len(backups) == 2 * len(RINGS)
-    r = run(cluster, "--json", "history")
+    r = run_cli(cluster, "--json", "history")
     hist = json.loads(r.stdout)["history"]
     assert len(hist) == 1
     e = hist[0]
@@ -94,8 +83,8 @@ def test_remove_node_writes_every_ring_and_history(cluster):
 
 
 def test_same_seed_gives_what_the_dry_run_predicted(cluster):
-    dry = json.loads(run(cluster, "--json", "remove-node", "s02", "--dry-run", "--seed", "9").stdout)
-    real = json.loads(run(cluster, "--json", "remove-node", "s02", "--yes", "--seed", "9").stdout)
+    dry = json.loads(run_cli(cluster, "--json", "remove-node", "s02", "--dry-run", "--seed", "9").stdout)
+    real = json.loads(run_cli(cluster, "--json", "remove-node", "s02", "--yes", "--seed", "9").stdout)
     assert real["written"] is True
     for ring in RINGS:
         assert dry["rings"][ring]["parts_moved"] == real["rings"][ring]["parts_moved"]
@@ -103,12 +92,12 @@ def test_same_seed_gives_what_the_dry_run_predicted(cluster):
 
 
 def test_remove_device_and_set_weight(cluster):
-    r = run(cluster, "remove-device", "s01", "sdc", "--yes")
+    r = run_cli(cluster, "remove-device", "s01", "sdc", "--yes")
     assert r.exit_code in (0, 1), r.output
     for ring in RINGS:
         ds, _ = devs(cluster, ring)
         assert [d["device"] for d in ds if d["ip"] == "127.0.9.1"] == ["sdb"]
-    r = run(cluster, "set-weight", "s02/sdb", "50", "--yes")
+    r = run_cli(cluster, "set-weight", "s02/sdb", "50", "--yes")
     assert r.exit_code in (0, 1), r.output
     for ring in RINGS:
         ds, _ = devs(cluster, ring)
@@ -117,7 +106,7 @@ def test_remove_device_and_set_weight(cluster):
 
 
 def test_add_node_uses_config_devices_and_ports(cluster):
-    r = run(cluster, "--json", "add-node", "s07", "--yes")
+    r = run_cli(cluster, "--json", "add-node", "s07", "--yes")
     assert r.exit_code in (0, 1), r.output
     assert json.loads(r.stdout)["written"] is True
     for ring, port in (("account", 6202), ("container", 6201), ("object", 6200), ("object-1", 6200)):
@@ -127,7 +116,7 @@ def test_add_node_uses_config_devices_and_ports(cluster):
         assert {d["port"] for d in new} == {port}
         assert all(d["parts"] > 0 for d in new)
     before = cluster.checksums()
-    r = run(cluster, "add-node", "s07", "--yes")
+    r = run_cli(cluster, "add-node", "s07", "--yes")
     assert r.exit_code == 2
     one_line_error(r.output, "already in the ring")
     assert cluster.checksums() == before
@@ -139,7 +128,7 @@ def test_add_node_with_zero_weight_in_config_refused(tmp_path):
         'ip = "127.0.9.7"\nzone = 1\ndevices = { sdb = 100.0, sdc = 100.0 }',
         'ip = "127.0.9.7"\nzone = 1\ndevices = { sdb = 0.0, sdc = 100.0 }'))
     before = c.checksums()
-    r = run(c, "add-node", "s07", "--yes")
+    r = run_cli(c, "add-node", "s07", "--yes")
     assert r.exit_code == 2
     assert r.output.strip().splitlines()[-1].startswith(
         "ringmgr: error: nodes.s07.devices.sdb = 0.0: add-node needs a positive weight")
@@ -148,7 +137,7 @@ def test_add_node_with_zero_weight_in_config_refused(tmp_path):
 
 def test_no_terminal_and_no_yes_refuses(cluster):
     before = cluster.checksums()
-    r = run(cluster, "remove-node", "s03")
+    r = run_cli(cluster, "remove-node", "s03")
     assert r.exit_code == 2
     assert "--yes" in r.output
     assert cluster.checksums() == before
@@ -157,14 +146,14 @@ def test_no_terminal_and_no_yes_refuses(cluster):
 def test_answering_no_changes_nothing(cluster, monkeypatch):
     before = cluster.checksums()
     monkeypatch.setattr("ringmgr.cli.app.interactive", lambda: True)
-    r = run(cluster, "remove-node", "s03", input="n\n")
+    r = run_cli(cluster, "remove-node", "s03", input="n\n")
     assert r.exit_code == 2 and "not confirmed" in r.output
     assert cluster.checksums() == before
 
 
 def test_rebalance_with_nothing_to_do_is_exit_1_unwritten(cluster):
     before = cluster.checksums()
-    r = run(cluster, "--json", "rebalance", "--yes")
+    r = run_cli(cluster, "--json", "rebalance", "--yes")
     assert r.exit_code == 1, r.output
     assert json.loads(r.stdout)["written"] is False
     assert cluster.checksums() == before
@@ -173,7 +162,7 @@ def test_rebalance_with_nothing_to_do_is_exit_1_unwritten(cluster):
 def test_min_part_hours_gate_blocks_weight_change_and_writes_nothing(tmp_path):
     c = make_cluster(tmp_path, min_part_hours=24, gate_open=False)
     before = c.checksums()
-    r = run(c, "--json", "set-weight", "s01", "50", "--yes")
+    r = run_cli(c, "--json", "set-weight", "s01", "50", "--yes")
     assert r.exit_code == 1, r.output
     data = json.loads(r.stdout)
     assert data["written"] is False
@@ -191,7 +180,7 @@ def test_min_part_hours_gate_blocks_weight_change_and_writes_nothing(tmp_path):
 
 def test_min_part_hours_gate_never_blocks_removal(tmp_path):
     c = make_cluster(tmp_path, min_part_hours=24, gate_open=False)
-    r = run(c, "--json", "remove-node", "s04", "--yes")
+    r = run_cli(c, "--json", "remove-node", "s04", "--yes")
     assert r.exit_code == 1, r.output  # written, with a note about the rest
     data = json.loads(r.stdout)
     assert data["written"] is True
@@ -205,7 +194,7 @@ def test_partition_power_increase_refused(cluster):
     b.prepare_increase_partition_power()
     b.save(str(cluster.builder_dir / "object.builder"))
     before = cluster.checksums()
-    r = run(cluster, "remove-node", "s03", "--yes")
+    r = run_cli(cluster, "remove-node", "s03", "--yes")
     assert r.exit_code == 2
     assert "partition-power increase is in progress" in r.output
     assert cluster.checksums() == before
@@ -235,7 +224,7 @@ def test_partition_power_increase_refused(cluster):
 ])
 def test_bad_input_exit_2_one_line_nothing_changed(cluster, args, expect):
     before = cluster.checksums()
-    r = run(cluster, *args, "--yes") if args[0] not in ("no-such-command",) else run(cluster, *args)
+    r = run_cli(cluster, *args, "--yes") if args[0] not in ("no-such-command",) else run_cli(cluster, *args)
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert lines[-1].startswith("ringmgr: error: ") and expect in lines[-1], r.output
@@ -257,7 +246,7 @@ def test_damaged_files_refused(cluster, damage):
         data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
         path.write_bytes(bytes(data))
     before = cluster.checksums()
-    r = run(cluster, "remove-node", "s03", "--yes")
+    r = run_cli(cluster, "remove-node", "s03", "--yes")
     assert r.exit_code == 2, r.output
     last = r.output.strip().splitlines()[-1]
     assert last.startswith("ringmgr: error: ") and "object." in last
@@ -267,7 +256,7 @@ def test_damaged_files_refused(cluster, damage):
 def test_bad_config_exit_2_nothing_changed(cluster):
     cluster.config.write_text(cluster.config.read_text() + "\n[nodes.s01x]\nip = \"1.1.1.1\"\nzon = 2\n")
     before = cluster.checksums()
-    r = run(cluster, "remove-node", "s03", "--yes")
+    r = run_cli(cluster, "remove-node", "s03", "--yes")
     assert r.exit_code == 2
     assert "nodes.s01x.zon: unknown key" in r.output
     assert cluster.checksums() == before
@@ -281,7 +270,7 @@ def test_builder_dir_not_writable(cluster):
     subprocess.run(["mount", "--bind", str(cluster.builder_dir), str(cluster.builder_dir)], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(cluster.builder_dir)], check=True)
-        r = run(cluster, "remove-node", "s03", "--yes")
+        r = run_cli(cluster, "remove-node", "s03", "--yes")
         assert r.exit_code == 2, r.output
         assert "not writable" in r.output
     finally:
@@ -293,7 +282,7 @@ def test_lock_held_by_another_process_names_it(cluster):
     with lock_held(cluster.builder_dir) as holder:
         before = cluster.checksums()
         t = time.monotonic()
-        r = run(cluster, "remove-node", "s03", "--yes")
+        r = run_cli(cluster, "remove-node", "s03", "--yes")
         assert r.exit_code == 2, r.output
         assert time.monotonic() - t >= 1.4  # waited lock_timeout
         assert f"pid {holder.pid}" in r.output and "locked by" in r.output
@@ -325,11 +314,11 @@ def test_rollback_restores_previous_set_with_higher_version(tmp_path):
     cluster = make_cluster(tmp_path, min_part_hours=0)
     original = {ring: RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
                 for ring in RINGS}
-    assert run(cluster, "remove-node", "s03", "--yes").exit_code in (0, 1)
-    assert run(cluster, "set-weight", "s01", "50", "--yes").exit_code in (0, 1)
+    assert run_cli(cluster, "remove-node", "s03", "--yes").exit_code in (0, 1)
+    assert run_cli(cluster, "set-weight", "s01", "50", "--yes").exit_code in (0, 1)
     mid = {ring: RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder")) for ring in RINGS}
     # undo the latest (set-weight): back to the state right after change 1
-    r = run(cluster, "rollback", "--yes")
+    r = run_cli(cluster, "rollback", "--yes")
     assert r.exit_code == 0, r.output
     for ring in RINGS:
         b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
@@ -341,12 +330,12 @@ def test_rollback_restores_previous_set_with_higher_version(tmp_path):
         assert definitions(b) == {k: v for k, v in definitions(original[ring]).items()
                                   if v[0] != "127.0.9.3"}
     # all the way back to the start: --to 0 is not a change; roll back change 1 via --to
-    r = run(cluster, "--json", "history")
+    r = run_cli(cluster, "--json", "history")
     ids = [e["id"] for e in json.loads(r.stdout)["history"]]
     assert ids == [1, 2, 3]
-    r = run(cluster, "rollback", "--to", "1", "--dry-run")
+    r = run_cli(cluster, "rollback", "--to", "1", "--dry-run")
     assert r.exit_code == 0 and "restore" in r.output
-    r = run(cluster, "rollback", "--yes")  # undo the rollback itself
+    r = run_cli(cluster, "rollback", "--yes")  # undo the rollback itself
     assert r.exit_code == 0
     for ring in RINGS:
         b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
@@ -360,11 +349,11 @@ def test_write_rings_repairs_stale_ring(cluster):
     b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
     b.set_dev_weight(0, 42.0)
     b.save(str(cluster.builder_dir / "object.builder"))
-    r = run(cluster, "--json", "status")
+    r = run_cli(cluster, "--json", "status")
     assert json.loads(r.stdout)["rings"]["object"]["ring_gz"] == "stale"
     assert r.exit_code == 1
     before = cluster.checksums()
-    r = run(cluster, "--json", "write-rings", "--dry-run")
+    r = run_cli(cluster, "--json", "write-rings", "--dry-run")
     data = json.loads(r.stdout)
     assert r.exit_code == 0 and data["written"] is False and data["rings"] == ["object"]
     assert data["states"]["object"]["state"] == "stale"
@@ -372,9 +361,9 @@ def test_write_rings_repairs_stale_ring(cluster):
     assert data["next"] == [{"command": f"ringmgr --config {cluster.config} --json write-rings",
                              "not_before": None}]
     assert cluster.checksums() == before
-    r = run(cluster, "write-rings", "--yes")
+    r = run_cli(cluster, "write-rings", "--yes")
     assert r.exit_code == 0, r.output
-    r = run(cluster, "--json", "status")
+    r = run_cli(cluster, "--json", "status")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["rings"]["object"]["ring_gz"] == "up to date"
 
@@ -389,12 +378,12 @@ def test_resume_lists_host_operations_in_progress(cluster, monkeypatch, tmp_path
     with Journal.open("replace-disk.s01.sdb", state) as j:
         j.mark("precheck", "done")
         j.mark("unmount", "failed", "device busy")
-    r = run(cluster, "--json", "resume")
+    r = run_cli(cluster, "--json", "resume")
     assert r.exit_code == 0, r.output
     ops = json.loads(r.stdout)["operations"]
     assert ops["replace-disk.s01.sdb"]["next"] == "unmount"
     assert ops["replace-disk.s01.sdb"]["command"] == "ringmgr replace-disk s01 sdb --resume"
-    r = run(cluster, "resume", "replace-disk.s02.sdc")
+    r = run_cli(cluster, "resume", "replace-disk.s02.sdc")
     assert r.exit_code == 2 and "no operation" in r.output
 
 
@@ -408,8 +397,8 @@ def test_builder_dir_that_is_a_file_or_missing_is_bad_input(cluster, args, kind)
     cluster.config.write_text(cluster.config.read_text().replace(
         f'builder_dir = "{cluster.builder_dir}"', f'builder_dir = "{target}"'))
     before = cluster.checksums()
-    r = run(cluster, *args, "--yes") if args[0] in ("rollback", "write-rings", "remove-node") \
-        else run(cluster, *args)
+    r = run_cli(cluster, *args, "--yes") if args[0] in ("rollback", "write-rings", "remove-node") \
+        else run_cli(cluster, *args)
     assert r.exit_code == 2, r.output
     assert r.output.strip().splitlines()[-1] == (
         f"ringmgr: error: builder_dir {target} does not exist or is not a directory"), r.output
@@ -420,11 +409,11 @@ def test_builder_dir_that_is_a_file_or_missing_is_bad_input(cluster, args, kind)
 
 @pytest.mark.parametrize("limit", ["0", "-1"])
 def test_history_limit_must_be_positive(cluster, limit):
-    assert run(cluster, "set-weight", "s01", "50", "--yes", "--seed", "1").exit_code in (0, 1)
-    r = run(cluster, "history", f"--limit={limit}")
+    assert run_cli(cluster, "set-weight", "s01", "50", "--yes", "--seed", "1").exit_code in (0, 1)
+    r = run_cli(cluster, "history", f"--limit={limit}")
     assert r.exit_code == 2
     assert r.output.strip().startswith("ringmgr: error: Invalid value for '--limit'")
-    one = json.loads(run(cluster, "--json", "history", "--limit", "1").stdout)
+    one = json.loads(run_cli(cluster, "--json", "history", "--limit", "1").stdout)
     assert [e["id"] for e in one["history"]] == [1]
 
 
@@ -443,7 +432,7 @@ def test_push_sends_only_swift_ring_names(cluster):
 def test_push_refused_while_a_change_is_pending_says_so_plainly(cluster):
     (cluster.builder_dir / ".ringmgr" / "txn").mkdir(parents=True)
     before = cluster.checksums()
-    r = run(cluster, "push", "--dry-run")
+    r = run_cli(cluster, "push", "--dry-run")
     assert r.exit_code == 2
     assert r.output.strip() == (
         f"ringmgr: error: an interrupted ring change is pending in {cluster.builder_dir}: the "
@@ -453,26 +442,26 @@ def test_push_refused_while_a_change_is_pending_says_so_plainly(cluster):
 
 
 def test_set_weight_shows_old_and_new_weight_and_guards_typos(cluster):
-    r = run(cluster, "set-weight", "s01/sdb", "80", "--dry-run")
+    r = run_cli(cluster, "set-weight", "s01/sdb", "80", "--dry-run")
     assert r.exit_code == 0, r.output
     assert "s01/sdb (id 0): 100 -> 80" in r.output
     before = cluster.checksums()
-    r = run(cluster, "set-weight", "s04", "5000", "--yes")  # meant 500? 50x the median
+    r = run_cli(cluster, "set-weight", "s04", "5000", "--yes")  # meant 500? 50x the median
     assert r.exit_code == 2
     assert r.output.strip().splitlines()[-1].startswith("ringmgr: error: refused")
     assert "median device weight" in r.output and "--force" in r.output
     assert cluster.checksums() == before
-    r = run(cluster, "--json", "set-weight", "s04", "5000", "--yes", "--force")
+    r = run_cli(cluster, "--json", "set-weight", "s04", "5000", "--yes", "--force")
     assert r.exit_code in (0, 1), r.output
     assert json.loads(r.stdout)["written"] is True
-    r = run(cluster, "set-weight", "s04", "0", "--yes")  # draining is never a typo
+    r = run_cli(cluster, "set-weight", "s04", "0", "--yes")  # draining is never a typo
     assert r.exit_code in (0, 1), r.output
 
 
 def test_rollback_preview_is_the_report_of_a_ring_change(cluster):
-    assert run(cluster, "remove-node", "s03", "--yes", "--seed", "2").exit_code in (0, 1)
+    assert run_cli(cluster, "remove-node", "s03", "--yes", "--seed", "2").exit_code in (0, 1)
     before = cluster.checksums()
-    r = run(cluster, "--json", "rollback", "--dry-run")
+    r = run_cli(cluster, "--json", "rollback", "--dry-run")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["written"] is False
@@ -481,15 +470,15 @@ def test_rollback_preview_is_the_report_of_a_ring_change(cluster):
         assert rep["parts_moved"] > 0 and rep["restore_from"].startswith("backups/")
         added = [d for d in rep["devices"] if d["status"] == "added"]
         assert {d["ip"] for d in added} == {"127.0.9.3"}
-    r = run(cluster, "rollback", "--dry-run")
+    r = run_cli(cluster, "rollback", "--dry-run")
     assert "devices back: 127.0.9.3/sdb, 127.0.9.3/sdc" in r.output
     assert "replica moves" in r.output
     assert cluster.checksums() == before
 
 
 def test_status_says_when_and_by_which_change_a_node_was_removed(cluster):
-    assert run(cluster, "remove-node", "s03", "--yes").exit_code in (0, 1)
-    data = json.loads(run(cluster, "--json", "status").stdout)
+    assert run_cli(cluster, "remove-node", "s03", "--yes").exit_code in (0, 1)
+    data = json.loads(run_cli(cluster, "--json", "status").stdout)
     w = [x for x in data["warnings"] if "s03" in x]
     assert len(w) == 1 and "removed on " in w[0] and "by change #1" in w[0]
     assert "not yet added" not in w[0] and "rejoin-node s03" in w[0]

@@ -7,27 +7,12 @@ import shutil
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
 
 SRB = shutil.which("swift-ring-builder")
-
-
-def run(cluster, *args):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
-
-
-def bare(*args):
-    return CliRunner().invoke(cli, list(args))
-
-
-@pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    return make_cluster(tmp_path)
 
 
 def backup(cluster, change_id, name):
@@ -64,10 +49,10 @@ def brute(a, b):
 
 
 def test_diff_of_a_change_counts_what_a_walk_counts(cluster):
-    assert run(cluster, "remove-device", "s05", "sdc", "--yes", "--seed", "3").exit_code in (0, 1)
-    assert run(cluster, "set-weight", "s03", "50", "--yes", "--seed", "2").exit_code in (0, 1)
+    assert run_cli(cluster, "remove-device", "s05", "sdc", "--yes", "--seed", "3").exit_code in (0, 1)
+    assert run_cli(cluster, "set-weight", "s03", "50", "--yes", "--seed", "2").exit_code in (0, 1)
     old, new = backup(cluster, 1, "object.builder"), cluster.builder_dir / "object.builder"
-    r = run(cluster, "--json", "diff", str(old), str(new))
+    r = run_cli(cluster, "--json", "diff", str(old), str(new))
     assert r.exit_code == 1, r.output
     doc = json.loads(r.stdout)
     assert doc["same"] is False and doc["a_kind"] == "backup of a builder"
@@ -83,16 +68,16 @@ def test_diff_of_a_change_counts_what_a_walk_counts(cluster):
     assert [(x["node"], x["device"]) for x in ring["devices"]["removed"]] == [("s05", "sdc")]
     assert ring["settings"]["version"] == [a.version, b.version]
     assert ring["balance_before"] == pytest.approx(a.get_balance(), abs=1e-4)
-    text = run(cluster, "diff", str(old), str(new)).output
+    text = run_cli(cluster, "diff", str(old), str(new)).output
     assert "- id 9 s05/sdc 127.0.9.5:6200" in text and "~ id 4 s03/sdb: weight 100 -> 50" in text
     assert f"replica assignments moved: {moved} of 192" in text
     # change ids: the rings right after change 1 are the backups change 2 took
     mid = str(backup(cluster, 2, "object.builder"))
-    by_file = json.loads(run(cluster, "--json", "diff", mid, str(new)).stdout)["rings"]
-    by_id = json.loads(run(cluster, "--json", "diff", "1", "2").stdout)["rings"]
+    by_file = json.loads(run_cli(cluster, "--json", "diff", mid, str(new)).stdout)["rings"]
+    by_id = json.loads(run_cli(cluster, "--json", "diff", "1", "2").stdout)["rings"]
     assert set(by_id) == {"account", "container", "object", "object-1"}
     assert by_id["object"]["moves"] == by_file["object"]["moves"] == json.loads(
-        run(cluster, "--json", "diff", "#1", "object").stdout)["rings"]["object"]["moves"]
+        run_cli(cluster, "--json", "diff", "#1", "object").stdout)["rings"]["object"]["moves"]
     assert by_id["object"]["moves"]["moved"] < moved
 
 
@@ -100,9 +85,9 @@ def test_same_is_exit_0(cluster, tmp_path):
     path = cluster.builder_dir / "object.builder"
     copy = tmp_path / "copy-object.builder"
     shutil.copy(path, copy)
-    r = run(cluster, "--json", "diff", str(path), str(copy))
+    r = run_cli(cluster, "--json", "diff", str(path), str(copy))
     assert r.exit_code == 0 and json.loads(r.stdout)["same"] is True
-    r = run(cluster, "diff", str(path), str(cluster.builder_dir / "object.ring.gz"))
+    r = run_cli(cluster, "diff", str(path), str(cluster.builder_dir / "object.ring.gz"))
     assert r.exit_code == 0 and "object: same" in r.output
 
 
@@ -113,7 +98,7 @@ def test_a_ring_file_the_builder_has_left_behind(cluster):
     p = subprocess.run([SRB, str(path), "set_info", "--ip", "127.0.9.2", "--change-ip",
                         "127.0.9.92", "--yes"], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
-    r = run(cluster, "--json", "diff", str(cluster.builder_dir / "object.ring.gz"), str(path))
+    r = run_cli(cluster, "--json", "diff", str(cluster.builder_dir / "object.ring.gz"), str(path))
     assert r.exit_code == 1
     ring = json.loads(r.stdout)["rings"]["object"]
     assert {x["id"]: x["fields"] for x in ring["devices"]["changed"]} == {
@@ -124,9 +109,9 @@ def test_a_ring_file_the_builder_has_left_behind(cluster):
 
 def test_a_saved_plan_against_the_builders_it_changes(cluster, tmp_path):
     plan = tmp_path / "p.plan"
-    assert run(cluster, "remove-node", "s06", "--plan-out", str(plan), "--seed", "4").exit_code == 0
+    assert run_cli(cluster, "remove-node", "s06", "--plan-out", str(plan), "--seed", "4").exit_code == 0
     saved = json.loads(plan.read_text())["body"]["reports"]["object"]
-    r = run(cluster, "--json", "diff", "object", str(plan))
+    r = run_cli(cluster, "--json", "diff", "object", str(plan))
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     assert doc["b_kind"].startswith("saved plan: remove s06")
@@ -138,7 +123,7 @@ def test_a_different_part_power_is_not_compared_partition_by_partition(cluster, 
     b.prepare_increase_partition_power()
     b.increase_partition_power()
     b.save(str(tmp_path / "object.builder"))
-    r = run(cluster, "--json", "diff", str(cluster.builder_dir / "object.builder"),
+    r = run_cli(cluster, "--json", "diff", str(cluster.builder_dir / "object.builder"),
             str(tmp_path / "object.builder"))
     assert r.exit_code == 1
     ring = json.loads(r.stdout)["rings"]["object"]
@@ -150,9 +135,9 @@ def test_diff_of_two_files_needs_no_config(cluster, tmp_path, monkeypatch):
     monkeypatch.delenv("RINGMGR_CONFIG", raising=False)
     (tmp_path / "ringmgr.toml").rename(tmp_path / "elsewhere.toml")
     path = str(cluster.builder_dir / "object.builder")
-    r = bare("diff", path, path)
+    r = run_cli(None, "diff", path, path)
     assert r.exit_code == 0, r.output
-    assert "127.0.9.1" in bare("diff", str(backup_after(cluster, tmp_path)), path).output
+    assert "127.0.9.1" in run_cli(None, "diff", str(backup_after(cluster, tmp_path)), path).output
 
 
 def backup_after(cluster, tmp_path):
@@ -178,7 +163,7 @@ def test_unrelated_or_unreadable_inputs_exit_2_say_what_they_are(cluster, tmp_pa
                                                                   expect):
     a = make_a(cluster, tmp_path)
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "diff", str(a), str(cluster.builder_dir / "object.builder"))
+    r = run_cli(cluster, "diff", str(a), str(cluster.builder_dir / "object.builder"))
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("ringmgr: error: ") and expect in lines[0]
@@ -196,21 +181,21 @@ def _write(path, data):
 # -- dump ----------------------------------------------------------------------------
 
 def test_dump_is_deterministic_and_shows_what_changed(cluster, tmp_path):
-    first = run(cluster, "dump", "object").stdout
-    assert first == run(cluster, "dump", "object").stdout
+    first = run_cli(cluster, "dump", "object").stdout
+    assert first == run_cli(cluster, "dump", "object").stdout
     b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
     b.pretend_min_part_hours_passed()  # the gate clock is not part of the dump
     (tmp_path / "aged").mkdir()
     b.save(str(tmp_path / "aged" / "object.builder"))
-    assert run(cluster, "dump", str(tmp_path / "aged" / "object.builder")).stdout == first
+    assert run_cli(cluster, "dump", str(tmp_path / "aged" / "object.builder")).stdout == first
     # the digest is of the partitions each device holds
     parts0 = sorted({p for row in b._replica2part2dev for p, d in enumerate(row) if d == 0})
     import numpy as np
 
     digest = hashlib.sha256(np.array(parts0, dtype="<u4").tobytes()).hexdigest()[:16]
     assert f"parts 0 127.0.9.1/sdb {len(parts0)} {digest}\n" in first
-    assert run(cluster, "set-weight", "s03/sdb", "40", "--yes", "--seed", "1").exit_code in (0, 1)
-    second = run(cluster, "dump", "object").stdout
+    assert run_cli(cluster, "set-weight", "s03/sdb", "40", "--yes", "--seed", "1").exit_code in (0, 1)
+    second = run_cli(cluster, "dump", "object").stdout
     old, new = set(first.splitlines()), set(second.splitlines())
     changed = {ln.split()[0] for ln in old ^ new}
     assert changed <= {"version", "balance", "dispersion", "device", "parts"}
@@ -225,16 +210,16 @@ def test_dump_is_deterministic_and_shows_what_changed(cluster, tmp_path):
 
 def test_dump_to_a_file_never_overwrites_without_force(cluster, tmp_path):
     out = cluster.builder_dir / "object.dump"
-    assert run(cluster, "dump", "object", "-o", str(out)).exit_code == 0
+    assert run_cli(cluster, "dump", "object", "-o", str(out)).exit_code == 0
     text = out.read_text()
-    assert text == run(cluster, "dump", "object").stdout
-    r = run(cluster, "dump", "object", "-o", str(out))
+    assert text == run_cli(cluster, "dump", "object").stdout
+    r = run_cli(cluster, "dump", "object", "-o", str(out))
     assert r.exit_code == 2 and "exists" in r.output
-    assert run(cluster, "dump", "object", "-o", str(out), "--force").exit_code == 0
+    assert run_cli(cluster, "dump", "object", "-o", str(out), "--force").exit_code == 0
     for bad in (cluster.builder_dir / "object.builder", cluster.builder_dir / ".lock"):
         before = checksums(cluster.builder_dir)
-        r = run(cluster, "dump", "object", "-o", str(bad), "--force")
+        r = run_cli(cluster, "dump", "object", "-o", str(bad), "--force")
         assert r.exit_code == 2 and "ringmgr: error: -o" in r.output
         assert checksums(cluster.builder_dir) == before
-    doc = json.loads(run(cluster, "--json", "dump", "object").stdout)
+    doc = json.loads(run_cli(cluster, "--json", "dump", "object").stdout)
     assert doc["dump"] == text and doc["ring"] == "object"

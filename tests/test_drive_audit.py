@@ -15,8 +15,8 @@ from ringmgr.ops import facts
 from ringmgr.ops.drive_audit import map_errors
 from ringmgr.ops.kernel_log import read_kernel_log
 from ringmgr.exec.local import LocalExecutor
+from tests.helpers.checksums import checksums
 from tests.helpers.loopdisk import loopdisks, mounted_env, mounts_of  # noqa: F401
-from tests.helpers.ringfactory import checksums
 
 LOG = """\
 [  812.311] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ) flags 0x0

@@ -4,17 +4,13 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
+from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
-
-
-def run(cluster, *args):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
 
 
 def load(cluster, ring):
@@ -33,13 +29,13 @@ def audit_log(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    return make_cluster(tmp_path / "c", part_power=7)
+def cluster_options():
+    return {"subdir": "c", "part_power": 7}
 
 
 def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "--json", "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
+    r = run_cli(cluster, "--json", "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
     assert r.exit_code == 0, r.output
     assert checksums(cluster.builder_dir) == before
     steps = json.loads(r.stdout)["steps"]
@@ -55,7 +51,7 @@ def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
     data = json.loads(r.stdout)
     assert data["wait_between_steps_seconds"] == 3600
     assert data["total_wait_seconds"] == 3600 * (len(steps) - 1)
-    text = run(cluster, "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
+    text = run_cli(cluster, "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
     assert f"expected duration at least {len(steps) - 1} h" in text.stdout
     # the exact first step: what the report predicts is step 1's simulation
     data = json.loads(r.stdout)
@@ -65,7 +61,7 @@ def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
 
 def test_drain_performs_only_the_first_step_and_says_when_the_next_is_due(cluster):
     w0 = node_weights(cluster, "object", "s02")
-    r = run(cluster, "drain-node", "s02", "--max-move", "5", "--yes", "--seed", "8")
+    r = run_cli(cluster, "drain-node", "s02", "--max-move", "5", "--yes", "--seed", "8")
     assert r.exit_code == 1, r.output  # written, a further step is due
     assert "next step (2 of" in r.output and "is due in 1 h (at " in r.output
     w1 = node_weights(cluster, "object", "s02")
@@ -74,7 +70,7 @@ def test_drain_performs_only_the_first_step_and_says_when_the_next_is_due(cluste
     assert len(hist) == 1 and "gradual step 1" in json.loads(hist[0])["description"]
     # the same command again: the gate (min_part_hours = 1) now blocks weight changes
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "drain-node", "s02", "--max-move", "5", "--yes")
+    r = run_cli(cluster, "drain-node", "s02", "--max-move", "5", "--yes")
     assert r.exit_code == 1 and "min_part_hours" in r.output
     assert checksums(cluster.builder_dir) == before
 
@@ -82,13 +78,13 @@ def test_drain_performs_only_the_first_step_and_says_when_the_next_is_due(cluste
 def test_drain_plan_out_saves_first_step_exactly_and_later_steps_as_advice(cluster, tmp_path):
     plan = tmp_path / "drain.json"
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "drain-node", "s05", "--max-move", "6", "--plan-out", str(plan))
+    r = run_cli(cluster, "drain-node", "s05", "--max-move", "6", "--plan-out", str(plan))
     assert r.exit_code == 0, r.output
     assert checksums(cluster.builder_dir) == before
     body = json.loads(plan.read_text())["body"]
     assert len(body["schedule"]) >= 3 and body["schedule"][0]["exact"]
     assert not any(s["exact"] for s in body["schedule"][1:])
-    r = run(cluster, "apply", str(plan), "--yes")
+    r = run_cli(cluster, "apply", str(plan), "--yes")
     assert r.exit_code == 0, r.output
     for ring, res in body["results"].items():
         assert checksums(cluster.builder_dir)[f"{ring}.builder"] == res["md5"]
@@ -96,13 +92,13 @@ def test_drain_plan_out_saves_first_step_exactly_and_later_steps_as_advice(clust
 
 def test_drain_of_a_node_already_at_zero_removes_it(tmp_path):
     c = make_cluster(tmp_path / "z", part_power=6)
-    assert run(c, "set-weight", "s04", "0", "--yes", "--seed", "1").exit_code in (0, 1)
+    assert run_cli(c, "set-weight", "s04", "0", "--yes", "--seed", "1").exit_code in (0, 1)
     # pretend the gate opened (an hour later), on the files: a test-only shortcut
     for ring in RINGS:
         b = load(c, ring)
         b._last_part_moves_epoch -= 7200
         b.save(str(c.builder_dir / f"{ring}.builder"))
-    r = run(c, "--json", "drain-node", "s04", "--dry-run", "--max-move", "50")
+    r = run_cli(c, "--json", "drain-node", "s04", "--dry-run", "--max-move", "50")
     assert r.exit_code == 0, r.output
     steps = json.loads(r.stdout)["steps"]
     assert steps[-1]["action"] == "remove"
@@ -111,7 +107,7 @@ def test_drain_of_a_node_already_at_zero_removes_it(tmp_path):
 
 def test_add_node_ramp_starts_low_and_reaches_the_configured_weight(cluster):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "--json", "add-node", "s07", "--dry-run", "--max-move", "4", "--seed", "2")
+    r = run_cli(cluster, "--json", "add-node", "s07", "--dry-run", "--max-move", "4", "--seed", "2")
     assert r.exit_code == 0, r.output
     assert checksums(cluster.builder_dir) == before
     steps = json.loads(r.stdout)["steps"]
@@ -121,7 +117,7 @@ def test_add_node_ramp_starts_low_and_reaches_the_configured_weight(cluster):
         for v in s["rings"].values():
             assert v["parts_moved_pct"] <= 4 or s["over_limit"]
     # performing step 1 adds the devices at the low weight
-    r = run(cluster, "add-node", "s07", "--max-move", "4", "--yes", "--seed", "2")
+    r = run_cli(cluster, "add-node", "s07", "--max-move", "4", "--yes", "--seed", "2")
     assert r.exit_code == 1, r.output
     w = node_weights(cluster, "object", "s07")
     assert set(w) == {"sdb", "sdc"} and all(0 < x < 100 for x in w.values())
@@ -139,7 +135,7 @@ def one_line_error(r, needle):
 ])
 def test_bad_max_move_is_exit_2_and_changes_nothing(cluster, bad, needle):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "drain-node", "s01", "--max-move", bad, "--yes")
+    r = run_cli(cluster, "drain-node", "s01", "--max-move", bad, "--yes")
     assert r.exit_code == 2
     one_line_error(r, needle)
     assert checksums(cluster.builder_dir) == before
@@ -147,7 +143,7 @@ def test_bad_max_move_is_exit_2_and_changes_nothing(cluster, bad, needle):
 
 def test_unknown_node_is_exit_2(cluster):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "drain-node", "s99", "--yes")
+    r = run_cli(cluster, "drain-node", "s99", "--yes")
     assert r.exit_code == 2
     one_line_error(r, "unknown node 's99'")
     assert checksums(cluster.builder_dir) == before
@@ -158,7 +154,7 @@ def test_simulation_copies_only_pretend_the_gate_passed(tmp_path):
     gate (a closed gate stays closed in the files)."""
     c = make_cluster(tmp_path / "g", gate_open=False)
     before = checksums(c.builder_dir)
-    r = run(c, "--json", "drain-node", "s01", "--dry-run", "--max-move", "10")
+    r = run_cli(c, "--json", "drain-node", "s01", "--dry-run", "--max-move", "10")
     # step 1 is blocked by the gate: the plan says when it can start, nothing is written
     assert r.exit_code == 1, r.output
     assert "min_part_hours" in r.output
@@ -170,15 +166,9 @@ def test_dry_run_with_the_gate_closed_still_shows_the_plan(tmp_path):
     """Planning ahead: the schedule is printed (text and JSON) although step 1 must wait."""
     import json
 
-    from click.testing import CliRunner
-
-    from ringmgr.cli.main import cli
-    from tests.helpers.ringfactory import make_cluster
-
     c = make_cluster(tmp_path, min_part_hours=24, gate_open=False)
     before = c.checksums()
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "--json", "drain-node", "s03",
-                                 "--max-move", "10", "--dry-run"])
+    r = run_cli(c, "--json", "drain-node", "s03", "--max-move", "10", "--dry-run")
     assert r.exit_code == 1, r.output
     data = json.loads(r.stdout)
     assert data["written"] is False
@@ -212,7 +202,7 @@ def test_drain_steps_are_numbered_across_runs_and_a_finished_drain_is_exit_0(clu
     w0 = node_weights(cluster, "object", "s02")
     # --force: the final removal's safe-to-destroy cannot reach these made-up hosts
     args = ("drain-node", "s02", "--max-move", "20", "--yes", "--force")
-    r = run(cluster, *args, "--seed", "8")
+    r = run_cli(cluster, *args, "--seed", "8")
     assert r.exit_code == 1, r.output
     total = int(re.search(r"drain s02 in (\d+) step", r.output).group(1))
     assert total >= 3
@@ -223,7 +213,7 @@ def test_drain_steps_are_numbered_across_runs_and_a_finished_drain_is_exit_0(clu
     assert all(0 < w1[d] < w0[d] for d in w0)
     for k in range(2, 60):
         open_gate(cluster)
-        r = run(cluster, *args)
+        r = run_cli(cluster, *args)
         h = history(cluster)
         if r.exit_code == 0 and "already" in r.output:
             break
@@ -244,22 +234,22 @@ def test_drain_steps_are_numbered_across_runs_and_a_finished_drain_is_exit_0(clu
     assert removal["change"]["info"]["gradual"]["action"] == "remove"
     # the finished drain, run again: exit 0, nothing written, says when it was removed
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "--json", *args)
+    r = run_cli(cluster, "--json", *args)
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["written"] is False and data["already_removed"]["change_id"] == removal["id"]
-    text = run(cluster, *args).output
+    text = run_cli(cluster, *args).output
     assert f"already drained and removed (change #{removal['id']} on " in text
     assert checksums(cluster.builder_dir) == before
     # a node that never was in a ring is still bad input
-    r = run(cluster, "drain-node", "s07", "--yes")
+    r = run_cli(cluster, "drain-node", "s07", "--yes")
     assert r.exit_code == 2 and "has no devices in any ring" in r.output
 
 
 def test_drain_gate_messages_give_the_clock_time(tmp_path):
     c = make_cluster(tmp_path / "g", gate_open=False)
     before = checksums(c.builder_dir)
-    r = run(c, "drain-node", "s01", "--max-move", "10", "--yes")
+    r = run_cli(c, "drain-node", "s01", "--max-move", "10", "--yes")
     assert r.exit_code == 1, r.output
     last = r.output.strip().splitlines()[-1]
     assert re.search(r"can run in \d+ (h|min)", last) and CLOCK.search(last), last
@@ -269,11 +259,11 @@ def test_drain_gate_messages_give_the_clock_time(tmp_path):
 def test_add_node_ramp_continues_on_the_next_run(cluster):
     """add-node --max-move run again: the next step of the same ramp (it used to stop
     with 'already in the ring')."""
-    r = run(cluster, "add-node", "s07", "--max-move", "10", "--yes", "--seed", "2")
+    r = run_cli(cluster, "add-node", "s07", "--max-move", "10", "--yes", "--seed", "2")
     assert r.exit_code == 1, r.output
     w1 = node_weights(cluster, "object", "s07")
     open_gate(cluster)
-    r = run(cluster, "add-node", "s07", "--max-move", "10", "--yes")
+    r = run_cli(cluster, "add-node", "s07", "--max-move", "10", "--yes")
     assert r.exit_code in (0, 1), r.output
     assert "step 2 of " in r.output and "already in the ring" not in r.output
     w2 = node_weights(cluster, "object", "s07")

@@ -9,13 +9,12 @@ import shutil
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.rings.desired import describe_differences
-from tests.helpers.ringfactory import checksums
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
 
 SRB = shutil.which("swift-ring-builder")
 pytestmark = pytest.mark.skipif(SRB is None, reason="swift-ring-builder not installed")
@@ -78,10 +77,6 @@ def odd(odd_template, tmp_path, monkeypatch):
     return d
 
 
-def run(*args, input=None):
-    return CliRunner().invoke(cli, list(args), input=input)
-
-
 def rows(builder) -> list:
     return sorted(tuple(d[k] for k in FIELDS) for d in builder.devs if d is not None)
 
@@ -97,13 +92,13 @@ def config_rows(config, ring) -> list:
 
 def test_import_describes_every_field_and_create_builds_the_same(odd, tmp_path):
     before = checksums(odd)
-    r = run("--json", "import", str(odd))
+    r = run_cli(None, "--json", "import", str(odd))
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["nodes"] == 4 and doc["devices"] == 3 + 3 + 8 + 3
     assert doc["rings"] == ["account", "container", "object", "object-1"]
     assert checksums(odd) == before  # read only
-    text = run("import", str(odd)).stdout
+    text = run_cli(None, "import", str(odd)).stdout
     assert text.strip() == doc["config"].strip()
     cfg = tmp_path / "ringmgr.toml"
     cfg.write_text(text)
@@ -127,7 +122,7 @@ def test_import_describes_every_field_and_create_builds_the_same(odd, tmp_path):
     new = tmp_path / "new"
     new.mkdir()
     cfg.write_text(text.replace(f'builder_dir = "{odd}"', f'builder_dir = "{new}"'))
-    r = run("--config", str(cfg), "create", "--yes", "--seed", "1")
+    r = run_cli(None, "--config", str(cfg), "create", "--yes", "--seed", "1")
     assert r.exit_code in (0, 1), r.output
     for ring, b in builders.items():
         made = RingBuilder.load(str(new / f"{ring}.builder"))
@@ -138,7 +133,7 @@ def test_import_describes_every_field_and_create_builds_the_same(odd, tmp_path):
 
 
 def test_a_node_in_some_rings_with_other_disks_gets_ring_overrides(odd, tmp_path):
-    text = run("import", str(odd)).stdout
+    text = run_cli(None, "import", str(odd)).stdout
     node4 = text[text.index("[nodes.127-0-9-4]"):]
     assert "[nodes.127-0-9-4.rings.account.devices]\n\n[" in node4  # in no account ring
     cfg = tmp_path / "c.toml"
@@ -150,19 +145,19 @@ def test_a_node_in_some_rings_with_other_disks_gets_ring_overrides(odd, tmp_path
 
 def test_output_file_is_never_overwritten_without_force(odd, tmp_path):
     out = tmp_path / "ringmgr.toml"
-    assert run("import", str(odd), "-o", str(out)).exit_code == 0
+    assert run_cli(None, "import", str(odd), "-o", str(out)).exit_code == 0
     first = out.read_text()
     load_config(out)
     srb(odd / "object.builder", "set_weight", "127.0.9.1/sdb", "90", "--yes")
-    r = run("import", str(odd), "-o", str(out))
+    r = run_cli(None, "import", str(odd), "-o", str(out))
     assert r.exit_code == 2 and "exists" in r.output and out.read_text() == first
-    assert run("import", str(odd), "-o", str(out), "--force").exit_code == 0
+    assert run_cli(None, "import", str(odd), "-o", str(out), "--force").exit_code == 0
     assert "sdb = { weight = 90.0, " in out.read_text()
     for target in (odd / "object.builder", odd / "backups" / "x.toml",
                    odd / ".ringmgr" / "c.toml"):
         target.parent.mkdir(exist_ok=True)
         before = checksums(odd)
-        r = run("import", str(odd), "-o", str(target), "--force")
+        r = run_cli(None, "import", str(odd), "-o", str(target), "--force")
         assert r.exit_code == 2 and r.output.strip().splitlines()[-1].startswith(
             "ringmgr: error: -o"), r.output
         assert checksums(odd) == before
@@ -170,7 +165,7 @@ def test_output_file_is_never_overwritten_without_force(odd, tmp_path):
 
 def test_pending_removals_are_left_out_and_said(odd, tmp_path):
     srb(odd / "object.builder", "remove", "127.0.9.4/sdd", "--yes")
-    r = run("--json", "import", str(odd))
+    r = run_cli(None, "--json", "import", str(odd))
     assert r.exit_code == 0
     doc = json.loads(r.stdout)
     assert any("marked for removal" in w for w in doc["warnings"])
@@ -198,7 +193,7 @@ def test_bad_input_exit_2_one_line_nothing_changed(odd, tmp_path, damage, expect
     else:
         srb(odd / "account.builder", "add", "r1z1-127.0.9.1:6299/sda", "10")
     before = (checksums(odd), checksums(target) if target.exists() else None)
-    r = run("import", str(target))
+    r = run_cli(None, "import", str(target))
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("ringmgr: error: ") and expect in lines[0]

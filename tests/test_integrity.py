@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from swift.common.ring import RingBuilder
 
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.checksums import checksums
+from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
 
@@ -53,11 +54,6 @@ def everything(cluster) -> dict:
     out = checksums(cluster.builder_dir)
     out["<config>"] = checksums(cluster.config.parent).get(cluster.config.name)
     return out
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    return make_cluster(tmp_path)
 
 
 # -- 1. output files -------------------------------------------------------------------

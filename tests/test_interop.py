@@ -10,18 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import Ring, RingBuilder
 
-from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, lock_held, make_cluster, swift_ring_builder_safe
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
+from tests.helpers.ringfactory import lock_held, make_cluster, swift_ring_builder_safe
 
 SRB = shutil.which("swift-ring-builder")
 pytestmark = pytest.mark.skipif(SRB is None, reason="swift-ring-builder not installed")
-
-
-def run(cluster, *args):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
 
 
 def srb(*args, cwd=None, name="swift-ring-builder"):
@@ -51,12 +47,12 @@ def test_builders_made_by_swift_ring_builder_are_read(tmp_path):
     cfg.write_text(f'[cluster]\nbuilder_dir = "{d}"\n\n'
                    + "".join(f'[nodes.s0{i}]\nip = "127.0.9.{i}"\nzone = {z}\n\n'
                              for i, z in ((1, 1), (2, 2), (3, 3), (4, 1))))
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "status"])
+    r = run_cli(cfg, "--json", "status")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["rings"]["object"]["devices"] == 4
     assert set(data["rings"]["object"]["nodes"]) == {"s01", "s02", "s03", "s04"}
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "remove-node", "s04", "--yes"])
+    r = run_cli(cfg, "remove-node", "s04", "--yes")
     assert r.exit_code in (0, 1), r.output
     p = srb(b, "validate")
     assert p.returncode == 0, p.stdout
@@ -64,8 +60,8 @@ def test_builders_made_by_swift_ring_builder_are_read(tmp_path):
 
 def test_what_ringmgr_writes_passes_swift_ring_builder(tmp_path):
     c = make_cluster(tmp_path, min_part_hours=0)
-    assert run(c, "remove-node", "s02", "--yes").exit_code in (0, 1)
-    assert run(c, "add-node", "s07", "--yes").exit_code in (0, 1)
+    assert run_cli(c, "remove-node", "s02", "--yes").exit_code in (0, 1)
+    assert run_cli(c, "add-node", "s07", "--yes").exit_code in (0, 1)
     for ring in ("account", "container", "object", "object-1"):
         builder = str(c.builder_dir / f"{ring}.builder")
         p = srb(builder, "validate")
@@ -90,7 +86,7 @@ def test_what_ringmgr_writes_passes_swift_ring_builder(tmp_path):
 
 def test_ring_files_byte_identical_to_swift_ring_builders(tmp_path):
     c = make_cluster(tmp_path, min_part_hours=0)
-    assert run(c, "remove-node", "s05", "--yes").exit_code in (0, 1)
+    assert run_cli(c, "remove-node", "s05", "--yes").exit_code in (0, 1)
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     for ring in ("account", "object", "object-1"):
@@ -104,7 +100,7 @@ def test_ring_files_byte_identical_to_swift_ring_builders(tmp_path):
 def test_builder_bytes_match_ringbuilder_save(tmp_path):
     """ringmgr pickles builders exactly as RingBuilder.save does (only atomically)."""
     c = make_cluster(tmp_path, min_part_hours=0)
-    assert run(c, "remove-node", "s05", "--yes").exit_code in (0, 1)
+    assert run_cli(c, "remove-node", "s05", "--yes").exit_code in (0, 1)
     b = RingBuilder.load(str(c.builder_dir / "object.builder"))
     b.save(str(tmp_path / "resaved.builder"))
     assert (tmp_path / "resaved.builder").read_bytes() == \

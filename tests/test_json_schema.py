@@ -6,11 +6,11 @@ every --json report any other test produces against the same schemas."""
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from ringmgr.cli.main import cli
 from ringmgr.errors import REASONS
 from tests.helpers import json_schema as js
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import lock_held, make_cluster
 
 COMMANDS = js.leaf_commands(cli)
@@ -21,16 +21,6 @@ def hash_suffix(monkeypatch):
     import swift.common.utils as u
 
     monkeypatch.setattr(u, "HASH_PATH_SUFFIX", b"ringmgr-tests")
-
-
-@pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    return make_cluster(tmp_path)
-
-
-def run(cluster, *args):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
 
 
 def check(path: tuple, r, exit_code=None, reason=None) -> dict:
@@ -93,7 +83,7 @@ def test_the_schema_rejects_what_it_should():
 def test_a_usage_error_still_prints_the_envelope(path, cluster):
     """An unknown option: click fails before the command runs, often before it has seen
     --json; stdout still carries the envelope."""
-    r = run(cluster, *path, "--json", "--no-such-option")
+    r = run_cli(cluster, *path, "--json", "--no-such-option")
     doc = check(path, r, 2, "usage")
     # set-weight takes unknown options as arguments (a weight may look like an option)
     assert "--no-such-option" in doc["errors"][0] or "argument" in doc["errors"][0]
@@ -106,13 +96,13 @@ def test_a_usage_error_still_prints_the_envelope(path, cluster):
                                                if a.param_type_name == "argument")),
                          ids=" ".join)
 def test_a_missing_argument_prints_the_envelope(path, cluster):
-    r = run(cluster, "--json", *path)
+    r = run_cli(cluster, "--json", *path)
     doc = check(path, r, 2, "usage")
     assert "Missing argument" in doc["message"]
 
 
 def test_usage_error_before_the_command_name(cluster):
-    r = run(cluster, "--json", "--no-such-option", "status")
+    r = run_cli(cluster, "--json", "--no-such-option", "status")
     doc = json.loads(r.stdout)
     assert js.errors("envelope", doc) == [] and doc["reason"] == "usage"
 
@@ -133,99 +123,99 @@ RING_CHANGES = [
 def test_ring_changes_dry_run_real_run_and_refusal(args, cluster):
     path = (args[0],)
     before = cluster.checksums()
-    doc = check(path, run(cluster, "--json", *args, "--dry-run", "--seed", "3"), 0, "ok")
+    doc = check(path, run_cli(cluster, "--json", *args, "--dry-run", "--seed", "3"), 0, "ok")
     assert doc["written"] is False and doc["rings"] and doc["seed"] == 3
     # the dry run says how to do it for real, with the same seed
     assert doc["next"][0]["command"].endswith("--seed 3") and "--dry-run" not in \
         doc["next"][0]["command"]
     # no terminal, no --yes: refused, nothing written
-    doc = check(path, run(cluster, "--json", *args, "--seed", "3"), 2, "refused")
+    doc = check(path, run_cli(cluster, "--json", *args, "--seed", "3"), 2, "refused")
     assert "--yes" in doc["errors"][0] and cluster.checksums() == before
-    doc = check(path, run(cluster, "--json", *args, "--seed", "3", "--yes"))
+    doc = check(path, run_cli(cluster, "--json", *args, "--seed", "3", "--yes"))
     assert doc["written"] is True and doc["change_id"] == 1
     assert doc["reason"] in ("ok", "unbalanced", "replication_pending")
     assert any(n["command"].endswith(" push") for n in doc["next"])
 
 
 def test_read_only_and_history_commands(cluster):
-    check(("status",), run(cluster, "--json", "status"), 0, "ok")
-    check(("history",), run(cluster, "--json", "history"), 0, "ok")
-    check(("resume",), run(cluster, "--json", "resume"), 0, "nothing_to_do")
-    check(("write-rings",), run(cluster, "--json", "write-rings"), 0, "nothing_to_do")
-    check(("ok-to-stop",), run(cluster, "--json", "ok-to-stop", "s01"), 0, "ok")
-    check(("failure-impact",), run(cluster, "--json", "failure-impact", "s01", "s02"), 0, "ok")
-    check(("restore-order",), run(cluster, "--json", "restore-order"), 0, "ok")
-    check(("schedule",), run(cluster, "--json", "schedule", "--no-checks"), 0, "ok")
-    check(("rebalance",), run(cluster, "--json", "rebalance", "--yes"), 1, "nothing_to_do")
-    doc = check(("history", "show"), run(cluster, "--json", "history", "show", "1"), 2, "usage")
+    check(("status",), run_cli(cluster, "--json", "status"), 0, "ok")
+    check(("history",), run_cli(cluster, "--json", "history"), 0, "ok")
+    check(("resume",), run_cli(cluster, "--json", "resume"), 0, "nothing_to_do")
+    check(("write-rings",), run_cli(cluster, "--json", "write-rings"), 0, "nothing_to_do")
+    check(("ok-to-stop",), run_cli(cluster, "--json", "ok-to-stop", "s01"), 0, "ok")
+    check(("failure-impact",), run_cli(cluster, "--json", "failure-impact", "s01", "s02"), 0, "ok")
+    check(("restore-order",), run_cli(cluster, "--json", "restore-order"), 0, "ok")
+    check(("schedule",), run_cli(cluster, "--json", "schedule", "--no-checks"), 0, "ok")
+    check(("rebalance",), run_cli(cluster, "--json", "rebalance", "--yes"), 1, "nothing_to_do")
+    doc = check(("history", "show"), run_cli(cluster, "--json", "history", "show", "1"), 2, "usage")
     assert "no change #1" in doc["errors"][0]
-    check(("rollback",), run(cluster, "--json", "rollback", "--dry-run"), 2, "usage")
-    assert run(cluster, "remove-node", "s05", "--yes").exit_code in (0, 1)
-    doc = check(("history",), run(cluster, "--json", "history"), 0, "ok")
+    check(("rollback",), run_cli(cluster, "--json", "rollback", "--dry-run"), 2, "usage")
+    assert run_cli(cluster, "remove-node", "s05", "--yes").exit_code in (0, 1)
+    doc = check(("history",), run_cli(cluster, "--json", "history"), 0, "ok")
     assert doc["history"][0]["pushes"] == []
-    check(("history", "show"), run(cluster, "--json", "history", "show", "1"), 0, "ok")
-    check(("rollback",), run(cluster, "--json", "rollback", "--dry-run"), 0, "ok")
-    check(("write-rings",), run(cluster, "--json", "write-rings", "--dry-run"), 0,
+    check(("history", "show"), run_cli(cluster, "--json", "history", "show", "1"), 0, "ok")
+    check(("rollback",), run_cli(cluster, "--json", "rollback", "--dry-run"), 0, "ok")
+    check(("write-rings",), run_cli(cluster, "--json", "write-rings", "--dry-run"), 0,
           "nothing_to_do")
-    check(("status",), run(cluster, "--json", "status"), 0, "ok")
-    doc = check(("rollback",), run(cluster, "--json", "rollback", "--yes"), 0, "ok")
+    check(("status",), run_cli(cluster, "--json", "status"), 0, "ok")
+    doc = check(("rollback",), run_cli(cluster, "--json", "rollback", "--yes"), 0, "ok")
     assert doc["written"] is True
 
 
 def test_gate_closed_and_lock_held(tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     c = make_cluster(tmp_path, min_part_hours=24, gate_open=False)
-    doc = check(("set-weight",), run(c, "--json", "set-weight", "s01", "50", "--yes"), 1,
+    doc = check(("set-weight",), run_cli(c, "--json", "set-weight", "s01", "50", "--yes"), 1,
                 "gate_closed")
     assert doc["written"] is False and doc["next"][0]["not_before"]
-    doc = check(("drain-node",), run(c, "--json", "drain-node", "s01", "--dry-run"), 1,
+    doc = check(("drain-node",), run_cli(c, "--json", "drain-node", "s01", "--dry-run"), 1,
                 "gate_closed")
     assert doc["steps"] and doc["next"][0]["not_before"]
     with lock_held(c.builder_dir, by="ringmgr"):
-        doc = check(("remove-node",), run(c, "--json", "remove-node", "s01", "--yes"), 2,
+        doc = check(("remove-node",), run_cli(c, "--json", "remove-node", "s01", "--yes"), 2,
                     "locked")
     assert doc["written"] is False
 
 
 def test_bad_config_and_bad_builder(cluster):
     (cluster.builder_dir / "object.builder").write_bytes(b"not a pickle")
-    doc = check(("status",), run(cluster, "--json", "status"), 2, "builder_error")
+    doc = check(("status",), run_cli(cluster, "--json", "status"), 2, "builder_error")
     assert "object.builder" in doc["errors"][0]
     cluster.config.write_text(cluster.config.read_text() + "\n[cluster2]\n")
-    check(("status",), run(cluster, "--json", "status"), 2, "config")
+    check(("status",), run_cli(cluster, "--json", "status"), 2, "config")
 
 
 def test_read_only_ring_views(cluster, tmp_path):
     out = tmp_path / "imported.toml"
-    check(("import",), run(cluster, "--json", "import", str(cluster.builder_dir)), 0, "ok")
-    doc = check(("import",), run(cluster, "--json", "import", str(cluster.builder_dir), "-o",
+    check(("import",), run_cli(cluster, "--json", "import", str(cluster.builder_dir)), 0, "ok")
+    doc = check(("import",), run_cli(cluster, "--json", "import", str(cluster.builder_dir), "-o",
                                  str(out)), 0, "ok")
     assert doc["output"] == str(out) and out.read_text() == doc["config"]
-    check(("import",), run(cluster, "--json", "import", str(tmp_path)), 2, "builder_error")
+    check(("import",), run_cli(cluster, "--json", "import", str(tmp_path)), 2, "builder_error")
     obj = str(cluster.builder_dir / "object.builder")
-    doc = check(("diff",), run(cluster, "--json", "diff", obj, obj), 0, "ok")
+    doc = check(("diff",), run_cli(cluster, "--json", "diff", obj, obj), 0, "ok")
     assert doc["same"] is True
-    assert run(cluster, "remove-node", "s05", "--yes").exit_code in (0, 1)
-    doc = check(("diff",), run(cluster, "--json", "diff", "1", "object-1"), 1, "check_failed")
+    assert run_cli(cluster, "remove-node", "s05", "--yes").exit_code in (0, 1)
+    doc = check(("diff",), run_cli(cluster, "--json", "diff", "1", "object-1"), 1, "check_failed")
     assert doc["same"] is False and doc["rings"]["object-1"]["moves"]["moved"] == 0
     backup = next((cluster.builder_dir / "backups").glob("*.object.builder"))
-    doc = check(("diff",), run(cluster, "--json", "diff", str(backup), obj), 1, "check_failed")
+    doc = check(("diff",), run_cli(cluster, "--json", "diff", str(backup), obj), 1, "check_failed")
     assert doc["rings"]["object"]["devices"]["removed"]
-    check(("diff",), run(cluster, "--json", "diff", str(cluster.config), obj), 2, "usage")
-    doc = check(("dump",), run(cluster, "--json", "dump", "object"), 0, "ok")
+    check(("diff",), run_cli(cluster, "--json", "diff", str(cluster.config), obj), 2, "usage")
+    doc = check(("dump",), run_cli(cluster, "--json", "dump", "object"), 0, "ok")
     assert doc["dump"].startswith("# ringmgr dump object")
-    check(("create",), run(cluster, "--json", "create", "--dry-run"), 2, "usage")
+    check(("create",), run_cli(cluster, "--json", "create", "--dry-run"), 2, "usage")
 
 
 def test_apply_and_simulate(cluster, tmp_path):
     plan = tmp_path / "plan.json"
-    check(("remove-node",), run(cluster, "--json", "remove-node", "s03", "--plan-out",
+    check(("remove-node",), run_cli(cluster, "--json", "remove-node", "s03", "--plan-out",
                                 str(plan)), 0, "ok")
-    check(("apply",), run(cluster, "--json", "apply", str(plan), "--dry-run"), 0, "ok")
-    doc = check(("apply",), run(cluster, "--json", "apply", str(plan), "--yes"), 0, "ok")
+    check(("apply",), run_cli(cluster, "--json", "apply", str(plan), "--dry-run"), 0, "ok")
+    doc = check(("apply",), run_cli(cluster, "--json", "apply", str(plan), "--yes"), 0, "ok")
     assert doc["written"] is True
-    assert f"plan:     {plan}" in run(cluster, "history", "show", "1").stdout
-    check(("apply",), run(cluster, "--json", "apply", str(plan), "--yes"), 2, "refused")
+    assert f"plan:     {plan}" in run_cli(cluster, "history", "show", "1").stdout
+    check(("apply",), run_cli(cluster, "--json", "apply", str(plan), "--yes"), 2, "refused")
     scenario = tmp_path / "s.toml"
     scenario.write_text('seed = 1\n[[round]]\nname = "out"\nchanges = [{ remove = "s02" }]\n')
-    check(("simulate",), run(cluster, "--json", "simulate", str(scenario)), 0, "ok")
+    check(("simulate",), run_cli(cluster, "--json", "simulate", str(scenario)), 0, "ok")

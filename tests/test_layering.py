@@ -4,8 +4,9 @@ Every module of ``ringmgr/`` is parsed with ``ast`` (imports inside functions co
 deferring an import keeps ``--help`` fast, it does not change who depends on whom).  The
 layers, from the bottom:
 
-- core: ``ringmgr/rings/``, ``ringmgr/config*.py``, ``ringmgr/errors.py`` — pure; they
-  import neither ``cli``, ``exec`` nor ``ops``;
+- core: ``ringmgr/rings/``, ``ringmgr/config*.py``, ``ringmgr/errors.py``,
+  ``ringmgr/timespec.py`` — pure; they import neither ``cli``, ``exec`` nor ``ops``
+  (and the ring core no config module: the config is parsed with the rings' rules);
 - ``ringmgr/exec/`` — executors; never ``cli`` or ``ops``;
 - ``ringmgr/ops/`` — host operations, and ``ringmgr/live/`` — what the running cluster
   says (recon); never ``cli``;
@@ -146,6 +147,15 @@ def test_no_module_imports_from_a_layer_above_it():
     new = sorted(found - ALLOWED_UPWARD)
     assert not new, "imports that run up a layer:\n" + "\n".join(
         f"  {m} ({layer(m)}) imports {t} ({layer(t)})" for m, t in new)
+
+
+def test_the_ring_core_reads_no_config_module():
+    """The config parses ring values with the ring core's rules, never the other way
+    round: ``ringmgr/rings/`` takes a loaded Config as an argument, it imports no
+    ``ringmgr.config*`` module."""
+    found = sorted((m, t) for m, targets in graph("ringmgr").items() for t in targets
+                   if m.startswith("ringmgr.rings.") and t.startswith("ringmgr.config"))
+    assert not found, f"ring core modules importing the config: {found}"
 
 
 def test_no_import_circles():

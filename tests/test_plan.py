@@ -10,17 +10,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, event, example, given, settings, strategies as st
 from swift.common.ring import RingBuilder
 
 from ringmgr.cli.main import cli
 from tests.helpers.refusal import one_line_error
-from tests.helpers.ringfactory import checksums, make_cluster
-
+from tests.helpers.ringfactory import make_cluster
 
 def run(config, *args):
     return CliRunner().invoke(cli, ["--config", str(config), *args])
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
+from tests.helpers.ringfactory import make_cluster
 
 
 def moves_between(before: RingBuilder, after: RingBuilder) -> int:
@@ -40,15 +41,10 @@ def audit_log(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path_factory.mktemp("log") / "audit.log"))
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    return make_cluster(tmp_path)
-
-
 def test_plan_out_writes_nothing_and_apply_installs_exactly_the_plan(cluster, tmp_path):
     plan = tmp_path / "plan.json"
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "--json", "remove-node", "s03", "--plan-out", str(plan), "--seed", "4")
+    r = run_cli(cluster.config, "--json", "remove-node", "s03", "--plan-out", str(plan), "--seed", "4")
     assert r.exit_code == 0, r.output
     assert checksums(cluster.builder_dir) == before
     assert json.loads(r.stdout)["plan"] == str(plan)
@@ -59,7 +55,7 @@ def test_plan_out_writes_nothing_and_apply_installs_exactly_the_plan(cluster, tm
     for ring, ident in body["base"].items():
         assert ident["md5"] == before[f"{ring}.builder"]
 
-    r = run(cluster.config, "--json", "apply", str(plan), "--yes")
+    r = run_cli(cluster.config, "--json", "apply", str(plan), "--yes")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["written"] is True
@@ -78,9 +74,9 @@ def test_plan_equals_a_direct_change_with_the_same_seed(tmp_path):
     a = make_cluster(tmp_path / "a")
     b = make_cluster(tmp_path / "b")
     plan = tmp_path / "p.json"
-    assert run(a.config, "set-weight", "s02", "50", "--seed", "9", "--plan-out", str(plan)).exit_code == 0
-    assert run(a.config, "apply", str(plan), "--yes").exit_code == 0
-    r = run(b.config, "set-weight", "s02", "50", "--seed", "9", "--yes")
+    assert run_cli(a.config, "set-weight", "s02", "50", "--seed", "9", "--plan-out", str(plan)).exit_code == 0
+    assert run_cli(a.config, "apply", str(plan), "--yes").exit_code == 0
+    r = run_cli(b.config, "set-weight", "s02", "50", "--seed", "9", "--yes")
     assert r.exit_code in (0, 1), r.output
     for ring in ("account", "object"):
         ba = RingBuilder.load(str(a.builder_dir / f"{ring}.builder"))
@@ -90,11 +86,11 @@ def test_plan_equals_a_direct_change_with_the_same_seed(tmp_path):
 
 def test_stale_plan_is_refused_and_changes_nothing(cluster, tmp_path):
     plan = tmp_path / "plan.json"
-    assert run(cluster.config, "remove-node", "s02", "--plan-out", str(plan)).exit_code == 0
-    r = run(cluster.config, "set-weight", "s05/sdb", "60", "--yes")
+    assert run_cli(cluster.config, "remove-node", "s02", "--plan-out", str(plan)).exit_code == 0
+    r = run_cli(cluster.config, "set-weight", "s05/sdb", "60", "--yes")
     assert r.exit_code in (0, 1), r.output
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "apply", str(plan), "--yes")
+    r = run_cli(cluster.config, "apply", str(plan), "--yes")
     assert r.exit_code == 2
     one_line_error(r.output, "re-plan")
     assert checksums(cluster.builder_dir) == before
@@ -102,10 +98,10 @@ def test_stale_plan_is_refused_and_changes_nothing(cluster, tmp_path):
 
 def test_applying_a_plan_twice_is_refused(cluster, tmp_path):
     plan = tmp_path / "plan.json"
-    assert run(cluster.config, "remove-device", "s01", "sdb", "--plan-out", str(plan)).exit_code == 0
-    assert run(cluster.config, "apply", str(plan), "--yes").exit_code == 0
+    assert run_cli(cluster.config, "remove-device", "s01", "sdb", "--plan-out", str(plan)).exit_code == 0
+    assert run_cli(cluster.config, "apply", str(plan), "--yes").exit_code == 0
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "apply", str(plan), "--yes")
+    r = run_cli(cluster.config, "apply", str(plan), "--yes")
     assert r.exit_code == 2
     one_line_error(r.output, "changed since the plan was made")
     assert checksums(cluster.builder_dir) == before
@@ -115,7 +111,7 @@ def test_applying_a_plan_twice_is_refused(cluster, tmp_path):
                                     "missing"])
 def test_corrupt_plan_file_is_exit_2_one_line(cluster, tmp_path, damage):
     plan = tmp_path / "plan.json"
-    assert run(cluster.config, "remove-node", "s02", "--plan-out", str(plan)).exit_code == 0
+    assert run_cli(cluster.config, "remove-node", "s02", "--plan-out", str(plan)).exit_code == 0
     raw = plan.read_bytes()
     if damage == "truncate":
         plan.write_bytes(raw[: len(raw) // 2])
@@ -133,7 +129,7 @@ def test_corrupt_plan_file_is_exit_2_one_line(cluster, tmp_path, damage):
     else:
         plan.unlink()
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "apply", str(plan), "--yes")
+    r = run_cli(cluster.config, "apply", str(plan), "--yes")
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("ringmgr: error:"), r.output
@@ -142,9 +138,9 @@ def test_corrupt_plan_file_is_exit_2_one_line(cluster, tmp_path, damage):
 
 def test_apply_dry_run_checks_and_writes_nothing(cluster, tmp_path):
     plan = tmp_path / "plan.json"
-    assert run(cluster.config, "remove-node", "s04", "--plan-out", str(plan)).exit_code == 0
+    assert run_cli(cluster.config, "remove-node", "s04", "--plan-out", str(plan)).exit_code == 0
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "--json", "apply", str(plan), "--dry-run")
+    r = run_cli(cluster.config, "--json", "apply", str(plan), "--dry-run")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["written"] is False
     assert checksums(cluster.builder_dir) == before
@@ -152,7 +148,7 @@ def test_apply_dry_run_checks_and_writes_nothing(cluster, tmp_path):
 
 def test_plan_out_into_missing_directory_is_exit_2(cluster, tmp_path):
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "remove-node", "s02", "--plan-out", str(tmp_path / "no" / "p.json"))
+    r = run_cli(cluster.config, "remove-node", "s02", "--plan-out", str(tmp_path / "no" / "p.json"))
     assert r.exit_code == 2
     one_line_error(r.output, "does not exist")
     assert checksums(cluster.builder_dir) == before
@@ -207,7 +203,7 @@ def test_predicted_moves_equal_applied_moves(part_power, replicas, nodes, zones,
                 "rebalance": ["rebalance"]}[change]
         plan = Path(d) / "plan.json"
         before_sums = checksums(builder_dir)
-        r = run(config, *args, "--seed", str(seed), "--plan-out", str(plan))
+        r = run_cli(config, *args, "--seed", str(seed), "--plan-out", str(plan))
         assert checksums(builder_dir) == before_sums
         event(f"{change}: exit {r.exit_code}")
         event(f"replicas {replicas}: exit {r.exit_code}")
@@ -220,7 +216,7 @@ def test_predicted_moves_equal_applied_moves(part_power, replicas, nodes, zones,
         assume(r.exit_code == 0)
         body = json.loads(plan.read_text())["body"]
         before = {n: RingBuilder.load(str(builder_dir / f"{n}.builder")) for n in body["results"]}
-        r = run(config, "apply", str(plan), "--yes")
+        r = run_cli(config, "apply", str(plan), "--yes")
         assert r.exit_code == 0, r.output
         for ring, res in body["results"].items():
             data = (builder_dir / f"{ring}.builder").read_bytes()
@@ -238,11 +234,11 @@ def test_fractional_replicas_plan_reports_exact_moves_where_swift_undercounts(tm
     config, builder_dir, names = _random_cluster(tmp_path, 4, 2.5, 5, 3, 2,
                                                  [100.0, 50.0], 0)
     plan = tmp_path / "plan.json"
-    assert run(config, "remove-node", names[1], "--seed", "0",
+    assert run_cli(config, "remove-node", names[1], "--seed", "0",
                "--plan-out", str(plan)).exit_code == 0
     body = json.loads(plan.read_text())["body"]
     before = {n: RingBuilder.load(str(builder_dir / f"{n}.builder")) for n in body["results"]}
-    assert run(config, "apply", str(plan), "--yes").exit_code == 0
+    assert run_cli(config, "apply", str(plan), "--yes").exit_code == 0
     for ring in ("account", "object"):
         rep = body["reports"][ring]
         after = RingBuilder.load(str(builder_dir / f"{ring}.builder"))
@@ -256,12 +252,12 @@ def test_chart_png_on_dry_run_and_bars_without_matplotlib(cluster, tmp_path, mon
 
     before = checksums(cluster.builder_dir)
     png = tmp_path / "c.png"
-    r = run(cluster.config, "remove-node", "s02", "--dry-run", "--chart", str(png))
+    r = run_cli(cluster.config, "remove-node", "s02", "--dry-run", "--chart", str(png))
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     png2 = tmp_path / "d.png"
-    r = run(cluster.config, "remove-node", "s02", "--dry-run", "--chart", str(png2))
+    r = run_cli(cluster.config, "remove-node", "s02", "--dry-run", "--chart", str(png2))
     assert r.exit_code == 0, r.output
     assert not png2.exists() and "matplotlib is not installed" in r.output
     assert "█" in r.output
@@ -279,7 +275,7 @@ def test_plan_base_covers_untouched_rings_and_their_change_makes_it_stale(cluste
     b._last_part_moves_epoch -= 7200
     b.save(str(acc))
     plan = tmp_path / "plan.json"
-    r = run(cluster.config, "remove-node", "s06", "--plan-out", str(plan), "--seed", "2")
+    r = run_cli(cluster.config, "remove-node", "s06", "--plan-out", str(plan), "--seed", "2")
     assert r.exit_code == 0, r.output
     body = json.loads(plan.read_text())["body"]
     assert "account" not in body["results"]
@@ -289,7 +285,7 @@ def test_plan_base_covers_untouched_rings_and_their_change_makes_it_stale(cluste
     b.set_dev_weight(0, 150.0)  # like `swift-ring-builder account.builder set_weight`
     b.save(str(acc))
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "apply", str(plan), "--yes")
+    r = run_cli(cluster.config, "apply", str(plan), "--yes")
     assert r.exit_code == 2, r.output
     one_line_error(r.output, "account.builder changed since the plan was made")
     assert checksums(cluster.builder_dir) == before
@@ -308,7 +304,7 @@ def test_every_ring_changing_dry_run_writes_nothing_and_reports_contract_keys(cl
         b.set_dev_weight(0, 300.0)
         b.save(str(cluster.builder_dir / "object.builder"))
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "--json", *args, "--dry-run", "--seed", "5",
+    r = run_cli(cluster.config, "--json", *args, "--dry-run", "--seed", "5",
             "--used-bytes", "object=6e9")
     assert r.exit_code == 0, r.output
     assert checksums(cluster.builder_dir) == before

@@ -11,14 +11,10 @@ import stat
 import zlib
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, make_cluster
-
-
-def run(config, *args):
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
+from tests.helpers.ringfactory import make_cluster
 
 
 @pytest.fixture(autouse=True)
@@ -26,15 +22,10 @@ def audit_log(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path_factory.mktemp("log") / "audit.log"))
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    return make_cluster(tmp_path / "c")
-
-
 def saved_plan(cluster, tmp_path):
     tmp_path.mkdir(parents=True, exist_ok=True)
     plan = tmp_path / "plan.json"
-    r = run(cluster.config, "remove-node", "s02", "--plan-out", str(plan), "--seed", "3")
+    r = run_cli(cluster.config, "remove-node", "s02", "--plan-out", str(plan), "--seed", "3")
     assert r.exit_code == 0, r.output
     return plan
 
@@ -82,11 +73,16 @@ def test_plan_with_a_pickle_payload_is_refused_and_nothing_runs(cluster, tmp_pat
     marker = tmp_path / "pwned"
     plan.write_text(json.dumps(inject(json.loads(plan.read_text()), marker)))
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "apply", str(plan), *(["--dry-run"] if dry_run else ["--yes"]))
+    r = run_cli(cluster.config, "apply", str(plan), *(["--dry-run"] if dry_run else ["--yes"]))
     line = one_line_refusal(r)
     assert "changed after it was saved" in line
     assert not marker.exists()
     assert checksums(cluster.builder_dir) == before
+
+
+@pytest.fixture
+def cluster_options():
+    return {"subdir": "c"}
 
 
 def test_pickle_payload_signed_with_the_real_key_is_still_only_data(cluster, tmp_path):
@@ -97,7 +93,7 @@ def test_pickle_payload_signed_with_the_real_key_is_still_only_data(cluster, tmp
     doc = inject(json.loads(plan.read_text()), marker, resign=lambda b: sign(cluster, b))
     plan.write_text(json.dumps(doc))
     before = checksums(cluster.builder_dir)
-    r = run(cluster.config, "apply", str(plan), "--dry-run")
+    r = run_cli(cluster.config, "apply", str(plan), "--dry-run")
     line = one_line_refusal(r)
     assert "object builder in the plan is corrupt" in line
     assert not marker.exists()
@@ -110,7 +106,7 @@ def test_plan_edited_after_saving_is_refused(cluster, tmp_path):
     doc["body"]["description"] = "something harmless"
     plan.write_text(json.dumps(doc))
     before = checksums(cluster.builder_dir)
-    line = one_line_refusal(run(cluster.config, "apply", str(plan), "--yes"))
+    line = one_line_refusal(run_cli(cluster.config, "apply", str(plan), "--yes"))
     assert "changed after it was saved" in line and str(plan) in line
     assert checksums(cluster.builder_dir) == before
 
@@ -121,7 +117,7 @@ def test_plan_from_another_cluster_is_refused(cluster, tmp_path):
     other = make_cluster(tmp_path / "other")
     plan = saved_plan(other, tmp_path)
     before = checksums(cluster.builder_dir)
-    line = one_line_refusal(run(cluster.config, "apply", str(plan), "--yes"))
+    line = one_line_refusal(run_cli(cluster.config, "apply", str(plan), "--yes"))
     assert "made for another cluster" in line
     assert checksums(cluster.builder_dir) == before
 
@@ -135,7 +131,7 @@ def test_plan_key_is_created_0600_once_and_reused(cluster, tmp_path):
     data = key.read_bytes()
     plan = saved_plan(cluster, tmp_path / "again")
     assert key.read_bytes() == data
-    assert run(cluster.config, "apply", str(plan), "--yes").exit_code == 0
+    assert run_cli(cluster.config, "apply", str(plan), "--yes").exit_code == 0
 
 
 def test_plan_key_readable_by_others_or_a_symlink_is_refused(cluster, tmp_path):
@@ -143,13 +139,13 @@ def test_plan_key_readable_by_others_or_a_symlink_is_refused(cluster, tmp_path):
     key = cluster.builder_dir / ".ringmgr" / "plan.key"
     os.chmod(key, 0o644)
     before = checksums(cluster.builder_dir)
-    line = one_line_refusal(run(cluster.config, "apply", str(plan), "--yes"))
+    line = one_line_refusal(run_cli(cluster.config, "apply", str(plan), "--yes"))
     assert "plan.key" in line and "chmod 600" in line
     os.chmod(key, 0o600)
     real = tmp_path / "elsewhere.key"
     os.rename(key, real)
     os.symlink(real, key)
-    line = one_line_refusal(run(cluster.config, "apply", str(plan), "--yes"))
+    line = one_line_refusal(run_cli(cluster.config, "apply", str(plan), "--yes"))
     assert "plan.key" in line and "not a regular file" in line
     assert checksums(cluster.builder_dir) == before
 
@@ -158,7 +154,7 @@ def test_old_format_plan_is_refused_with_the_fix(cluster, tmp_path):
     plan = tmp_path / "old.json"
     plan.write_text(json.dumps({"format": "ringmgr-plan", "format_version": 1,
                                 "body": {}, "sha256": "0" * 64}))
-    line = one_line_refusal(run(cluster.config, "apply", str(plan), "--yes"))
+    line = one_line_refusal(run_cli(cluster.config, "apply", str(plan), "--yes"))
     assert "format version 1" in line and "--plan-out" in line
 
 
@@ -171,7 +167,7 @@ def test_bad_ring_name_inside_a_signed_plan_is_refused(cluster, tmp_path, where)
     doc.update(sign(cluster, doc["body"]))
     plan.write_text(json.dumps(doc))
     before = checksums(cluster.builder_dir)
-    line = one_line_refusal(run(cluster.config, "apply", str(plan), "--yes"))
+    line = one_line_refusal(run_cli(cluster.config, "apply", str(plan), "--yes"))
     assert "ring name" in line and "../../etc/passwd" in line
     assert checksums(cluster.builder_dir) == before
 

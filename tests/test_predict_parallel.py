@@ -103,7 +103,8 @@ def test_cli_dry_run_progress_per_ring_and_parallel_equals_sequential(tmp_path):
     import os
     import subprocess
 
-    from tests.helpers.ringfactory import checksums, make_cluster
+    from tests.helpers.checksums import checksums
+    from tests.helpers.ringfactory import make_cluster
 
     c = make_cluster(tmp_path / "c", part_power=14, rings=("account", "object"), nodes=4,
                      zones=4, disks=2)

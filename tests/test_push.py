@@ -5,7 +5,6 @@ swift's RingBuilder.  Failure cases use the real thing: a refused connection, a
 read-only bind mount, a full tmpfs, a wrong known_hosts, a push killed by SIGKILL.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -14,23 +13,13 @@ import subprocess
 import time
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder, RingData
 
-from ringmgr.cli.main import cli
+from tests.helpers.checksums import flat_checksums, md5_of
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import lock_held
 
 RINGS = ("account", "container", "object")
-
-
-def md5(path):
-    return hashlib.md5(open(path, "rb").read()).hexdigest()
-
-
-def tree(d):
-    """name -> md5 of every file in a directory (hidden temp files included)."""
-    return {p: md5(os.path.join(d, p)) for p in sorted(os.listdir(d))
-            if os.path.isfile(os.path.join(d, p))}
 
 
 def make_rings(d, names=RINGS, pp=6, changes=0, devices=6, builders=False):
@@ -64,14 +53,14 @@ class Env:
         self.config = hosts.write_config(tmp_path / "ringmgr.toml", self.admin, **cfg)
 
     def run(self, *args):
-        return CliRunner().invoke(cli, ["--config", str(self.config), *args])
+        return run_cli(self.config, *args)
 
     def sub(self, *args, **kw):
         return subprocess.run(["ringmgr", "--config", str(self.config), *args],
                               capture_output=True, text=True, **kw)
 
     def admin_md5(self):
-        return {f"{n}.ring.gz": md5(p) for n, p in self.rings.items()}
+        return {f"{n}.ring.gz": md5_of(p) for n, p in self.rings.items()}
 
     def node(self, name):
         return self.hosts.host(name).swift_dir
@@ -94,7 +83,7 @@ def test_push_updates_every_node_byte_identical_then_skips(env):
     assert r.exit_code == 0, r.output
     want = env.admin_md5()
     for h in env.hosts.hosts:
-        assert tree(h.swift_dir) == want
+        assert flat_checksums(h.swift_dir) == want
         for f in want:
             st = os.stat(h.swift_dir / f)
             assert oct(st.st_mode & 0o777) == "0o644" and st.st_uid == 0
@@ -114,7 +103,7 @@ def test_push_updates_every_node_byte_identical_then_skips(env):
     rep = json.loads(env.run("--json", "push").stdout)
     assert [h["updated"] for h in rep["hosts"].values()] == [["object.ring.gz"]] * 3
     assert rep["reason"] == "ok"
-    assert tree(env.node("h03")) == env.admin_md5()
+    assert flat_checksums(env.node("h03")) == env.admin_md5()
 
 
 def test_push_keeps_owner_and_mode_of_the_replaced_ring(env):
@@ -125,7 +114,7 @@ def test_push_keeps_owner_and_mode_of_the_replaced_ring(env):
     assert env.run("push", "h01").exit_code == 0
     st = os.stat(target)
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o640)
-    assert md5(target) == env.admin_md5()["object.ring.gz"]
+    assert md5_of(target) == env.admin_md5()["object.ring.gz"]
 
 
 def test_down_node_fails_alone_and_names_the_retry(sshd_hosts, tmp_path, monkeypatch):
@@ -138,40 +127,40 @@ def test_down_node_fails_alone_and_names_the_retry(sshd_hosts, tmp_path, monkeyp
     assert "ringmgr push s09" in last and "Traceback" not in p.stderr
     assert "connection refused" in p.stdout
     for h in env.hosts.hosts:
-        assert tree(h.swift_dir) == env.admin_md5()
+        assert flat_checksums(h.swift_dir) == env.admin_md5()
 
 
 def test_dry_run_changes_nothing(env):
     env.seed_old_rings("h01")
-    before = {h.name: tree(h.swift_dir) for h in env.hosts.hosts}
+    before = {h.name: flat_checksums(h.swift_dir) for h in env.hosts.hosts}
     r = env.run("push", "--dry-run")
     assert r.exit_code == 0, r.output
     assert "would update" in r.output and "account,container,object" in r.output
-    assert {h.name: tree(h.swift_dir) for h in env.hosts.hosts} == before
+    assert {h.name: flat_checksums(h.swift_dir) for h in env.hosts.hosts} == before
 
 
 def test_unknown_node_is_bad_input(env):
-    before = tree(env.node("h01"))
+    before = flat_checksums(env.node("h01"))
     p = env.sub("push", "nosuch")
     assert p.returncode == 2 and p.stderr.count("\n") == 1
     assert "unknown node nosuch" in p.stderr and "Traceback" not in p.stderr
-    assert tree(env.node("h01")) == before
+    assert flat_checksums(env.node("h01")) == before
 
 
 def test_read_only_swift_dir_fails_that_node_only(env):
     env.seed_old_rings("h02")
     d = str(env.node("h02"))
-    old = tree(d)
+    old = flat_checksums(d)
     subprocess.run(["mount", "--bind", d, d], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
         r = env.run("push")
         assert r.exit_code == 2
         assert "not writable" in r.output and "h02" in r.output
-        assert tree(d) == old
+        assert flat_checksums(d) == old
     finally:
         umount_when_free(d)
-    assert tree(env.node("h01")) == env.admin_md5()
+    assert flat_checksums(env.node("h01")) == env.admin_md5()
 
 
 def umount_when_free(d: str, seconds: float = 10) -> None:
@@ -195,17 +184,17 @@ def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", d], check=True)
     try:
         make_rings(d, changes=0)
-        old = tree(d)
+        old = flat_checksums(d)
         st = os.statvfs(d)
         pages_free = st.f_bavail
         filler = os.path.join(d, "filler")
         with open(filler, "wb") as f:
             f.write(b"x" * (pages_free - 2) * st.f_frsize)
-        old["filler"] = md5(filler)
+        old["filler"] = md5_of(filler)
         r = env.run("push")
         assert r.exit_code == 2, r.output
         assert "h03" in r.output and "No space left on device" in r.output
-        assert tree(d) == old                      # no temp file, old rings intact
+        assert flat_checksums(d) == old                      # no temp file, old rings intact
         # and when nothing fits at all, the plan refuses before uploading
         with open(filler, "ab") as f:
             f.write(b"x" * 2 * st.f_frsize)
@@ -213,7 +202,7 @@ def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):
         assert r.exit_code == 2 and "not enough space" in r.output
     finally:
         subprocess.run(["umount", d], check=True)
-    assert tree(env.node("h01")) == env.admin_md5()
+    assert flat_checksums(env.node("h01")) == env.admin_md5()
 
 
 def test_unknown_and_changed_host_keys(env):
@@ -223,10 +212,10 @@ def test_unknown_and_changed_host_keys(env):
     assert "is not in" in r.output and "--accept-new-host-keys" in r.output
     assert "HOST KEY CHANGED" in r.output
     assert os.listdir(env.node("h02")) == [] and os.listdir(env.node("h03")) == []
-    assert tree(env.node("h01")) == env.admin_md5()
+    assert flat_checksums(env.node("h01")) == env.admin_md5()
     r = env.run("push", "--accept-new-host-keys")
     assert r.exit_code == 2                        # a changed key is never accepted
-    assert tree(env.node("h02")) == env.admin_md5()
+    assert flat_checksums(env.node("h02")) == env.admin_md5()
     assert os.listdir(env.node("h03")) == []
     assert f"[{env.hosts.host('h02').address}]:" in env.hosts.known_hosts.read_text()
     assert env.run("push", "h01", "h02").exit_code == 0
@@ -234,18 +223,18 @@ def test_unknown_and_changed_host_keys(env):
 
 def test_newer_ring_on_a_node_is_refused_unless_forced(env):
     make_rings(env.node("h01"), names=("object",), changes=3)
-    newer = md5(env.node("h01") / "object.ring.gz")
+    newer = md5_of(env.node("h01") / "object.ring.gz")
     r = env.run("push")
     assert r.exit_code == 2
     assert "newer ring" in r.output and "--force" in r.output and "ringmgr push h01" in r.output
-    assert md5(env.node("h01") / "object.ring.gz") == newer
-    assert md5(env.node("h01") / "account.ring.gz") == env.admin_md5()["account.ring.gz"]
-    assert tree(env.node("h02")) == env.admin_md5()
+    assert md5_of(env.node("h01") / "object.ring.gz") == newer
+    assert md5_of(env.node("h01") / "account.ring.gz") == env.admin_md5()["account.ring.gz"]
+    assert flat_checksums(env.node("h02")) == env.admin_md5()
     r = env.run("push", "--force", "h01")              # no terminal, no --yes: refused
     assert r.exit_code == 2 and "--yes" in r.output
-    assert md5(env.node("h01") / "object.ring.gz") == newer
+    assert md5_of(env.node("h01") / "object.ring.gz") == newer
     assert env.run("push", "--force", "--yes", "h01").exit_code == 0
-    assert tree(env.node("h01")) == env.admin_md5()
+    assert flat_checksums(env.node("h01")) == env.admin_md5()
 
 
 def test_corrupt_ring_on_a_node_is_replaced(env):
@@ -258,7 +247,7 @@ def test_corrupt_ring_on_a_node_is_replaced(env):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["hosts"]["h02"]["updated"] == ["container.ring.gz"]
-    assert tree(env.node("h02")) == env.admin_md5()
+    assert flat_checksums(env.node("h02")) == env.admin_md5()
 
 
 def test_verify_consistent_stale_missing_corrupt_extra(env):
@@ -299,8 +288,8 @@ def test_push_killed_midway_leaves_each_node_old_or_new(sshd_hosts_factory, tmp_
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     hosts = sshd_hosts_factory(6)
     old_dir, admin = tmp_path / "old", tmp_path / "admin"
-    old = {f"{n}.ring.gz": md5(p) for n, p in make_rings(old_dir, pp=14, devices=12).items()}
-    new = {f"{n}.ring.gz": md5(p)
+    old = {f"{n}.ring.gz": md5_of(p) for n, p in make_rings(old_dir, pp=14, devices=12).items()}
+    new = {f"{n}.ring.gz": md5_of(p)
            for n, p in make_rings(admin, pp=14, devices=12, changes=1,
                                                builders=True).items()}
     cfg = hosts.write_config(tmp_path / "ringmgr.toml", admin, parallel=2)
@@ -329,8 +318,8 @@ def test_push_killed_midway_leaves_each_node_old_or_new(sshd_hosts_factory, tmp_
             files = os.listdir(h.swift_dir)
             for f in files:
                 if f.endswith(".ring.gz"):
-                    assert md5(h.swift_dir / f) in (old[f], new[f]), (h.name, f)
-                    states.add("new" if md5(h.swift_dir / f) == new[f] else "old")
+                    assert md5_of(h.swift_dir / f) in (old[f], new[f]), (h.name, f)
+                    states.add("new" if md5_of(h.swift_dir / f) == new[f] else "old")
                 else:
                     assert ".ringmgr-" in f and f.startswith("."), f
                     states.add("tmp")
@@ -345,7 +334,7 @@ def test_push_killed_midway_leaves_each_node_old_or_new(sshd_hosts_factory, tmp_
     assert killed_mid >= 1, "no kill landed mid-push; the test proved nothing"
     r = subprocess.run(["ringmgr", "--config", str(cfg), "push"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert all(tree(h.swift_dir) == new for h in hosts.hosts)
+    assert all(flat_checksums(h.swift_dir) == new for h in hosts.hosts)
 
 
 def test_a_silent_node_times_out_without_holding_up_the_others(sshd_hosts, tmp_path,
@@ -374,7 +363,7 @@ def test_a_silent_node_times_out_without_holding_up_the_others(sshd_hosts, tmp_p
     assert hosts["s09"]["seconds"] >= 2.0          # two 1 s timeouts and a 0.5 s backoff
     for name in ("h01", "h02", "h03"):
         assert hosts[name]["ok"]
-        assert tree(env.node(name)) == env.admin_md5()
+        assert flat_checksums(env.node(name)) == env.admin_md5()
     assert took < 15
 
 
@@ -393,15 +382,15 @@ def test_ring_change_with_push_reaches_every_node(sshd_hosts, tmp_path, monkeypa
         b.rebalance(seed=1)
         b.save(str(admin / f"{ring}.builder"))
         b.get_ring().save(str(admin / f"{ring}.ring.gz"))
-    before = {f"{r}.ring.gz": md5(admin / f"{r}.ring.gz") for r in RINGS}
+    before = {f"{r}.ring.gz": md5_of(admin / f"{r}.ring.gz") for r in RINGS}
     cfg = sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
     p = subprocess.run(["ringmgr", "--config", str(cfg), "set-weight", "h01/sdb", "50",
                         "--yes", "--push"], capture_output=True, text=True)
     assert p.returncode in (0, 1), p.stderr          # 1: balance not yet good (a warning)
-    after = {f"{r}.ring.gz": md5(admin / f"{r}.ring.gz") for r in RINGS}
+    after = {f"{r}.ring.gz": md5_of(admin / f"{r}.ring.gz") for r in RINGS}
     assert after != before
     for h in sshd_hosts.hosts:
-        assert tree(h.swift_dir) == after
+        assert flat_checksums(h.swift_dir) == after
 
 
 def test_push_waits_for_the_builder_dir_lock_and_names_its_holder(env):
@@ -410,11 +399,11 @@ def test_push_waits_for_the_builder_dir_lock_and_names_its_holder(env):
     env.config.write_text(env.config.read_text().replace(
         "[cluster]\n", "[cluster]\nlock_timeout = 1.0\n", 1))
     with lock_held(env.admin) as holder:
-        before = {n: tree(env.node(n)) for n in env.hosts.names}
+        before = {n: flat_checksums(env.node(n)) for n in env.hosts.names}
         r = env.run("push")
         assert r.exit_code == 2, r.output
         assert f"pid {holder.pid}" in r.output
-        assert {n: tree(env.node(n)) for n in env.hosts.names} == before
+        assert {n: flat_checksums(env.node(n)) for n in env.hosts.names} == before
     assert env.run("push").exit_code == 0
 
 

@@ -15,11 +15,11 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
+from tests.helpers.checksums import flat_checksums, md5_of
+from tests.helpers.cli import run_cli
 from tests.helpers.users import as_user
-from tests.test_push import make_rings, md5, tree
+from tests.test_push import make_rings
 
 # Run as the node's configured owner, with swift_dir as the descriptor in argv[1].  It plants a FIFO
 # as account.ring.gz (mode 06777, its own), a symlink container.ring.gz -> a root file
@@ -28,6 +28,8 @@ from tests.test_push import make_rings, md5, tree
 # victim (the race a FIFO makes certain).
 ATTACKER = r"""
 import os, sys, time
+from tests.helpers.checksums import flat_checksums, md5_of
+from tests.helpers.cli import run_cli
 fd = int(sys.argv[1])
 victim, victim2, victim3 = sys.argv[2:5]
 os.mkfifo("account.ring.gz", 0o600, dir_fd=fd)
@@ -57,10 +59,6 @@ def snapshot(path):
     digest = hashlib.md5(open(path, "rb").read()).hexdigest() if stat.S_ISREG(st.st_mode) \
         else None
     return (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), digest)
-
-
-def run(config, *args):
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
 @pytest.fixture
@@ -98,7 +96,7 @@ def test_owner_planting_a_fifo_and_symlinks_cannot_touch_anything_outside_swift_
         os.close(dfd)
     try:
         assert attacker.stdout.readline().strip() == "ready", attacker.stderr.read()
-        r = run(config, "--json", "push")
+        r = run_cli(config, "--json", "push")
     finally:
         attacker.kill()
         attacker.wait()
@@ -113,7 +111,7 @@ def test_owner_planting_a_fifo_and_symlinks_cannot_touch_anything_outside_swift_
     assert rep["updated"] == ["object.ring.gz"]
     st = os.stat(h.swift_dir / "object.ring.gz")
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (user.uid, user.gid, 0o644)
-    assert md5(h.swift_dir / "object.ring.gz") == md5(admin / "object.ring.gz")
+    assert md5_of(h.swift_dir / "object.ring.gz") == md5_of(admin / "object.ring.gz")
     assert stat.S_ISFIFO(os.lstat(h.swift_dir / "account.ring.gz").st_mode)  # left alone
     assert os.path.islink(h.swift_dir / "container.ring.gz")
     assert sorted(os.listdir(h.swift_dir)) == ["account.ring.gz", "container.ring.gz",
@@ -140,11 +138,11 @@ def test_swift_dir_writable_by_someone_else_is_refused(sshd_hosts_factory, unix_
         os.chmod(h.swift_dir, 0o775)
     else:
         os.chmod(h.swift_dir, 0o1777)
-    before = tree(h.swift_dir)
+    before = flat_checksums(h.swift_dir)
     admin = tmp_path / "admin"
     make_rings(admin, changes=1, builders=True)
     config = hosts.write_config(tmp_path / "ringmgr.toml", admin)
-    r = run(config, "--json", "push")
+    r = run_cli(config, "--json", "push")
     assert r.exit_code == 2, r.output
     hosts_out = json.loads(r.stdout)["hosts"]
     err = hosts_out["h01"]["error"]
@@ -153,8 +151,8 @@ def test_swift_dir_writable_by_someone_else_is_refused(sshd_hosts_factory, unix_
         assert "everyone" in err
     else:
         assert other.name in err
-    assert tree(h.swift_dir) == before
+    assert flat_checksums(h.swift_dir) == before
     assert hosts_out["h02"]["ok"] and hosts_out["h02"]["updated"]
     os.chmod(h.swift_dir, 0o755)
     os.chown(h.swift_dir, 0, 0)
-    assert run(config, "push", "h01").exit_code == 0
+    assert run_cli(config, "push", "h01").exit_code == 0

@@ -10,10 +10,9 @@ import shutil
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
@@ -34,10 +33,6 @@ ec_type = liberasurecode_rs_vand
 ec_num_data_fragments = 2
 ec_num_parity_fragments = 1
 """
-
-
-def run(cluster, *args):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
 
 
 def srb(builder, *args):
@@ -167,7 +162,7 @@ def test_the_same_as_swift_ring_builder_on_a_copy(case, cluster, tmp_path):
     touched = [r for r in RINGS if r in commands or None in commands]
     for ring in touched:
         shutil.copy(cluster.builder_dir / f"{ring}.builder", theirs / f"{ring}.builder")
-    r = run(cluster, "--json", *args, "--yes", "--seed", "7")
+    r = run_cli(cluster, "--json", *args, "--yes", "--seed", "7")
     assert r.exit_code in (0, 1), r.output
     doc = json.loads(r.stdout)
     assert doc["written"] is True, doc
@@ -197,7 +192,7 @@ def test_the_same_as_swift_ring_builder_on_a_copy(case, cluster, tmp_path):
 
 def test_zone_move_with_overload_moves_data_and_says_so(cluster):
     reshape(cluster, overload=1.0)
-    r = run(cluster, "--json", "set-zone", "s01", "2", "--dry-run", "--seed", "7")
+    r = run_cli(cluster, "--json", "set-zone", "s01", "2", "--dry-run", "--seed", "7")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     rep = doc["rings"]["object"]
@@ -205,7 +200,7 @@ def test_zone_move_with_overload_moves_data_and_says_so(cluster):
     moved = [d for d in rep["devices"] if d.get("fields")]
     assert {d["device"] for d in moved} == {"sdb", "sdc"}
     assert all(d["fields"]["zone"] == [1, 2] and d["node"] == "s01" for d in moved)
-    assert "zone 1 -> 2" in run(cluster, "set-zone", "s01", "2", "--dry-run").output
+    assert "zone 1 -> 2" in run_cli(cluster, "set-zone", "s01", "2", "--dry-run").output
 
 
 def test_create_is_swift_ring_builder_create_add_rebalance(tmp_path, monkeypatch):
@@ -249,7 +244,7 @@ zone = 3
 devices = {{ sdb = 100.0 }}
 """)
     c = type("C", (), {"config": cfg})
-    r = run(c, "--json", "create", "--yes", "--seed", "7")
+    r = run_cli(c, "--json", "create", "--yes", "--seed", "7")
     assert r.exit_code in (0, 1), r.output
     doc = json.loads(r.stdout)
     assert doc["written"] is True and set(doc["rings"]) == {"account", "object"}
@@ -282,7 +277,7 @@ devices = {{ sdb = 100.0 }}
         assert (d / f"{ring}.ring.gz").read_bytes() == (theirs / f"{ring}.ring.gz").read_bytes()
         assert srb(ours, "validate").returncode == 0
     # the history replays it from nothing
-    entry = json.loads(run(c, "--json", "history").stdout)["history"][-1]
+    entry = json.loads(run_cli(c, "--json", "history").stdout)["history"][-1]
     replay = entry["rings"]["object"]["replay"]
     assert "from" not in replay and replay["commands"][0][2] == "create"
     work = tmp_path / "replay"
@@ -292,9 +287,9 @@ devices = {{ sdb = 100.0 }}
                             for a in argv], capture_output=True, text=True)
         assert p.returncode in (0, 1), (argv, p.stdout)
     assert (work / "object.ring.gz").read_bytes() == (d / "object.ring.gz").read_bytes()
-    assert "create 7 2.5 2" in run(c, "history", "--replay").stdout
+    assert "create 7 2.5 2" in run_cli(c, "history", "--replay").stdout
     # and it refuses to build over what exists
-    r = run(c, "create", "--yes")
+    r = run_cli(c, "create", "--yes")
     assert r.exit_code == 2 and "already exist" in r.output
 
 
@@ -305,9 +300,9 @@ devices = {{ sdb = 100.0 }}
                                   ["set-min-part-hours", "object", "4"]])
 def test_history_replay_reproduces_the_new_kinds(args, cluster, tmp_path):
     reshape(cluster, weights={IP["s04"]: 300.0})
-    r = run(cluster, *args, "--yes", "--seed", "7")
+    r = run_cli(cluster, *args, "--yes", "--seed", "7")
     assert r.exit_code in (0, 1), r.output
-    entry = json.loads(run(cluster, "--json", "history").stdout)["history"][-1]
+    entry = json.loads(run_cli(cluster, "--json", "history").stdout)["history"][-1]
     for ring, rec in entry["rings"].items():
         replay = rec["replay"]
         work = tmp_path / f"replay-{ring}"
@@ -327,11 +322,11 @@ def test_history_replay_reproduces_the_new_kinds(args, cluster, tmp_path):
 
 def test_dry_run_writes_nothing_and_the_real_run_is_what_it_showed(cluster):
     before = cluster.checksums()
-    dry = json.loads(run(cluster, "--json", "set-zone", "s02", "3", "--dry-run",
+    dry = json.loads(run_cli(cluster, "--json", "set-zone", "s02", "3", "--dry-run",
                          "--seed", "5").stdout)
     assert dry["written"] is False and cluster.checksums() == before
     assert dry["next"][0]["command"].endswith("--seed 5")
-    real = json.loads(run(cluster, "--json", "set-zone", "s02", "3", "--yes",
+    real = json.loads(run_cli(cluster, "--json", "set-zone", "s02", "3", "--yes",
                           "--seed", "5").stdout)
     assert real["written"] is True and real["change_id"] == 1
     for ring in RINGS:
@@ -340,7 +335,7 @@ def test_dry_run_writes_nothing_and_the_real_run_is_what_it_showed(cluster):
     # the zone is saved without a rebalance (nothing could move): status shows the
     # dispersion of the new layout, not the figure the builder kept from before
     assert real["rings"]["object"].get("rebalanced") is False
-    st = json.loads(run(cluster, "--json", "status").stdout)
+    st = json.loads(run_cli(cluster, "--json", "status").stdout)
     layout = real["rings"]["object"]["dispersion_after"]
     assert layout > 0 and st["rings"]["object"]["dispersion"] == pytest.approx(layout, abs=0.01)
     assert any(n["command"].endswith(" push") for n in real["next"])
@@ -351,7 +346,7 @@ def test_set_info_writes_the_ring_swift_would_call_obsolete(cluster):
     and rollback brings the old address back as a higher version."""
     versions = {r: RingBuilder.load(str(cluster.builder_dir / f"{r}.builder")).version
                 for r in RINGS}
-    r = run(cluster, "--json", "set-info", "s02", "--ip", "127.0.9.92", "--yes")
+    r = run_cli(cluster, "--json", "set-info", "s02", "--ip", "127.0.9.92", "--yes")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert any("nodes.s02.ip is still '127.0.9.2'" in w for w in doc["warnings"])
@@ -361,11 +356,11 @@ def test_set_info_writes_the_ring_swift_would_call_obsolete(cluster):
         assert "is up-to-date" in srb(cluster.builder_dir / f"{ring}.builder").stdout
         assert {d["ip"] for d in b.devs if d["device"] == "sdb" and d["id"] == 2} == \
             {"127.0.9.92"}
-    st = json.loads(run(cluster, "--json", "status").stdout)
+    st = json.loads(run_cli(cluster, "--json", "status").stdout)
     assert all(st["rings"][r]["ring_gz"] == "up to date" for r in RINGS)
-    assert "object: device id 2 ip -> '127.0.9.92'" in run(cluster, "history", "show",
+    assert "object: device id 2 ip -> '127.0.9.92'" in run_cli(cluster, "history", "show",
                                                             "1").output
-    assert run(cluster, "rollback", "--yes").exit_code == 0
+    assert run_cli(cluster, "rollback", "--yes").exit_code == 0
     for ring in RINGS:
         b = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
         assert b.devs[2]["ip"] == "127.0.9.2" and b.version == versions[ring] + 1
@@ -387,14 +382,14 @@ def test_ring_changes_round_trip_through_json():
 
 
 def test_again_is_nothing_to_do(cluster):
-    assert run(cluster, "set-min-part-hours", "5", "--yes").exit_code == 0
+    assert run_cli(cluster, "set-min-part-hours", "5", "--yes").exit_code == 0
     before = cluster.checksums()
-    r = run(cluster, "--json", "set-min-part-hours", "5", "--yes")
+    r = run_cli(cluster, "--json", "set-min-part-hours", "5", "--yes")
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["reason"] == "nothing_to_do" and not doc["written"]
     for args in (["set-zone", "s01", "1"], ["set-overload", "0"],
                  ["set-info", "s01", "--meta", ""], ["set-replicas", "object", "3"]):
-        r = run(cluster, "--json", *args, "--yes")
+        r = run_cli(cluster, "--json", *args, "--yes")
         assert r.exit_code == 0 and json.loads(r.stdout)["reason"] == "nothing_to_do", args
     assert cluster.checksums() == before
 
@@ -407,15 +402,15 @@ def test_the_gate_blocks_a_zone_move_like_a_weight_change(tmp_path, monkeypatch)
     before = c.checksums()
     for args in (["set-zone", "s01", "4"], ["set-region", "s02", "2"],
                  ["set-overload", "0.3"]):
-        r = run(c, "--json", *args, "--yes")
+        r = run_cli(c, "--json", *args, "--yes")
         doc = json.loads(r.stdout)
         assert r.exit_code == 1 and doc["reason"] == "gate_closed", (args, doc)
         assert doc["written"] is False and doc["next"][0]["not_before"]
         assert "min_part_hours (24 h) not yet passed" in doc["message"]
     assert c.checksums() == before
     # no data moves for min_part_hours or set_info: never gated
-    assert run(c, "set-min-part-hours", "1", "--yes").exit_code == 0
-    assert run(c, "set-info", "s01", "--meta", "x", "--yes").exit_code == 0
+    assert run_cli(c, "set-min-part-hours", "1", "--yes").exit_code == 0
+    assert run_cli(c, "set-info", "s01", "--meta", "x", "--yes").exit_code == 0
 
 
 def test_set_overload_shows_swifts_required_overload(cluster):
@@ -423,10 +418,10 @@ def test_set_overload_shows_swifts_required_overload(cluster):
     b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
     need = b.get_required_overload()
     assert need > 0
-    r = run(cluster, "set-overload", "object", "1%", "--dry-run")
+    r = run_cli(cluster, "set-overload", "object", "1%", "--dry-run")
     assert r.exit_code == 0, r.output
     assert f"swift's required overload {need * 100:.2f}%: below it" in r.output
-    doc = json.loads(run(cluster, "--json", "set-overload", "object", "1%", "--dry-run").stdout)
+    doc = json.loads(run_cli(cluster, "--json", "set-overload", "object", "1%", "--dry-run").stdout)
     assert doc["required_overload"]["object"] == pytest.approx(need)
     assert doc["rings"]["object"]["settings"]["overload"] == [0.0, 0.01]
 
@@ -434,17 +429,17 @@ def test_set_overload_shows_swifts_required_overload(cluster):
 def test_set_replicas_refused_on_an_erasure_coded_ring(cluster, tmp_path):
     (tmp_path / "swift.conf").write_text(SWIFT_CONF)
     before = cluster.checksums()
-    r = run(cluster, "set-replicas", "object-1", "4", "--yes")
+    r = run_cli(cluster, "set-replicas", "object-1", "4", "--yes")
     assert r.exit_code == 2 and "erasure coded 2+1" in r.output and "stay 3 x 1 = 3" in r.output
     assert cluster.checksums() == before
     # without swift.conf ringmgr cannot tell: object rings need --force
     cluster.config.write_text("\n".join(ln for ln in cluster.config.read_text().splitlines()
                                         if not ln.startswith("swift_conf")) + "\n")
-    r = run(cluster, "set-replicas", "object", "4", "--yes")
+    r = run_cli(cluster, "set-replicas", "object", "4", "--yes")
     assert r.exit_code == 2 and "swift_conf is not set" in r.output
     assert cluster.checksums() == before
-    assert run(cluster, "set-replicas", "account", "4", "--yes").exit_code in (0, 1)
-    assert run(cluster, "set-replicas", "object", "4", "--yes", "--force").exit_code in (0, 1)
+    assert run_cli(cluster, "set-replicas", "account", "4", "--yes").exit_code in (0, 1)
+    assert run_cli(cluster, "set-replicas", "object", "4", "--yes", "--force").exit_code in (0, 1)
     b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
     assert b.replicas == 4 and len(b._replica2part2dev) == 4
 
@@ -452,11 +447,11 @@ def test_set_replicas_refused_on_an_erasure_coded_ring(cluster, tmp_path):
 def test_a_saved_plan_of_a_new_kind_applies_exactly(cluster, tmp_path):
     plan = tmp_path / "zone.plan"
     reshape(cluster, overload=1.0)
-    r = run(cluster, "set-zone", "s03", "1", "--plan-out", str(plan), "--seed", "2")
+    r = run_cli(cluster, "set-zone", "s03", "1", "--plan-out", str(plan), "--seed", "2")
     assert r.exit_code == 0, r.output
-    dry = json.loads(run(cluster, "--json", "set-zone", "s03", "1", "--dry-run",
+    dry = json.loads(run_cli(cluster, "--json", "set-zone", "s03", "1", "--dry-run",
                          "--seed", "2").stdout)
-    assert run(cluster, "apply", str(plan), "--yes").exit_code == 0
+    assert run_cli(cluster, "apply", str(plan), "--yes").exit_code == 0
     b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
     assert {d["zone"] for d in b.devs if d["ip"] == IP["s03"]} == {1}
     parts = {d["id"]: d["parts"] for d in b.devs}
@@ -470,16 +465,16 @@ def test_a_plan_of_create_applies_and_refuses_when_the_ring_appeared(tmp_path, m
                                   "part_power = 5\n"
     c.config.write_text(text)
     plan = tmp_path / "create.plan"
-    r = run(c, "create", "account", "container", "--plan-out", str(plan), "--seed", "3")
+    r = run_cli(c, "create", "account", "container", "--plan-out", str(plan), "--seed", "3")
     assert r.exit_code == 0, r.output
     assert not (c.builder_dir / "account.builder").exists()
     dup = tmp_path / "create2.plan"
-    assert run(c, "create", "account", "--plan-out", str(dup), "--seed", "3").exit_code == 0
-    assert run(c, "apply", str(plan), "--yes").exit_code == 0
+    assert run_cli(c, "create", "account", "--plan-out", str(dup), "--seed", "3").exit_code == 0
+    assert run_cli(c, "apply", str(plan), "--yes").exit_code == 0
     for ring in ("account", "container"):
         assert srb(c.builder_dir / f"{ring}.builder", "validate").returncode == 0
     before = c.checksums()
-    r = run(c, "apply", str(dup), "--yes")
+    r = run_cli(c, "apply", str(dup), "--yes")
     assert r.exit_code == 2 and "account was created since the plan was made" in r.output
     assert c.checksums() == before
 
@@ -524,7 +519,7 @@ def test_a_plan_of_create_applies_and_refuses_when_the_ring_appeared(tmp_path, m
 ])
 def test_bad_input_exit_2_one_line_nothing_changed(cluster, args, expect):
     before = cluster.checksums()
-    r = run(cluster, *args, "--yes")
+    r = run_cli(cluster, *args, "--yes")
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert lines[-1].startswith("ringmgr: error: ") and expect in lines[-1], r.output
@@ -538,7 +533,7 @@ def test_create_where_builders_exist_is_refused(cluster):
                               "\n[rings.object]\npart_power = 6\n[rings.object-2]\n"
                               "part_power = 6\n")
     before = cluster.checksums()
-    r = run(cluster, "create", "--yes")
+    r = run_cli(cluster, "create", "--yes")
     assert r.exit_code == 2, r.output
     last = r.output.strip().splitlines()[-1]
     assert "object.builder, object.ring.gz already exist" in last
@@ -546,7 +541,7 @@ def test_create_where_builders_exist_is_refused(cluster):
     assert cluster.checksums() == before
     (cluster.builder_dir / "object-2.ring.gz").write_bytes(b"not mine")
     before = cluster.checksums()
-    r = run(cluster, "create", "object-2", "--yes")
+    r = run_cli(cluster, "create", "object-2", "--yes")
     assert r.exit_code == 2 and "object-2.ring.gz already exists" in r.output
     assert cluster.checksums() == before
 
@@ -558,7 +553,7 @@ def test_set_info_refuses_what_swift_refuses(cluster):
     copy = cluster.root / "copy.builder"
     shutil.copy(path, copy)
     before = cluster.checksums()
-    r = run(cluster, "set-info", "s01/sdb", "--port", "object=6300", "--yes")
+    r = run_cli(cluster, "set-info", "s01/sdb", "--port", "object=6300", "--yes")
     assert r.exit_code == 2, r.output
     assert "device 12 already uses 127.0.9.1:6300/sdb" in r.output.strip().splitlines()[-1]
     assert cluster.checksums() == before
@@ -573,7 +568,7 @@ def test_add_node_takes_every_device_field_from_the_config(cluster):
         'rings.object.port = 6300\n', 1).replace(
         'sdc = 100.0 }\n\n', 'sdc = { weight = 50.0, zone = 4, replication_port = 6310 } }\n\n')
     cluster.config.write_text(text)
-    r = run(cluster, "add-node", "s07", "--yes")
+    r = run_cli(cluster, "add-node", "s07", "--yes")
     assert r.exit_code in (0, 1), r.output
     b = RingBuilder.load(str(cluster.builder_dir / "object.builder"))
     got = {d["device"]: {k: d[k] for k in ("port", "replication_ip", "replication_port",

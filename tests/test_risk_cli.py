@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
+from tests.helpers.ringfactory import make_cluster
 
 EC_CONF = """[swift-hash]
 swift_hash_path_suffix = t
@@ -26,10 +26,6 @@ ec_num_parity_fragments = 2
 """
 
 
-def run(cluster, *args):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
-
-
 def with_swift_conf(cluster, text):
     conf = cluster.root / "swift.conf"
     conf.write_text(text)
@@ -39,14 +35,13 @@ def with_swift_conf(cluster, text):
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    return make_cluster(tmp_path, nodes=6, zones=3, part_power=5)
+def cluster_options():
+    return {"nodes": 6, "zones": 3, "part_power": 5}
 
 
 def test_ok_to_stop_one_node_is_safe(cluster):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "ok-to-stop", "s01", "--json")
+    r = run_cli(cluster, "ok-to-stop", "s01", "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["ok"] and data["written"] is False and data["node"] == "s01"
@@ -57,16 +52,16 @@ def test_ok_to_stop_one_node_is_safe(cluster):
 def test_ok_to_stop_with_zone_mate_down_is_not_safe(cluster):
     # zones: s01,s04 -> 1; s02,s05 -> 2; s03,s06 -> 3. With zone 2 down, s01's
     # partitions would keep one replica of three.
-    r = run(cluster, "ok-to-stop", "s01", "--down", "s02", "--down", "s05", "--worst", "3")
+    r = run_cli(cluster, "ok-to-stop", "s01", "--down", "s02", "--down", "s05", "--worst", "3")
     assert r.exit_code == 1, r.output
     assert "NOT SAFE" in r.stdout and "do NOT stop s01" in r.stdout
     assert "partition" in r.stdout and "(node down)" in r.stdout and "(stopped)" in r.stdout
-    j = json.loads(run(cluster, "ok-to-stop", "s01", "--down", "s02", "--down", "s05",
+    j = json.loads(run_cli(cluster, "ok-to-stop", "s01", "--down", "s02", "--down", "s05",
                        "--json").stdout)
     assert not j["ok"] and all(len(x["worst"]) <= 10 for x in j["rings"].values())
     assert all(x["parts_below_write_quorum"] > 0 for x in j["rings"].values())
     assert all(x["already_below_write_quorum"] == 0 for x in j["rings"].values())
-    assert run(cluster, "ok-to-stop", "s04", "--down", "s01").exit_code == 0  # same zone
+    assert run_cli(cluster, "ok-to-stop", "s04", "--down", "s01").exit_code == 0  # same zone
 
 
 def below_majority(cluster, ring, stop, down_dev):
@@ -90,7 +85,7 @@ def test_ok_to_stop_device_down_and_bad_device(cluster):
     # with s02/sdb out, swift's placement leaves every partition a majority; with
     # s03/sdb out, some partitions that s01 also holds do not keep one
     for down, ok in (("s02/sdb", True), ("s03/sdb", False)):
-        r = run(cluster, "ok-to-stop", "s01", "--down", down, "--json")
+        r = run_cli(cluster, "ok-to-stop", "s01", "--down", down, "--json")
         data = json.loads(r.stdout)
         assert data["down"] == [down] and data["ok"] is ok
         assert r.exit_code == (0 if ok else 1), r.output
@@ -99,7 +94,7 @@ def test_ok_to_stop_device_down_and_bad_device(cluster):
             expected = below_majority(cluster, ring, "s01", down)
             assert rep["parts_below_write_quorum"] == expected and (expected > 0) is not ok
     before = checksums(cluster.builder_dir)
-    bad = run(cluster, "ok-to-stop", "s01", "--down", "s02/sdz")
+    bad = run_cli(cluster, "ok-to-stop", "s01", "--down", "s02/sdz")
     assert bad.exit_code == 2
     one_line_error(bad, "--down s02/sdz: no ring has a device 'sdz' on s02")
     assert checksums(cluster.builder_dir) == before
@@ -113,24 +108,24 @@ def one_line_error(r, needle):
 
 def test_unknown_node_is_exit_2(cluster):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "ok-to-stop", "nosuch")
+    r = run_cli(cluster, "ok-to-stop", "nosuch")
     assert r.exit_code == 2
     one_line_error(r, "unknown node 'nosuch'")
-    r = run(cluster, "failure-impact", "s01", "nosuch")
+    r = run_cli(cluster, "failure-impact", "s01", "nosuch")
     assert r.exit_code == 2
     one_line_error(r, "unknown node 'nosuch'")
     assert checksums(cluster.builder_dir) == before
 
 
 def test_failure_impact_histogram(cluster):
-    r = run(cluster, "failure-impact", "s01", "s04", "--json")
+    r = run_cli(cluster, "failure-impact", "s01", "s04", "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert set(data["rings"]) == {"account", "container", "object", "object-1"}
     for ring in data["rings"].values():
         assert sum(ring["lost"].values()) == 32
         assert ring["parts_losing_all"] == 0
-    text = run(cluster, "failure-impact", "s01", "s04").stdout
+    text = run_cli(cluster, "failure-impact", "s01", "s04").stdout
     assert text.startswith("if s01, s04 failed together:")
 
 
@@ -140,7 +135,7 @@ def test_ec_policy_from_swift_conf(tmp_path, monkeypatch):
                      rings=("object", "object-1"))
     with_swift_conf(c, EC_CONF)
     # two of six nodes down: EC 4+2 loses write quorum (5), replicated 6x keeps it (3)
-    r = run(c, "ok-to-stop", "s01", "--down", "s02", "--json")
+    r = run_cli(c, "ok-to-stop", "s01", "--down", "s02", "--json")
     assert r.exit_code == 1
     rings = json.loads(r.stdout)["rings"]
     assert rings["object-1"]["policy"].startswith("erasure coded 4+2")
@@ -151,7 +146,7 @@ def test_ec_policy_from_swift_conf(tmp_path, monkeypatch):
 def test_bad_swift_conf_is_exit_2_and_changes_nothing(cluster):
     with_swift_conf(cluster, "[storage-policy:1]\npolicy_type = erasure_coding\n")
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "ok-to-stop", "s01")
+    r = run_cli(cluster, "ok-to-stop", "s01")
     assert r.exit_code == 2 and "ec_num_data_fragments is required" in r.output
     assert "Traceback" not in r.output
     assert checksums(cluster.builder_dir) == before
@@ -177,26 +172,26 @@ def test_even_replica_ring_judged_by_swifts_quorum_unless_quorum_majority(tmp_pa
     c = make_cluster(tmp_path, nodes=4, zones=4, disks=1, part_power=4, replicas=4,
                      rings=("object",))
     before = checksums(c.builder_dir)
-    r = run(c, "ok-to-stop", "s01", "--down", "s02", "--json")
+    r = run_cli(c, "ok-to-stop", "s01", "--down", "s02", "--json")
     assert r.exit_code == 0, r.output
     ring = json.loads(r.stdout)["rings"]["object"]
     assert json.loads(r.stdout)["quorum_rule"] == "swift"
     assert (ring["write_quorum"], ring["write_quorum_majority"]) == ("2 of 4", "3 of 4")
     assert (ring["parts_below_write_quorum"], ring["parts_below_swift_quorum"]) == (0, 0)
-    strict = run(c, "ok-to-stop", "s01", "--down", "s02", "--quorum", "majority", "--json")
+    strict = run_cli(c, "ok-to-stop", "s01", "--down", "s02", "--quorum", "majority", "--json")
     assert strict.exit_code == 1, strict.output
     ring = json.loads(strict.stdout)["rings"]["object"]
     assert (ring["write_quorum"], ring["write_quorum_swift"]) == ("3 of 4", "2 of 4")
     assert (ring["parts_below_write_quorum"], ring["parts_below_swift_quorum"]) == (16, 0)
-    text = run(c, "ok-to-stop", "s01", "--down", "s02", "--quorum", "majority").stdout
+    text = run_cli(c, "ok-to-stop", "s01", "--down", "s02", "--quorum", "majority").stdout
     assert "write quorum 3 of 4 (swift's own: 2 of 4)" in text
     assert "without --quorum majority" in text
-    fi = json.loads(run(c, "failure-impact", "s01", "s02", "--json").stdout)
+    fi = json.loads(run_cli(c, "failure-impact", "s01", "s02", "--json").stdout)
     assert fi["rings"]["object"]["parts_below_write_quorum"] == 0
-    fi = json.loads(run(c, "failure-impact", "s01", "s02", "--quorum", "majority",
+    fi = json.loads(run_cli(c, "failure-impact", "s01", "s02", "--quorum", "majority",
                         "--json").stdout)
     assert fi["rings"]["object"]["parts_below_write_quorum"] == 16
     assert fi["rings"]["object"]["parts_below_swift_quorum"] == 0
-    bad = run(c, "ok-to-stop", "s01", "--quorum", "half")
+    bad = run_cli(c, "ok-to-stop", "s01", "--quorum", "half")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     assert checksums(c.builder_dir) == before

@@ -6,17 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
+from tests.helpers.ringfactory import make_cluster
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
-
-
-def run(config, *args):
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +29,7 @@ def demo(tmp_path):
 
 def test_example_scenario_runs_round_by_round_and_writes_nothing(demo):
     before = checksums(demo / "rings")
-    r = run(demo / "ringmgr.toml", "--json", "simulate", str(demo / "scenario.toml"))
+    r = run_cli(demo / "ringmgr.toml", "--json", "simulate", str(demo / "scenario.toml"))
     assert r.exit_code == 0, r.output
     assert checksums(demo / "rings") == before
     data = json.loads(r.stdout)
@@ -48,13 +44,13 @@ def test_example_scenario_runs_round_by_round_and_writes_nothing(demo):
             if d["node"] == "s02" and d["device"] == "sdc"]
     assert gone and gone[0]["status"] == "removed"
     # the text view names every round
-    r = run(demo / "ringmgr.toml", "simulate", str(demo / "scenario.toml"))
+    r = run_cli(demo / "ringmgr.toml", "simulate", str(demo / "scenario.toml"))
     assert "== round 4: a new object-only disk on s07" in r.output
 
 
 def test_rounds_match_a_hand_replay_on_swift(demo):
     """Round 1 and 2 of the example, replayed directly with RingBuilder."""
-    r = run(demo / "ringmgr.toml", "--json", "simulate", str(demo / "scenario.toml"))
+    r = run_cli(demo / "ringmgr.toml", "--json", "simulate", str(demo / "scenario.toml"))
     data = json.loads(r.stdout)
     b = RingBuilder.load(str(demo / "rings" / "object.builder"))
     b.pretend_min_part_hours_passed()
@@ -85,7 +81,7 @@ def test_settle_rebalances_until_nothing_moves(tmp_path):
     sc = tmp_path / "s.toml"
     sc.write_text('seed = 3\nrebalance = "settle"\n[[round]]\n'
                   'changes = [{ remove = "s01" }, { remove = "s02" }]\n')
-    r = run(c.config, "--json", "simulate", str(sc))
+    r = run_cli(c.config, "--json", "simulate", str(sc))
     assert r.exit_code == 0, r.output
     rings = json.loads(r.stdout)["rounds"][0]["rings"]
     assert rings and all(v["rebalances"] >= 2 for v in rings.values())
@@ -108,7 +104,7 @@ def test_bad_scenarios_are_exit_2_one_line(tmp_path, text, needle):
     sc = tmp_path / "s.toml"
     sc.write_text(text)
     before = checksums(c.builder_dir)
-    r = run(c.config, "simulate", str(sc))
+    r = run_cli(c.config, "simulate", str(sc))
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert lines[-1].startswith("ringmgr: error:") and needle in lines[-1], r.output
@@ -122,7 +118,7 @@ def test_inline_node_can_be_added_then_reweighted(tmp_path):
     sc.write_text('seed = 1\nrings = ["object"]\n[[round]]\nchanges = [\n'
                   '{ add = "s20/sdb", weight = 100, ip = "127.0.9.20", zone = 2 },\n'
                   '{ set_weight = "s20/sdb", weight = 50 },\n]\n')
-    r = run(c.config, "--json", "simulate", str(sc))
+    r = run_cli(c.config, "--json", "simulate", str(sc))
     assert r.exit_code == 0, r.output
     rings = json.loads(r.stdout)["rounds"][0]["rings"]
     assert list(rings) == ["object"]
@@ -134,7 +130,7 @@ def test_inline_node_can_be_added_then_reweighted(tmp_path):
 def test_missing_scenario_file_is_exit_2(tmp_path):
     c = make_cluster(tmp_path / "c")
     before = checksums(c.builder_dir)
-    r = run(c.config, "simulate", str(tmp_path / "nope.toml"))
+    r = run_cli(c.config, "simulate", str(tmp_path / "nope.toml"))
     assert r.exit_code == 2
     assert r.output.strip().splitlines() == [
         f"ringmgr: error: scenario file {tmp_path / 'nope.toml'} does not exist"]

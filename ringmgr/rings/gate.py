@@ -1,9 +1,19 @@
-"""How long until the min_part_hours gate opens, in words an operator reads at 2 a.m.:
-'2 h 13 min', '14:10 UTC'."""
+"""The min_part_hours gate: its limit, and how long until it opens, in words an
+operator reads at 2 a.m.: '2 h 13 min', '14:10 UTC'."""
 
 from __future__ import annotations
 
 import math
+
+# swift keeps "hours since moved" in one byte (saturating at 255): a min_part_hours
+# above it would keep every partition from ever moving again
+MAX_MIN_PART_HOURS = 255
+
+
+def min_part_hours_problem(hours) -> str:
+    return (f"must be at most {MAX_MIN_PART_HOURS}, not {hours} (swift counts the hours since "
+            f"a partition moved in one byte: above {MAX_MIN_PART_HOURS} no partition could "
+            f"ever move again)")
 
 
 def gate_text(seconds: int) -> str:

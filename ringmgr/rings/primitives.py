@@ -102,7 +102,7 @@ def replicas_value(value) -> float:
 
 
 def min_part_hours_value(value) -> int:
-    from ringmgr.config_rings import MAX_MIN_PART_HOURS, min_part_hours_problem
+    from ringmgr.rings.gate import MAX_MIN_PART_HOURS, min_part_hours_problem
 
     text = str(value).strip()
     try:

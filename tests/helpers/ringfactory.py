@@ -3,10 +3,11 @@ a ringmgr.toml that describes their nodes."""
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.helpers.checksums import checksums
 
 PORTS = {"account": 6202, "container": 6201, "object": 6200}
 
@@ -21,15 +22,6 @@ class Cluster:
     def checksums(self) -> dict[str, str]:
         """md5 of every file under builder_dir (to prove nothing changed)."""
         return checksums(self.builder_dir)
-
-
-def checksums(directory: Path) -> dict[str, str]:
-    """md5 of every file below ``directory``, except swift's empty ``.lock`` file (taking
-    the directory lock creates it; it holds no data) and the plan key (the first
-    --plan-out creates it; tests/test_plan_security.py checks it)."""
-    return {str(p.relative_to(directory)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(Path(directory).rglob("*"))
-            if p.is_file() and p.name not in (".lock", "plan.key")}
 
 
 def make_cluster(tmp_path: Path, *, nodes: int = 6, zones: int = 3, disks: int = 2,
