@@ -96,10 +96,23 @@ def _config(wanted, tmp_path):
     return parse_config(data, tmp_path / "ringmgr.toml")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(scenarios())
 def test_repeated_converge_reaches_the_config_or_stops_over_limit(tmp_path, scenario):
+    _converge_until_done(tmp_path, scenario)
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: when the config puts every replica on "
+                   "one node, swift leaves the last assignment on a drained device and plan "
+                   "reports neither a step nor over_limit (found by the property test)")
+def test_drain_onto_one_node_is_either_done_or_reported(tmp_path):
+    existing = [(f"127.0.5.{i}", 1, [10.0]) for i in range(1, 5)]
+    wanted = [("127.0.5.3", 1, [20.0, 20.0, 20.0])]
+    _converge_until_done(tmp_path, (existing, wanted, 25.0, 1))
+
+
+def _converge_until_done(tmp_path, scenario):
     existing, wanted, max_move, seed = scenario
     config = _config(wanted, tmp_path)
     builders = {"object": _ring(existing, seed)}
