@@ -31,6 +31,9 @@ _NODE_DEFAULTS = {
     "fstab_by": "label",
     "ssh_port": None,
     "reboot_command": ["systemctl", "reboot"],
+    "object_server_conf": "",
+    "swift_command_prefix": [],
+    "run_dir": "/var/lib/ringmgr",
 }
 
 _STR = "string"
@@ -67,6 +70,9 @@ _NODE_KEYS = {
     "mount_options": _STR,
     "fstab_by": _STR,
     "reboot_command": _STRLIST,
+    "object_server_conf": _STR,
+    "swift_command_prefix": _STRLIST,
+    "run_dir": _STR,
 }
 
 SCHEMA: dict[str, dict[str, str]] = {
@@ -80,6 +86,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "lock_timeout": _NUM,
         "used_bytes": _NUMMAP,
         "format_version": _INT,
+        "ring_reload": _NUM,
     },
     "ssh": {
         "user": _STR,
@@ -126,6 +133,7 @@ class ClusterConfig:
     lock_timeout: float = 30.0
     used_bytes: dict[str, float] = field(default_factory=dict)
     format_version: int | None = None
+    ring_reload: float = 15.0  # seconds until every server re-read a new ring.gz
 
     def port_for(self, ring: str) -> int:
         """The port new devices of ``ring`` listen on (object-N uses object's)."""
@@ -176,6 +184,13 @@ class Node(Host):
     device_attrs: dict[str, dict] = field(default_factory=dict)
     ring_device_attrs: dict[str, dict[str, dict]] = field(default_factory=dict)
     ring_ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    object_server_conf: str = ""        # default: <swift_dir>/object-server.conf
+    swift_command_prefix: tuple[str, ...] = ()   # runs swift's tools (a venv, an env)
+    run_dir: str = "/var/lib/ringmgr"   # pid files and logs of detached commands
+
+    @property
+    def object_conf(self) -> str:
+        return self.object_server_conf or f"{self.swift_dir.rstrip('/')}/object-server.conf"
 
     def devices_for(self, ring: str) -> dict[str, float]:
         """Device name -> weight for ``ring``: a per-ring override, else ``devices``."""
@@ -305,6 +320,7 @@ def parse_config(data: dict, path: Path) -> Config:
         lock_timeout=float(c.get("lock_timeout", 30.0)),
         used_bytes={k: float(x) for k, x in c.get("used_bytes", {}).items()},
         format_version=c.get("format_version"),
+        ring_reload=float(c.get("ring_reload", 15.0)),
     )
     for ring in cluster.rings or ():
         if not is_ring_name(ring):
@@ -442,9 +458,20 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict,
         device_attrs=device_attrs,
         ring_device_attrs=ring_device_attrs,
         ring_ports=ring_ports,
+        object_server_conf=n.get("object_server_conf", defaults["object_server_conf"]),
+        swift_command_prefix=tuple(n.get("swift_command_prefix",
+                                         defaults["swift_command_prefix"])),
+        run_dir=n.get("run_dir", defaults["run_dir"]),
     )
+    if node.object_server_conf:
+        v.node_path(key_of_node(n, key, "object_server_conf"), node.object_server_conf)
+    v.node_path(key_of_node(n, key, "run_dir"), node.run_dir)
     check_node_values(v, node, lambda k: f"{key}.{k}" if k in n else f"defaults.{k}")
     return node
+
+
+def key_of_node(n: dict, key: str, field_name: str) -> str:
+    return f"{key}.{field_name}" if field_name in n else f"defaults.{field_name}"
 
 
 def check_node_values(v: "_Validator", node: Node, key_of) -> None:
