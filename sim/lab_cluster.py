@@ -362,7 +362,7 @@ def write_config(lab: cfg.Lab) -> None:
 def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int,
        xfs: bool, net: int | None, ssh: bool, spare: int = 2, min_part_hours: int = 0,
        ring_reload: float = 1.0,
-       timeout: float = 60.0) -> cfg.Lab:
+       timeout: float = 60.0, ec: bool = False) -> cfg.Lab:
     state = os.path.abspath(state)
     if Path(state, "lab.json").exists():
         raise LabError(f"a lab already lives in {state}: `sim/lab down --state {state}` first")
@@ -376,7 +376,7 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         raise ValueError("--spare must be between 0 and 100")
     cfg.plan_lab(state, net or FIRST_NET, nodes=nodes, disks=disks, zones=zones,
                  part_power=part_power, min_part_hours=min_part_hours,
-                 xfs=xfs)  # bad arguments fail before anything exists
+                 xfs=xfs, ec=ec)  # bad arguments fail before anything exists
     Path(state).mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     records = Records(state)
@@ -386,7 +386,8 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         shutil.rmtree(state, ignore_errors=True)
         raise
     lab = cfg.plan_lab(state, net_, nodes=nodes, disks=disks, zones=zones,
-                       part_power=part_power, min_part_hours=min_part_hours, xfs=xfs)
+                       part_power=part_power, min_part_hours=min_part_hours, xfs=xfs,
+                       ec=ec)
     lab.spare = spare
     lab.ring_reload = ring_reload
     try:
@@ -658,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--ring-reload", type=float, default=1.0,
                       help="seconds between the servers' ring.gz checks (swift's own: 15)")
     p_up.add_argument("--xfs", action="store_true", help="real XFS loop disks (300 MB sparse)")
+    p_up.add_argument("--ec", action="store_true",
+                      help="a third storage policy, ec42: erasure coded 4+2 (ring object-2)")
     p_up.add_argument("--net", type=int, default=None,
                       help="use 127.0.NET.0/24 (default: the first free from 127.0.5)")
     p_up.add_argument("--no-ssh", action="store_true", help="start no sshd test hosts")
@@ -694,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
                      part_power=args.part_power, min_part_hours=args.min_part_hours,
                      xfs=args.xfs, net=args.net,
                      ssh=not args.no_ssh, spare=args.spare, ring_reload=args.ring_reload,
-                     timeout=args.timeout)
+                     timeout=args.timeout, ec=args.ec)
             sys.stdout.write(cfg.exports(lab))
         elif args.cmd == "replicate":
             replicate(args.state)

@@ -82,6 +82,11 @@ class Lab:
     ring_reload: float = 1.0  # seconds between a server's ring.gz checks (swift: 15)
     spare: int = 2  # sshd also serves this many addresses after the last node (add-node)
     ssh: dict | None = None  # port, identity_file, known_hosts, hosts (served addresses)
+    ec: bool = False  # storage policy 2 "ec42": erasure coded 4+2 (ring object-2, pyeclib)
+
+    @property
+    def rings(self) -> tuple[str, ...]:
+        return RINGS + (("object-2",) if self.ec else ())
 
     @property
     def proxy_ip(self) -> str:
@@ -123,8 +128,11 @@ class Lab:
 
 def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int | None = None,
              part_power: int = 8, replicas: int | None = None, min_part_hours: int = 0,
-             xfs: bool = False) -> Lab:
+             xfs: bool = False, ec: bool = False) -> Lab:
     """The lab's layout; ``zones`` defaults to one zone per node."""
+    if ec and nodes * disks < EC_NDATA + EC_NPARITY:
+        raise ValueError(f"--ec needs at least {EC_NDATA + EC_NPARITY} devices "
+                         f"(--nodes x --disks) for its {EC_NDATA}+{EC_NPARITY} fragments")
     if not 1 <= nodes <= 250:
         raise ValueError("--nodes must be between 1 and 250")
     if not 1 <= disks <= len(DEVICE_NAMES):
@@ -146,7 +154,7 @@ def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int
     ]
     return Lab(state=state, net=net, nodes=lab_nodes, part_power=part_power,
                replicas=replicas or min(3, nodes * disks), min_part_hours=min_part_hours,
-               xfs=xfs)
+               xfs=xfs, ec=ec)
 
 
 def new_node(lab: Lab, *, disks: int | None = None, zone: int | None = None) -> LabNode:
@@ -180,6 +188,18 @@ default = yes
 
 [storage-policy:1]
 name = silver
+""" + (EC_POLICY if lab.ec else "")
+
+
+EC_NDATA, EC_NPARITY = 4, 2
+EC_POLICY = f"""
+[storage-policy:2]
+name = ec42
+policy_type = erasure_coding
+ec_type = liberasurecode_rs_vand
+ec_num_data_fragments = {EC_NDATA}
+ec_num_parity_fragments = {EC_NPARITY}
+ec_object_segment_size = 65536
 """
 
 
@@ -389,6 +409,14 @@ def unsafe_reboot_commands(lab: Lab, config: dict) -> list[str]:
     return reasons
 
 
+def swift_command_prefix(node: LabNode) -> list[str]:
+    """How a lab node runs one of swift's console scripts (``lab_swiftrun.py``)."""
+    import sys
+
+    return [sys.executable, str(Path(__file__).resolve().parent / "lab_swiftrun.py"),
+            node.swift_dir]
+
+
 def ringmgr_toml(lab: Lab) -> str:
     """The ringmgr configuration for this lab (CONTRACT.md's schema).
 
@@ -405,6 +433,7 @@ def ringmgr_toml(lab: Lab) -> str:
         f"builder_dir = {_q(lab.builder_dir)}",
         f"swift_conf = {_q(lab.builder_dir + '/swift.conf')}",
         f"ports = {{ {ports} }}",
+        f"ring_reload = {lab.ring_reload + 1:g}",
         "",
     ]
     if ssh:
@@ -425,6 +454,10 @@ def ringmgr_toml(lab: Lab) -> str:
             f"swift_dir = {_q(node.swift_dir)}",
             f"mount_root = {_q(node.mount_root)}",
             f"fstab = {_q(node.fstab)}",
+            # swift's tools on a lab node: the lab's python, pointed at its swift.conf
+            "swift_command_prefix = [" + ", ".join(_q(a) for a in swift_command_prefix(node))
+            + "]",
+            f"run_dir = {_q(node.root + '/var/lib/ringmgr')}",
         ]
         reboot = reboot_command(lab, node)
         if reboot is not None:  # (the check below refuses a node without one)
@@ -464,8 +497,10 @@ def build_rings(lab: Lab) -> list[Path]:
     out = Path(lab.builder_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for ring in RINGS:
+    for ring in lab.rings:
         replicas = max(1, lab.replicas - 1) if ring == "object-1" else lab.replicas
+        if ring == "object-2":
+            replicas = EC_NDATA + EC_NPARITY
         builder = RingBuilder(lab.part_power, replicas, lab.min_part_hours)
         port = PORTS["object" if ring.startswith("object") else ring]
         for node in lab.nodes:

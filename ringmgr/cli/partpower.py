@@ -73,10 +73,12 @@ def register(group: click.Group) -> None:
                   help="seconds between progress checks with --wait")
     @click.option("--dry-run", is_flag=True, help="print every remaining phase with its "
                   "host commands; change nothing")
+    @click.option("--new", "new", is_flag=True, help="after a finished increase: start "
+                  "another one (one more power)")
     @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
     @json_option
     def increase_part_power(rings, all_phases, wait, cancel, show_status, files_per_second,
-                            workers, devices, poll, dry_run, yes):
+                            workers, devices, poll, dry_run, new, yes):
         """The partition-power increase of the object rings (every object ring, or the
         RINGs given), phase by phase: precheck, prepare, relink, increase, cleanup,
         finish (swift's "Modifying Ring Partition Power").  Each run does the next
@@ -98,6 +100,13 @@ def register(group: click.Group) -> None:
                      poll_interval=poll)
         journal = op.read_journal(config)
         builders = op.load_builders(config, names)
+        done_before = None if new else op.finished_already(config, builders)
+        if done_before:
+            from ringmgr.errors import NothingToDo
+
+            app.emit({"written": False, **op.status_data(
+                env, op.read_journal(config, finished=True), builders)})
+            raise NothingToDo(done_before)
         if show_status or dry_run:
             data = op.status_data(env, journal, builders, cancel)
             if show_status and data["phase"] in ("relink", "cleanup") and journal:

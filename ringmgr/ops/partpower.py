@@ -104,8 +104,9 @@ def position(journal_data: dict | None, builders: dict, cancel: bool = False) ->
                          start_power=start.get(first), power_now=builders[first].part_power)
 
 
-def read_journal(config) -> dict | None:
-    """The journal as it is on disk (no lock: for status and dry runs)."""
+def read_journal(config, *, finished: bool = False) -> dict | None:
+    """The journal as it is on disk (no lock: for status and dry runs); a finished one
+    only with ``finished``."""
     from ringmgr.exec.runner import cluster_state_dir
 
     path = cluster_state_dir(config) / f"{KEY}.json"
@@ -113,7 +114,28 @@ def read_journal(config) -> dict | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return None if data.get("finished") else data
+    return data if finished or not data.get("finished") else None
+
+
+def finished_already(config, builders: dict) -> str | None:
+    """'the increase ... finished at ...' when the last operation finished and the rings
+    are still as it left them (running the command again is not a new increase)."""
+    data = read_journal(config, finished=True)
+    if not data or not data.get("finished"):
+        return None
+    params = data.get("params", {})
+    start = params.get("start_power") or {}
+    if sorted(start) != sorted(builders) or any(b.next_part_power for b in builders.values()):
+        return None
+    cancelled = "cancel" in done_phases(data)
+    want = {r: p + (0 if cancelled else 1) for r, p in start.items()}
+    if any(builders[r].part_power != p for r, p in want.items()):
+        return None
+    what = "cancelled" if cancelled else "finished"
+    return (f"the partition-power increase {params.get('op_id')} {what} at "
+            f"{data.get('updated', '?')}: part power "
+            + ", ".join(f"{r} {b.part_power}" for r, b in sorted(builders.items()))
+            + "; pass --new to increase it again")
 
 
 def open_journal(config, rings):
