@@ -253,3 +253,58 @@ def test_cancel_after_relink_removes_the_new_links(lab_cluster, lab_hash):
     lab.replicate()    # replication runs again (the replicators no longer skip the policy)
     again = ringmgr(lab, "increase-part-power", "--json")
     assert json.loads(again.stdout)["reason"] == "nothing_to_do"
+
+
+def ssh_answers(lab, node) -> bool:
+    import socket
+    import tomllib
+
+    port = tomllib.loads(Path(lab.config_path).read_text())["ssh"]["port"]
+    try:
+        socket.create_connection((node.ip, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.lab(nodes=3, disks=1, xfs=True, part_power=6)
+def test_refusals_and_a_node_unreachable_at_relink(lab_cluster, lab_hash):
+    from tests.helpers.ringfactory import checksums
+
+    lab = lab_cluster
+    objects = upload(lab, ["gold", "silver"], 40)
+    # reclaim_age too short for the expected relink+cleanup: refused, nothing changed
+    conf = Path(lab.nodes[0].swift_dir, "object-server.conf")
+    original = conf.read_text()
+    conf.write_text(original.replace("[object-replicator]\n",
+                                     "[object-replicator]\nreclaim_age = 5\n"))
+    before = checksums(Path(lab.builder_dir))
+    r = ringmgr(lab, "increase-part-power", "--yes", "--files-per-second", "1", check=2)
+    assert "reclaim_age 5 s is shorter" in r.stderr
+    assert checksums(Path(lab.builder_dir)) == before
+    conf.write_text(original)
+    # an account ring: swift's reason
+    r = ringmgr(lab, "increase-part-power", "account", "--yes", check=2)
+    assert "only supported for object rings" in r.stderr
+    assert checksums(Path(lab.builder_dir)) == before
+
+    ringmgr(lab, "increase-part-power", "--yes", check=1)      # precheck
+    ringmgr(lab, "increase-part-power", "--yes", check=1)      # prepare
+    s02 = lab.node("s02")
+    subprocess.run([str(REPO / "sim" / "lab"), "reboot", "s02", "--state", str(lab.state),
+                    "--down-for", "40"], check=True, capture_output=True, timeout=60)
+    wait_for(lambda: not ssh_answers(lab, s02), timeout=30, what="s02 down")
+    r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.5", check=2)
+    assert "s02" in r.stderr and "relink did not complete" in r.stderr
+    st = json.loads(ringmgr(lab, "increase-part-power", "--status", "--json").stdout)
+    assert st["phase"] == "relink", "the increase does not come while a node is missing"
+    assert st["nodes"]["relink"]["s02"]["state"] == "unreachable"
+    assert st["nodes"]["relink"]["s01"]["done"] is True
+    wait_for(lambda: ssh_answers(lab, s02), timeout=120, what="s02 back")
+    r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.5", "--json",
+                check=1)
+    assert json.loads(r.stdout)["phase"] == "increase"
+    assert starts(lab, "relink") == {"s01": 1, "s02": 1, "s03": 1}
+    ringmgr(lab, "increase-part-power", "--yes", "--all-phases", "--wait", "--poll", "0.5")
+    read_all(lab, objects)
+    check_disk(lab, objects, 7, policies=["gold", "silver"])

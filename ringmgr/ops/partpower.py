@@ -172,6 +172,8 @@ def run(env: Env, *, cancel: bool = False, all_phases: bool = False,
             if phase == "precheck":
                 precheck(env, j, builders)
             elif phase in pp.RING_PHASES:
+                if phase == "cancel":
+                    refuse_while_relinking(env, j)
                 written = ring_phase(env, j, phase) or written
             else:
                 waiting = relinker_phase(env, j, phase, wait=wait)
@@ -232,6 +234,13 @@ def precheck(env: Env, j, builders: dict) -> None:
             continue
         problems += [f"{name}: {p}" for p in fig["problems"]]
         out[name] = fig
+    for name, fig in figs.items():
+        if isinstance(fig, dict):
+            inodes = ", ".join(f"{d} {f['used']} used/{f['free']} free" if f else f"{d} ?"
+                               for d, f in sorted(fig["devices"].items()))
+            env.echo(f"  {name}: swift {fig['swift_version']}, reclaim_age "
+                     f"{fig['reclaim_age']} s, runs as {fig['user']}, relinker config "
+                     f"{fig['relinker_conf']}; inodes {inodes}")
     reclaim = [f["reclaim_age"] for f in figs.values() if isinstance(f, dict)]
     used = [d["used"] for f in figs.values() if isinstance(f, dict)
             for d in f["devices"].values() if d]
@@ -341,15 +350,19 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
             rec.setdefault("started", env.clock())
         rec.update(state=st["state"], pid=st.get("pid") or rec.get("pid"),
                    rc=st.get("rc"), error="")
+        if st["state"] in ("busy", "error"):
+            rec["error"] = ("another relinker holds the node's lock" if st["state"] == "busy"
+                            else f"cannot start: {st.get('msg')}")
         verb = {"started": "started", "running": "found running", "finished":
                 "found finished", "busy": "busy: another relinker holds the node's lock",
                 "error": f"cannot start: {st.get('msg')}"}.get(st["state"], st["state"])
         env.echo(f"  {name}: {step} {verb}" + (f" (pid {st['pid']})" if st.get("pid") else ""))
     j.set_param("runs", j.params["runs"])
+    failed: dict[str, str] = {}
     while True:
         states = pn.parallel(config, todo, lambda on: pn.relinker_state(
             on, env.executor(on.node), env.recon, op_id, step, env.rings))
-        failed, running = {}, []
+        running = []
         for name, st in states.items():
             rec = runs.setdefault(name, {})
             if isinstance(st, Exception):
@@ -366,7 +379,7 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
                 running.append(name)
         j.set_param("runs", j.params["runs"])
         todo = {n: on for n, on in todo.items() if n in running}
-        if not running and not failed:
+        if not running and not failed and all(runs.get(n, {}).get("done") for n in nodes):
             env.echo(f"{step}: done on every node ({', '.join(nodes)})")
             return None
         if failed and not running:
@@ -380,6 +393,24 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
                 what += "; failed on " + ", ".join(sorted(failed))
             return what
         env.sleep(env.poll_interval)
+
+
+def refuse_while_relinking(env: Env, j) -> None:
+    """Cancel only when no relink runs: its links would be made after the cleanup
+    looked, and the cleanup could not start on the node (the node's relinker lock)."""
+    runs = j.params.get("runs", {}).get("relink", {})
+    if not runs:
+        return
+    builders = load_builders(env.config, env.rings)
+    nodes = {n: on for n, on in pn.object_nodes(env.config, builders).items() if n in runs}
+    states = pn.parallel(env.config, nodes, lambda on: pn.relinker_state(
+        on, env.executor(on.node), env.recon, j.params["op_id"], "relink", env.rings))
+    busy = sorted(n for n, st in states.items()
+                  if isinstance(st, Exception) or st["state"] in ("running", "started"))
+    if busy:
+        raise Refused(f"relink is still running (or cannot be checked) on "
+                      f"{', '.join(busy)}: wait for it to end (`ringmgr increase-part-power "
+                      f"--status`), then cancel; nothing was changed")
 
 
 def _reclaim_warning(env: Env, j) -> None:
@@ -444,14 +475,15 @@ def plan(env: Env, journal_data: dict | None, builders: dict, cancel: bool) -> l
         elif phase in pp.RELINK_PHASES:
             step = pp.RELINK_PHASES[phase]
             for name, on in nodes.items():
-                argv = rl.relinker_argv(on.node, step, env.rings,
-                                        on.node.object_conf + " (or ringmgr's own "
-                                        "object-relinker.conf)", env.opts)
+                argv = rl.relinker_argv(on.node, step, env.rings, on.node.object_conf,
+                                        env.opts)
                 item["host_steps"].append({
                     "host": name, "step": step, "argv": argv,
                     "destructive": phase == "cleanup",
                     "reason": f"detached (setsid), pid file and log in "
                               f"{rl.run_dir(on.node, 'OPERATION')}/, devices "
-                              f"{', '.join(on.all_devices)}"})
+                              f"{', '.join(on.all_devices)}; the config is "
+                              f"{on.node.run_dir}/{rl.OWN_CONF} instead when "
+                              f"{on.node.object_conf} has no [object-relinker]"})
         steps.append(item)
     return steps

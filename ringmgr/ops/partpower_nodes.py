@@ -209,6 +209,11 @@ def relinker_state(on: ObjectNode, ex, recon, op_id: str, step: str, rings) -> d
         out["error"] = f"the relinker exited {st.rc}"
     elif st.state == "finished" and incomplete:
         out["error"] = "exited 0 but recon shows " + "; ".join(incomplete)
+    elif st.state == "none":
+        out["error"] = ("not running and never started for this operation (another "
+                        "relinker held the node's lock?)")
+    elif st.state == "error":
+        out["error"] = f"cannot tell: {st.msg}"
     elif st.state == "died":
         out["error"] = "the relinker is gone without an exit code (killed, or the node " \
                        "rebooted): running the phase again restarts it"
