@@ -291,8 +291,10 @@ def test_refusals_and_a_node_unreachable_at_relink(lab_cluster, lab_hash):
     ringmgr(lab, "increase-part-power", "--yes", check=1)      # precheck
     ringmgr(lab, "increase-part-power", "--yes", check=1)      # prepare
     s02 = lab.node("s02")
-    subprocess.run([str(REPO / "sim" / "lab"), "reboot", "s02", "--state", str(lab.state),
-                    "--down-for", "40"], check=True, capture_output=True, timeout=60)
+    # the lab's rehearsed reboot, detached as ringmgr's reboot_command starts it
+    subprocess.run(["setsid", "--fork", sys.executable, str(REPO / "sim" / "lab"), "reboot",
+                    "s02", "--state", str(lab.state), "--down-for", "40"], check=True,
+                   capture_output=True, timeout=60)
     wait_for(lambda: not ssh_answers(lab, s02), timeout=30, what="s02 down")
     r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.5", check=2)
     assert "s02" in r.stderr and "relink did not complete" in r.stderr

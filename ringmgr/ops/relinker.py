@@ -55,8 +55,8 @@ mkdir -p "$d" || { echo "state=error msg=cannot-create-run-dir"; exit 0; }
 flock -n "$lock" true || { echo "state=busy"; exit 0; }
 rm -f "$pidf"
 setsid flock -n "$lock" sh -c 'p=$1; r=$2; l=$3; shift 3; echo $$ > "$p.tmp" && mv "$p.tmp" "$p"
-  echo "ringmgr: started pid $$ at $(date -u +%FT%TZ)" >>"$l"
-  "$@" >>"$l" 2>&1 </dev/null; rc=$?; echo "ringmgr: exit $rc at $(date -u +%FT%TZ)" >>"$l"
+  echo "ringmgr: started pid $$ at $(date +%s.%N)" >>"$l"
+  "$@" >>"$l" 2>&1 </dev/null; rc=$?; echo "ringmgr: exit $rc at $(date +%s.%N)" >>"$l"
   echo $rc > "$r.tmp"; mv "$r.tmp" "$r"' sh "$pidf" "$rcf" "$logf" "$@" \
   </dev/null >/dev/null 2>&1 &
 i=0; while [ ! -s "$pidf" ] && [ ! -s "$rcf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
