@@ -34,6 +34,7 @@ _NODE_DEFAULTS = {
     "object_server_conf": "",
     "swift_command_prefix": [],
     "run_dir": "/var/lib/ringmgr",
+    "mount_check": True,
 }
 
 _STR = "string"
@@ -73,6 +74,7 @@ _NODE_KEYS = {
     "object_server_conf": _STR,
     "swift_command_prefix": _STRLIST,
     "run_dir": _STR,
+    "mount_check": _BOOL,
 }
 
 SCHEMA: dict[str, dict[str, str]] = {
@@ -87,6 +89,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "used_bytes": _NUMMAP,
         "format_version": _INT,
         "ring_reload": _NUM,
+        "full_percent": _NUM,
     },
     "ssh": {
         "user": _STR,
@@ -100,6 +103,14 @@ SCHEMA: dict[str, dict[str, str]] = {
     "defaults": {k: v for k, v in _NODE_KEYS.items() if k in _NODE_DEFAULTS},
     "drive_audit": {
         "since": _STR,
+    },
+    "recon": {
+        "scheme": _STR,
+        "ports": _INTMAP,
+        "timeout": _NUM,
+        "connect_timeout": _NUM,
+        "concurrency": _INT,
+        "max_clock_skew": _NUM,
     },
     "openstack": {
         "openrc": _PATH,
@@ -133,7 +144,8 @@ class ClusterConfig:
     lock_timeout: float = 30.0
     used_bytes: dict[str, float] = field(default_factory=dict)
     format_version: int | None = None
-    ring_reload: float = 15.0  # seconds until every server re-read a new ring.gz
+    ring_reload: float = 15.0    # seconds: how late a server may re-read a changed ring.gz
+    full_percent: float = 90.0   # refuse a change that would fill a device past this
 
     def port_for(self, ring: str) -> int:
         """The port new devices of ``ring`` listen on (object-N uses object's)."""
@@ -180,6 +192,7 @@ class Node(Host):
     mount_options: str = "noatime,nofail"
     fstab_by: str = "label"
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    mount_check: bool = True   # the node's servers run with mount_check = true
     meta: str = ""
     device_attrs: dict[str, dict] = field(default_factory=dict)
     ring_device_attrs: dict[str, dict[str, dict]] = field(default_factory=dict)
@@ -233,6 +246,18 @@ class OpenStackConfig:
 
 
 @dataclass(frozen=True)
+class ReconConfig:
+    """[recon]: how ringmgr reads swift's recon middleware on the storage servers."""
+
+    scheme: str = "http"
+    ports: dict[str, int] = field(default_factory=dict)  # server type -> port override
+    timeout: float = 5.0          # seconds to read an answer
+    connect_timeout: float = 2.0  # seconds to connect
+    concurrency: int = 64         # requests in flight at once
+    max_clock_skew: float = 5.0   # seconds a server's clock may differ from the admin's
+
+
+@dataclass(frozen=True)
 class DriveAuditConfig:
     since: str = "24h"   # the window: errors older than this do not count
     explicit: bool = False  # set in the file (not the default)
@@ -249,6 +274,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     drive_audit: DriveAuditConfig = field(default_factory=DriveAuditConfig)
     ring_settings: dict = field(default_factory=dict)   # [rings.NAME]: RingSettings
+    recon: ReconConfig = field(default_factory=ReconConfig)
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a UsageError listing the known ones otherwise."""
@@ -321,7 +347,11 @@ def parse_config(data: dict, path: Path) -> Config:
         used_bytes={k: float(x) for k, x in c.get("used_bytes", {}).items()},
         format_version=c.get("format_version"),
         ring_reload=float(c.get("ring_reload", 15.0)),
+        full_percent=float(c.get("full_percent", 90.0)),
     )
+    if not 0 < cluster.full_percent <= 100:
+        v.fail("cluster.full_percent", f"must be a percentage in (0, 100], not "
+                                       f"{cluster.full_percent:g}")
     for ring in cluster.rings or ():
         if not is_ring_name(ring):
             v.fail("cluster.rings", f"{ring!r} is not a ring name (account, container, "
@@ -410,7 +440,34 @@ def parse_config(data: dict, path: Path) -> Config:
 
     return Config(path=path, cluster=cluster, ssh=ssh, nodes=nodes, proxies=proxies,
                   openstack=openstack, drive_audit=drive_audit,
-                  ring_settings=parse_ring_settings(v, data.get("rings", {})))
+                  ring_settings=parse_ring_settings(v, data.get("rings", {})),
+                  recon=_recon(v, data.get("recon", {})))
+
+
+_SERVER_TYPES = ("account", "container", "object")
+
+
+def _recon(v: "_Validator", r: dict) -> ReconConfig:
+    rc = ReconConfig(
+        scheme=r.get("scheme", "http"),
+        ports=dict(r.get("ports", {})),
+        timeout=float(r.get("timeout", ReconConfig.timeout)),
+        connect_timeout=float(r.get("connect_timeout", ReconConfig.connect_timeout)),
+        concurrency=r.get("concurrency", ReconConfig.concurrency),
+        max_clock_skew=float(r.get("max_clock_skew", ReconConfig.max_clock_skew)),
+    )
+    if rc.scheme not in ("http", "https"):
+        v.fail("recon.scheme", f'must be "http" or "https", not {rc.scheme!r}')
+    for kind, port in rc.ports.items():
+        if kind not in _SERVER_TYPES:
+            v.fail(f"recon.ports.{kind}", "not a server type (account, container, object)")
+        v.port(f"recon.ports.{kind}", port)
+    for key in ("timeout", "connect_timeout"):
+        if getattr(rc, key) <= 0:
+            v.fail(f"recon.{key}", "must be more than 0 seconds")
+    if rc.concurrency < 1:
+        v.fail("recon.concurrency", "must be at least 1")
+    return rc
 
 
 def _node(v: "_Validator", name: str, n: dict, defaults: dict,
@@ -454,6 +511,7 @@ def _node(v: "_Validator", name: str, n: dict, defaults: dict,
         mount_options=mount_options,
         fstab_by=fstab_by,
         reboot_command=tuple(n.get("reboot_command", defaults["reboot_command"])),
+        mount_check=n.get("mount_check", defaults["mount_check"]),
         meta=n.get("meta", ""),
         device_attrs=device_attrs,
         ring_device_attrs=ring_device_attrs,

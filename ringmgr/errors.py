@@ -18,6 +18,8 @@ REASONS = {
     "replication_pending": "a step was written; the next one waits for min_part_hours "
                            "and a finished replication pass",
     "gate_closed": "min_part_hours blocks every move the change needs; nothing written",
+    "replication_wait": "the next gradual step waits for a replication pass that started "
+                        "after the last push; nothing written",
     "risk": "a safety check found a risk (e.g. stopping the node is not safe)",
     "check_failed": "a check found something to act on (rings differ, failing disks, ...)",
     "usage": "bad input: an unknown option, node or device, a missing argument, a bad value",

@@ -449,6 +449,22 @@ def load_lab(state: str) -> cfg.Lab:
         raise LabError(f"no lab in {state} (sim/lab up --state {state})")
 
 
+def _wait_ring_reload(lab: cfg.Lab) -> None:
+    """Start no pass sooner than the ring reload interval after a node's newest ring
+    file: a pass that starts earlier could still be on the old ring for all ringmgr's
+    replication gate can tell (it counts only passes started after push + reload)."""
+    newest = 0.0
+    for swift_dir in [n.swift_dir for n in lab.nodes] + [lab.proxy_dir]:
+        for ring in Path(swift_dir).glob("*.ring.gz"):
+            try:
+                newest = max(newest, ring.stat().st_ctime)  # when it was put there
+            except FileNotFoundError:
+                continue
+    wait = newest + float(lab.ring_reload) + 0.5 - time.time()  # (the push is recorded last)
+    if 0 < wait <= float(lab.ring_reload) + 2:
+        time.sleep(wait)
+
+
 def replicate(state: str, timeout: float = 120.0) -> None:
     """One pass of every replicator on every node (``once`` mode), all at once.
 
@@ -457,6 +473,7 @@ def replicate(state: str, timeout: float = 120.0) -> None:
     this command is killed half-way.
     """
     lab = load_lab(os.path.abspath(state))
+    _wait_ring_reload(lab)
     records = Records(lab.state)
     procs = []
     for node in lab.nodes:

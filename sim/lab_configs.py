@@ -433,7 +433,7 @@ def ringmgr_toml(lab: Lab) -> str:
         f"builder_dir = {_q(lab.builder_dir)}",
         f"swift_conf = {_q(lab.builder_dir + '/swift.conf')}",
         f"ports = {{ {ports} }}",
-        f"ring_reload = {lab.ring_reload + 1:g}",
+        f"ring_reload = {float(lab.ring_reload)!r}",
         "",
     ]
     if ssh:
@@ -441,7 +441,8 @@ def ringmgr_toml(lab: Lab) -> str:
                 f"identity_file = {_q(str(ssh['identity_file']))}",
                 f"known_hosts = {_q(str(ssh['known_hosts']))}", "parallel = 16",
                 "connect_timeout = 5.0", ""]
-    out += ["[defaults]", 'owner = "root:root"', ""]
+    out += ["[defaults]", 'owner = "root:root"',
+            f"mount_check = {'true' if lab.xfs else 'false'}", ""]
     for node in lab.nodes:
         devs = ", ".join(f"{d} = {WEIGHT}" for d in node.devices)
         out += [

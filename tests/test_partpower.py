@@ -214,13 +214,22 @@ def test_the_start_script_never_starts_a_second_run(tmp_path):
         import signal
 
         os.killpg(os.getpgid(first.pid), signal.SIGKILL)
-    st = rl.parse_state(subprocess.run(rl.status_argv(node, "op", "relink"),
-                                       capture_output=True, text=True).stdout)
-    assert st.state in ("died", "finished")
-    done = rl.parse_state(subprocess.run(rl.start_argv(node, "op3", "relink", ["true"]),
-                                         capture_output=True, text=True).stdout)
-    assert done.state in ("started", "finished")
     import time
+
+    for _ in range(100):   # SIGKILL is delivered asynchronously
+        st = rl.parse_state(subprocess.run(rl.status_argv(node, "op", "relink"),
+                                           capture_output=True, text=True).stdout)
+        if st.state != "running":
+            break
+        time.sleep(0.05)
+    assert st.state in ("died", "finished")
+    for _ in range(100):   # until the killed wrapper's lock is released
+        done = rl.parse_state(subprocess.run(rl.start_argv(node, "op3", "relink", ["true"]),
+                                             capture_output=True, text=True).stdout)
+        if done.state != "busy":
+            break
+        time.sleep(0.05)
+    assert done.state in ("started", "finished")
 
     for _ in range(50):
         st = rl.parse_state(subprocess.run(rl.status_argv(node, "op3", "relink"),

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "ringmgr.cli.push",
     "ringmgr.cli.risk",
     "ringmgr.cli.compute",
+    "ringmgr.cli.health",
     "ringmgr.cli.partpower",
 ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from ringmgr.cli.app import App, json_option
+from ringmgr.cli.replication import gate_options
 from ringmgr.cli.rings import _run, change_options
 from ringmgr.cli.risk import down_option, quorum_option
 from ringmgr.errors import Refused
@@ -59,6 +60,7 @@ def register(group: click.Group) -> None:
     @click.option("--max-move", "max_move", type=float, default=None, metavar="PCT",
                   help="ramp up gradually, as add-node --max-move: no step moves more "
                        "than PCT of any ring's replica assignments")
+    @gate_options
     @change_options
     def rejoin_node(node, config_weights, max_move, **kw):
         """Bring NODE back after shutdown-node, remove-node or drain-node, with exactly
@@ -84,11 +86,14 @@ def register(group: click.Group) -> None:
                          weights_source=info["weights_source"], weights=info["weights"])
             return cs
 
+        from ringmgr.cli.replication import pop_gate
+
+        gate = pop_gate(kw)
         if max_move is not None:
             from ringmgr.cli.plans import run_gradual
 
             return run_gradual("ramp", node, max_move, command="rejoin-node",
-                               rejoin=planner, **kw)
+                               rejoin=planner, gate=gate, **kw)
         return _run(planner, extra_json=facts, **kw)
 
     @group.command("reboot-node")

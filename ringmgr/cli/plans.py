@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from ringmgr.cli.app import App, json_option
+from ringmgr.cli.replication import gate_options, pop_gate
 
 
 class SimulationHooks:
@@ -114,7 +115,7 @@ def _ring_change_options(f):
 
 
 def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | None = None,
-                rejoin=None, **kw) -> int:
+                rejoin=None, gate: dict | None = None, **kw) -> int:
     """drain-node, add-node --max-move and rejoin-node --max-move: plan the steps (going
     on from what earlier runs did, by the history), show them, then run the next step as
     a normal change (or only simulate it with --dry-run / save it with --plan-out).
@@ -207,10 +208,20 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
             app.emit({"written": False, "rings": {}, "message": msg, **g.to_json()})
             return EXIT_WARNING
         raise NotYet(msg, not_before=time.time() + first.wait_seconds)
+    from ringmgr.cli.replication import enforce
+
+    gate = gate or {}
+    enforce(app, config, sorted(g.base), gate,
+            dry_run=bool(kw.get("dry_run") or kw.get("plan_out")))
     schedule = g.schedule_json()
     extra = {k: v for k, v in g.to_json().items() if k.startswith(("steps_", "base_weights"))}
-    code = _run(lambda b: step_change(b, node, first, config.cluster.port_for, g),
-                schedule=schedule, extra_json=extra, **kw)
+    def step(b):
+        cs = step_change(b, node, first, config.cluster.port_for, g)
+        if gate.get("no_replication_check"):
+            cs.description += " (replication check skipped: --no-replication-check)"
+        return cs
+
+    code = _run(step, schedule=schedule, extra_json=extra, **kw)
     if app.written and len(g.steps) > 1:
         nxt = g.steps[1]
         import time
@@ -263,11 +274,15 @@ def register(group: click.Group) -> None:
     @click.option("--max-move", "max_move", type=float, default=10.0, show_default=True,
                   metavar="PCT", help="the most any step may move of any ring's replica "
                                       "assignments, in percent")
+    @gate_options
     @_ring_change_options
     def drain_node(node, max_move, **kw):
         """The gradual way out: NODE's weights step down to 0, then its devices are
-        removed.  Each run performs the next step (with --dry-run: shows every step)."""
-        return run_gradual("drain", node, max_move, **kw)
+        removed.  Each run performs the next step (with --dry-run: shows every step),
+        once min_part_hours have passed and every server of the rings has finished a
+        replication pass that started after the last push (recon)."""
+        gate = pop_gate(kw)
+        return run_gradual("drain", node, max_move, gate=gate, **kw)
 
     @group.command("simulate")
     @click.argument("scenario", type=click.Path(dir_okay=False))

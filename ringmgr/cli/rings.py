@@ -12,6 +12,7 @@ import functools
 import click
 
 from ringmgr.cli.app import App, json_option
+from ringmgr.cli.replication import gate_options
 from ringmgr.errors import UsageError
 
 
@@ -213,15 +214,20 @@ def register(group: click.Group) -> None:
     @click.option("--max-move", "max_move", type=float, default=None, metavar="PCT",
                   help="ramp up gradually: add at a low weight, so that no step moves more "
                        "than PCT of any ring's replica assignments")
+    @gate_options
     @change_options
     def add_node(node, max_move=None, **kw):
-        """Add NODE's devices from the config to every ring (port per ring) and rebalance."""
+        """Add NODE's devices from the config to every ring (port per ring) and rebalance.
+        With --max-move, each later step waits for a replication pass after the last
+        push (recon)."""
+        from ringmgr.cli.replication import pop_gate
         from ringmgr.rings.engine import plan_add_node
 
+        gate = pop_gate(kw)
         if max_move is not None:
             from ringmgr.cli.plans import run_gradual
 
-            return run_gradual("ramp", node, max_move, **kw)
+            return run_gradual("ramp", node, max_move, gate=gate, **kw)
         config = App.current().config
         n = config.node(node)
         return _run(lambda b: plan_add_node(b, n, config.cluster.port_for), **kw)

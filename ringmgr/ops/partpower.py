@@ -28,7 +28,6 @@ from typing import Callable
 from ringmgr.errors import Refused, StepFailed
 from ringmgr.ops import partpower_nodes as pn
 from ringmgr.ops import relinker as rl
-from ringmgr.ops.partpower_recon import recon_get
 from ringmgr.rings import partpower as pp
 from ringmgr.rings.store import RingStore
 
@@ -47,11 +46,17 @@ class Env:
     echo: Callable[[str], None] = lambda s: None
     warn: Callable[[str], None] = lambda s: None
     executor_factory: Callable | None = None
-    recon: Callable = recon_get
+    recon: Callable | None = None         # recon(ip, port, what) -> JSON
     push: Callable | None = None          # push(change_id) -> PushReport
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     poll_interval: float = 5.0
+
+    def __post_init__(self):
+        if self.recon is None:
+            from ringmgr.ops.partpower_recon import recon_getter
+
+            self.recon = recon_getter(self.config)
 
     def executor(self, host):
         if self.executor_factory is not None:

@@ -1,5 +1,10 @@
-"""The one recon request the partition-power increase needs, until the cluster-wide
-recon client takes over: ``GET http://IP:PORT/recon/WHAT`` -> parsed JSON."""
+"""The recon requests of the partition-power increase, through the recon client's
+settings (``ringmgr.live.recon``: ``[recon]`` scheme, ports, timeouts).
+
+The relinker's progress is read raw (``/recon/relinker`` per device *and policy*,
+``ops/relinker.py``): the client's parsed form keeps only the device-level totals,
+which carry no step, so relink progress could not be told from cleanup progress.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,29 @@ class ReconError(Exception):
     pass
 
 
-def recon_get(ip: str, port: int, what: str, timeout: float = 5.0):
-    """JSON from the recon middleware of the server at ip:port; ReconError naming the
-    server when it does not answer or answers something else."""
-    host = f"[{ip}]" if ":" in ip else ip
-    url = f"http://{host}:{port}/recon/{what}"
+def recon_getter(config):
+    """``get(ip, port, what) -> JSON`` for the object servers of ``config``."""
+    from ringmgr.live.recon import ReconClient, Server
+
+    client = ReconClient(config.recon)
+    port_override = config.recon.ports.get("object")
+    timeout = config.recon.connect_timeout + config.recon.timeout
+
+    def get(ip: str, port: int, what: str):
+        url = client.url(Server(ip, "object", ip, port_override or port), what)
+        return recon_get_url(url, timeout)
+
+    return get
+
+
+def recon_get_url(url: str, timeout: float = 5.0):
+    """JSON from one recon URL; ReconError naming it when there is no (JSON) answer."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return json.loads(r.read(4 * 1024 * 1024))
     except urllib.error.HTTPError as e:
-        raise ReconError(f"{ip}:{port}: /recon/{what} answered HTTP {e.code}") from None
+        raise ReconError(f"{url}: HTTP {e.code}") from None
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise ReconError(f"{ip}:{port}: /recon/{what}: {reason}") from None
+        raise ReconError(f"{url}: {getattr(e, 'reason', e)}") from None
     except ValueError:
-        raise ReconError(f"{ip}:{port}: /recon/{what} did not answer JSON") from None
+        raise ReconError(f"{url}: not JSON") from None

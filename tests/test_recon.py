@@ -1,0 +1,217 @@
+"""The recon client: parsers on real lab answers (tests/data/recon/), the [recon]
+config section, and sweeps against a running lab (real recon middleware)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ringmgr.config import load_config
+from ringmgr.errors import ConfigError
+from ringmgr.live import recon_parse as rp
+from ringmgr.live.recon import (CHECKS, ReconClient, Server, clock_skew, decode,
+                                plan_checks, ring_devices, servers_from_devices)
+
+DATA = Path(__file__).parent / "data" / "recon"
+
+
+def sample(name: str):
+    return json.loads((DATA / f"lab-{name}.json").read_text())
+
+
+# --- parsers, on answers captured from the lab ------------------------------------------
+def test_object_replication_minutes_become_a_start():
+    p = rp.parse_replication("object", sample("replication_object"))
+    assert p.end == 1796192729.158647
+    assert p.duration == pytest.approx(4.78665033976237e-05 * 60)
+    assert p.start == pytest.approx(p.end - p.duration)
+    assert p.failures == 0
+
+
+def test_container_replication_start_comes_from_the_stats():
+    p = rp.parse_replication("container", sample("replication_container"))
+    assert p.start == 1796192729.102413      # replication_stats.start, not last - time
+    assert p.duration == 0.000400543212890625  # seconds for db replicators
+    p = rp.parse_replication("account", sample("replication_account"))
+    assert p.start == 1796192729.4426475
+
+
+@pytest.mark.parametrize("name,kind", [("replication_object-never", "object"),
+                                       ("replication_container-never", "container")])
+def test_no_pass_yet_is_none_not_an_error(name, kind):
+    p = rp.parse_replication(kind, sample(name))
+    assert (p.start, p.end, p.duration) == (None, None, None)
+
+
+def test_the_other_samples():
+    assert rp.parse_reconstruction(sample("reconstruction_object")).end is None
+    du = rp.parse_diskusage(sample("diskusage"))
+    assert sorted(d.device for d in du) == ["sdb", "sdc"] and not any(d.mounted for d in du)
+    assert rp.parse_unmounted(sample("unmounted")) == ["sdb", "sdc"]
+    assert rp.parse_async(sample("async")) is None
+    assert rp.parse_quarantined(sample("quarantined")) == {"objects": 0, "containers": 0,
+                                                           "accounts": 0}
+    md5s = rp.parse_md5s(sample("ringmd5"))
+    assert set(md5s) == {"account.ring.gz", "container.ring.gz", "object.ring.gz",
+                         "object-1.ring.gz"}
+    assert list(rp.parse_md5s(sample("swiftconfmd5"), "swiftconfmd5")) == ["swift.conf"]
+    assert rp.parse_relinker(sample("relinker")) == []
+    assert rp.parse_time(sample("time")) > 1.7e9
+    assert rp.parse_driveaudit(sample("driveaudit")) is None
+    assert rp.parse_version(sample("version")) == "2.38.3"
+
+
+def test_mounted_diskusage_and_percent():
+    du = rp.parse_diskusage([{"device": "sdb", "mounted": True, "size": 1000,
+                              "used": 250, "avail": 750}])
+    assert du[0].percent == 25.0
+
+
+def test_relinker_progress():
+    devs = rp.parse_relinker({"devices": {"sdb": {"parts_done": 3, "total_parts": 8,
+                                                  "step": "relink"},
+                                          "sdc": {"parts_done": 8, "total_parts": 8,
+                                                  "step": "cleanup"}}, "workers": None})
+    assert [(d.device, d.step, d.finished) for d in devs] == [
+        ("sdb", "relink", False), ("sdc", "cleanup", True)]
+
+
+@pytest.mark.parametrize("check,body,words", [
+    ("replication/object", [], "expected a JSON object"),
+    ("replication/object", {"replication_last": "soon"}, "not a number"),
+    ("replication/container", {"x": 1}, "no replication_last"),
+    ("diskusage", {"device": "sdb"}, "expected a JSON list"),
+    ("diskusage", [{"mounted": True}], "without a device name"),
+    ("diskusage", [{"device": "sdb", "mounted": True, "size": ""}], "not a number"),
+    ("ringmd5", {"/x/object.ring.gz": "zz"}, "is not an md5"),
+    ("time", "noon", "not a number"),
+    ("time", -5, "not a clock reading"),
+    ("quarantined", {"objects": 1}, "no containers key"),
+    ("async", {"async_pending": float("nan")}, "not a number"),
+])
+def test_wrong_shapes_are_one_line_errors(check, body, words):
+    err, value = decode(check, 200, json.dumps(body).encode())
+    assert value is None and words in err and "\n" not in err
+
+
+def test_error_pages_and_garbage():
+    err, _ = decode("time", 503, b"<html>\n<body>Service Unavailable</body></html>")
+    assert err.startswith("HTTP 503: '<html> <body>Service") and "\n" not in err
+    err, _ = decode("time", 200, b"<html>oops</html>")
+    assert err.startswith("not JSON: '<html>oops")
+    err, _ = decode("time", 200, b"\xff\xfe")
+    assert err.startswith("not JSON")
+
+
+# --- [recon] config -------------------------------------------------------------------
+BASE = """[cluster]
+builder_dir = "/tmp/x"
+"""
+
+
+def _load(tmp_path, text):
+    p = tmp_path / "ringmgr.toml"
+    p.write_text(text)
+    return load_config(p)
+
+
+def test_recon_config_defaults_and_values(tmp_path):
+    c = _load(tmp_path, BASE)
+    assert (c.recon.scheme, c.recon.timeout, c.recon.concurrency) == ("http", 5.0, 64)
+    assert (c.cluster.ring_reload, c.cluster.full_percent) == (15.0, 90.0)
+    c = _load(tmp_path, BASE + 'ring_reload = 1\n[recon]\nscheme = "https"\ntimeout = 2\n'
+                               'connect_timeout = 0.5\nconcurrency = 8\n'
+                               'ports = { object = 6000 }\nmax_clock_skew = 2\n')
+    assert c.recon.ports == {"object": 6000} and c.recon.connect_timeout == 0.5
+    assert c.cluster.ring_reload == 1.0 and c.recon.max_clock_skew == 2.0
+
+
+@pytest.mark.parametrize("extra,key", [
+    ('[recon]\nscheme = "ftp"\n', "recon.scheme"),
+    ("[recon]\ntimeout = 0\n", "recon.timeout"),
+    ("[recon]\nconcurrency = 0\n", "recon.concurrency"),
+    ("[recon]\nports = { proxy = 80 }\n", "recon.ports.proxy"),
+    ("[recon]\nports = { object = 70000 }\n", "recon.ports.object"),
+    ("[recon]\ntimout = 3\n", "recon.timout"),
+    ("full_percent = 120\n", "cluster.full_percent"),
+])
+def test_bad_recon_config_names_the_key(tmp_path, extra, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _load(tmp_path, BASE + extra)
+
+
+# --- sweeps -----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Config:
+    """The two config parts the client reads, for the tiny servers below."""
+
+    def __init__(self, timeout=1.0):
+        from ringmgr.config import ReconConfig
+
+        self.recon = ReconConfig(timeout=timeout, connect_timeout=1.0, concurrency=4)
+
+
+def _serve(handler_body):
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = handler_body(self.path)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_one_server_failing_does_not_stop_the_sweep():
+    """A recon that answers an HTML error page, one that answers nothing (refused) and
+    a good one: each gets its own one-line result."""
+    bad = _serve(lambda path: (502, b"<html><h1>Bad Gateway</h1></html>"))
+    good = _serve(lambda path: (200, json.dumps(1796192720.5).encode()))
+    try:
+        servers = [Server("s01", "object", "127.0.0.1", bad.server_port),
+                   Server("s02", "object", "127.0.0.1", good.server_port),
+                   Server("s03", "object", "127.0.0.1", _free_port())]
+        sweep = ReconClient(_Config().recon).sweep([(s, "time") for s in servers])
+        r1, r2, r3 = (sweep.get(s, "time") for s in servers)
+        assert r1.error.startswith("HTTP 502")
+        assert r2.ok and r2.value == 1796192720.5
+        assert r3.error == "unreachable: connection refused"
+        assert list(sweep.unreachable()) == [servers[2]]
+    finally:
+        bad.shutdown()
+        good.shutdown()
+
+
+@pytest.mark.lab(nodes=3, disks=1, part_power=6)
+def test_a_sweep_of_the_lab(lab_cluster):
+    config = load_config(lab_cluster.config_path)
+    devs = ring_devices(config.cluster.builder_dir)
+    servers = servers_from_devices(devs, config)
+    assert {(s.node, s.kind) for s in servers} == {
+        (n, k) for n in ("s01", "s02", "s03") for k in ("account", "container", "object")}
+    sweep = ReconClient(config.recon).sweep(plan_checks(servers, CHECKS))
+    assert all(r.ok for r in sweep.replies.values()), [
+        r.error for r in sweep.replies.values() if not r.ok]
+    s01 = next(s for s in servers if s.node == "s01" and s.kind == "object")
+    assert abs(clock_skew(sweep.get(s01, "time"))) < 1.0
+    assert "object.ring.gz" in sweep.get(s01, "ringmd5").value
+    lab_cluster.stop_node("s02")
+    sweep = ReconClient(config.recon).sweep(plan_checks(servers, CHECKS))
+    assert sorted({s.node for s in sweep.unreachable()}) == ["s02"]
+    assert len(sweep.unreachable()) == 3
