@@ -233,10 +233,20 @@ def test_increase_with_load_sigkill_in_relink_and_cleanup_and_resume(lab_cluster
 def test_cancel_after_relink_removes_the_new_links(lab_cluster, lab_hash):
     lab = lab_cluster
     objects = upload(lab, ["gold", "silver"], 60)
-    for _ in range(2):
-        ringmgr(lab, "increase-part-power", "--yes", check=1)      # precheck, prepare
-    ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.5", check=1)
+    ringmgr(lab, "increase-part-power", "--yes", check=1)      # precheck
+    # SIGKILL inside prepare, as soon as its ring change is written
+    history = Path(lab.builder_dir, ".ringmgr", "history.jsonl")
+    p = spawn(lab, "increase-part-power", "--yes", "--all-phases", "--wait", "--poll", "0.5")
+    wait_for(lambda: history.exists() and "increase-part-power prepare" in history.read_text(),
+             what="prepare written")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    for _ in range(3):   # the rest of prepare (the push), then the relink
+        if journal(lab)["steps"].get("relink", {}).get("state") == "done":
+            break
+        ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.5", check=1)
     assert journal(lab)["steps"]["relink"]["state"] == "done"
+    assert history.read_text().count("increase-part-power prepare") == 1
     # relinked: the new links exist next to the old ones
     f = next(Path(lab.nodes[0].mount_root).glob("sdb/objects/*/*/*/*.data"))
     assert f.stat().st_nlink == 2
