@@ -32,6 +32,12 @@ def ringmgr(lab, *args, check=True, timeout=600):
     if check is not None and check is not False:
         want = 0 if check is True else check
         assert r.returncode == want, f"{args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    if "--json" in args:   # the report matches its published schema
+        from tests.helpers import json_schema as js
+
+        name = "status" if args[0] == "status" else "increase-part-power"
+        problems = js.errors(name, json.loads(r.stdout))
+        assert not problems, problems
     return r
 
 
@@ -306,8 +312,11 @@ def test_refusals_and_a_node_unreachable_at_relink(lab_cluster, lab_hash):
                     "s02", "--state", str(lab.state), "--down-for", "40"], check=True,
                    capture_output=True, timeout=60)
     wait_for(lambda: not ssh_answers(lab, s02), timeout=30, what="s02 down")
-    r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.5", check=2)
+    r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.5", "--json",
+                check=2)
     assert "s02" in r.stderr and "relink did not complete" in r.stderr
+    status = json.loads(ringmgr(lab, "status", "--json", check=None).stdout)
+    assert any("increase-part-power --status" in n["command"] for n in status["next"])
     st = json.loads(ringmgr(lab, "increase-part-power", "--status", "--json").stdout)
     assert st["phase"] == "relink", "the increase does not come while a node is missing"
     assert st["nodes"]["relink"]["s02"]["state"] == "unreachable"
