@@ -292,3 +292,17 @@ def test_a_ring_prepared_by_swift_ring_builder_is_detected(cluster):
     assert rb.exit_code == 2 and "partition-power increase" in rb.stderr
     assert checksums(cluster.builder_dir) == before
 
+
+
+def test_rollback_across_a_finished_increase_is_refused(cluster):
+    assert run(cluster, "set-min-part-hours", "object", "2", "--yes").exit_code == 0
+    assert run(cluster, "set-min-part-hours", "object", "3", "--yes").exit_code == 0
+    b = str(cluster.builder_dir / "object.builder")
+    for cmd in ("prepare_increase_partition_power", "increase_partition_power",
+                "finish_increase_partition_power", "write_ring"):
+        r = subprocess.run(["swift-ring-builder", b, cmd], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout
+    before = checksums(cluster.builder_dir)
+    r = run(cluster, "rollback", "--to", "1", "--yes")
+    assert r.exit_code == 2 and "across a partition-power change" in r.stderr, r.output
+    assert checksums(cluster.builder_dir) == before
