@@ -26,6 +26,9 @@ NODE_DEFAULTS = {
     "fstab_by": "label",
     "ssh_port": None,
     "reboot_command": ["systemctl", "reboot"],
+    "object_server_conf": "",
+    "swift_command_prefix": [],
+    "run_dir": "/var/lib/ringmgr",
     "mount_check": True,
 }
 
@@ -52,6 +55,9 @@ NODE_KEYS = {
     "mount_options": STR,
     "fstab_by": STR,
     "reboot_command": STRLIST,
+    "object_server_conf": STR,
+    "swift_command_prefix": STRLIST,
+    "run_dir": STR,
     "mount_check": BOOL,
 }
 
@@ -88,6 +94,13 @@ class Node(Host):
     ring_device_attrs: dict[str, dict[str, dict]] = field(default_factory=dict)
     ring_ports: dict[str, dict[str, int]] = field(default_factory=dict)
     previous_ip: str | None = None   # renumbering: converge turns it into set_info
+    object_server_conf: str = ""        # default: <swift_dir>/object-server.conf
+    swift_command_prefix: tuple[str, ...] = ()   # runs swift's tools (a venv, an env)
+    run_dir: str = "/var/lib/ringmgr"   # pid files and logs of detached commands
+
+    @property
+    def object_conf(self) -> str:
+        return self.object_server_conf or f"{self.swift_dir.rstrip('/')}/object-server.conf"
 
     def devices_for(self, ring: str) -> dict[str, float]:
         """Device name -> weight for ``ring``: a per-ring override, else ``devices``."""
@@ -165,7 +178,14 @@ def parse_node(v: Validator, name: str, n: dict, defaults: dict,
         ring_device_attrs=ring_device_attrs,
         ring_ports=ring_ports,
         previous_ip=n.get("previous_ip"),
+        object_server_conf=n.get("object_server_conf", defaults["object_server_conf"]),
+        swift_command_prefix=tuple(n.get("swift_command_prefix",
+                                         defaults["swift_command_prefix"])),
+        run_dir=n.get("run_dir", defaults["run_dir"]),
     )
+    if node.object_server_conf:
+        v.node_path(key_of_node(n, key, "object_server_conf"), node.object_server_conf)
+    v.node_path(key_of_node(n, key, "run_dir"), node.run_dir)
     check_node_values(v, node, lambda k: f"{key}.{k}" if k in n else f"defaults.{k}")
     return node
 
@@ -191,6 +211,10 @@ def parse_proxy(v: Validator, name: str, p: dict, defaults: dict, nodes) -> Prox
                                        "list_endpoints path on the proxy)")
     v.owner(f"{key}.owner" if "owner" in p else "defaults.owner", proxy.owner)
     return proxy
+
+
+def key_of_node(n: dict, key: str, field_name: str) -> str:
+    return f"{key}.{field_name}" if field_name in n else f"defaults.{field_name}"
 
 
 def check_node_values(v: Validator, node: Node, key_of) -> None:

@@ -37,6 +37,8 @@ REASONS = {
     "partly_installed": "a committed ring change could not be installed completely; "
                         "`ringmgr resume` finishes it",
     "aborted": "interrupted, or aborted at the prompt",
+    "in_progress": "a long operation advanced (or is running on the hosts); more remains: "
+                   "next[] says what to run and when",
     "internal_error": "a bug in ringmgr",
 }
 

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="the proxy's own interval, when it should differ (a proxy slow "
                            "to load a pushed ring)")
     p_up.add_argument("--xfs", action="store_true", help="real XFS loop disks (300 MB sparse)")
+    p_up.add_argument("--ec", action="store_true",
+                      help="a third storage policy, ec42: erasure coded 4+2 (ring object-2)")
     p_up.add_argument("--net", type=int, default=None,
                       help="use 127.0.NET.0/24 (default: the first free from 127.0.5)")
     p_up.add_argument("--no-ssh", action="store_true", help="start no sshd test hosts")
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                      part_power=args.part_power, min_part_hours=args.min_part_hours,
                      xfs=args.xfs, net=args.net,
                      ssh=not args.no_ssh, spare=args.spare, ring_reload=args.ring_reload,
-                     proxy_ring_reload=args.proxy_ring_reload, timeout=args.timeout)
+                     proxy_ring_reload=args.proxy_ring_reload, timeout=args.timeout,
+                     ec=args.ec)
             sys.stdout.write(exports(lab))
         elif args.cmd == "replicate":
             replicate(args.state)

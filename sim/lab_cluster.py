@@ -34,7 +34,7 @@ from sim.lab_state import load_lab, save_lab, say
 def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int,
        xfs: bool, net: int | None, ssh: bool, spare: int = 2, min_part_hours: int = 0,
        ring_reload: float = 1.0, proxy_ring_reload: float | None = None,
-       timeout: float = 60.0) -> cfg.Lab:
+       timeout: float = 60.0, ec: bool = False) -> cfg.Lab:
     state = os.path.abspath(state)
     if Path(state, "lab.json").exists():
         raise LabError(f"a lab already lives in {state}: `sim/lab down --state {state}` first")
@@ -50,7 +50,7 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         raise ValueError("--spare must be between 0 and 100")
     cfg.plan_lab(state, net or FIRST_NET, nodes=nodes, disks=disks, zones=zones,
                  part_power=part_power, min_part_hours=min_part_hours,
-                 xfs=xfs)  # bad arguments fail before anything exists
+                 xfs=xfs, ec=ec)  # bad arguments fail before anything exists
     Path(state).mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     records = Records(state)
@@ -60,7 +60,8 @@ def up(state: str, *, nodes: int, disks: int, zones: int | None, part_power: int
         shutil.rmtree(state, ignore_errors=True)
         raise
     lab = cfg.plan_lab(state, net_, nodes=nodes, disks=disks, zones=zones,
-                       part_power=part_power, min_part_hours=min_part_hours, xfs=xfs)
+                       part_power=part_power, min_part_hours=min_part_hours, xfs=xfs,
+                       ec=ec)
     lab.spare = spare
     lab.ring_reload = ring_reload
     lab.proxy_ring_reload = proxy_ring_reload

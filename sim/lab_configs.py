@@ -78,6 +78,11 @@ class Lab:
     proxy_ring_reload: float | None = None  # the proxy's own, when it differs (a slow proxy)
     spare: int = 2  # sshd also serves this many addresses after the last node (add-node)
     ssh: dict | None = None  # port, identity_file, known_hosts, hosts (served addresses)
+    ec: bool = False  # storage policy 2 "ec42": erasure coded 4+2 (ring object-2, pyeclib)
+
+    @property
+    def rings(self) -> tuple[str, ...]:
+        return RINGS + (("object-2",) if self.ec else ())
 
     @property
     def proxy_ip(self) -> str:
@@ -119,8 +124,11 @@ class Lab:
 
 def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int | None = None,
              part_power: int = 8, replicas: int | None = None, min_part_hours: int = 0,
-             xfs: bool = False) -> Lab:
+             xfs: bool = False, ec: bool = False) -> Lab:
     """The lab's layout; ``zones`` defaults to one zone per node."""
+    if ec and nodes * disks < EC_NDATA + EC_NPARITY:
+        raise ValueError(f"--ec needs at least {EC_NDATA + EC_NPARITY} devices "
+                         f"(--nodes x --disks) for its {EC_NDATA}+{EC_NPARITY} fragments")
     if not 1 <= nodes <= 250:
         raise ValueError("--nodes must be between 1 and 250")
     if not 1 <= disks <= len(DEVICE_NAMES):
@@ -142,7 +150,7 @@ def plan_lab(state: str, net: int, *, nodes: int = 4, disks: int = 2, zones: int
     ]
     return Lab(state=state, net=net, nodes=lab_nodes, part_power=part_power,
                replicas=replicas or min(3, nodes * disks), min_part_hours=min_part_hours,
-               xfs=xfs)
+               xfs=xfs, ec=ec)
 
 
 def new_node(lab: Lab, *, disks: int | None = None, zone: int | None = None) -> LabNode:
@@ -176,7 +184,27 @@ default = yes
 
 [storage-policy:1]
 name = silver
+""" + (EC_POLICY if lab.ec else "")
+
+
+EC_NDATA, EC_NPARITY = 4, 2
+EC_POLICY = f"""
+[storage-policy:2]
+name = ec42
+policy_type = erasure_coding
+ec_type = liberasurecode_rs_vand
+ec_num_data_fragments = {EC_NDATA}
+ec_num_parity_fragments = {EC_NPARITY}
+ec_object_segment_size = 65536
 """
+
+
+def swift_command_prefix(node: LabNode) -> list[str]:
+    """How a lab node runs one of swift's console scripts (``lab_swiftrun.py``)."""
+    import sys
+
+    return [sys.executable, str(Path(__file__).resolve().parent / "lab_swiftrun.py"),
+            node.swift_dir]
 
 
 def _common(lab: Lab, node: LabNode, server: str) -> str:

@@ -62,8 +62,10 @@ def build_rings(lab: cfg.Lab) -> list[Path]:
     out = Path(lab.builder_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for ring in cfg.RINGS:
+    for ring in lab.rings:
         replicas = max(1, lab.replicas - 1) if ring == "object-1" else lab.replicas
+        if ring == "object-2":
+            replicas = cfg.EC_NDATA + cfg.EC_NPARITY
         builder = RingBuilder(lab.part_power, replicas, lab.min_part_hours)
         port = cfg.PORTS["object" if ring.startswith("object") else ring]
         for node in lab.nodes:

@@ -113,6 +113,10 @@ def ringmgr_toml(lab: cfg.Lab) -> str:
             f"swift_dir = {_q(node.swift_dir)}",
             f"mount_root = {_q(node.mount_root)}",
             f"fstab = {_q(node.fstab)}",
+            # swift's tools on a lab node: the lab's python, pointed at its swift.conf
+            "swift_command_prefix = [" + ", ".join(_q(a) for a in cfg.swift_command_prefix(node))
+            + "]",
+            f"run_dir = {_q(node.root + '/var/lib/ringmgr')}",
         ]
         reboot = reboot_command(lab, node)
         if reboot is not None:  # (the check below refuses a node without one)

@@ -16,7 +16,8 @@ import json
 import pytest
 
 from ringmgr.exec import channel
-from tests.test_push import Env, tree
+from tests.helpers.checksums import flat_checksums as tree
+from tests.test_push import Env
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "ringmgr.cli.compute",
     "ringmgr.cli.health",
     "ringmgr.cli.controller",
+    "ringmgr.cli.partpower",
 ]
 
 log = logging.getLogger("ringmgr")

@@ -26,6 +26,7 @@ def register(group: click.Group) -> None:
         app = App.current()
         data = ring_status(app.config)
         app.out(render_status(data))
+        _part_power_status(app)
         app.emit(data)
         if data["exit_code"]:
             app.reason = "check_failed"
@@ -219,7 +220,26 @@ def operations_in_progress(config) -> dict[str, dict]:
     return out
 
 
+def _part_power_status(app) -> None:
+    """A partition-power increase in progress: its phase and the command that goes on."""
+    from ringmgr.ops.partpower import read_journal
+
+    try:
+        journal = read_journal(app.config)
+    except Exception:  # noqa: BLE001 - status shows the rings whatever the journal is
+        return
+    if not journal:
+        return
+    done = [k for k, v in journal.get("steps", {}).items() if v.get("state") == "done"]
+    app.remark(f"partition-power increase {journal.get('params', {}).get('op_id')} in "
+               f"progress (done: {', '.join(done) or 'nothing yet'}): "
+               f"`ringmgr increase-part-power --status` shows it")
+    app.add_next(app.cmd("increase-part-power", "--status"))
+
+
 def _continue_command(key: str) -> str:
+    if key == "increase-part-power":
+        return "ringmgr increase-part-power --yes"
     kind, _, rest = key.partition(".")
     if kind == "replace-disk":
         node, _, dev = rest.partition(".")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timezone
 
-from ringmgr.errors import BuilderError, NothingToDo, UsageError
+from ringmgr.errors import BuilderError, NothingToDo, Refused, UsageError
 from ringmgr.rings.files import read_regular
 from ringmgr.rings.replay import render_replay
 from ringmgr.rings.store import RingStore, builder_from_bytes
@@ -105,11 +105,13 @@ def rollback(config, to_id: int | None, *, dry_run: bool, confirm, show, argv) -
             store.refuse_if_pending(held=True)
         backups, what = target_state(store, to_id)
         current = {name: store.load(name) for name in backups}
+        refuse_during_part_power(current)
         restored = {}
         for ring, (rel, md5) in backups.items():
             b = _load_backup(store, rel, md5)
             b.version = current[ring].version + 1
             restored[ring] = b
+        refuse_other_part_power(current, restored)
         by_ip = {n.ip: name for name, n in config.nodes.items()}
         reports = {r: ring_report(r, current[r], b, None, by_ip,
                                   config.cluster.used_bytes.get(r))
@@ -147,6 +149,30 @@ def _device_changes(before, after) -> str:
     if b - a:
         parts.append(f"devices gone: {', '.join(f'{ip}/{dev}' for ip, _, dev in sorted(b - a))}")
     return ("; " + "; ".join(parts)) if parts else ""
+
+
+def refuse_during_part_power(current: dict) -> None:
+    """A rollback in the middle of a partition-power increase would give the nodes a
+    ring whose partitions are not where the relinker put the data."""
+    for ring, b in sorted(current.items()):
+        if b.next_part_power:
+            raise Refused(f"{ring}: a partition-power increase is in progress "
+                          f"(next_part_power {b.next_part_power}): a rollback now would "
+                          f"send objects to partitions that are not relinked; continue it "
+                          f"with `ringmgr increase-part-power` (or cancel it with --cancel "
+                          f"before the increase); nothing was changed")
+
+
+def refuse_other_part_power(current: dict, restored: dict) -> None:
+    """Never roll back across a finished partition-power increase: the data sits at the
+    new partitions, which the old ring does not know."""
+    for ring, b in sorted(restored.items()):
+        if b.part_power != current[ring].part_power or b.next_part_power:
+            raise Refused(f"{ring}: the target has partition power {b.part_power}"
+                          + (f" (next {b.next_part_power})" if b.next_part_power else "")
+                          + f", the ring now {current[ring].part_power}: the objects sit at "
+                          f"the partitions of the current power; a rollback across a "
+                          f"partition-power change is refused; nothing was changed")
 
 
 def write_rings(config, *, confirm, show, argv, dry_run: bool = False) -> dict:

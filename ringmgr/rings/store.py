@@ -212,8 +212,9 @@ class RingStore:
         for name, b in builders.items():
             if b.next_part_power:
                 raise Refused(f"{name}: a partition-power increase is in progress "
-                              f"(next_part_power={b.next_part_power}); finish or cancel it "
-                              f"with swift-ring-builder before changing this ring")
+                              f"(next_part_power={b.next_part_power}); continue it with "
+                              f"`ringmgr increase-part-power` (or cancel it with --cancel) "
+                              f"before changing this ring")
 
     # -- locking and the interrupted change ------------------------------------
     def lock(self, on_wait=None) -> DirectoryLock:

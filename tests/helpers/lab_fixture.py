@@ -141,9 +141,12 @@ class LabCluster:
 
 def lab_up(state: Path, *, nodes: int = 4, disks: int = 2, xfs: bool = False,
            part_power: int = 8, zones: int | None = None, ssh: bool = True,
-           min_part_hours: int = 0, proxy_ring_reload: float | None = None) -> LabCluster:
+           min_part_hours: int = 0, proxy_ring_reload: float | None = None,
+           ec: bool = False) -> LabCluster:
     argv = [str(LAB), "up", "--state", str(state), "--nodes", str(nodes), "--disks",
             str(disks), "--part-power", str(part_power), "--min-part-hours", str(min_part_hours)]
+    if ec:
+        argv.append("--ec")
     if xfs:
         argv.append("--xfs")
     if zones:
@@ -181,7 +184,7 @@ def lab_down(state: Path) -> subprocess.CompletedProcess:
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "lab(nodes=4, disks=2, xfs=False, part_power=8, zones=None, ssh=True, "
-        "min_part_hours=0, proxy_ring_reload=None): "
+        "min_part_hours=0, proxy_ring_reload=None, ec=False): "
         "size of the lab_cluster fixture's lab")
 
 

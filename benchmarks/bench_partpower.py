@@ -1,0 +1,166 @@
+"""The relink and cleanup of a partition-power increase on the rehearsal lab: ringmgr's
+parallel run against the manual procedure (the same relinker commands run node after
+node over SSH), side by side in one run.
+
+A lab (``sim/lab up --xfs``, 4 nodes x 2 disks, part power 6) gets OBJECTS objects
+(policies gold and silver), then:
+
+1. ringmgr: ``increase-part-power`` phase by phase, 6 -> 7; the relink and cleanup phases
+   timed (wall), and the relinker processes' own run time per node from the wrapper's
+   start/exit lines in each node's log;
+2. manual, 7 -> 8: ``swift-ring-builder prepare_increase_partition_power`` + write_ring +
+   ``ringmgr push`` (the copy), then ``ssh node swift-object-relinker relink ...`` on one
+   node after the other (the swift doc's procedure), increase + push, cleanup node after
+   node, finish + push.
+
+Printed: relink and cleanup wall time of each, the ratio, and ringmgr's orchestration
+overhead: its phase time minus the longest relinker process (the floor: the nodes work at
+once). The reload waits swift requires ([cluster].ring_reload) are counted apart.
+
+    python benchmarks/bench_partpower.py [--objects 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.lab_fixture import lab_down, lab_up  # noqa: E402
+
+RINGMGR = [sys.executable, "-c", "from ringmgr.cli.main import main; main()"]
+
+
+def ringmgr(lab, *args):
+    t0 = time.monotonic()
+    r = subprocess.run([*RINGMGR, *args], env={**lab.env, "PYTHONPATH": str(REPO)},
+                       capture_output=True, text=True)
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"ringmgr {' '.join(args)} failed:\n{r.stderr}")
+    return time.monotonic() - t0, r
+
+
+def relinker_seconds(lab, op: str, step: str) -> dict[str, float]:
+    """Per node: the relinker process's own run time (the wrapper's start/exit lines)."""
+    out = {}
+    for n in lab.nodes:
+        log = Path(n.mount_root).parent.parent / "var/lib/ringmgr" / op / f"{step}.log"
+        text = log.read_text()
+        start = re.findall(r"ringmgr: started pid \d+ at ([0-9.]+)", text)
+        end = re.findall(r"ringmgr: exit -?\d+ at ([0-9.]+)", text)
+        out[n.name] = float(end[-1]) - float(start[-1])
+    return out
+
+
+def manual(lab, step: str, prefix_of, conf_of) -> float:
+    """The relinker on each node, one after the other, over SSH (as an operator would)."""
+    import tomllib
+
+    cfg = tomllib.loads(Path(lab.config_path).read_text())
+    ssh = cfg["ssh"]
+    t0 = time.monotonic()
+    for n in lab.nodes:
+        argv = [*prefix_of(n), "swift-object-relinker", step, conf_of(n), "--swift-dir",
+                n.swift_dir, "--devices", n.mount_root]
+        import shlex
+
+        subprocess.run(["ssh", "-p", str(ssh["port"]), "-i", ssh["identity_file"],
+                        "-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-o",
+                        "BatchMode=yes", f"root@{n.ip}", shlex.join(argv)],
+                       check=True, capture_output=True)
+    return time.monotonic() - t0
+
+
+def srb(lab, ring, *cmd):
+    subprocess.run(["swift-ring-builder", f"{lab.builder_dir}/{ring}.builder", *cmd],
+                   check=True, capture_output=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--objects", type=int, default=2000)
+    args = ap.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="bench-partpower-")) / "lab"
+    lab = lab_up(state, nodes=4, disks=2, xfs=True, part_power=6)
+    try:
+        for pol in ("gold", "silver"):
+            lab.put(f"c-{pol}", policy=pol)
+        t0 = time.monotonic()
+        for i in range(args.objects):
+            pol = ("gold", "silver")[i % 2]
+            assert lab.put(f"c-{pol}", f"o{i:05d}", b"x" * (100 + i % 900)) == 201
+        print(f"uploaded {args.objects} objects in {time.monotonic() - t0:.1f} s "
+              f"(load average {os.getloadavg()[0]:.1f})")
+        phase_time = {}
+        for _ in range(6):
+            secs, r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.2",
+                              "--json")
+            doc = json.loads(r.stdout)
+            done = [p["name"] for p in doc["phases"] if p["state"] == "done"]
+            phase_time[done[-1] if done else "?"] = secs
+            if doc["phase"] is None:
+                break
+        op = doc.get("operation") or json.loads((state / "ringmgr/runs/"
+                                                 "increase-part-power.json").read_text()
+                                                ).get("params", {}).get("op_id")
+        reload_wait = float(re.search(r"ring_reload = ([0-9.]+)",
+                                      Path(lab.config_path).read_text()).group(1))
+        rl = relinker_seconds(lab, op, "relink")
+        cl = relinker_seconds(lab, op, "cleanup")
+        # the manual procedure, 7 -> 8, on the same objects
+        import tomllib
+
+        nodes_cfg = tomllib.loads(Path(lab.config_path).read_text())["nodes"]
+
+        def prefix_of(n):
+            return nodes_cfg[n.name]["swift_command_prefix"]
+
+        def conf_of(n):
+            return f"{nodes_cfg[n.name]['run_dir']}/object-relinker.conf"
+
+        for ring in ("object", "object-1"):
+            srb(lab, ring, "prepare_increase_partition_power")
+            srb(lab, ring, "write_ring")
+        ringmgr(lab, "push")
+        time.sleep(reload_wait)
+        man_relink = manual(lab, "relink", prefix_of, conf_of)
+        for ring in ("object", "object-1"):
+            srb(lab, ring, "increase_partition_power")
+            srb(lab, ring, "write_ring")
+        ringmgr(lab, "push")
+        time.sleep(reload_wait)
+        man_cleanup = manual(lab, "cleanup", prefix_of, conf_of)
+        print(f"load average {os.getloadavg()[0]:.1f} at the end; 4 nodes x 2 XFS disks, "
+              f"{args.objects} objects, 2 policies")
+        print(f"{'':<22}{'ringmgr (parallel)':>20}{'manual (node by node)':>24}{'ratio':>8}")
+        for name, ours, theirs in (("relink", phase_time.get("relink"), man_relink),
+                                   ("cleanup", phase_time.get("cleanup"), man_cleanup)):
+            print(f"{name + ' wall (s)':<22}{ours:>20.2f}{theirs:>24.2f}{theirs / ours:>8.2f}x")
+        for name, per in (("relink", rl), ("cleanup", cl)):
+            floor = max(per.values())
+            ours = phase_time.get(name)
+            print(f"{name}: relinker processes {', '.join(f'{k} {v:.2f}' for k, v in per.items())}"
+                  f" s; floor {floor:.2f} s; ringmgr's overhead {ours - floor:.2f} s "
+                  f"({100 * (ours - floor) / ours:.0f}% of the phase)")
+        total = sum(phase_time.values())
+        floor_all = max(rl.values()) + max(cl.values()) + 3 * reload_wait
+        print(f"whole operation {total:.1f} s; relinkers + reload waits {floor_all:.1f} s; "
+              f"orchestration {total - floor_all:.1f} s "
+              f"({100 * (total - floor_all) / total:.0f}%)")
+        print("phases:", ", ".join(f"{k} {v:.1f} s" for k, v in phase_time.items()))
+    finally:
+        lab_down(state)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

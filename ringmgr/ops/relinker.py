@@ -1,0 +1,333 @@
+"""swift-object-relinker on a storage node: run detached, found again, judged done.
+
+A relink or cleanup runs for hours or days on a real cluster, far longer than one
+``ringmgr`` invocation or SSH session, so it runs detached on the node (``setsid``):
+the declared exception to "no process outlives ringmgr".  Per node and step, under
+``<run_dir>/<operation id>/``:
+
+``<step>.pid``   the pid of the wrapper shell that waits for the relinker
+``<step>.log``   the relinker's stdout and stderr
+``<step>.rc``    its exit code, written when it ends (0 done, 2 no applicable policy,
+                 1 error)
+
+and one lock for the whole node, ``<run_dir>/relinker.lock``, held (``flock``) by the
+wrapper for as long as the relinker runs.  Starting is one shell script that first
+looks for a result or a live wrapper of the same step (a restarted ringmgr finds it
+and starts nothing), and starts under ``flock -n`` (two ringmgrs racing: one wins, the
+other sees ``busy``), so one node never runs two relinkers.
+
+The relinker needs the node's own object-server config for its ``[object-relinker]``
+section (it refuses to run without one) and reads swift.conf for the policies.  When
+that section is missing, ringmgr writes its own ``<run_dir>/object-relinker.conf``
+(the object-server config's ``[DEFAULT]`` plus an ``[object-relinker]`` whose
+``recon_cache_path`` is the recon middleware's), never editing the operator's file.
+
+Facts are a command plus a pure parser with a sample of its output.
+"""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+from dataclasses import dataclass, field
+
+from ringmgr.rings.partpower import policy_index
+
+RELINKER = "swift-object-relinker"
+DEFAULT_RECLAIM_AGE = 604800      # swift's default: one week
+DEFAULT_RECON_CACHE = "/var/cache/swift"
+STATS_INTERVAL = 5.0              # seconds between the relinker's recon updates
+OWN_CONF = "object-relinker.conf"
+LOCK = "relinker.lock"
+
+# argv: sh -c START sh RUN_DIR STEP LOCK CMD...   prints one "state=... key=value" line
+START = r'''
+d=$1; step=$2; lock=$3; shift 3
+pidf="$d/$step.pid"; rcf="$d/$step.rc"; logf="$d/$step.log"
+alive() { [ -s "$pidf" ] || return 1; pid=$(cat "$pidf");
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$pidf"; }
+if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
+if alive; then echo "state=running pid=$pid"; exit 0; fi
+[ "${RINGMGR_STATUS_ONLY:-}" = 1 ] && { [ -s "$pidf" ] && echo "state=died pid=$(cat "$pidf")" || echo "state=none"; exit 0; }
+command -v setsid >/dev/null && command -v flock >/dev/null || { echo "state=error msg=setsid-or-flock-missing"; exit 0; }
+mkdir -p "$d" || { echo "state=error msg=cannot-create-run-dir"; exit 0; }
+flock -n "$lock" true || { echo "state=busy"; exit 0; }
+rm -f "$pidf"
+setsid flock -n "$lock" sh -c 'p=$1; r=$2; l=$3; shift 3; echo $$ > "$p.tmp" && mv "$p.tmp" "$p"
+  echo "ringmgr: started pid $$ at $(date +%s.%N)" >>"$l"
+  "$@" >>"$l" 2>&1 </dev/null; rc=$?; echo "ringmgr: exit $rc at $(date +%s.%N)" >>"$l"
+  echo $rc > "$r.tmp"; mv "$r.tmp" "$r"' sh "$pidf" "$rcf" "$logf" "$@" \
+  </dev/null >/dev/null 2>&1 &
+i=0; while [ ! -s "$pidf" ] && [ ! -s "$rcf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
+[ -s "$pidf" ] && echo "state=started pid=$(cat "$pidf")" || echo "state=busy"
+'''
+TAIL = 'tail -n "$2" "$1" 2>/dev/null || true'
+
+
+@dataclass
+class RunState:
+    """What the node says about one detached step (``parse_state``)."""
+
+    state: str                 # finished, running, started, died, none, busy, error
+    pid: int | None = None
+    rc: int | None = None
+    msg: str = ""
+
+    def to_json(self) -> dict:
+        return {"state": self.state, "pid": self.pid, "rc": self.rc, "msg": self.msg}
+
+
+def parse_state(stdout: str) -> RunState:
+    """``state=finished rc=0`` / ``state=running pid=4242`` / ``state=busy`` -> RunState."""
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("state=")), "")
+    kv = dict(w.split("=", 1) for w in line.split() if "=" in w)
+    st = RunState(kv.get("state", "error"))
+    if "pid" in kv and kv["pid"].isdigit():
+        st.pid = int(kv["pid"])
+    if "rc" in kv and kv["rc"].lstrip("-").isdigit():
+        st.rc = int(kv["rc"])
+    st.msg = kv.get("msg", "" if line else f"unexpected output: {stdout.strip()[-200:]!r}")
+    return st
+
+
+@dataclass
+class RelinkOptions:
+    files_per_second: float | None = None
+    workers: str | None = None
+    devices: tuple[str, ...] = ()
+    stats_interval: float = STATS_INTERVAL
+
+
+@dataclass
+class ObjectConf:
+    """What the relinker and the precheck need from a node's object-server config."""
+
+    path: str
+    has_relinker_section: bool
+    defaults: dict = field(default_factory=dict)
+    recon_cache_path: str = DEFAULT_RECON_CACHE      # the recon middleware's
+    relinker_recon_cache_path: str | None = None     # [object-relinker]'s, if any
+    reclaim_age: int = DEFAULT_RECLAIM_AGE
+    mount_check: bool = True
+    user: str = "swift"
+    devices: str = "/srv/node"
+
+
+def parse_object_conf(text: str, path: str) -> ObjectConf:
+    """Parse an object-server.conf (swift's paste-ini dialect)::
+
+        [DEFAULT]
+        devices = /srv/node
+        user = swift
+        recon_cache_path = /var/cache/swift
+        [filter:recon]
+        use = egg:swift#recon
+        recon_cache_path = /var/cache/swift
+        [object-replicator]
+        reclaim_age = 604800
+
+    ``reclaim_age``: the replicator's, else the server app's, else [DEFAULT]'s, else
+    swift's default (the replicator and the relinker's cleanup both reclaim by it).
+    """
+    cp = configparser.RawConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str
+    cp.read_string(text, source=path)
+    d = dict(cp.defaults())
+    own = {s: {k: v for k, v in cp.items(s) if k not in d or cp.get(s, k) != d[k]}
+           for s in cp.sections()}
+    recon = own.get("filter:recon", {}).get("recon_cache_path") or d.get(
+        "recon_cache_path", DEFAULT_RECON_CACHE)
+    rel = own.get("object-relinker")
+    reclaim = (own.get("object-replicator", {}).get("reclaim_age")
+               or own.get("app:object-server", {}).get("reclaim_age")
+               or d.get("reclaim_age") or DEFAULT_RECLAIM_AGE)
+    return ObjectConf(
+        path=path, has_relinker_section=rel is not None, defaults=d,
+        recon_cache_path=recon,
+        relinker_recon_cache_path=None if rel is None else
+        rel.get("recon_cache_path", d.get("recon_cache_path", DEFAULT_RECON_CACHE)),
+        reclaim_age=int(float(reclaim)),
+        mount_check=str(d.get("mount_check", "true")).lower() in ("true", "1", "yes", "on"),
+        user=d.get("user", "swift"), devices=d.get("devices", "/srv/node"))
+
+
+def own_relinker_conf(conf: ObjectConf) -> str:
+    """ringmgr's relinker config for a node whose object-server config has no
+    [object-relinker]: its [DEFAULT], and the recon middleware's recon_cache_path."""
+    lines = ["# written by ringmgr increase-part-power from " + conf.path, "[DEFAULT]"]
+    lines += [f"{k} = {v}" for k, v in conf.defaults.items()]
+    lines += ["", "[object-relinker]", f"recon_cache_path = {conf.recon_cache_path}", ""]
+    return "\n".join(lines)
+
+
+def relinker_conf_path(node, conf: ObjectConf) -> str:
+    return conf.path if conf.has_relinker_section else f"{node.run_dir}/{OWN_CONF}"
+
+
+def conf_problem(conf: ObjectConf) -> str | None:
+    """A relinker section that would report progress where recon does not look."""
+    if conf.has_relinker_section and conf.relinker_recon_cache_path != conf.recon_cache_path:
+        return (f"{conf.path}: [object-relinker] recon_cache_path "
+                f"{conf.relinker_recon_cache_path} differs from the recon middleware's "
+                f"{conf.recon_cache_path}: /recon/relinker would never show the progress; "
+                f"make them the same")
+    return None
+
+
+def relinker_argv(node, step: str, rings, conf_path: str, opts: RelinkOptions) -> list[str]:
+    """The relinker command for ``node``: the node's command prefix (a virtualenv, an
+    env, a wrapper that points swift at its swift.conf), the config, one --policy per
+    ring, and the rate/worker/device options passed through."""
+    argv = [*node.swift_command_prefix, RELINKER, step, conf_path,
+            "--swift-dir", node.swift_dir, "--devices", node.mount_root,
+            "--stats-interval", f"{opts.stats_interval:g}"]
+    for ring in sorted(rings):
+        argv += ["--policy", str(policy_index(ring))]
+    if opts.files_per_second is not None:
+        argv += ["--files-per-second", f"{opts.files_per_second:g}"]
+    if opts.workers is not None:
+        argv += ["--workers", str(opts.workers)]
+    for dev in opts.devices:
+        argv += ["--device", dev]
+    return argv
+
+
+def run_dir(node, op_id: str) -> str:
+    return f"{node.run_dir}/{op_id}"
+
+
+def start_argv(node, op_id: str, step: str, command: list[str]) -> list[str]:
+    """The one command that starts ``command`` detached (or finds it)."""
+    return ["sh", "-c", START, "sh", run_dir(node, op_id), step, f"{node.run_dir}/{LOCK}",
+            *command]
+
+
+def status_argv(node, op_id: str, step: str) -> list[str]:
+    """The same script, looking only (``RINGMGR_STATUS_ONLY=1``): never starts anything."""
+    return ["env", "RINGMGR_STATUS_ONLY=1", "sh", "-c", START, "sh", run_dir(node, op_id),
+            step, f"{node.run_dir}/{LOCK}"]
+
+
+def tail_argv(node, op_id: str, step: str, lines: int = 5) -> list[str]:
+    return ["sh", "-c", TAIL, "sh", f"{run_dir(node, op_id)}/{step}.log", str(lines)]
+
+
+def write_conf_argv(node) -> list[str]:
+    """Write stdin to ``<run_dir>/object-relinker.conf`` atomically."""
+    path = f"{node.run_dir}/{OWN_CONF}"
+    return ["sh", "-c", 'mkdir -p "$1" && umask 022 && cat > "$2.tmp" && mv "$2.tmp" "$2"',
+            "sh", node.run_dir, path]
+
+
+def describe(argv) -> str:
+    return shlex.join(argv)
+
+
+# -- recon's /recon/relinker ------------------------------------------------------
+
+def relinker_progress(data: dict | None, step: str, devices, policies) -> dict:
+    """Per device and policy: parts done / total from ``/recon/relinker``::
+
+        {"devices": {"sdb": {"policies": {"0": {"step": "relink", "parts_done": 256,
+                                                 "total_parts": 256, "timestamp": ...}},
+                             "parts_done": 256, "total_parts": 256, ...}},
+         "workers": {"4242": {"devices": ["sdb"], "return_code": 0, ...}}}
+
+    Returns ``{"sdb": {"0": {"step", "parts_done", "total_parts", "complete"}}}``; a
+    device or policy the relinker has not reported is ``None`` (nothing to relink
+    there, or not yet started)."""
+    out: dict = {}
+    devs = (data or {}).get("devices") or {}
+    for dev in devices:
+        pols = (devs.get(dev) or {}).get("policies") or {}
+        out[dev] = {}
+        for p in policies:
+            rec = pols.get(str(p))
+            if not isinstance(rec, dict):
+                out[dev][str(p)] = None
+                continue
+            done, total = rec.get("parts_done", 0), rec.get("total_parts", 0)
+            out[dev][str(p)] = {"step": rec.get("step"), "parts_done": done,
+                                "total_parts": total,
+                                "complete": rec.get("step") == step and done >= total}
+    return out
+
+
+def progress_incomplete(progress: dict) -> list[str]:
+    """'sdb policy 0: 12/256' for every device/policy reported but not complete."""
+    out = []
+    for dev, pols in sorted(progress.items()):
+        for p, rec in sorted(pols.items()):
+            if rec is not None and not rec["complete"]:
+                out.append(f"{dev} policy {p}: {rec['step']} {rec['parts_done']}/"
+                           f"{rec['total_parts']}")
+    return out
+
+
+# -- df -i ------------------------------------------------------------------------
+
+def parse_df_inodes(stdout: str) -> dict[str, dict]:
+    """``df -P -i PATH...`` -> {mount point path asked: {inodes, used, free}}::
+
+        Filesystem     Inodes IUsed  IFree IUse% Mounted on
+        /dev/loop3     153600  1025 152575    1% /srv/node/sdb
+
+    Keyed by the "Mounted on" column."""
+    out = {}
+    for line in stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 6 or not parts[1].isdigit():
+            continue
+        out[parts[5]] = {"inodes": int(parts[1]), "used": int(parts[2]),
+                         "free": int(parts[3])}
+    return out
+
+
+def df_argv(paths) -> list[str]:
+    """One df per path, each headed, so a missing path does not hide the others."""
+    script = 'for p in "$@"; do echo "== $p"; df -P -i "$p" 2>&1; done'
+    return ["sh", "-c", script, "sh", *paths]
+
+
+def parse_df_per_path(stdout: str) -> dict[str, dict | None]:
+    """The output of ``df_argv``: {path: {inodes, used, free} or None (df failed)}."""
+    out: dict[str, dict | None] = {}
+    cur, buf = None, []
+
+    def flush():
+        if cur is not None:
+            got = parse_df_inodes("\n".join(buf))
+            out[cur] = next(iter(got.values()), None)
+
+    for line in stdout.splitlines():
+        if line.startswith("== "):
+            flush()
+            cur, buf = line[3:], []
+        else:
+            buf.append(line)
+    flush()
+    return out
+
+
+def inode_problem(dev: str, fig: dict | None) -> str | None:
+    """Relinking needs about as many free inodes again as are in use."""
+    if fig is None:
+        return f"{dev}: df -i failed"
+    if fig["inodes"] and fig["free"] < fig["used"]:
+        return (f"{dev}: {fig['free']} inodes free, {fig['used']} in use: the relink "
+                f"needs about as many again")
+    return None
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    out = []
+    for part in str(v).split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+        if not part.isdigit():
+            break
+    return tuple(out)
