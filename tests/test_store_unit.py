@@ -368,3 +368,21 @@ def test_lstat(tmp_path):
     assert store_mod._lstat(tmp_path / "missing") is None
     os.symlink("nowhere", tmp_path / "l")
     assert store_mod._lstat(tmp_path / "l") is not None
+
+
+def test_damaged_history_is_reported_with_its_lines(cluster):
+    s = RingStore(cluster.builder_dir)
+    s.state_dir.mkdir()
+    s.history_path.write_text("not json\n")
+    records, damage = s.read_history()
+    assert records == [] and [n for n, _ in damage] == [1]
+    msg = s.damage_message(damage)
+    assert msg.startswith(f"{s.history_path} is damaged: line 1 (")
+    assert msg.endswith("rollback and new changes refuse until it is repaired: "
+                        "`ringmgr history --repair` sets the damaged lines aside")
+    with pytest.raises(store_mod.HistoryDamaged):
+        s.history()
+    with pytest.raises(store_mod.HistoryDamaged):
+        s.next_id()
+    s.repair_history()
+    assert s.history() == [] and s.read_history() == ([], [])
