@@ -427,5 +427,5 @@ def test_dry_run_host_steps_are_what_the_push_executes(env):
     r = run_recorded(["--config", str(env.config), "push"], executed)
     assert r.exit_code == 0, r.output
     assert sorted(executed) == sorted(plan)
-    assert {f"{n}.ring.gz": md5(os.path.join(env.node("h01"), f"{n}.ring.gz"))
+    assert {f"{n}.ring.gz": md5_of(os.path.join(env.node("h01"), f"{n}.ring.gz"))
             for n in RINGS} == env.admin_md5()

@@ -28,8 +28,6 @@ from tests.test_push import make_rings
 # victim (the race a FIFO makes certain).
 ATTACKER = r"""
 import os, sys, time
-from tests.helpers.checksums import flat_checksums, md5_of
-from tests.helpers.cli import run_cli
 fd = int(sys.argv[1])
 victim, victim2, victim3 = sys.argv[2:5]
 os.mkfifo("account.ring.gz", 0o600, dir_fd=fd)

@@ -209,8 +209,9 @@ def test_refuse_unchangeable_during_a_part_power_increase(cluster):
     with pytest.raises(Refused) as e:
         s.refuse_unchangeable({"account": s.load("account"), "object": b})
     assert str(e.value) == ("object: a partition-power increase is in progress "
-                            "(next_part_power=5); finish or cancel it with "
-                            "swift-ring-builder before changing this ring")
+                            "(next_part_power=5); continue it with `ringmgr "
+                            "increase-part-power` (or cancel it with --cancel) before "
+                            "changing this ring")
 
 
 def test_pending_states(cluster):

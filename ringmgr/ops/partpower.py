@@ -61,9 +61,9 @@ class Env:
     def executor(self, host):
         if self.executor_factory is not None:
             return self.executor_factory(host)
-        from ringmgr.exec.ssh import SSHExecutor
+        from ringmgr.exec.factory import executor_for
 
-        return SSHExecutor(host, self.config.ssh)
+        return executor_for(self.config, host, dry_run=False)
 
 
 @dataclass
@@ -225,7 +225,9 @@ def precheck(env: Env, j, builders: dict) -> None:
         on, env.executor(on.node), env.recon, env.rings))
     proxies = pn.parallel(config, config.proxies,
                           lambda p: pn.precheck_proxy(p, env.executor(p)))
-    report = verify_rings(config, executor_factory=env.executor_factory)
+    factory = env.executor_factory
+    report = verify_rings(config, transport=None if factory is None else
+                          (lambda _config, host, _known_hosts: factory(host)))
     for h in report.results:
         if not h.ok:
             differ = ", ".join(f"{f} {s}" for f, s in sorted(h.verify.items()) if s != "ok")
