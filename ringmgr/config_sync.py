@@ -18,7 +18,6 @@ weights (its target) in place.
 from __future__ import annotations
 
 import difflib
-import os
 from pathlib import Path
 
 NODE_FIELDS = ("zone", "region", "meta", "replication_ip")
@@ -202,23 +201,12 @@ def unified_diff(path, old: str, new: str) -> str:
 
 
 def write_config(path, text: str) -> None:
-    """Replace ``path`` atomically (same directory, same mode)."""
+    """Replace ``path`` atomically, keeping its mode (the project's one atomic writer:
+    a random exclusive temp name, fsync, rename, fsync of the directory)."""
+    from ringmgr.rings.files import atomic_write
+
     path = Path(path)
-    mode = path.stat().st_mode & 0o7777
-    tmp = path.with_name(f".{path.name}.ringmgr-new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o7777)
 
 
 class ConfigSync:
