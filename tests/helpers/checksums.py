@@ -15,7 +15,7 @@ def md5_of(path) -> str:
 def checksums(directory: Path) -> dict[str, str]:
     """md5 of every file below ``directory``, except swift's empty ``.lock`` file (taking
     the directory lock creates it; it holds no data) and the plan key (the first
-    --plan-out creates it; tests/test_plan_security.py checks it)."""
+    --plan-out creates it; tests/cli/test_plan_security.py checks it)."""
     return {str(p.relative_to(directory)): md5_of(p)
             for p in sorted(Path(directory).rglob("*"))
             if p.is_file() and p.name not in (".lock", "plan.key")}

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests.helpers.loopdisk import loopdisks, mount, mounted_env, mounts_of  # noqa: F401
-from tests.test_replace_disk import Recording, ringmgr, state_of, swap
+from tests.integration.test_replace_disk import Recording, ringmgr, state_of, swap
 from ringmgr.config import load_config
 from ringmgr.exec.local import LocalExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk

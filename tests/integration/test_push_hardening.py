@@ -19,7 +19,7 @@ import pytest
 from tests.helpers.checksums import flat_checksums, md5_of
 from tests.helpers.cli import run_cli
 from tests.helpers.users import as_user
-from tests.test_push import make_rings
+from tests.integration.test_push import make_rings
 
 # Run as the node's configured owner, with swift_dir as the descriptor in argv[1].  It plants a FIFO
 # as account.ring.gz (mode 06777, its own), a symlink container.ring.gz -> a root file

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RINGMGR = [sys.executable, "-c", "from ringmgr.cli.main import main; main()"]
 POLICIES = {"gold": ("object", "objects"), "silver": ("object-1", "objects-1"),
             "ec42": ("object-2", "objects-2")}

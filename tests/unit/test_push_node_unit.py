@@ -4,7 +4,7 @@ checks, check_one's refusals, and main() with its argv, stdin and stdout.
 
 The node runs this file as shipped source, where no mutant can reach it; so these
 in-process tests are what the mutation score counts for the node side
-(docs/testing.md), next to tests/test_push_node.py.
+(docs/testing.md), next to tests/unit/test_push_node.py.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import zlib
 import pytest
 
 from ringmgr.ops import push_node as pn
-from tests.test_push import make_rings
-from tests.test_push_node import request, serve
+from tests.integration.test_push import make_rings
+from tests.unit.test_push_node import request, serve
 
 
 @pytest.fixture

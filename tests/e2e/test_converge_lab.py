@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_health import ringmgr, tree_sums
+from tests.e2e.test_health import ringmgr, tree_sums
 
 CONVERGE = ("--json", "converge", "--max-move", "100", "--push", "--yes")
 

@@ -142,7 +142,7 @@ def test_fabric_config_files_are_never_loaded(sshd_hosts, tmp_path, monkeypatch)
 
     monkeypatch.setattr(invoke.config.Config, "__init__", init)
 
-    from tests.test_push import make_rings
+    from tests.integration.test_push import make_rings
 
     admin = tmp_path / "admin"
     make_rings(admin, builders=True)

@@ -13,12 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings, strategies as st
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
 from tests.helpers.refusal import one_line_error
-from tests.helpers.ringfactory import make_cluster
-
-def run(config, *args):
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
 from tests.helpers.checksums import checksums
 from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import make_cluster

@@ -15,7 +15,7 @@ from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.ssh import SSHExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
-from tests.test_replace_disk import Recording
+from tests.integration.test_replace_disk import Recording
 
 pytestmark = [pytest.mark.root, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
@@ -78,7 +78,7 @@ def test_refusal_over_ssh_changes_nothing(env):
 def test_guard_over_ssh_never_follows_a_symlink_planted_after_the_unmount(env):
     """The guard runs disk_node.py on the node through the SSH channel; the symlink the
     owner of mount_root plants right after the unmount is refused, its target kept."""
-    from tests.test_disk_hardening import After, owner_mode, victim_dir
+    from tests.integration.test_disk_hardening import After, owner_mode, victim_dir
 
     victim = victim_dir(env)
 
@@ -109,7 +109,7 @@ def node_ring_weight(swift_dir, ip, dev):
 def test_weight_zero_with_push_reaches_the_node_before_the_unmount(env):
     """--push: the weight-0 rings are on the node (over real sshd) when the disk is
     unmounted; after the swap the restored weight is pushed too, and nothing is due."""
-    from tests.test_disk_hardening import After
+    from tests.integration.test_disk_hardening import After
 
     swift_dir = env.root / "node-swift"
     swift_dir.mkdir()

@@ -22,7 +22,7 @@ import pytest
 from ringmgr.ops import push_node
 from ringmgr.ops.push import REMOTE_SCRIPT, parse_inspect
 from tests.helpers.checksums import flat_checksums as tree
-from tests.test_push import make_rings
+from tests.integration.test_push import make_rings
 
 
 @pytest.fixture

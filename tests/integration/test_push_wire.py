@@ -8,7 +8,7 @@ file; the admin side must name the node.  The damage is done in the admin's chan
 writer (``RemoteProcess.write``), the only place the wire can be reached from here.
 
 The node-side functions are also driven in-process with a real directory
-(``tests/test_push_node.py``); these tests prove the same over the wire, end to end.
+(``tests/unit/test_push_node.py``); these tests prove the same over the wire, end to end.
 """
 
 import json
@@ -17,7 +17,7 @@ import pytest
 
 from ringmgr.exec import channel
 from tests.helpers.checksums import flat_checksums as tree
-from tests.test_push import Env
+from tests.integration.test_push import Env
 
 
 @pytest.fixture

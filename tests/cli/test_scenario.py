@@ -12,7 +12,7 @@ from tests.helpers.checksums import checksums
 from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import make_cluster
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 
 
 @pytest.fixture(autouse=True)

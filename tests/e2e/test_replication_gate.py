@@ -14,7 +14,7 @@ from ringmgr.config import load_config
 from ringmgr.live.recon import Server, Sweep, Reply
 from ringmgr.live.recon_parse import Pass
 from ringmgr.live.repl_gate import Push, evaluate, last_pushes
-from tests.test_health import Relay, ringmgr, tree_sums
+from tests.e2e.test_health import Relay, ringmgr, tree_sums
 
 DRAIN = ("drain-node", "s04", "--max-move", "15", "--yes")
 

@@ -20,7 +20,7 @@ from ringmgr.rings.converge import plan_converge
 from ringmgr.rings.engine import simulate_ring
 from ringmgr.rings.reconcile import ring_diff
 from ringmgr.rings.report import count_moves, total_assignments
-from tests.test_import import SRB, odd, odd_template, srb  # noqa: F401 (fixtures)
+from tests.cli.test_import import SRB, odd, odd_template, srb  # noqa: F401 (fixtures)
 from tests.helpers.ringfactory import checksums
 
 

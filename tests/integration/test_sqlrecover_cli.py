@@ -8,7 +8,7 @@ import pytest
 from tests.helpers.mariadb import available, create_openstack_dbs, mariadb_server
 from tests.helpers.apps import run_cli
 from tests.helpers.openstack_recorder import RecordingExecutor
-from tests.test_sqlrecover import FAILED, I1, I2, TARGET, snapshot
+from tests.integration.test_sqlrecover import FAILED, I1, I2, TARGET, snapshot
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs root")
 

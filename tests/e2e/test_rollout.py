@@ -16,7 +16,7 @@ from ringmgr.cli.main import cli
 from ringmgr.ops import endpoints as ep
 from ringmgr.ops.rollout import choose_canaries, waves_of
 from tests.helpers import json_schema as js
-from tests.test_push import umount_when_free
+from tests.integration.test_push import umount_when_free
 
 
 def test_canaries_take_one_proxy_first_then_nodes():

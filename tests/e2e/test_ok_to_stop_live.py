@@ -15,7 +15,7 @@ from ringmgr.cli.main import cli
 from ringmgr.rings.risk import DownSet, ok_to_stop
 from ringmgr.rings.stop_max import EXACT_MAX, constraints, largest_subset, max_stop
 from tests.helpers.ringfactory import checksums, make_cluster
-from tests.test_health import ringmgr
+from tests.e2e.test_health import ringmgr
 
 
 def _builders(tmp_path, **kw):
