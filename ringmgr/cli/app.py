@@ -17,11 +17,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
 from ringmgr.errors import Refused
+
+if TYPE_CHECKING:
+    from ringmgr.config import Config
 
 log = logging.getLogger("ringmgr")
 
@@ -47,7 +50,7 @@ class App:
     transport: Callable | None = field(default=None, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)  # runbook polls
     now: Callable[[], datetime.datetime] | None = field(default=None, repr=False)
-    _config: object = field(default=None, repr=False)
+    _config: Config | None = field(default=None, repr=False)
 
     @staticmethod
     def current() -> "App | None":

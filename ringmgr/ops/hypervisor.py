@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ringmgr.errors import StepFailed, UsageError
+from ringmgr.exec.base import Executor
 
 
 # -- libvirt (virsh) --------------------------------------------------------------------
@@ -125,7 +126,7 @@ class Virsh:
     ``virsh`` output.
     """
 
-    executor: object
+    executor: Executor
 
     def domains(self) -> list[Domain]:
         return parse_virsh_list(self.executor.run(["virsh", "list", "--all"],
@@ -181,7 +182,7 @@ class QemuNbd:
     command lines are table-tested and the device search parses recorded output.
     """
 
-    executor: object
+    executor: Executor
 
     def load_module(self) -> None:
         self.executor.run(["modprobe", "nbd", "max_part=16"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ringmgr.errors import StepFailed, UsageError
-from ringmgr.exec.base import CommandFailed
+from ringmgr.exec.base import CommandFailed, Executor
 from ringmgr.ops.hypervisor import (  # noqa: F401  (re-exported for the compute runbooks)
     IMAGE_FORMATS, Domain, DomainDisk, QemuNbd, Virsh, first_partition, parse_mounts,
 )
@@ -184,7 +184,7 @@ class OpenStack:
     recorded JSON from ``tests/data/openstack/``.
     """
 
-    executor: object
+    executor: Executor
     openrc: str | Path | None = None
     client: str = "openstack"
 
