@@ -122,6 +122,7 @@ def plan_json(plan, gate: Gate) -> dict:
             "part_power": [{"ring": r, "have": d.part_power[0], "want": d.part_power[1]}
                            for r, d in plan.diffs.items() if d.part_power],
             "removals_held": list(plan.removal_held),
+            "drain_stuck": plan.stuck,
             "stale_previous_ip": list(plan.stale_previous_ip),
             "gate": gate.to_json(),
             "safe_to_destroy_checked": plan.safe_to_destroy_checked}
@@ -153,6 +154,8 @@ def plan_text(plan, builders, gate: Gate) -> str:
                    "only with --allow-over-limit]"
         elif s.held == "gate":
             flag = f" [waits {gate_text(s.wait_seconds)} for min_part_hours]"
+        elif s.held == "stuck":
+            flag = " [drain_stuck: swift's rebalance moves none of what is left]"
         exact = "exact" if not s.held else "simulated as if the gate were open"
         lines.append(f"  {r}: step 1 {what}: moves {s.parts_moved} "
                      f"({s.parts_moved_pct:.2f}%), {exact}{flag}; about "
@@ -175,6 +178,7 @@ def plan_text(plan, builders, gate: Gate) -> str:
             lines.append(f"  {r}: part_power {d.part_power[0]} -> {d.part_power[1]}: "
                          f"`ringmgr increase-part-power {r}` (converge does not)")
     lines += [f"  held: {h}" for h in plan.removal_held]
+    lines += [f"  stuck: {h}" for h in plan.stuck]
     lines += [f"  {line}" for line in stale]
     lines.append(gate.text if not gate.checked else f"replication gate: {gate.text}")
     return "\n".join(lines)
@@ -356,6 +360,13 @@ def _why_nothing(plan, gate_text) -> Exception:
     if plan.removal_held:
         return NotYet("; ".join(plan.removal_held) + "; nothing was written",
                       reason="gate_closed")
+    if plan.stuck:
+        return NotYet(f"drain_stuck: {'; '.join(plan.stuck)}: drained to weight 0, but "
+                      f"swift's rebalance moves none of these assignments (the devices the "
+                      f"config keeps cannot take them: too few failure domains or too "
+                      f"little weight for the replicas); give the config room for them, or "
+                      f"remove the device with `ringmgr remove-device` after checking "
+                      f"`ringmgr ok-to-stop`; nothing was written", reason="drain_stuck")
     if plan.part_power_only or any(d.part_power for d in plan.diffs.values()):
         rings = [r for r, d in plan.diffs.items() if d.part_power]
         return NotYet(f"only part_power differs ({', '.join(rings)}): `ringmgr "

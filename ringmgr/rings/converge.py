@@ -28,11 +28,17 @@ import math
 from dataclasses import dataclass, field
 
 from ringmgr.rings.changes import ChangeSet, RingChange
+from ringmgr.rings.converge_weights import MIN_FRACTION, fraction_for, weights_at
 from ringmgr.rings.reconcile import RingDiff, check_rings_named, ring_diff
 
-MIN_FRACTION = 0.01   # the smallest weight step tried: 1% of the way
 TRIES = 6
 MAX_ESTIMATED_STEPS = 1000
+
+
+def _acts(change: RingChange) -> bool:
+    """Whether a ring's part of the step does anything: marks, edits, or a forced
+    rebalance alone (moving what is left on drained devices)."""
+    return not change.empty or change.force
 
 
 @dataclass
@@ -52,6 +58,7 @@ class RingStep:
                                                 # one (estimated, not simulated)
     outcome: object = None
     tries: int = 0
+    stuck: list = field(default_factory=list)   # drained devices a rebalance cannot empty
 
     @property
     def estimated_steps_left(self) -> int:
@@ -96,16 +103,21 @@ class ConvergePlan:
         return [r for r, s in self.steps.items() if s.over_limit]
 
     @property
+    def stuck(self) -> list[str]:
+        """Drained devices whose last assignments swift's rebalance moves none of."""
+        return [f"{r}: {d}" for r, s in self.steps.items() for d in s.stuck]
+
+    @property
     def gate_seconds(self) -> int:
         return max((s.wait_seconds for s in self.steps.values() if s.held == "gate"),
                    default=0)
 
     def change_set(self) -> ChangeSet:
         """The next step as one ChangeSet (the rings with something to do)."""
-        rings = {r: s.change for r, s in self.steps.items() if not s.change.empty}
+        rings = {r: s.change for r, s in self.steps.items() if _acts(s.change)}
         parts = []
         for r, s in self.steps.items():
-            if s.change.empty:
+            if not _acts(s.change):
                 continue
             what = {"weights": f"weights x{s.fraction:.2f} of the way",
                     "domains": "zone/region moves", "settings": "ring settings",
@@ -117,12 +129,12 @@ class ConvergePlan:
                                            "over_limit": s.over_limit,
                                            "estimated_steps_after": s.estimated_steps_left}
                                        for r, s in self.steps.items()
-                                       if not s.change.empty}}}
+                                       if _acts(s.change)}}}
         return ChangeSet("converge towards the config: " + "; ".join(parts), rings, info)
 
     @property
     def has_step(self) -> bool:
-        return any(not s.change.empty for s in self.steps.values())
+        return any(_acts(s.change) for s in self.steps.values())
 
     def path(self) -> list[dict]:
         """The steps after the next one, per ring its phase (estimated)."""
@@ -137,63 +149,6 @@ class ConvergePlan:
         if not self.steps:
             return 0
         return 1 + max((s.estimated_steps_left for s in self.steps.values()), default=0)
-
-
-def _share_moved(weights_before: dict, weights_after: dict) -> float:
-    """Percent of the assignments that move from the weights alone: the parts the
-    devices gaining share receive (what a perfectly balanced rebalance moves)."""
-    wb, wa = sum(weights_before.values()), sum(weights_after.values())
-    if wa <= 0:
-        return 100.0
-    gain = 0.0
-    for k in set(weights_before) | set(weights_after):
-        sb = weights_before.get(k, 0.0) / wb if wb > 0 else 0.0
-        sa = weights_after.get(k, 0.0) / wa
-        if sa > sb:
-            gain += sa - sb
-    return 100.0 * gain
-
-
-def _weights_at(builder, diff: RingDiff, f: float) -> tuple[dict, RingChange]:
-    from ringmgr.rings.engine import live_devs
-
-    current = {d["id"]: float(d["weight"]) for d in live_devs(builder)}
-    weights = {}
-    for i, t in diff.targets.items():
-        w = current[i] + f * (t - current[i])
-        if f >= 1.0:
-            w = t
-        else:
-            w = round(w, 6)
-        weights[i] = w
-    adds = [dict(a, weight=(a["weight"] if f >= 1.0 else round(a["weight"] * f, 6)))
-            for a in diff.adds]
-    after = dict(current)
-    after.update(weights)
-    for n, a in enumerate(adds):
-        after[f"new{n}"] = a["weight"]
-    change = RingChange(weights={i: w for i, w in weights.items() if w != current[i]},
-                        adds=adds)
-    return after, change
-
-
-def _fraction_for(builder, diff: RingDiff, cap: float) -> float:
-    """The fraction whose weights alone move about 90% of ``cap`` (by bisection on
-    ``_share_moved``: arithmetic, no rebalance)."""
-    from ringmgr.rings.engine import live_devs
-
-    before = {d["id"]: float(d["weight"]) for d in live_devs(builder)}
-    aim = 0.9 * cap
-    if _share_moved(before, _weights_at(builder, diff, 1.0)[0]) <= aim:
-        return 1.0
-    lo, hi = 0.0, 1.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        if _share_moved(before, _weights_at(builder, diff, mid)[0]) <= aim:
-            lo = mid
-        else:
-            hi = mid
-    return max(lo, MIN_FRACTION)
 
 
 def _edits(diff: RingDiff, builder, safe_to_destroy, held: list) -> RingChange:
@@ -253,9 +208,9 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
     if diff.weight_work:
         step.phase = "weights"
         if diff.targets or diff.adds:
-            f = _fraction_for(builder, diff, max_move)
+            f = fraction_for(builder, diff, max_move)
             while True:
-                _, moving = _weights_at(builder, diff, f)
+                _, moving = weights_at(builder, diff, f)
                 step.fraction = f
                 run(_merge(edits, moving), step)
                 if step.parts_moved_pct <= max_move or step.tries >= TRIES \
@@ -265,6 +220,8 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
         else:  # only emptying drained devices: a rebalance
             moving = RingChange(force=True)
             run(_merge(edits, moving), step)
+            if step.parts_moved == 0 and not pretend:
+                step.stuck = _still_holding(builder, diff)
         if step.parts_moved_pct > max_move:
             step.over_limit = True
         step.later = ["weights"] * _weight_steps_left(step, max_move, diff) + \
@@ -299,13 +256,17 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
         run(_merge(edits, moving), step)
         step.over_limit = step.parts_moved_pct > max_move
     if step.phase == "weights" and step.over_limit and allow_over_limit and step.fraction < 1:
-        _, moving = _weights_at(builder, diff, 1.0)
+        _, moving = weights_at(builder, diff, 1.0)
         step.fraction = 1.0
         run(_merge(edits, moving), step)
         step.later = _after_weights(diff)
     if moving is None:
         if edits.removes:  # the rebalance after a removal: simulated, to be reported
             run(edits, step)
+        step.change = edits
+        return step
+    if step.stuck:
+        step.held = "stuck"
         step.change = edits
         return step
     if step.over_limit and not allow_over_limit:
@@ -319,6 +280,13 @@ def plan_ring(name: str, builder, diff: RingDiff, max_move: float, seed: int, si
         return step
     step.change = _merge(edits, moving)
     return step
+
+
+def _still_holding(builder, diff: RingDiff) -> list[str]:
+    """The drained devices that still hold assignments, named with their counts."""
+    left = {d.dev_id: d.have for d in diff.differences if d.kind == "empty"}
+    return [f"{builder.devs[i]['ip']}/{builder.devs[i]['device']} (id {i}, "
+            f"{left.get(i, '?')} assignment(s))" for i in diff.emptying]
 
 
 def _settings_left(diff: RingDiff) -> list[str]:

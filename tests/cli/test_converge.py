@@ -317,3 +317,83 @@ def test_a_drained_device_waits_for_safe_to_destroy_when_the_check_exists(env):
     assert all(len(ch.removes) == 2 for ch in plan.change_set().rings.values())
     plan = plan_converge(config, bs, 50, 0, sim)
     assert all(len(ch.removes) == 2 for ch in plan.change_set().rings.values())
+
+
+def _onto_s03(text: str) -> str:
+    """The config keeps only s03, with three devices: every replica onto one node."""
+    head, _, tail = text.partition("[nodes.s01]")
+    return (head + '[nodes.s03]\nip = "127.0.9.3"\nzone = 1\n'
+            'devices = { sdb = 200.0, sdc = 200.0, sdd = 200.0 }\n\n'
+            "[converge]" + tail.split("[converge]", 1)[1])
+
+
+def test_a_drain_onto_one_node_converges_to_the_end(env):
+    """The last assignments left on drained devices need a rebalance of their own (no
+    weight left to change); converge must run it, then remove the empty devices."""
+    c = make_cluster(env, nodes=4, zones=1, disks=1, rings=("object",), extra_nodes=0,
+                     extra_config="[converge]\nmax_move = 25\n")
+    desired(c, _onto_s03)
+    global RINGS
+    saved, RINGS = RINGS, ("object",)
+    try:
+        steps = converge_to_the_end(c, 25)
+    finally:
+        RINGS = saved
+    final = RingBuilder.load(str(c.builder_dir / "object.builder"))
+    assert sorted((d["ip"], d["device"]) for d in final.devs if d) == [
+        ("127.0.9.3", "sdb"), ("127.0.9.3", "sdc"), ("127.0.9.3", "sdd")]
+    assert any(s["rings"]["object"].get("parts_moved", 0) for s in steps)
+
+
+def test_a_drain_swift_cannot_finish_is_drain_stuck_naming_the_devices(env, monkeypatch):
+    """If swift's rebalance moves none of what is left on the drained devices, converge
+    says so (reason drain_stuck, each device with its count) and writes nothing."""
+    import copy
+
+    import ringmgr.cli.converge as conv
+    from tests.helpers.checksums import checksums
+
+    c = make_cluster(env, nodes=4, zones=1, disks=1, rings=("object",), extra_nodes=0,
+                     extra_config="[converge]\nmax_move = 100\n")
+    desired(c, _onto_s03)
+    path = str(c.builder_dir / "object.builder")
+    b = RingBuilder.load(path)     # drained by hand, their assignments still in place
+    for d in b.devs:
+        if d["ip"] != "127.0.9.3":
+            d["weight"] = 0.0
+    for dev in ("sdc", "sdd"):
+        b.add_dev({"region": 1, "zone": 1, "ip": "127.0.9.3", "port": 6200,
+                   "replication_ip": "127.0.9.3", "replication_port": 6200,
+                   "device": dev, "weight": 200.0, "meta": ""})
+    b.devs[2]["weight"] = 200.0
+    b.save(path)
+    real = conv._simulate
+
+    def unmoving(name, builder, change, seed, pretend):
+        o = real(name, builder, change, seed, pretend)
+        if change.force and change.empty:
+            o.after = copy.deepcopy(builder)   # swift leaving every one where it is
+        return o
+
+    # first the rebalance that moves most of them (swift's own), then the stuck state
+    monkeypatch.setattr(conv, "_simulate", unmoving)
+    b = RingBuilder.load(path)
+    b.rebalance(seed=3)
+    b.pretend_min_part_hours_passed()
+    b.save(path)
+    left = sorted((d["device"], d["ip"], d["parts"]) for d in b.devs
+                  if d and d["weight"] == 0 and d["parts"])
+    assert left, "the scenario needs assignments left on drained devices"
+    before = checksums(c.builder_dir)
+    r = run(c.config, "--json", "converge", "--yes")
+    doc = json.loads(r.stdout)
+    assert (r.exit_code, doc["reason"], doc["written"]) == (1, "drain_stuck", False)
+    assert doc["drain_stuck"] == [f"object: {ip}/{dev} (id {int(ip[-1]) - 1}, {n} "
+                                  f"assignment(s))" for dev, ip, n in sorted(
+                                      left, key=lambda x: x[1])]
+    r = run(c.config, "converge", "--yes")
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("ringmgr: warning: ")]
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert all(w in lines[0] for w in ("drain_stuck", "127.0.9.1/sdb (id 0",
+                                       "127.0.9.4/sdb", "nothing was written")), lines
+    assert checksums(c.builder_dir) == before
