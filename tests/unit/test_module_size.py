@@ -16,9 +16,6 @@ ALLOWED: set[str] = {
     # shipped to each node and run there as one file by push (python3 - over SSH):
     # the node side of push must not import anything from the package
     "ringmgr/ops/push_node.py",
-    # the part-power orchestration (phases, journal, waits) came in whole; its split by
-    # phase (precheck / relink / push-and-confirm) is the next step
-    "ringmgr/ops/partpower.py",
 }
 
 
