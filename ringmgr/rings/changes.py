@@ -45,6 +45,12 @@ class RingChange:
         return not (self.marks or self.edits)
 
     @property
+    def acts(self) -> bool:
+        """Whether writing it does anything: marks, edits, or a forced rebalance alone
+        (``empty`` is also true of a forced rebalance, which is still a change)."""
+        return not self.empty or self.force
+
+    @property
     def needs_rebalance(self) -> bool:
         return self.marks or not self.edits
 

@@ -35,12 +35,6 @@ TRIES = 6
 MAX_ESTIMATED_STEPS = 1000
 
 
-def _acts(change: RingChange) -> bool:
-    """Whether a ring's part of the step does anything: marks, edits, or a forced
-    rebalance alone (moving what is left on drained devices)."""
-    return not change.empty or change.force
-
-
 @dataclass
 class RingStep:
     """Ring ``ring``'s part of the next step."""
@@ -114,11 +108,9 @@ class ConvergePlan:
 
     def change_set(self) -> ChangeSet:
         """The next step as one ChangeSet (the rings with something to do)."""
-        rings = {r: s.change for r, s in self.steps.items() if _acts(s.change)}
+        acting = {r: s for r, s in self.steps.items() if s.change.acts}
         parts = []
-        for r, s in self.steps.items():
-            if not _acts(s.change):
-                continue
+        for r, s in acting.items():
             what = {"weights": f"weights x{s.fraction:.2f} of the way",
                     "domains": "zone/region moves", "settings": "ring settings",
                     "edits": "device info and removals"}.get(s.phase, s.phase)
@@ -128,13 +120,13 @@ class ConvergePlan:
                                            "fraction": round(s.fraction, 6),
                                            "over_limit": s.over_limit,
                                            "estimated_steps_after": s.estimated_steps_left}
-                                       for r, s in self.steps.items()
-                                       if _acts(s.change)}}}
-        return ChangeSet("converge towards the config: " + "; ".join(parts), rings, info)
+                                       for r, s in acting.items()}}}
+        return ChangeSet("converge towards the config: " + "; ".join(parts),
+                         {r: s.change for r, s in acting.items()}, info)
 
     @property
     def has_step(self) -> bool:
-        return any(_acts(s.change) for s in self.steps.values())
+        return any(s.change.acts for s in self.steps.values())
 
     def path(self) -> list[dict]:
         """The steps after the next one, per ring its phase (estimated)."""

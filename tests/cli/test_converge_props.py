@@ -121,12 +121,10 @@ def test_a_drain_swift_cannot_finish_is_reported_by_device(tmp_path):
         if d["ip"] != "127.0.5.3":
             d["weight"] = 0.0   # drained; their assignments stay until a rebalance
     config = _config([("127.0.5.3", 1, [10.0, 10.0, 10.0])], tmp_path)
-    b.add_dev({"region": 1, "zone": 1, "ip": "127.0.5.3", "port": 6200,
-               "replication_ip": "127.0.5.3", "replication_port": 6200, "device": "d1",
-               "weight": 10.0, "meta": ""})
-    b.add_dev({"region": 1, "zone": 1, "ip": "127.0.5.3", "port": 6200,
-               "replication_ip": "127.0.5.3", "replication_port": 6200, "device": "d2",
-               "weight": 10.0, "meta": ""})
+    for dev in ("d1", "d2"):
+        b.add_dev({"region": 1, "zone": 1, "ip": "127.0.5.3", "port": 6200,
+                   "replication_ip": "127.0.5.3", "replication_port": 6200, "device": dev,
+                   "weight": 10.0, "meta": ""})
     b.rebalance(seed=1)
     b.pretend_min_part_hours_passed()
     left = {d["id"]: d["parts"] for d in b.devs if d["weight"] == 0 and d["parts"]}
