@@ -22,6 +22,8 @@ REASONS = {
                         "after the last push; nothing written",
     "over_limit": "the next change cannot be split under --max-move; converge does it "
                   "only with --allow-over-limit; nothing written",
+    "drain_stuck": "drained devices at weight 0 still hold assignments that swift's "
+                   "rebalance moves none of; nothing written",
     "paused": "converge is paused ([converge].pause_file exists); nothing written",
     "outside_window": "outside [converge].window; nothing written",
     "step_limit": "[converge].max_steps_per_day reached; nothing written",
