@@ -8,7 +8,6 @@ import time
 import pytest
 from swift.common.ring import Ring, RingBuilder, RingData
 
-from ringmgr.cli.main import cli
 from tests.helpers.refusal import one_line_error
 from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import lock_held, make_cluster

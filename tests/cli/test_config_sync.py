@@ -6,11 +6,10 @@ is left byte for byte as it was."""
 import json
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import make_cluster
-from ringmgr.cli.main import cli
 
 RINGS = ("account", "object")
 HEAD = "# the operator's comment\n[converge]   # desired state\nmax_move = 50\n"
@@ -24,10 +23,6 @@ def cluster(tmp_path, monkeypatch):
                         extra_config=HEAD)
 
 
-def run(c, *args):
-    return CliRunner().invoke(cli, ["--config", str(c.config), *args])
-
-
 def open_gate(c):
     for r in RINGS:
         p = str(c.builder_dir / f"{r}.builder")
@@ -37,7 +32,7 @@ def open_gate(c):
 
 
 def converged(c) -> bool:
-    r = run(c, "--json", "plan")
+    r = run_cli(c, "--json", "plan")
     return r.exit_code == 0 and json.loads(r.stdout)["converged"]
 
 
@@ -58,10 +53,10 @@ def converged(c) -> bool:
 def test_a_ring_command_updates_the_config_with_it(cluster, args, expect):
     c = cluster
     before = c.config.read_text()
-    r = run(c, *args, "--dry-run")
+    r = run_cli(c, *args, "--dry-run")
     assert r.exit_code in (0, 1), r.output
     assert "+++ b/ringmgr.toml" in r.stdout and c.config.read_text() == before
-    r = run(c, "--json", *args, "--yes")
+    r = run_cli(c, "--json", *args, "--yes")
     doc = json.loads(r.stdout)
     assert doc["written"], doc["message"]
     assert doc["config_update"]["written"] and doc["config_update"]["problem"] is None
@@ -69,23 +64,23 @@ def test_a_ring_command_updates_the_config_with_it(cluster, args, expect):
     assert expect in text, text
     assert HEAD in text   # comments and layout kept
     assert not any("is still" in w for w in doc["warnings"])
-    history = json.loads(run(c, "--json", "history").stdout)["history"]
+    history = json.loads(run_cli(c, "--json", "history").stdout)["history"]
     assert "+++ b/ringmgr.toml" in history[-1]["change"]["info"]["config"]["diff"]
     open_gate(c)
     if args[0] == "drain-node":   # removed at weight 0 once emptied: converge finishes
-        assert run(c, "converge", "--yes").exit_code in (0, 1)
-    assert converged(c), run(c, "plan").stdout
+        assert run_cli(c, "converge", "--yes").exit_code in (0, 1)
+    assert converged(c), run_cli(c, "plan").stdout
 
 
 def test_without_converge_the_config_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     c = make_cluster(tmp_path, nodes=4, zones=2, rings=RINGS, extra_nodes=0)
     before = c.config.read_bytes()
-    r = run(c, "--json", "set-weight", "s01/sdb", "50", "--yes")
+    r = run_cli(c, "--json", "set-weight", "s01/sdb", "50", "--yes")
     doc = json.loads(r.stdout)
     assert doc["written"] and "config_update" not in doc
     assert c.config.read_bytes() == before
-    assert run(c, "plan").exit_code == 1   # the rings now differ from the file
+    assert run_cli(c, "plan").exit_code == 1   # the rings now differ from the file
 
 
 def test_a_failed_commit_leaves_the_config_as_it_was(cluster, monkeypatch):
@@ -93,7 +88,7 @@ def test_a_failed_commit_leaves_the_config_as_it_was(cluster, monkeypatch):
     before, rings = c.config.read_text(), c.checksums()
     monkeypatch.setenv("RINGMGR_TEST_FAULT", "txn:begin")
     monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
-    r = run(c, "set-weight", "s01/sdb", "50", "--yes")
+    r = run_cli(c, "set-weight", "s01/sdb", "50", "--yes")
     assert r.exit_code == 2, r.output
     assert c.config.read_text() == before and c.checksums() == rings
 
@@ -112,20 +107,20 @@ def test_killed_before_the_commit_the_config_is_ahead_and_converge_finishes(clus
                        env=env, capture_output=True, text=True)
     assert p.returncode == -9, p.stderr
     assert "sdb = 50.0" in c.config.read_text()
-    doc = json.loads(run(c, "--json", "plan").stdout)
+    doc = json.loads(run_cli(c, "--json", "plan").stdout)
     assert {(d["kind"], d["have"], d["want"]) for d in doc["differences"]} == \
         {("weight", 100.0, 50.0)}
-    assert run(c, "resume").exit_code == 0
+    assert run_cli(c, "resume").exit_code == 0
     open_gate(c)
-    assert json.loads(run(c, "--json", "converge", "--yes").stdout)["written"]
+    assert json.loads(run_cli(c, "--json", "converge", "--yes").stdout)["written"]
     assert converged(c)
 
 
 def test_a_rollback_says_the_config_still_wants_the_change(cluster):
     c = cluster
-    assert run(c, "set-weight", "s01/sdb", "50", "--yes").exit_code in (0, 1)
-    r = run(c, "--json", "rollback", "--yes")
+    assert run_cli(c, "set-weight", "s01/sdb", "50", "--yes").exit_code in (0, 1)
+    r = run_cli(c, "--json", "rollback", "--yes")
     doc = json.loads(r.stdout)
     assert doc["written"] and any("was not rolled back" in w for w in doc["warnings"])
     assert "sdb = 50.0" in c.config.read_text()
-    assert run(c, "plan").exit_code == 1   # converge would redo the weight change
+    assert run_cli(c, "plan").exit_code == 1   # converge would redo the weight change

@@ -10,12 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.ops import endpoints as ep
 from ringmgr.ops.rollout import choose_canaries, waves_of
 from tests.helpers import json_schema as js
+from tests.helpers.cli import run_cli
 from tests.integration.test_push import umount_when_free
 
 
@@ -70,7 +69,7 @@ def test_moved_partitions_and_probe_names():
 # -- on the lab -----------------------------------------------------------------------
 
 def run(lab, *args):
-    r = CliRunner().invoke(cli, [*args, "--json"], env=lab.env)
+    r = run_cli(None, *args, "--json", env=lab.env)
     doc = json.loads(r.stdout)
     assert not js.errors(args[0], doc), js.errors(args[0], doc)
     return r.exit_code, doc
@@ -82,8 +81,7 @@ def ring_md5s(d: str) -> dict:
 
 
 def change_rings(lab):
-    r = CliRunner().invoke(cli, ["set-weight", "s01", "40", "--yes", "--no-push"],
-                           env=lab.env)
+    r = run_cli(None, "set-weight", "s01", "40", "--yes", "--no-push", env=lab.env)
     assert r.exit_code in (0, 1), r.output
     return ring_md5s(lab.builder_dir)
 
@@ -115,8 +113,7 @@ def test_canary_rollout_proves_the_proxy_routes_by_the_new_ring(lab_cluster):
     # [cluster].canary makes a ring change's --push a confirmed rollout too
     cfg = Path(lab.config_path)
     cfg.write_text(cfg.read_text().replace("[cluster]\n", "[cluster]\ncanary = 1\n", 1))
-    r = CliRunner().invoke(cli, ["set-weight", "s02", "60", "--yes", "--push", "--json"],
-                           env=lab.env)
+    r = run_cli(None, "set-weight", "s02", "60", "--yes", "--push", "--json", env=lab.env)
     doc = json.loads(r.stdout)
     assert r.exit_code in (0, 1) and doc["push"]["ok"] is True, r.output
     canary = doc["push"]["rollout"]["waves"][0]
@@ -219,7 +216,7 @@ def test_bad_canary_settings_are_config_errors(tmp_path, edit, words):
     else:
         text += '[proxies.p01]\nendpoints_url = "p01:8080/endpoints"\n'
     c.config.write_text(text)
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "push", "--canary", "1"])
+    r = run_cli(c, "push", "--canary", "1")
     assert r.exit_code == 2 and words in r.output, r.output
 
 
@@ -227,5 +224,5 @@ def test_a_negative_canary_is_a_usage_error(tmp_path):
     from tests.helpers.ringfactory import make_cluster
 
     c = make_cluster(tmp_path)
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "push", "--canary", "-1"])
+    r = run_cli(c, "push", "--canary", "-1")
     assert r.exit_code == 2 and "--canary" in r.output

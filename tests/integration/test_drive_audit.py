@@ -7,15 +7,14 @@ import stat
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.config import parse_config
 from ringmgr.ops import facts
 from ringmgr.ops.drive_audit import map_errors
 from ringmgr.ops.kernel_log import read_kernel_log
 from ringmgr.exec.local import LocalExecutor
 from tests.helpers.checksums import checksums
+from tests.helpers.cli import run_cli
 from tests.helpers.loopdisk import loopdisks, mounted_env, mounts_of  # noqa: F401
 
 LOG = """\
@@ -105,7 +104,7 @@ def failing(tmp_path, monkeypatch, loopdisks):
 
 
 def ringmgr(env, *args):
-    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    r = run_cli(env, *args)
     return r.exit_code, r.output, r.stdout
 
 

@@ -8,10 +8,9 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
+from tests.helpers.cli import run_cli
 from tests.helpers.loopdisk import FSTAB_TEXT, blkid, loopdisks, mount, mounted_env, mounts_of  # noqa: F401
-from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.ssh import SSHExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
@@ -36,7 +35,7 @@ def env(tmp_path, monkeypatch, loopdisks, sshd_hosts_factory):
 
 
 def ringmgr(env, *args):
-    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    r = run_cli(env, *args)
     return r.exit_code, r.output, r.stdout
 
 

@@ -12,11 +12,10 @@ import threading
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.ssh import CommandTimeout, OutputTooLarge, SSHExecutor
+from tests.helpers.cli import run_cli
 
 
 @pytest.fixture
@@ -147,6 +146,6 @@ def test_fabric_config_files_are_never_loaded(sshd_hosts, tmp_path, monkeypatch)
     admin = tmp_path / "admin"
     make_rings(admin, builders=True)
     config = sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
-    r = CliRunner().invoke(cli, ["--config", str(config), "push"])
+    r = run_cli(config, "push")
     assert r.exit_code == 0, r.output
     assert not user_marker.exists() and not system_marker.exists()
