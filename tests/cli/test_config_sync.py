@@ -16,11 +16,14 @@ HEAD = "# the operator's comment\n[converge]   # desired state\nmax_move = 50\n"
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+def cluster_options():
+    return {"nodes": 4, "zones": 2, "rings": RINGS, "extra_nodes": 0, "extra_config": HEAD}
+
+
+@pytest.fixture
+def cluster(cluster, monkeypatch):
     monkeypatch.delenv("RINGMGR_CONFIG", raising=False)
-    return make_cluster(tmp_path, nodes=4, zones=2, rings=RINGS, extra_nodes=0,
-                        extra_config=HEAD)
+    return cluster
 
 
 def open_gate(c):

@@ -11,14 +11,18 @@ from ringmgr.errors import Refused
 from ringmgr.ops import relinker as rl
 from ringmgr.rings import partpower as pp
 from tests.helpers.cli import run_cli
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.ringfactory import checksums
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "runs"))
-    return make_cluster(tmp_path, nodes=3, zones=3, disks=1, part_power=4)
+def cluster_options():
+    return {"nodes": 3, "zones": 3, "disks": 1, "part_power": 4}
+
+
+@pytest.fixture
+def cluster(cluster, monkeypatch):
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(cluster.root / "runs"))
+    return cluster
 
 
 def builder(tmp_path, part_power=4):

@@ -67,12 +67,10 @@ name = silver
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    c = make_cluster(tmp_path)
-    (tmp_path / "swift.conf").write_text(REPLICATED_CONF)
-    with_cluster_key(c, f'swift_conf = "{tmp_path / "swift.conf"}"')
-    return c
+def cluster(cluster):
+    (cluster.root / "swift.conf").write_text(REPLICATED_CONF)
+    with_cluster_key(cluster, f'swift_conf = "{cluster.root / "swift.conf"}"')
+    return cluster
 
 
 def reshape(cluster, *, weights=None, overload=None):

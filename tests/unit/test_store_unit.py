@@ -18,13 +18,13 @@ from swift.common.ring import RingBuilder
 from ringmgr.errors import BuilderError, Refused
 from ringmgr.rings import store as store_mod
 from ringmgr.rings.store import RingStore, _append_line, _read_jsonl, _ring_order, pending_change
-from tests.helpers.ringfactory import lock_held, make_cluster
+from tests.helpers.ringfactory import lock_held
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    return make_cluster(tmp_path, rings=("account", "object", "object-1", "container"),
-                        nodes=3, disks=1, part_power=4)
+def cluster_options():
+    return {"rings": ("account", "object", "object-1", "container"), "nodes": 3, "disks": 1,
+            "part_power": 4}
 
 
 def test_paths(tmp_path):
