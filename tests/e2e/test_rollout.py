@@ -6,7 +6,6 @@ write its swift_dir."""
 import copy
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from ringmgr.ops import endpoints as ep
 from ringmgr.ops.rollout import choose_canaries, waves_of
 from tests.helpers import json_schema as js
 from tests.helpers.cli import run_cli
-from tests.integration.test_push import umount_when_free
+from tests.helpers.mounts import read_only
 
 
 def test_canaries_take_one_proxy_first_then_nodes():
@@ -138,13 +137,8 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
     assert new != old
 
     # 1. the canary's swift_dir is read-only: the push fails there, nothing else moves
-    d = lab.node("s01").swift_dir
-    subprocess.run(["mount", "--bind", d, d], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
+    with read_only(lab.node("s01").swift_dir):
         code, doc = run(lab, "push", "--canary", "1", "s01", "s02", "s03", "s04")
-    finally:
-        umount_when_free(d)
     assert code == 2, doc
     ro = doc["rollout"]
     assert len(ro["waves"]) == 1 and ro["waves"][0]["hosts"] == ["s01"]
@@ -184,13 +178,8 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
     #    keep the old rings
     cfg = Path(lab.config_path)
     cfg.write_text(cfg.read_text().replace("parallel = 16", "parallel = 1", 1))
-    d = lab.node("s03").swift_dir
-    subprocess.run(["mount", "--bind", d, d], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
+    with read_only(lab.node("s03").swift_dir):
         code, doc = run(lab, "push", "--canary", "1", "s01", "s02", "s03", "s04")
-    finally:
-        umount_when_free(d)
     assert code == 2, doc
     ro = doc["rollout"]
     assert [(w["kind"], w["hosts"], w["ok"]) for w in ro["waves"]] == [
