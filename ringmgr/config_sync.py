@@ -209,91 +209,6 @@ def write_config(path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o7777)
 
 
-MARKER = "config-sync.json"
-
-
-def _marker_path(config) -> Path:
-    from ringmgr.rings.store import RingStore
-
-    return RingStore.from_config(config).state_dir / MARKER
-
-
-def _md5(text: str) -> str:
-    import hashlib
-
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
-
-
-def interrupted_sync(config) -> dict | None:
-    """A config edit whose ring change was interrupted (the marker ``write_before_commit``
-    leaves until the builders are committed): path, change_id, time and ``state``:
-    ``ahead`` (the config says a change the builders do not have), ``done`` (the change
-    was committed: only the marker is left), ``not_written`` (the config was never
-    changed), ``edited`` (the config was edited by hand since)."""
-    import json
-
-    from ringmgr.rings.store import RingStore
-
-    path = _marker_path(config)
-    try:
-        marker = json.loads(path.read_text(encoding="utf-8"))
-        target, old, new_md5 = Path(marker["path"]), marker["old"], marker["new_md5"]
-        change_id = int(marker["change_id"])
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as e:
-        return {"marker": str(path), "state": "damaged", "detail": str(e)}
-    history, _ = RingStore.from_config(config).read_history()
-    try:
-        text = target.read_text(encoding="utf-8")
-    except OSError:
-        text = None
-    if any(r.get("id") == change_id for r in history):
-        state = "done"
-    elif text is not None and _md5(text) == new_md5:
-        state = "ahead"
-    elif text == old:
-        state = "not_written"
-    else:
-        state = "edited"
-    return {"marker": str(path), "path": str(target), "change_id": change_id,
-            "time": marker.get("time"), "state": state, "old": old}
-
-
-def sync_problem(info: dict) -> str:
-    """The one line ``status`` prints for an interrupted config edit."""
-    if info["state"] == "ahead":
-        return (f"{info['path']} was updated for change #{info['change_id']}, whose ring "
-                f"change was interrupted before it was committed: `ringmgr resume` puts "
-                f"the previous {Path(info['path']).name} back")
-    if info["state"] == "damaged":
-        return f"{info['marker']} is unreadable ({info['detail']}): inspect and remove it"
-    return (f"an interrupted config update for change #{info['change_id']} left "
-            f"{info['marker']}: `ringmgr resume` removes it")
-
-
-def recover_sync(config) -> str | None:
-    """After the ring store's own recovery (call locked): the config of an uncommitted
-    change goes back to its previous text; a committed one keeps its new text.  A config
-    edited by hand since is never overwritten."""
-    info = interrupted_sync(config)
-    if info is None:
-        return None
-    marker = Path(info["marker"])
-    if info["state"] == "damaged":
-        raise SyncProblem(sync_problem(info))
-    msg = None
-    if info["state"] == "ahead":
-        write_config(info["path"], info["old"])
-        msg = (f"{info['path']}: put back as it was before change #{info['change_id']} "
-               f"(its ring change was not committed)")
-    elif info["state"] == "edited":
-        msg = (f"{info['path']} was edited since change #{info['change_id']} was "
-               f"interrupted: left as it is; `ringmgr plan` shows what differs")
-    marker.unlink()
-    return msg
-
-
 class ConfigSync:
     """The CLI side: after the simulation, work out (and show) the config edit; after
     the commit, write it.  ``None`` from ``for_config`` when there is no [converge]."""
@@ -313,19 +228,38 @@ class ConfigSync:
 
     def wrap(self, hook):
         def after_simulation(result):
-            try:
-                self.new = config_edit(self.old, self.config, result.outcomes,
-                                       result.changes)
-            except SyncProblem as e:
-                self.problem = str(e)
-            if self.new is not None:
-                diff = unified_diff(self.path, self.old, self.new)
-                result.changes.info["config"] = {"path": str(self.path), "diff": diff}
-                self.app.out(f"ringmgr.toml ([converge]: the config follows the rings):\n"
-                             f"{diff.rstrip()}")
+            self.prepare(result.outcomes, result.changes)
             if hook is not None:
                 hook(result)
         return after_simulation
+
+    def prepare(self, outcomes: dict, changes) -> None:
+        """Work out the config edit for this change and show it (the history keeps it)."""
+        try:
+            self.new = config_edit(self.old, self.config, outcomes, changes)
+        except SyncProblem as e:
+            self.problem = str(e)
+        if self.new is not None:
+            diff = unified_diff(self.path, self.old, self.new)
+            changes.info["config"] = {"path": str(self.path), "diff": diff}
+            self.app.out(f"ringmgr.toml ([converge]: the config follows the rings):\n"
+                         f"{diff.rstrip()}")
+
+    def plan_applied(self, current: dict, builders: dict, change: dict) -> None:
+        """``ringmgr apply PLAN``: the edit for the saved builders replacing ``current``
+        (a ring the plan creates is not described here: a warning says so)."""
+        from types import SimpleNamespace
+
+        from ringmgr.rings.changes import ChangeSet
+
+        changes = ChangeSet.from_json(change)
+        outcomes = {n: SimpleNamespace(changed=True, before=current[n], after=b)
+                    for n, b in builders.items() if n in current}
+        new = sorted(set(builders) - set(current))
+        if new:
+            self.problem = (f"the plan creates {', '.join(new)}: {self.path} does not "
+                            f"describe new rings; edit it by hand")
+        self.prepare(outcomes, changes)
 
     def json(self) -> dict:
         if self.new is None and self.problem is None:
@@ -355,11 +289,13 @@ class ConfigSync:
         from ringmgr.rings.files import atomic_write
         from ringmgr.rings.store import RingStore
 
+        from ringmgr.config_sync_marker import md5_text, marker_path
+
         store = RingStore.from_config(self.config)
         store.state_dir.mkdir(mode=0o700, exist_ok=True)
         # until the builders are committed, status names this edit and resume undoes it
         atomic_write(self.marker, json.dumps({
-            "path": str(self.path), "old": self.old, "new_md5": _md5(self.new),
+            "path": str(self.path), "old": self.old, "new_md5": md5_text(self.new),
             "change_id": store.next_id(), "time": time.time()}).encode(), mode=0o600)
         self.marked = True
         write_config(self.path, self.new)
@@ -367,7 +303,9 @@ class ConfigSync:
 
     @property
     def marker(self) -> Path:
-        return _marker_path(self.config)
+        from ringmgr.config_sync_marker import marker_path
+
+        return marker_path(self.config)
 
     def committed(self) -> None:
         """The builders are committed: the config edit is whole."""

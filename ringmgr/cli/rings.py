@@ -163,7 +163,7 @@ def register(group: click.Group) -> None:
     def resume(operation, discard, force):
         """Finish (or undo) an interrupted ring change, and list the host operations in
         progress (replace-disk, runbooks) with the command that continues each."""
-        from ringmgr.config_sync import recover_sync
+        from ringmgr.config_sync_marker import recover_sync
         from ringmgr.rings.store import RingStore
 
         app = App.current()
@@ -198,7 +198,7 @@ def register(group: click.Group) -> None:
 
 def _config_sync_status(config, data: dict) -> None:
     """An interrupted [converge] config edit is a half-state: status names it."""
-    from ringmgr.config_sync import interrupted_sync, sync_problem
+    from ringmgr.config_sync_marker import interrupted_sync, sync_problem
     from ringmgr.errors import EXIT_WARNING
 
     info = interrupted_sync(config)

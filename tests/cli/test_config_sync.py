@@ -156,6 +156,31 @@ def test_a_config_edited_by_hand_after_the_crash_is_not_overwritten(cluster):
     assert "config_update_interrupted" not in json.loads(run(c, "--json", "status").stdout)
 
 
+@pytest.mark.parametrize("args, gone, expect", [
+    (("remove-device", "s01", "sdc"), "sdc = 100.0", "devices = { sdb = 100.0"),
+    (("set-weight", "s02/sdb", "30"), None, "sdb = 30.0"),
+    (("set-overload", "object", "0.2"), None, "[rings.object]\noverload = 0.2"),
+])
+def test_an_applied_plan_updates_the_config_like_the_command(cluster, tmp_path, args, gone,
+                                                              expect):
+    c = cluster
+    plan = tmp_path / "change.plan"
+    before = c.config.read_text()
+    assert run(c, *args, "--plan-out", str(plan)).exit_code in (0, 1)
+    assert c.config.read_text() == before           # a saved plan writes no config
+    rings = c.checksums()
+    r = run(c, "apply", str(plan), "--dry-run")
+    assert r.exit_code == 0 and "the config follows the rings" in r.output, r.output
+    assert c.config.read_text() == before and c.checksums() == rings
+    doc = json.loads(run(c, "--json", "apply", str(plan), "--yes", "--no-push").stdout)
+    assert doc["written"] and doc["config_update"]["written"], doc
+    text = c.config.read_text()
+    assert expect in text, text
+    assert gone is None or gone not in text.split("[nodes.s01]")[1].split("[nodes.")[0]
+    assert "# the operator's comment" in text
+    assert converged(c)
+
+
 def test_a_rollback_says_the_config_still_wants_the_change(cluster):
     c = cluster
     assert run(c, "set-weight", "s01/sdb", "50", "--yes").exit_code in (0, 1)
