@@ -256,7 +256,7 @@ def test_canary_asks_the_proxy_about_object_n_rings_through_a_container_of_the_p
 
 @pytest.mark.parametrize("edit, words", [
     (("[cluster]\n", "[cluster]\ncanary = -1\n"), "cluster.canary: must not be negative"),
-    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be a integer"),
+    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be an integer, not a string"),
     (None, "proxies.p01.endpoints_url: must be an http:// or https:// URL"),
     (("[cluster]\n", '[cluster]\ncanary_containers = { object = "a/c" }\n'),
      "cluster.canary_containers.object: not an object-N ring name"),
