@@ -190,10 +190,62 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
         == [True, True, False, False]
 
 
+def with_canary_containers(lab, table: str) -> None:
+    cfg = Path(lab.config_path)
+    text = cfg.read_text()
+    if "canary_containers" in text:
+        text = "\n".join(x for x in text.splitlines() if not x.startswith("canary_containers"))
+    cfg.write_text(text.replace("[cluster]\n", f"[cluster]\ncanary_containers = {table}\n", 1))
+
+
+@pytest.mark.slow
+@pytest.mark.lab(nodes=4, disks=1, part_power=6)
+def test_canary_asks_the_proxy_about_object_n_rings_through_a_container_of_the_policy(
+        lab_cluster):
+    lab = lab_cluster
+    # without a container of policy 1 the proxy cannot be asked about object-1: md5 only
+    change_rings(lab)
+    code, doc = run(lab, "push", "--canary", "1")
+    assert code == 0, doc
+    assert {e["ring"] for e in doc["rollout"]["waves"][0]["endpoints"]} == {
+        "account", "container", "object"}
+    assert any(n.startswith("object-1: confirmed by md5 only") for n in doc["rollout"]["notes"])
+
+    assert lab.put("canary-silver", policy="silver") in (201, 202)
+    assert lab.put("canary-gold") in (201, 202)
+    with_canary_containers(lab, '{ "object-1" = "AUTH_test/canary-silver" }')
+    r = run_cli(None, "set-weight", "s02", "40", "--yes", "--no-push", env=lab.env)
+    assert r.exit_code in (0, 1), r.output
+    code, doc = run(lab, "push", "--canary", "1")
+    assert code == 0, doc
+    checks = {e["ring"]: e for e in doc["rollout"]["waves"][0]["endpoints"]}
+    assert set(checks) == {"account", "container", "object", "object-1"}
+    e = checks["object-1"]
+    assert e["ok"] and e["moved"] and e["path"].startswith("AUTH_test/canary-silver/"), e
+    assert len(e["expected"]) == 2      # silver: one replica fewer than gold's 3
+    assert not any(n.startswith("object-1:") for n in doc["rollout"]["notes"])
+
+    # a container of another policy: the proxy's answer is for policy 0, not object-1's;
+    # the rollout stops after the canary
+    with_canary_containers(lab, '{ "object-1" = "AUTH_test/canary-gold" }')
+    r = run_cli(None, "set-weight", "s03", "40", "--yes", "--no-push", env=lab.env)
+    assert r.exit_code in (0, 1), r.output
+    code, doc = run(lab, "push", "--canary", "1")
+    assert code == 2, doc
+    bad = [e for e in doc["rollout"]["waves"][0]["endpoints"] if not e["ok"]]
+    assert [e["ring"] for e in bad] == ["object-1"], bad
+    assert "by storage policy 0, not 1" in bad[0]["detail"]
+    assert doc["rollout"]["pending"] == ["s01", "s02", "s03", "s04"]
+
+
 @pytest.mark.parametrize("edit, words", [
     (("[cluster]\n", "[cluster]\ncanary = -1\n"), "cluster.canary: must not be negative"),
-    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be a integer"),
+    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be an integer, not a string"),
     (None, "proxies.p01.endpoints_url: must be an http:// or https:// URL"),
+    (("[cluster]\n", '[cluster]\ncanary_containers = { object = "a/c" }\n'),
+     "cluster.canary_containers.object: not an object-N ring name"),
+    (("[cluster]\n", '[cluster]\ncanary_containers = { "object-1" = "a" }\n'),
+     "cluster.canary_containers.object-1: 'a' is not ACCOUNT/CONTAINER"),
 ])
 def test_bad_canary_settings_are_config_errors(tmp_path, edit, words):
     from tests.helpers.ringfactory import make_cluster

@@ -183,6 +183,44 @@ def test_drain_node_removes_the_devices_only_once_they_are_safe_to_destroy(lab_c
     assert all(lab.get("d", f"o{i}") == (200, b"x" * 100) for i in range(6))
 
 
+@pytest.mark.slow
+@pytest.mark.lab(nodes=4, disks=1, part_power=6)
+def test_a_dead_node_cannot_tell_naming_its_servers(lab_cluster):
+    lab = lab_cluster
+    assert lab.put("dead") in (201, 202)
+    for i in range(6):
+        assert lab.put("dead", f"o{i}", b"y" * 100) == 201
+    ringmgr_ok(lab, "remove-node", "s04", "--yes", "--push")
+    held = object_files(lab, "s04")
+    assert held
+
+    # its servers are down (its disks and SSH stay): what it holds is listed, but
+    # cannot be compared: cannot tell, once per server, naming the node; no partition
+    # is reported as if a primary had failed
+    lab.stop_node("s04")
+    try:
+        code, doc = destroy(lab, "s04")
+    finally:
+        lab.start_node("s04")
+    dev = doc["safe_to_destroy"]["devices"]["sdb"]
+    assert code == 2 and doc["reason"] == "failed" and dev["verdict"] == "cannot_tell", doc
+    assert dev["partitions"]["objects"] > 0 and not dev["problems"]
+    ports = {e.split(" server ")[0]: e for e in dev["errors"]}
+    # (each server named once, for those of whose data s04 holds some)
+    assert "s04's object" in ports and len(ports) == len(dev["errors"]), dev["errors"]
+    assert set(ports) <= {"s04's object", "s04's account", "s04's container"}
+    assert all("does not answer (Connection refused)" in e for e in dev["errors"])
+    assert "cannot tell whether s04 is safe to destroy: s04's " in doc["errors"][0]
+
+    # the same node with its servers running: the data is compared
+    code, doc = destroy(lab, "s04")
+    assert code == 1 and doc["safe_to_destroy"]["devices"]["sdb"]["problems"]
+    lab.replicate()
+    code, doc = destroy(lab, "s04")
+    assert code == 0, doc["safe_to_destroy"]
+    assert object_files(lab, "s04") == held
+
+
 @pytest.mark.parametrize("target, words", [
     ("s99", "unknown node 's99'"),
     ("s01/sdz", "s01 has no device 'sdz'"),
