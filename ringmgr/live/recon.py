@@ -4,7 +4,8 @@
 visit every server again) and takes its hosts from one ring.  Here a sweep is a list
 of ``(Server, check)`` pairs over the servers of *every* ring, run at once under one
 bound (``[recon].concurrency`` requests in flight) with connect and read timeouts
-(``[recon].connect_timeout``, ``[recon].timeout``), over one connection pool (httpx).
+(``[recon].connect_timeout``, ``[recon].timeout``), over kept-alive connections (``recon_http``: at most two per server,
+reused for all of its checks).
 
 A failure on one server is collected, never raised: each answer is a ``Reply`` with
 either a parsed ``value`` or a one-line ``error`` ("connection refused", "no answer
@@ -37,6 +38,15 @@ CHECKS = {
     "object": ("replication/object", "reconstruction/object", "diskusage", "unmounted",
                "async", "quarantined", "ringmd5", "swiftconfmd5", "relinker", "time",
                "driveaudit"),
+    "container": ("replication/container",),
+    "account": ("replication/account",),
+}
+# What the other servers of the same type on the same address are asked: the rest is
+# about the host (its clock, disks, swift.conf, drive audit, recon cache) and recon
+# answers it the same on every port of the host (one ``devices``, one recon cache and
+# one swift.conf, as with ``servers_per_port``).
+PER_PORT_CHECKS = {
+    "object": ("replication/object", "reconstruction/object", "ringmd5"),
     "container": ("replication/container",),
     "account": ("replication/account",),
 }
@@ -94,17 +104,23 @@ class Sweep:
     def servers(self) -> list[Server]:
         return sorted({s for s, _ in self.replies})
 
+    def by_server(self) -> dict[Server, list[Reply]]:
+        """Each server's replies, in the order they were asked for."""
+        out: dict[Server, list[Reply]] = {}
+        for (s, _), r in self.replies.items():
+            out.setdefault(s, []).append(r)
+        return out
+
     def unreachable(self) -> dict[Server, str]:
         """Servers none of whose requests got an HTTP answer, with the first error."""
         out = {}
-        for server in self.servers():
-            replies = [r for (s, _), r in self.replies.items() if s == server]
+        for server, replies in sorted(self.by_server().items()):
             if replies and all(r.error and r.error.startswith(_NO_ANSWER) for r in replies):
                 out[server] = replies[0].error.removeprefix(_NO_ANSWER)
         return out
 
 
-_NO_ANSWER = "unreachable: "
+_NO_ANSWER = "unreachable: "   # recon_http.NO_ANSWER
 
 
 def ring_devices(builder_dir: Path, rings=None) -> dict[str, list[dict]]:
@@ -146,8 +162,21 @@ def plan_checks(servers, checks=CHECKS) -> list[tuple[Server, str]]:
     return [(s, c) for s in servers for c in checks.get(s.kind, ())]
 
 
+def plan_health(servers) -> list[tuple[Server, str]]:
+    """The (server, check) pairs of a health sweep: ``CHECKS`` for the first server of
+    each type on each address, ``PER_PORT_CHECKS`` for the others there."""
+    seen = set()
+    out = []
+    for s in sorted(servers):
+        first = (s.ip, s.kind) not in seen
+        seen.add((s.ip, s.kind))
+        out += [(s, c) for c in (CHECKS if first else PER_PORT_CHECKS).get(s.kind, ())]
+    return out
+
+
 class ReconClient:
-    """Runs sweeps; ``transport`` is for httpx's own test transports only."""
+    """Runs sweeps; ``transport`` (tests only) is a coroutine function ``(server, path)
+    -> (status, body)`` standing in for the network."""
 
     def __init__(self, recon_config, *, clock=time.time, transport=None):
         self.cfg = recon_config
@@ -163,59 +192,92 @@ class ReconClient:
         return asyncio.run(self._sweep(list(pairs)))
 
     async def _sweep(self, pairs) -> Sweep:
-        import httpx
+        """Each server's checks go over at most ``recon_http.PER_SERVER`` kept-alive
+        connections, its first check alone (a server that cannot be reached is not
+        tried again for each check: they all get that error).  A check that times
+        out sends the server's remaining checks out at once, each on its own
+        connection, so a hung server costs about two timeouts, not one per check."""
+        from ringmgr.live import recon_http
 
         cfg = self.cfg
-        timeout = httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout)
-        limits = httpx.Limits(max_connections=cfg.concurrency,
-                              max_keepalive_connections=cfg.concurrency)
         sem = asyncio.Semaphore(cfg.concurrency)
+        ssl = recon_http.ssl_context(cfg.scheme)
         out = Sweep(started=self.clock())
-        kwargs = {"transport": self.transport} if self.transport else {}
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False,
-                                     **kwargs) as client:
-            async def one(server, check):
-                async with sem:
-                    reply = await self._get(client, server, check)
-                out.replies[(server, check)] = reply
+        by_server: dict[Server, list[str]] = {}
+        for s, c in pairs:
+            by_server.setdefault(s, []).append(c)
 
-            await asyncio.gather(*(one(s, c) for s, c in pairs))
+        def connection(server):
+            return recon_http.Connection(server.ip, server.port, ssl_context=ssl,
+                                         connect_timeout=cfg.connect_timeout,
+                                         timeout=cfg.timeout)
+
+        async def ask(conn, server, check) -> Reply:
+            async with sem:
+                reply = await self._get(conn, server, check)
+            out.replies[(server, check)] = reply
+            return reply
+
+        async def alone(server, check):
+            conn = connection(server)
+            try:
+                await ask(conn, server, check)
+            finally:
+                conn.close()
+
+        async def worker(server, todo, conn=None):
+            conn = conn or connection(server)
+            try:
+                while todo:
+                    reply = await ask(conn, server, todo.pop(0))
+                    if reply.error and reply.error.startswith("no answer within"):
+                        rest = todo[:]
+                        todo.clear()
+                        await asyncio.gather(*(alone(server, c) for c in rest))
+            finally:
+                conn.close()
+
+        async def one_server(server, checks):
+            todo = list(checks)
+            conn = connection(server)
+            first = await ask(conn, server, todo.pop(0))
+            if first.error and first.error.startswith(_NO_ANSWER):
+                for check in todo:
+                    out.replies[(server, check)] = Reply(server, check, error=first.error,
+                                                         sent=first.sent,
+                                                         received=first.received)
+                conn.close()
+                return
+            if first.error and first.error.startswith("no answer within"):
+                await asyncio.gather(*(alone(server, c) for c in todo))
+                return
+            if not todo:
+                conn.close()
+                return
+            n = min(recon_http.PER_SERVER, len(todo))
+            await asyncio.gather(*(worker(server, todo, conn if i == 0 else None)
+                                   for i in range(n)))
+
+        await asyncio.gather(*(one_server(s, cs) for s, cs in by_server.items()))
         out.finished = self.clock()
         return out
 
-    async def _get(self, client, server: Server, check: str) -> Reply:
-        import httpx
+    async def _get(self, conn, server: Server, check: str) -> Reply:
+        from ringmgr.live.recon_http import ReconHTTPError
 
         reply = Reply(server, check, sent=self.clock())
+        path = f"/recon/{check}"
         try:
-            r = await client.get(self.url(server, check))
-        except httpx.ConnectTimeout:
-            reply.error = f"{_NO_ANSWER}no connection within {self.cfg.connect_timeout:g} s"
-        except httpx.ConnectError as e:
-            reply.error = _NO_ANSWER + _connect_reason(e)
-        except httpx.TimeoutException:
-            reply.error = f"no answer within {self.cfg.timeout:g} s"
-        except httpx.HTTPError as e:
-            reply.error = f"{type(e).__name__}: {e}"
+            if self.transport is not None:
+                status, body = await self.transport(server, path)
+            else:
+                status, body = await conn.get(path)
+        except ReconHTTPError as e:
+            reply.error = str(e)
         else:
-            reply.error, reply.value = decode(check, r.status_code, r.content)
+            reply.error, reply.value = decode(check, status, body)
         reply.received = self.clock()
         return reply
-
-
-def _connect_reason(e) -> str:
-    """'connection refused', 'no route to host', ...: the OS error under httpx's."""
-    seen = e
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
-            return "connection refused"
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror.lower()
-        for inner in getattr(seen, "exceptions", ()):  # an ExceptionGroup of attempts
-            if isinstance(inner, OSError) and inner.strerror:
-                return inner.strerror.lower()
-        seen = seen.__cause__ or seen.__context__
-    return str(e) or type(e).__name__
 
 
 def decode(check: str, status: int, body: bytes) -> tuple[str | None, object]:
