@@ -5,7 +5,7 @@ visit every server again) and takes its hosts from one ring.  Here a sweep is a 
 of ``(Server, check)`` pairs over the servers of *every* ring, run at once under one
 bound (``[recon].concurrency`` requests in flight) with connect and read timeouts
 (``[recon].connect_timeout``, ``[recon].timeout``), over kept-alive connections (``recon_http``: at most two per server,
-reused for all of its checks).
+reused for all of its checks), from a pool of threads.
 
 A failure on one server is collected, never raised: each answer is a ``Reply`` with
 either a parsed ``value`` or a one-line ``error`` ("connection refused", "no answer
@@ -21,7 +21,6 @@ port (recon on a separate port) and ``[recon].scheme`` the scheme.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pickle
 import time
@@ -175,8 +174,8 @@ def plan_health(servers) -> list[tuple[Server, str]]:
 
 
 class ReconClient:
-    """Runs sweeps; ``transport`` (tests only) is a coroutine function ``(server, path)
-    -> (status, body)`` standing in for the network."""
+    """Runs sweeps; ``transport`` (tests only) is a function ``(server, path) ->
+    (status, body)`` standing in for the network."""
 
     def __init__(self, recon_config, *, clock=time.time, transport=None):
         self.cfg = recon_config
@@ -188,90 +187,106 @@ class ReconClient:
         return f"{self.cfg.scheme}://{host}:{server.port}/recon/{check}"
 
     def sweep(self, pairs) -> Sweep:
-        """Ask every (server, check) in ``pairs`` at once; never raises for a server."""
-        return asyncio.run(self._sweep(list(pairs)))
+        """Ask every (server, check) in ``pairs`` at once; never raises for a server.
 
-    async def _sweep(self, pairs) -> Sweep:
-        """Each server's checks go over at most ``recon_http.PER_SERVER`` kept-alive
-        connections, its first check alone (a server that cannot be reached is not
-        tried again for each check: they all get that error).  A check that times
-        out sends the server's remaining checks out at once, each on its own
-        connection, so a hung server costs about two timeouts, not one per check."""
+        Threads (at most ``[recon].concurrency``) take jobs: a server's first check
+        alone (a server that cannot be reached is not tried again for each check:
+        they all get that error), then its other checks split over at most
+        ``recon_http.PER_SERVER`` kept-alive connections.  A check that times out
+        sends the server's remaining checks out one per connection, so a hung server
+        costs about two timeouts, not one per check."""
+        import queue
+        import threading
+
         from ringmgr.live import recon_http
 
+        pairs = list(pairs)
         cfg = self.cfg
-        sem = asyncio.Semaphore(cfg.concurrency)
         ssl = recon_http.ssl_context(cfg.scheme)
         out = Sweep(started=self.clock())
         by_server: dict[Server, list[str]] = {}
         for s, c in pairs:
             by_server.setdefault(s, []).append(c)
+        jobs: queue.Queue = queue.Queue()
 
-        def connection(server):
-            return recon_http.Connection(server.ip, server.port, ssl_context=ssl,
-                                         connect_timeout=cfg.connect_timeout,
-                                         timeout=cfg.timeout)
-
-        async def ask(conn, server, check) -> Reply:
-            async with sem:
-                reply = await self._get(conn, server, check)
+        def ask(conn, server, check) -> Reply:
+            reply = self._get(conn, server, check)
             out.replies[(server, check)] = reply
             return reply
 
-        async def alone(server, check):
-            conn = connection(server)
+        def run(server, checks, first):
+            conn = recon_http.Connection(server.ip, server.port, ssl_context=ssl,
+                                         connect_timeout=cfg.connect_timeout,
+                                         timeout=cfg.timeout)
             try:
-                await ask(conn, server, check)
+                if first:
+                    reply = ask(conn, server, checks[0])
+                    checks = checks[1:]
+                    if reply.error and reply.error.startswith(_NO_ANSWER):
+                        for check in checks:
+                            out.replies[(server, check)] = Reply(
+                                server, check, error=reply.error, sent=reply.sent,
+                                received=reply.received)
+                        return
+                    if reply.error and reply.error.startswith(recon_http.TIMED_OUT):
+                        for check in checks:
+                            jobs.put((server, [check], False))
+                        return
+                    n = min(recon_http.PER_SERVER, len(checks))
+                    parts = [checks[i::n] for i in range(n)]
+                    for part in parts[1:]:
+                        jobs.put((server, part, False))
+                    checks = parts[0] if parts else []
+                checks = list(checks)
+                while checks:
+                    reply = ask(conn, server, checks.pop(0))
+                    if reply.error and reply.error.startswith(recon_http.TIMED_OUT):
+                        for check in checks:
+                            jobs.put((server, [check], False))
+                        return
             finally:
                 conn.close()
 
-        async def worker(server, todo, conn=None):
-            conn = conn or connection(server)
-            try:
-                while todo:
-                    reply = await ask(conn, server, todo.pop(0))
-                    if reply.error and reply.error.startswith("no answer within"):
-                        rest = todo[:]
-                        todo.clear()
-                        await asyncio.gather(*(alone(server, c) for c in rest))
-            finally:
-                conn.close()
+        def worker():
+            while True:
+                job = jobs.get()
+                if job is None:
+                    return
+                try:
+                    run(*job)
+                except Exception as e:  # noqa: BLE001  (never lose a server's answer)
+                    server, checks, _ = job
+                    for check in checks:
+                        out.replies.setdefault((server, check), Reply(
+                            server, check, error=f"{type(e).__name__}: {e}"))
+                finally:
+                    jobs.task_done()
 
-        async def one_server(server, checks):
-            todo = list(checks)
-            conn = connection(server)
-            first = await ask(conn, server, todo.pop(0))
-            if first.error and first.error.startswith(_NO_ANSWER):
-                for check in todo:
-                    out.replies[(server, check)] = Reply(server, check, error=first.error,
-                                                         sent=first.sent,
-                                                         received=first.received)
-                conn.close()
-                return
-            if first.error and first.error.startswith("no answer within"):
-                await asyncio.gather(*(alone(server, c) for c in todo))
-                return
-            if not todo:
-                conn.close()
-                return
-            n = min(recon_http.PER_SERVER, len(todo))
-            await asyncio.gather(*(worker(server, todo, conn if i == 0 else None)
-                                   for i in range(n)))
-
-        await asyncio.gather(*(one_server(s, cs) for s, cs in by_server.items()))
+        for server, checks in by_server.items():
+            jobs.put((server, checks, True))
+        n = min(cfg.concurrency, len(pairs))   # a hung server's checks fan out
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(n)]
+        for t in threads:
+            t.start()
+        jobs.join()
+        for t in threads:
+            jobs.put(None)
+        for t in threads:
+            t.join()
+        out.replies = {k: out.replies[k] for k in pairs if k in out.replies}
         out.finished = self.clock()
         return out
 
-    async def _get(self, conn, server: Server, check: str) -> Reply:
+    def _get(self, conn, server: Server, check: str) -> Reply:
         from ringmgr.live.recon_http import ReconHTTPError
 
         reply = Reply(server, check, sent=self.clock())
         path = f"/recon/{check}"
         try:
             if self.transport is not None:
-                status, body = await self.transport(server, path)
+                status, body = self.transport(server, path)
             else:
-                status, body = await conn.get(path)
+                status, body = conn.get(path)
         except ReconHTTPError as e:
             reply.error = str(e)
         else:

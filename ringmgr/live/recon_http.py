@@ -1,10 +1,10 @@
-"""The HTTP/1.1 GETs of a recon sweep, on asyncio streams (the standard library only).
+"""The HTTP/1.1 GETs of a recon sweep, on plain sockets (the standard library only).
 
 Recon answers are small JSON documents; what costs is per request (a general HTTP
-client's machinery and its import) and per connection (a TCP handshake, a green
-thread in the server).  So: each server gets at most ``PER_SERVER`` connections, kept
-alive and reused for all of its checks in turn; the sweep as a whole keeps at most
-``[recon].concurrency`` requests in flight.
+client's machinery, an event loop, and their imports) and per connection (a TCP
+handshake, a green thread in the server).  So each server's checks go over at most
+``PER_SERVER`` connections, kept alive and reused for its checks in turn, from a pool
+of threads no larger than ``[recon].concurrency`` (the requests in flight).
 
 An answer is ``(status, body)``; a failure is a ``ReconHTTPError`` whose text is the
 one line the report shows, prefixed ``unreachable: `` when no connection was made.
@@ -12,11 +12,13 @@ one line the report shows, prefixed ``unreachable: `` when no connection was mad
 
 from __future__ import annotations
 
-import asyncio
+import socket
 
 PER_SERVER = 2          # connections to one server (its checks share them)
 MAX_BODY = 16 << 20     # a recon answer larger than this is not recon
+MAX_HEAD = 64 << 10     # nor one whose status line and headers are larger
 NO_ANSWER = "unreachable: "
+TIMED_OUT = "no answer within"
 
 
 class ReconHTTPError(Exception):
@@ -24,7 +26,7 @@ class ReconHTTPError(Exception):
 
 
 class _Stale(Exception):
-    """A kept-alive connection the server had closed before the request was read."""
+    """A kept-alive connection the server had closed before it read the request."""
 
 
 class Connection:
@@ -35,26 +37,27 @@ class Connection:
         self.host, self.port = host, port
         self.ssl = ssl_context
         self.connect_timeout, self.timeout = connect_timeout, timeout
-        self.reader = self.writer = None
+        self.sock = self.file = None
         self.host_header = (f"[{host}]" if ":" in host else host) + f":{port}"
 
-    async def get(self, path: str) -> tuple[int, bytes]:
-        reused = self.writer is not None
+    def get(self, path: str) -> tuple[int, bytes]:
+        reused = self.sock is not None
         if not reused:
-            await self._connect()
+            self._connect()
         try:
-            return await self._exchange(path, reused)
+            return self._exchange(path, reused)
         except _Stale:
             self.close()
-            await self._connect()
-            return await self._exchange(path, False)
+            self._connect()
+            return self._exchange(path, False)
 
-    async def _connect(self) -> None:
+    def _connect(self) -> None:
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                self.reader, self.writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=self.ssl, limit=1 << 16,
-                    server_hostname=self.host if self.ssl else None)
+            sock = socket.create_connection((self.host, self.port),
+                                            timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl is not None:
+                sock = self.ssl.wrap_socket(sock, server_hostname=self.host)
         except TimeoutError:
             raise ReconHTTPError(f"{NO_ANSWER}no connection within "
                                  f"{self.connect_timeout:g} s") from None
@@ -62,36 +65,32 @@ class Connection:
             raise ReconHTTPError(f"{NO_ANSWER}connection refused") from None
         except OSError as e:
             raise ReconHTTPError(NO_ANSWER + _os_reason(e)) from None
+        sock.settimeout(self.timeout)
+        self.sock, self.file = sock, sock.makefile("rb")
 
-    async def _exchange(self, path: str, reused: bool) -> tuple[int, bytes]:
+    def _exchange(self, path: str, reused: bool) -> tuple[int, bytes]:
         request = (f"GET {path} HTTP/1.1\r\nHost: {self.host_header}\r\n"
                    f"User-Agent: ringmgr\r\nAccept: application/json\r\n\r\n").encode()
-        got_bytes = False
+        got = False
         try:
-            async with asyncio.timeout(self.timeout):
-                self.writer.write(request)
-                await self.writer.drain()
-                try:
-                    head = await self.reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError as e:
-                    if reused and not e.partial:
-                        raise _Stale() from None
-                    raise ReconHTTPError("the server closed the connection mid-answer")
-                got_bytes = True
-                status, keep, body = await self._answer(head)
+            self.sock.sendall(request)
+            status_line = self.file.readline(MAX_HEAD)
+            if not status_line:
+                if reused:
+                    raise _Stale()
+                raise ReconHTTPError("the server closed the connection without an answer")
+            got = True
+            status, keep, body = self._answer(status_line)
         except _Stale:
             raise
         except TimeoutError:
             self.close()
-            raise ReconHTTPError(f"no answer within {self.timeout:g} s") from None
+            raise ReconHTTPError(f"{TIMED_OUT} {self.timeout:g} s") from None
         except (ConnectionResetError, BrokenPipeError) as e:
             self.close()
-            if reused and not got_bytes:
+            if reused and not got:
                 raise _Stale() from None
             raise ReconHTTPError(f"connection lost: {_os_reason(e)}") from None
-        except asyncio.LimitOverrunError:
-            self.close()
-            raise ReconHTTPError("bad HTTP answer: headers over 64 KiB") from None
         except ReconHTTPError:
             self.close()
             raise
@@ -102,54 +101,70 @@ class Connection:
             self.close()
         return status, body
 
-    async def _answer(self, head: bytes) -> tuple[int, bool, bytes]:
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
+    def _answer(self, status_line: bytes) -> tuple[int, bool, bytes]:
+        first = status_line.decode("latin-1").rstrip("\r\n")
+        parts = first.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-            raise ReconHTTPError(f"bad HTTP answer: {lines[0][:60]!r}")
+            raise ReconHTTPError(f"bad HTTP answer: {first[:60]!r}")
         version, status = parts[0], int(parts[1])
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
+        headers, size = {}, len(status_line)
+        while True:
+            line = self.file.readline(MAX_HEAD)
+            size += len(line)
+            if size > MAX_HEAD:
+                raise ReconHTTPError("bad HTTP answer: headers over 64 KiB")
+            if not line:
+                raise ReconHTTPError("the server closed the connection mid-answer")
+            if line in (b"\r\n", b"\n"):
+                break
+            name, sep, value = line.decode("latin-1").partition(":")
             if sep:
                 headers[name.strip().lower()] = value.strip()
         conn = headers.get("connection", "").lower()
         keep = (version == "HTTP/1.1" and "close" not in conn) or "keep-alive" in conn
-        reader = self.reader
         try:
             if "chunked" in headers.get("transfer-encoding", "").lower():
-                chunks, total = [], 0
-                while True:
-                    size_line = await reader.readuntil(b"\r\n")
-                    size = int(size_line.split(b";")[0].strip(), 16)
-                    if size == 0:
-                        while await reader.readuntil(b"\r\n") != b"\r\n":
-                            pass    # trailers
-                        break
-                    total += size
-                    if total > MAX_BODY:
-                        raise ReconHTTPError("bad HTTP answer: body over 16 MiB")
-                    chunks.append(await reader.readexactly(size))
-                    await reader.readexactly(2)
-                body = b"".join(chunks)
+                body = self._chunked()
             elif "content-length" in headers:
                 length = int(headers["content-length"])
                 if length > MAX_BODY:
                     raise ReconHTTPError("bad HTTP answer: body over 16 MiB")
-                body = await reader.readexactly(length)
+                body = self._exactly(length)
             else:                   # the body runs to the end of the connection
-                body = await reader.read(MAX_BODY)
+                body = self.file.read(MAX_BODY)
                 keep = False
         except ValueError:
             raise ReconHTTPError("bad HTTP answer: a broken length or chunk size") from None
-        except asyncio.IncompleteReadError:
-            raise ReconHTTPError("the server closed the connection mid-answer") from None
         return status, keep, body
 
+    def _chunked(self) -> bytes:
+        chunks, total = [], 0
+        while True:
+            size = int(self.file.readline(1024).split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.file.readline(MAX_HEAD) not in (b"\r\n", b"\n", b""):
+                    pass            # trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise ReconHTTPError("bad HTTP answer: body over 16 MiB")
+            chunks.append(self._exactly(size))
+            self.file.readline(1024)
+
+    def _exactly(self, n: int) -> bytes:
+        data = self.file.read(n)
+        if len(data) != n:
+            raise ReconHTTPError("the server closed the connection mid-answer")
+        return data
+
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+        if self.sock is not None:
+            try:
+                self.file.close()
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = self.file = None
 
 
 def _os_reason(e: OSError) -> str:
