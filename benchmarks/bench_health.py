@@ -113,6 +113,8 @@ def timed_pairs(a, b, repeat, env):
     """Median wall seconds of ``a`` and of ``b``, run in turn, and the median of the
     pairwise ratios b / a."""
     ta, tb, ratios = [], [], []
+    for argv in (a, b):          # one warm-up run each, not counted (page cache, .pyc)
+        subprocess.run(argv, capture_output=True, env=env)
     for _ in range(repeat):
         pair = []
         for argv in (a, b):
