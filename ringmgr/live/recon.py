@@ -3,9 +3,9 @@
 ``swift-recon`` makes one sweep per option (``-r``, ``-d``, ``-u``, ``--md5`` each
 visit every server again) and takes its hosts from one ring.  Here a sweep is a list
 of ``(Server, check)`` pairs over the servers of *every* ring, run at once under one
-bound (``[recon].concurrency`` requests in flight) with connect and read timeouts
-(``[recon].connect_timeout``, ``[recon].timeout``), over kept-alive connections (``recon_http``: at most two per server,
-reused for all of its checks), from a pool of threads.
+bound (``[recon].concurrency`` requests in flight, a pool of threads) with connect
+and read timeouts (``[recon].connect_timeout``, ``[recon].timeout``), over kept-alive
+connections (``recon_http``: at most two per server, reused for its checks).
 
 A failure on one server is collected, never raised: each answer is a ``Reply`` with
 either a parsed ``value`` or a one-line ``error`` ("connection refused", "no answer
