@@ -107,5 +107,6 @@ def half_state(config, journal_data: dict) -> str:
     if pos.complete:
         return "every phase done"
     started = (journal_data.get("params", {}).get("phases", {}).get(pos.next) or {})
-    return (f"{pos.next} {'started, not finished' if started.get('started') else 'next'} "
-            f"({pos.why})")
+    if started.get("started") and not started.get("finished"):
+        return f"{pos.next} started, not finished: run the same command again"
+    return f"{pos.next} next ({pos.why})"
