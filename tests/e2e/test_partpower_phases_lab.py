@@ -96,10 +96,17 @@ def phase_info(lab, phase) -> dict:
 
 def relinkers_running(lab) -> list[str]:
     """Processes of the lab's relinkers (their command line names the lab's nodes)."""
-    out = subprocess.run(["ps", "-e", "-o", "pid=,args="], capture_output=True,
-                         text=True).stdout
-    return [ln for ln in out.splitlines()
-            if "swift-object-relinker" in ln and str(lab.state) in ln]
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        line = " ".join(a.decode(errors="replace") for a in argv)
+        if state != "Z" and "swift-object-relinker" in line and str(lab.state) in line:
+            out.append(f"{proc.name} {line}")
+    return out
 
 
 def endpoints(lab, c, o) -> tuple[set, dict]:
