@@ -105,6 +105,18 @@ def test_rings_at_different_points_are_refused(tmp_path):
         pp.common_stage({"object": a, "object-1": pp.apply_ring_phase(a, "prepare")})
 
 
+def test_a_finish_written_but_not_pushed_is_pushed_on_the_next_run():
+    """ringmgr killed after the finish call was committed: the builders are back at
+    stage 'none', the journal has no finish; the next run pushes it (not a refusal)."""
+    done = {"precheck", "prepare", "relink", "increase", "cleanup"}
+    pos = pp.next_phase("none", done, start_power=4, power_now=5)
+    assert pos.next == "finish" and "still has to reach every node" in pos.why
+    cancelled = pp.next_phase("none", {"precheck", "prepare", "cancel", "cleanup"},
+                              start_power=4, power_now=4)
+    assert cancelled.next == "finish" and cancelled.cancelled
+    assert pp.next_phase("none", done | {"finish"}).complete
+
+
 def test_a_journal_that_does_not_match_the_builders_is_refused():
     with pytest.raises(Refused, match="changed outside"):
         pp.next_phase("none", {"precheck", "prepare", "relink"})
