@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -365,3 +366,48 @@ def test_precheck_refuses_few_inodes_little_space_and_a_short_reclaim_age(lab_cl
     ringmgr(lab, "increase-part-power", "--yes", "--files-per-second", "1000", check=1)
     assert journal(lab)["steps"]["precheck"]["state"] == "done"
     conf.write_text(original)
+
+
+# -- the increase waits for a slow proxy ------------------------------------------------
+
+@pytest.mark.lab(nodes=3, disks=1, xfs=True, part_power=6, proxy_ring_reload=15)
+def test_the_increase_waits_until_a_slow_proxy_answers_by_the_new_ring(lab_cluster,
+                                                                      lab_hash):
+    """The proxy re-reads its rings only every 15 s ([cluster].ring_reload says 1 s): the
+    increase phase ends only once the proxy's list_endpoints places names by the
+    increased ring, so that no cleanup removes links the proxy still reads."""
+    from swift.common.utils import hash_path
+
+    lab = lab_cluster
+    objects = upload(lab, ["gold"], 20)
+    step = ("increase-part-power", "--yes", "--wait", "--poll", "0.5")
+    for _ in range(3):                                  # precheck, prepare, relink
+        ringmgr(lab, *step, check=1)
+    assert journal(lab)["steps"]["relink"]["state"] == "done"
+    # traffic on the proxy, as on a real one: it looks for a new ring at a request,
+    # at most every 15 s, so after the push it routes by the old ring for up to 15 s
+    stop = threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            try:
+                endpoints(lab, "c-gold", "o0000")
+            except OSError:
+                pass
+            stop.wait(0.3)
+
+    t = threading.Thread(target=traffic, daemon=True)
+    t.start()
+    try:
+        r = ringmgr(lab, *step, "--json", check=1)      # increase
+    finally:
+        stop.set()
+        t.join()
+    assert json.loads(r.stdout)["phase"] == "cleanup"
+    for (c, o) in list(objects)[:10]:                   # at once, no waiting here
+        got, _ = endpoints(lab, c, o)
+        assert {p for *_, p in got} == {int(hash_path("AUTH_test", c, o)[:8], 16) >> 25}
+    assert "answers by the increased ring" in r.stderr + r.stdout
+    ringmgr(lab, "increase-part-power", "--yes", "--all-phases", "--wait", "--poll", "0.5")
+    read_all(lab, objects)
+    check_disk(lab, objects, 7, policies=["gold"])
