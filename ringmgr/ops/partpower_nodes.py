@@ -98,7 +98,7 @@ def read_conf(ex, node) -> rl.ObjectConf:
 
 def precheck_node(on: ObjectNode, ex, recon, rings) -> dict:
     """Facts and problems of one object node: config, reclaim_age, the relinker's config,
-    swift's version, mounted devices, inodes."""
+    swift's version, mounted devices, inodes and free space."""
     node = on.node
     fig: dict = {"problems": [], "devices": {}}
     ex.run(["true"], mutates=False)
@@ -134,9 +134,9 @@ def precheck_node(on: ObjectNode, ex, recon, rings) -> dict:
     for dev, path in paths.items():
         f = per_path.get(path)
         fig["devices"][dev] = f
-        why = rl.inode_problem(dev, f)
-        if why:
-            fig["problems"].append(why)
+        for why in (rl.inode_problem(dev, f), f and rl.space_problem(dev, f)):
+            if why:
+                fig["problems"].append(why)
     return fig
 
 

@@ -80,22 +80,34 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
         env.sleep(env.poll_interval)
 
 
-def refuse_while_relinking(env: Env, j) -> None:
-    """Cancel only when no relink runs: its links would be made after the cleanup
-    looked, and the cleanup could not start on the node (the node's relinker lock)."""
+def stop_relinkers(env: Env, j) -> None:
+    """``--cancel`` while relinking: stop the relink on every node where it runs (its
+    wrapper, the relinker and its workers), so that no link is made after the cancel's
+    cleanup looked and the cleanup gets the node's relinker lock.  A node that cannot be
+    checked refuses the cancel (nothing changed); the relinks stopped stay stopped."""
+    from ringmgr.ops import relinker as rl
+
     runs = j.params.get("runs", {}).get("relink", {})
     if not runs:
         return
     builders = load_builders(env.config, env.rings)
     nodes = {n: on for n, on in pn.object_nodes(env.config, builders).items() if n in runs}
-    states = pn.parallel(env.config, nodes, lambda on: pn.relinker_state(
-        on, env.executor(on.node), env.recon, j.params["op_id"], "relink", env.rings))
-    busy = sorted(n for n, st in states.items()
-                  if isinstance(st, Exception) or st["state"] in ("running", "started"))
-    if busy:
-        raise Refused(f"relink is still running (or cannot be checked) on "
-                      f"{', '.join(busy)}: wait for it to end (`ringmgr increase-part-power "
-                      f"--status`), then cancel; nothing was changed")
+    op_id = j.params["op_id"]
+    stopped = pn.parallel(env.config, nodes, lambda on: rl.parse_state(env.executor(
+        on.node).run(rl.stop_argv(on.node, op_id, "relink")).stdout))
+    bad = {}
+    for name, st in stopped.items():
+        if isinstance(st, Exception) or st.state not in ("stopped", "notrunning"):
+            bad[name] = pn.one_line(st) if isinstance(st, Exception) else (st.msg or st.state)
+        elif st.state == "stopped":
+            runs[name].update(state="stopped", error="stopped by --cancel")
+            env.echo(f"  {name}: relink stopped (pid {st.pid}) for the cancel")
+    j.set_param("runs", j.params["runs"])
+    if bad:
+        raise Refused("cannot stop the relink on " + "; ".join(
+            f"{n}: {why}" for n, why in sorted(bad.items()))
+            + ": the cancel needs every relinker stopped; fix the node and run the same "
+              "command again; nothing was changed")
 
 
 def _reclaim_warning(env: Env, j) -> None:

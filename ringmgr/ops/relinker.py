@@ -64,6 +64,28 @@ if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
 [ -s "$pidf" ] && echo "state=started pid=$(cat "$pidf")" || echo "state=busy"
 '''
 TAIL = 'tail -n "$2" "$1" 2>/dev/null || true'
+# argv: sh -c STOP sh RUN_DIR STEP   stops the step's wrapper, the relinker and its
+# workers (the wrapper's process tree and every process in their sessions): TERM, then
+# KILL after 10 s; prints "state=stopped pid=..." or "state=notrunning"
+STOP = r"""
+d=$1; step=$2; pidf="$d/$step.pid"
+[ -s "$pidf" ] && pid=$(cat "$pidf") && kill -0 "$pid" 2>/dev/null &&
+  tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$pidf" ||
+  { echo "state=notrunning"; exit 0; }
+sid=$(ps -o sid= -p "$pid" | tr -d ' '); [ -n "$sid" ] || sid=-1
+tree() { ps -e -o pid= -o ppid= -o sid= | awk -v root="$pid" -v s0="$sid" '
+  { p[NR]=$1; pp[NR]=$2; sd[NR]=$3 } END { k[root]=1; ss[s0]=1; n=1
+    while (n) { n=0; for (i in p) if (!(p[i] in k) && (pp[i] in k || sd[i] in ss)) {
+      k[p[i]]=1; ss[sd[i]]=1; n=1 } }
+    for (x in k) print x }'; }
+all=$(tree); i=0; sig=TERM
+while [ -n "$all" ] && [ $i -lt 150 ]; do
+  kill -$sig $all 2>/dev/null; sleep 0.1; i=$((i+1)); [ $i -ge 100 ] && sig=KILL
+  left=""; for x in $all; do case $(ps -o stat= -p "$x") in ""|Z*) ;; *) left="$left $x";;
+  esac; done; all=$left
+done
+[ -z "$all" ] && echo "state=stopped pid=$pid" || echo "state=error msg=still-running:$all"
+"""
 
 
 @dataclass
@@ -214,6 +236,11 @@ def tail_argv(node, op_id: str, step: str, lines: int = 5) -> list[str]:
     return ["sh", "-c", TAIL, "sh", f"{run_dir(node, op_id)}/{step}.log", str(lines)]
 
 
+def stop_argv(node, op_id: str, step: str) -> list[str]:
+    """Stop the step's relinker on the node (``--cancel`` while relinking)."""
+    return ["sh", "-c", STOP, "sh", run_dir(node, op_id), step]
+
+
 def write_conf_argv(node) -> list[str]:
     """Write stdin to ``<run_dir>/object-relinker.conf`` atomically."""
     path = f"{node.run_dir}/{OWN_CONF}"
@@ -266,7 +293,7 @@ def progress_incomplete(progress: dict) -> list[str]:
     return out
 
 
-# -- df -i ------------------------------------------------------------------------
+# -- df -i and df -k -----------------------------------------------------------------
 
 def parse_df_inodes(stdout: str) -> dict[str, dict]:
     """``df -P -i PATH...`` -> {mount point path asked: {inodes, used, free}}::
@@ -274,7 +301,8 @@ def parse_df_inodes(stdout: str) -> dict[str, dict]:
         Filesystem     Inodes IUsed  IFree IUse% Mounted on
         /dev/loop3     153600  1025 152575    1% /srv/node/sdb
 
-    Keyed by the "Mounted on" column."""
+    Keyed by the "Mounted on" column.  (``df -P -k`` has the same columns: 1K-blocks,
+    Used, Available.)"""
     out = {}
     for line in stdout.splitlines()[1:]:
         parts = line.split()
@@ -286,20 +314,37 @@ def parse_df_inodes(stdout: str) -> dict[str, dict]:
 
 
 def df_argv(paths) -> list[str]:
-    """One df per path, each headed, so a missing path does not hide the others."""
-    script = 'for p in "$@"; do echo "== $p"; df -P -i "$p" 2>&1; done'
+    """One df -i and one df -k per path, each headed, so a missing path does not hide
+    the others."""
+    script = ('for p in "$@"; do echo "== $p"; df -P -i "$p" 2>&1; echo "-- space"; '
+              'df -P -k "$p" 2>&1; done')
     return ["sh", "-c", script, "sh", *paths]
 
 
 def parse_df_per_path(stdout: str) -> dict[str, dict | None]:
-    """The output of ``df_argv``: {path: {inodes, used, free} or None (df failed)}."""
+    """The output of ``df_argv``: {path: {inodes, used, free, size_kib, avail_kib} or
+    None (df failed)}::
+
+        == /srv/node/sdb
+        Filesystem     Inodes IUsed  IFree IUse% Mounted on
+        /dev/loop3     153600  1025 152575    1% /srv/node/sdb
+        -- space
+        Filesystem     1024-blocks  Used Available Capacity Mounted on
+        /dev/loop3          301056 18164    282892       7% /srv/node/sdb
+    """
     out: dict[str, dict | None] = {}
     cur, buf = None, []
 
     def flush():
-        if cur is not None:
-            got = parse_df_inodes("\n".join(buf))
-            out[cur] = next(iter(got.values()), None)
+        if cur is None:
+            return
+        text = "\n".join(buf)
+        inodes, _, space = text.partition("-- space")
+        got = next(iter(parse_df_inodes(inodes).values()), None)
+        kib = next(iter(parse_df_inodes(space).values()), None)
+        if got is not None and kib is not None:
+            got.update(size_kib=kib["inodes"], avail_kib=kib["free"])
+        out[cur] = got
 
     for line in stdout.splitlines():
         if line.startswith("== "):
@@ -318,6 +363,23 @@ def inode_problem(dev: str, fig: dict | None) -> str | None:
     if fig["inodes"] and fig["free"] < fig["used"]:
         return (f"{dev}: {fig['free']} inodes free, {fig['used']} in use: the relink "
                 f"needs about as many again")
+    return None
+
+
+KIB_PER_INODE = 1    # what a new inode and its share of new directory blocks take
+
+
+def space_problem(dev: str, fig: dict | None) -> str | None:
+    """The new inodes (512 bytes each on XFS, allocated from free space) and the
+    directory blocks of the new partition and suffix directories need room too:
+    refused below ``KIB_PER_INODE`` KiB free per inode in use (the relinker would stop
+    with ENOSPC half way)."""
+    if fig is None or fig.get("avail_kib") is None:
+        return None if fig is None else f"{dev}: df -k failed"
+    need = fig["used"] * KIB_PER_INODE
+    if fig["avail_kib"] < need:
+        return (f"{dev}: {fig['avail_kib']} KiB free, the relink of {fig['used']} inodes "
+                f"needs about {need} KiB (new inodes and directories): free space first")
     return None
 
 
