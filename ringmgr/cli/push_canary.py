@@ -20,7 +20,8 @@ def run_canary(app, nodes, canary: int, *, force: bool, accept_new: bool, dry_ru
         canaries = choose_canaries(hosts, canary, set(config.proxies))
         later = [h for h in hosts if h not in canaries]
         report = push_rings(config, list(nodes), force=force, accept_new_host_keys=accept_new,
-                            dry_run=True, progress=progress)
+                            dry_run=True, progress=progress,
+                            transport=app.transport)
         app.out(report.render_table())
         plan = [{"number": 0, "kind": "canary", "hosts": canaries}] + [
             {"number": i, "kind": "wave", "hosts": w}

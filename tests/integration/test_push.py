@@ -367,14 +367,14 @@ def test_a_silent_node_times_out_without_holding_up_the_others(sshd_hosts, tmp_p
     assert took < 15
 
 
-def test_ring_change_with_push_reaches_every_node(sshd_hosts, tmp_path, monkeypatch):
-    """The lead's `--push` step calls push_rings after writing: the new rings land."""
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+def admin_builders(tmp_path, sshd_hosts, nodes: int = 3):
+    """An admin host's builder_dir whose devices are the sshd hosts' (two per node,
+    min_part_hours 0), with its ringmgr.toml: (builder_dir, config)."""
     admin = tmp_path / "admin"
     admin.mkdir()
     for ring in RINGS:
         b = RingBuilder(6, 3, 0)
-        for i in range(3):
+        for i in range(nodes):
             for dev in ("sdb", "sdc"):
                 b.add_dev({"region": 1, "zone": i + 1, "ip": f"10.9.0.{i + 1}", "port": 6200,
                            "replication_ip": f"10.9.0.{i + 1}", "replication_port": 6200,
@@ -382,8 +382,14 @@ def test_ring_change_with_push_reaches_every_node(sshd_hosts, tmp_path, monkeypa
         b.rebalance(seed=1)
         b.save(str(admin / f"{ring}.builder"))
         b.get_ring().save(str(admin / f"{ring}.ring.gz"))
+    return admin, sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
+
+
+def test_ring_change_with_push_reaches_every_node(sshd_hosts, tmp_path, monkeypatch):
+    """The lead's `--push` step calls push_rings after writing: the new rings land."""
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    admin, cfg = admin_builders(tmp_path, sshd_hosts)
     before = {f"{r}.ring.gz": md5_of(admin / f"{r}.ring.gz") for r in RINGS}
-    cfg = sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
     p = subprocess.run(["ringmgr", "--config", str(cfg), "set-weight", "h01/sdb", "50",
                         "--yes", "--push"], capture_output=True, text=True)
     assert p.returncode in (0, 1), p.stderr          # 1: balance not yet good (a warning)
@@ -429,3 +435,29 @@ def test_dry_run_host_steps_are_what_the_push_executes(env):
     assert sorted(executed) == sorted(plan)
     assert {f"{n}.ring.gz": md5_of(os.path.join(env.node("h01"), f"{n}.ring.gz"))
             for n in RINGS} == env.admin_md5()
+
+
+def test_drain_dry_run_host_steps_are_what_the_drain_step_executes(sshd_hosts, tmp_path,
+                                                                    monkeypatch):
+    """`drain-node --push --dry-run --json` has the gradual `steps` and, as
+    `host_steps`, the push after the write; the real step with --push starts exactly
+    those sessions on the nodes (and nothing else that changes a node)."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    admin, cfg = admin_builders(tmp_path, sshd_hosts)
+    args = ["--config", str(cfg), "drain-node", "h03", "--max-move", "50", "--seed", "3",
+            "--push", "--no-replication-check"]
+    r = run_cli([*args, "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and doc["steps"][0]["action"] == "set-weight"
+    plan = planned(doc)
+    assert sorted(h for h, _ in plan) == ["h01", "h02", "h03"]
+    executed = []
+    r = run_recorded([*args, "--yes"], executed)
+    assert r.exit_code in (0, 1), r.output            # 1: the next step is due later
+    assert sorted(executed) == sorted(plan)
+    for h in sshd_hosts.hosts:
+        assert flat_checksums(h.swift_dir) == {
+            f"{n}.ring.gz": md5_of(admin / f"{n}.ring.gz") for n in RINGS}
