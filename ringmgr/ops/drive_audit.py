@@ -24,7 +24,7 @@ from ringmgr.config import Config, Node
 from ringmgr.exec.base import Executor
 from ringmgr.ops import facts, logwindow
 from ringmgr.ops.kernel_log import mount_root_birth, read_log  # noqa: F401 (the API)
-from ringmgr.ops.ringdevs import node_ring_devices
+from ringmgr.rings.devices import ring_devices
 
 # -- how old is the device's filesystem? ---------------------------------------------------
 def read_replace_journal(state_dir, node: str, dev: str) -> dict | None:
@@ -247,7 +247,7 @@ def audit_nodes(config: Config, names: list[str], *, window: logwindow.Window,
 
     state_dir = state_dir or cluster_state_dir(config)
     try:
-        by_node_ring = {n: node_ring_devices(config, config.node(n)) for n in names}
+        by_node_ring = {n: ring_devices(config, config.node(n)) for n in names}
     except RingmgrError:
         by_node_ring = {n: {} for n in names}
 
