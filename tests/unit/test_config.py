@@ -324,3 +324,14 @@ def test_transport_per_host_from_defaults_and_refused_when_unknown(tmp_path):
             check_transports(c)
         assert str(e.value) == (f"{p}: {key}: unknown transport 'kubectl' (known: "
                                 f"{', '.join(sorted(TRANSPORTS))})")
+
+
+@pytest.mark.parametrize("text, words", [
+    ('canary = "2"\n', "cluster.canary: must be an integer, not a string"),
+    ('push = 1\n', "cluster.push: must be a boolean, not an integer"),
+])
+def test_a_wrong_type_is_named_in_plain_english(tmp_path, text, words):
+    p = write(tmp_path, BASE.replace("[cluster]\n", "[cluster]\n" + text))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert words in str(e.value), str(e.value)
