@@ -22,8 +22,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ringmgr.ops.endpoints import CHECKED_RINGS, EndpointCheck
+
+if TYPE_CHECKING:
+    from ringmgr.ops.push.report import PushReport
 
 log = logging.getLogger("ringmgr.rollout")
 
@@ -39,7 +43,7 @@ class Wave:
     confirmed: dict[str, str] = field(default_factory=dict)   # host -> ok | why not
     endpoints: list[EndpointCheck] = field(default_factory=list)
     error: str | None = None
-    report: object = None            # the PushReport (recorded by the CLI)
+    report: PushReport | None = None   # recorded by the CLI
 
     @property
     def ok(self) -> bool:
