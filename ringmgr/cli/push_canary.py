@@ -40,7 +40,7 @@ def run_canary(app, nodes, canary: int, *, force: bool, accept_new: bool, dry_ru
             app.add_next(app.rerun())
         return 0
     ro = rollout(config, list(nodes), canary, force=force, accept_new=accept_new,
-                 progress=progress, note=app.note)
+                 progress=progress, note=app.note, transport=app.transport)
     for w in ro.waves:
         if w.report is not None:
             record_push(config, w.report)
@@ -130,7 +130,7 @@ def push_after_canary(app, config, change_id: int | None = None) -> None:
 
     canary = config.cluster.canary
     app.note(f"pushing the rings: {canary} canary host(s) first ([cluster].canary) ...")
-    ro = rollout(config, [], canary, note=app.note)
+    ro = rollout(config, [], canary, note=app.note, transport=app.transport)
     reports = [w.report for w in ro.waves if w.report is not None]
     for rep in reports:
         record_push(config, rep, change_id)

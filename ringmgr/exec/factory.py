@@ -7,8 +7,8 @@ decided once:
 
 * the transport: ``TRANSPORTS[name]``, named by the host's ``transport`` (ringmgr.toml:
   the node's or proxy's ``transport`` key, or ``[defaults]``'s; an unknown name is a
-  config error, ``check_transports``) when it has one, else ``local`` for a host whose address is ``localhost`` (a
-  single-machine setup) and ``ssh`` otherwise;
+  config error, ``check_transports``) when it has one, else ``local`` for a host whose
+  address is ``localhost`` (a single-machine setup) and ``ssh`` otherwise;
 * ``needs``: the capabilities the caller uses beyond ``run`` (``STREAM`` for push);
   a transport without them is skipped for ``ssh`` when the host was not given one
   explicitly, else refused in one line;

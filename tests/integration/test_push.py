@@ -461,3 +461,21 @@ def test_drain_dry_run_host_steps_are_what_the_drain_step_executes(sshd_hosts, t
     for h in sshd_hosts.hosts:
         assert flat_checksums(h.swift_dir) == {
             f"{n}.ring.gz": md5_of(admin / f"{n}.ring.gz") for n in RINGS}
+
+
+def test_canary_rollout_reaches_the_hosts_through_the_cli_transport(env):
+    """`push --canary 1` (push, verify, then the waves) makes every executor through
+    App.transport like a plain push: a recorder sees one push session per host and the
+    canary's verify session (a check), and the rings land."""
+    from tests.helpers.apps import run_recorded
+
+    executed, checks = [], []
+    r = run_recorded(["--config", str(env.config), "push", "--canary", "1"], executed,
+                     checks=checks)
+    assert r.exit_code == 0, r.output
+    assert sorted(h for h, _ in executed) == ["h01", "h02", "h03"]
+    canary = r.output.split("canary: pushing to ")[1].split()[0]
+    assert [h for h, _ in checks] == [canary]
+    assert all(argv[-2] == "session" for _, argv in executed + checks)
+    for name in env.hosts.names:
+        assert flat_checksums(env.node(name)) == env.admin_md5()
