@@ -79,7 +79,7 @@ def push_or_say(ctx, result, what: str) -> None:
 
         ctx.echo("  pushing the changed rings to every node and proxy ...")
         try:
-            report = push_rings(ctx.config)
+            report = push_rings(ctx.config, transport=ctx.transport)
             ctx.echo(report.render_table())
             failed, retry = ([] if report.ok else report.failed), report.retry_command()
         except RingmgrError as e:
