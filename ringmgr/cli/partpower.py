@@ -172,7 +172,7 @@ def _pusher(app, config):
         from ringmgr.ops.push import push_rings
 
         app.note("pushing the rings to every node and proxy ...")
-        report = push_rings(config)
+        report = push_rings(config, transport=app.transport)
         record_push(config, report, change_id)
         app.out(report.render_table())
         return report

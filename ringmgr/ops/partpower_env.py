@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ringmgr.config import Config
 from ringmgr.ops import relinker as rl
 
 
@@ -15,7 +16,7 @@ class Env:
     """What a run needs from outside: the config, the rings, the options, and the
     injected effects (executors, recon, push, clock)."""
 
-    config: object
+    config: Config
     rings: list[str]
     opts: rl.RelinkOptions = field(default_factory=rl.RelinkOptions)
     argv: list[str] = field(default_factory=list)

@@ -13,6 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ringmgr.config import Node
 from ringmgr.errors import Refused
 from ringmgr.ops import relinker as rl
 from ringmgr.rings.partpower import policy_index
@@ -26,7 +27,7 @@ MIN_VERSION = (2, 27)
 class ObjectNode:
     """A storage node with devices in the operation's rings."""
 
-    node: object
+    node: Node
     devices: dict[str, list[str]] = field(default_factory=dict)   # ring -> device names
     port: int = 6200                                                # its object server
 
