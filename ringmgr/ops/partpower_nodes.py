@@ -20,6 +20,9 @@ from ringmgr.rings.partpower import policy_index
 log = logging.getLogger("ringmgr.partpower")
 
 MIN_VERSION = (2, 27)
+# a look at a node (status, log tail) that takes longer is a node that does not answer:
+# the connection is reused for the whole run, so a half-open one must not hold a poll
+LOOK_TIMEOUT = 60.0
 
 
 @dataclass
@@ -187,7 +190,8 @@ def relinker_state(on: ObjectNode, ex, recon, op_id: str, step: str, rings) -> d
     """The node's step: running / finished (rc) / died, and recon's progress per device
     and policy; ``done`` when it exited 0 and recon shows nothing incomplete."""
     node = on.node
-    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False).stdout)
+    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False,
+                               timeout=LOOK_TIMEOUT).stdout)
     out = st.to_json()
     try:
         data = recon(node.ip, on.port, "relinker")
@@ -199,7 +203,8 @@ def relinker_state(on: ObjectNode, ex, recon, op_id: str, step: str, rings) -> d
     incomplete = rl.progress_incomplete(progress)
     out["incomplete"] = incomplete
     if st.state == "finished" and st.rc != 0:
-        tail = ex.run(rl.tail_argv(node, op_id, step), mutates=False, check=False).stdout
+        tail = ex.run(rl.tail_argv(node, op_id, step), mutates=False, check=False,
+                      timeout=LOOK_TIMEOUT).stdout
         out["log_tail"] = tail.strip().splitlines()[-5:]
     out["done"] = st.state == "finished" and st.rc == 0 and not incomplete
     if st.state == "finished" and st.rc == 2:
