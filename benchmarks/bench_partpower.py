@@ -14,10 +14,12 @@ A lab (``sim/lab up --xfs``, 4 nodes x 2 disks, part power 6) gets OBJECTS objec
    node, finish + push.
 
 Printed: relink and cleanup wall time of each, the ratio, and ringmgr's orchestration
-overhead: its phase time minus the longest relinker process (the floor: the nodes work at
-once). The reload waits swift requires ([cluster].ring_reload) are counted apart.
+overhead: its phase time (the whole ``ringmgr increase-part-power`` invocation) minus the
+longest relinker process (the floor: the nodes work at once); of that, what lies inside
+the phase (the journal's start and end) and what is ringmgr's start-up and exit. The
+reload waits swift requires ([cluster].ring_reload) are counted apart.
 
-    python benchmarks/bench_partpower.py [--objects 2000]
+    python benchmarks/bench_partpower.py [--objects 2000] [--poll 5]
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ def srb(lab, ring, *cmd):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=2000)
+    ap.add_argument("--poll", type=float, default=5.0,
+                    help="ringmgr's --poll (its default: 5 s)")
     args = ap.parse_args()
     state = Path(tempfile.mkdtemp(prefix="bench-partpower-")) / "lab"
     lab = lab_up(state, nodes=4, disks=2, xfs=True, part_power=6)
@@ -100,13 +104,16 @@ def main() -> int:
             assert lab.put(f"c-{pol}", f"o{i:05d}", b"x" * (100 + i % 900)) == 201
         print(f"uploaded {args.objects} objects in {time.monotonic() - t0:.1f} s "
               f"(load average {os.getloadavg()[0]:.1f})")
-        phase_time = {}
+        phase_time, inside = {}, {}
         for _ in range(6):
-            secs, r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll", "0.2",
-                              "--json")
+            secs, r = ringmgr(lab, "increase-part-power", "--yes", "--wait", "--poll",
+                              str(args.poll), "--json")
             doc = json.loads(r.stdout)
-            done = [p["name"] for p in doc["phases"] if p["state"] == "done"]
-            phase_time[done[-1] if done else "?"] = secs
+            done = [p for p in doc["phases"] if p["state"] == "done"]
+            name = done[-1]["name"] if done else "?"
+            phase_time[name] = secs
+            if done and done[-1].get("finished") and done[-1].get("started"):
+                inside[name] = done[-1]["finished"] - done[-1]["started"]
             if doc["phase"] is None:
                 break
         op = doc.get("operation") or json.loads((state / "ringmgr/runs/"
@@ -151,6 +158,11 @@ def main() -> int:
             print(f"{name}: relinker processes {', '.join(f'{k} {v:.2f}' for k, v in per.items())}"
                   f" s; floor {floor:.2f} s; ringmgr's overhead {ours - floor:.2f} s "
                   f"({100 * (ours - floor) / ours:.0f}% of the phase)")
+            if name in inside:
+                print(f"  {name}: {inside[name]:.2f} s inside the phase (journal), "
+                      f"{ours - inside[name]:.2f} s ringmgr's start-up and exit; inside the "
+                      f"phase {inside[name] - floor:.2f} s above the floor "
+                      f"({100 * (inside[name] - floor) / inside[name]:.0f}%)")
         total = sum(phase_time.values())
         floor_all = max(rl.values()) + max(cl.values()) + 3 * reload_wait
         print(f"whole operation {total:.1f} s; relinkers + reload waits {floor_all:.1f} s; "

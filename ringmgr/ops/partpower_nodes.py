@@ -186,21 +186,28 @@ def start_relinker(on: ObjectNode, ex, op_id: str, step: str, rings,
             "restarted": st.state == "started" and retry_failed}
 
 
-def relinker_state(on: ObjectNode, ex, recon, op_id: str, step: str, rings) -> dict:
+def relinker_state(on: ObjectNode, ex, recon, op_id: str, step: str, rings, *,
+                   wait: float = 0.0, ask_recon: bool = True) -> dict:
     """The node's step: running / finished (rc) / died, and recon's progress per device
-    and policy; ``done`` when it exited 0 and recon shows nothing incomplete."""
+    and policy; ``done`` when it exited 0 and recon shows nothing incomplete.
+
+    ``wait``: the node answers when a running step ends, else after ``wait`` seconds.
+    Without ``ask_recon`` a step still running is not asked about on recon
+    (``progress`` is then None: unchanged); an ended one always is."""
     node = on.node
-    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False,
-                               timeout=LOOK_TIMEOUT).stdout)
+    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step, wait), mutates=False,
+                               timeout=LOOK_TIMEOUT + wait).stdout)
     out = st.to_json()
-    try:
-        data = recon(node.ip, on.port, "relinker")
-    except Exception as e:  # noqa: BLE001
-        data, out["recon_error"] = None, one_line(e)
-    progress = rl.relinker_progress(data, step, on.all_devices,
-                                    [policy_index(r) for r in sorted(rings)])
-    out["progress"] = progress
-    incomplete = rl.progress_incomplete(progress)
+    out["progress"], incomplete = None, []
+    if ask_recon or st.state != "running":
+        try:
+            data = recon(node.ip, on.port, "relinker")
+        except Exception as e:  # noqa: BLE001
+            data, out["recon_error"] = None, one_line(e)
+        progress = rl.relinker_progress(data, step, on.all_devices,
+                                        [policy_index(r) for r in sorted(rings)])
+        out["progress"] = progress
+        incomplete = rl.progress_incomplete(progress)
     out["incomplete"] = incomplete
     if st.state == "finished" and st.rc != 0:
         tail = ex.run(rl.tail_argv(node, op_id, step), mutates=False, check=False,

@@ -47,6 +47,11 @@ pidf="$d/$step.pid"; rcf="$d/$step.rc"; logf="$d/$step.log"
 alive() { [ -s "$pidf" ] || return 1; pid=$(cat "$pidf");
   kill -0 "$pid" 2>/dev/null || return 1
   tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$pidf"; }
+w=${RINGMGR_WAIT:-0}
+if [ "${RINGMGR_STATUS_ONLY:-}" = 1 ] && [ "$w" -gt 0 ] && [ ! -s "$rcf" ] && alive; then
+  while [ "$w" -gt 0 ] && [ ! -s "$rcf" ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.1; w=$((w-1)); done
+fi
 if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
 if alive; then echo "state=running pid=$pid"; exit 0; fi
 [ "${RINGMGR_STATUS_ONLY:-}" = 1 ] && { [ -s "$pidf" ] && echo "state=died pid=$(cat "$pidf")" || echo "state=none"; exit 0; }
@@ -204,10 +209,15 @@ def start_argv(node, op_id: str, step: str, command: list[str]) -> list[str]:
             *command]
 
 
-def status_argv(node, op_id: str, step: str) -> list[str]:
-    """The same script, looking only (``RINGMGR_STATUS_ONLY=1``): never starts anything."""
-    return ["env", "RINGMGR_STATUS_ONLY=1", "sh", "-c", START, "sh", run_dir(node, op_id),
-            step, f"{node.run_dir}/{LOCK}"]
+def status_argv(node, op_id: str, step: str, wait: float = 0.0) -> list[str]:
+    """The same script, looking only (``RINGMGR_STATUS_ONLY=1``): never starts anything.
+
+    With ``wait`` (seconds) it answers when the running step ends, or after ``wait``
+    at the latest (checking every 0.1 s on the node, with shell builtins and
+    ``sleep``): a poll that learns of the end at once instead of a poll interval
+    later, and one command per node per interval."""
+    return ["env", "RINGMGR_STATUS_ONLY=1", f"RINGMGR_WAIT={max(0, round(wait * 10))}",
+            "sh", "-c", START, "sh", run_dir(node, op_id), step, f"{node.run_dir}/{LOCK}"]
 
 
 def tail_argv(node, op_id: str, step: str, lines: int = 5) -> list[str]:
