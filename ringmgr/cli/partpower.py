@@ -70,7 +70,8 @@ def register(group: click.Group) -> None:
                   help="relink only this device (repeatable; the phase completes only "
                        "when every device is done)")
     @click.option("--poll", type=float, default=5.0, show_default=True,
-                  help="seconds between progress checks with --wait")
+                  help="with --wait: seconds a progress check waits on a node for its "
+                  "relinker to end (an end is seen at once)")
     @click.option("--dry-run", is_flag=True, help="print every remaining phase with its "
                   "host commands; change nothing")
     @click.option("--new", "new", is_flag=True, help="after a finished increase: start "
