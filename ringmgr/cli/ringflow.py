@@ -102,6 +102,8 @@ def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=N
         raise
     app.written = result.written
     if sync is not None:
+        if result.written:
+            sync.committed()
         app.emit(sync.report())
     for m in result.messages:
         app.warn(m, prefix="note: ")

@@ -98,26 +98,86 @@ def test_a_failed_commit_leaves_the_config_as_it_was(cluster, monkeypatch):
     assert c.config.read_text() == before and c.checksums() == rings
 
 
-def test_killed_before_the_commit_the_config_is_ahead_and_converge_finishes(cluster):
-    """SIGKILL between the config write and the builders' commit: the config says what
-    the operator asked for, the rings do not yet; plan shows it, converge does it."""
+def _killed_at(c, point: str):
     import os
     import subprocess
     import sys
 
-    c = cluster
-    env = dict(os.environ, RINGMGR_TEST_FAULT="txn:begin", PYTHONPATH=os.getcwd())
+    env = dict(os.environ, RINGMGR_TEST_FAULT=point, PYTHONPATH=os.getcwd())
     p = subprocess.run([sys.executable, "-c", "from ringmgr.cli.main import main; main()",
                         "--config", str(c.config), "set-weight", "s01/sdb", "50", "--yes"],
                        env=env, capture_output=True, text=True)
     assert p.returncode == -9, p.stderr
+
+
+def test_killed_before_the_commit_status_names_the_config_and_resume_puts_it_back(cluster):
+    """SIGKILL between the config write and the builders' commit: the config says a
+    change the rings do not have.  status names that half-state (exit 1), resume undoes
+    it with the uncommitted ring change: config and builders as before the command."""
+    c = cluster
+    before, rings = c.config.read_text(), c.checksums()
+    _killed_at(c, "txn:begin")
     assert "sdb = 50.0" in c.config.read_text()
-    doc = json.loads(run(c, "--json", "plan").stdout)
-    assert {(d["kind"], d["have"], d["want"]) for d in doc["differences"]} == \
-        {("weight", 100.0, 50.0)}
-    assert run(c, "resume").exit_code == 0
-    open_gate(c)
-    assert json.loads(run(c, "--json", "converge", "--yes").stdout)["written"]
+    doc = json.loads(run(c, "--json", "status").stdout)
+    assert doc["exit_code"] == 1 and doc["config_update_interrupted"]["state"] == "ahead"
+    assert any("was updated for change #" in p and "`ringmgr resume`" in p
+               for p in doc["problems"]), doc["problems"]
+    r = run(c, "resume")
+    assert r.exit_code == 0 and "put back as it was before change #" in r.output, r.output
+    assert c.config.read_text() == before and c.checksums() == rings
+    doc = json.loads(run(c, "--json", "status").stdout)
+    assert doc["exit_code"] == 0 and "config_update_interrupted" not in doc, doc["problems"]
+    assert converged(c)
+
+
+def test_killed_after_the_commit_resume_finishes_and_the_config_stays(cluster):
+    """Killed once the change is committed (journal written, files not yet installed):
+    resume installs it, and the config keeps the edit that describes it."""
+    c = cluster
+    _killed_at(c, "txn:committed")
+    assert "sdb = 50.0" in c.config.read_text()
+    assert json.loads(run(c, "--json", "status").stdout)["exit_code"] == 1
+    r = run(c, "resume")
+    assert r.exit_code == 0, r.output
+    assert "sdb = 50.0" in c.config.read_text()
+    doc = json.loads(run(c, "--json", "status").stdout)
+    assert "config_update_interrupted" not in doc and doc["exit_code"] == 0, doc["problems"]
+    assert converged(c)
+
+
+def test_a_config_edited_by_hand_after_the_crash_is_not_overwritten(cluster):
+    c = cluster
+    _killed_at(c, "txn:begin")
+    edited = c.config.read_text() + "# edited by hand\n"
+    c.config.write_text(edited)
+    r = run(c, "resume")
+    assert r.exit_code == 0 and "edited since change #" in r.output, r.output
+    assert c.config.read_text() == edited
+    assert "config_update_interrupted" not in json.loads(run(c, "--json", "status").stdout)
+
+
+@pytest.mark.parametrize("args, gone, expect", [
+    (("remove-device", "s01", "sdc"), "sdc = 100.0", "devices = { sdb = 100.0"),
+    (("set-weight", "s02/sdb", "30"), None, "sdb = 30.0"),
+    (("set-overload", "object", "0.2"), None, "[rings.object]\noverload = 0.2"),
+])
+def test_an_applied_plan_updates_the_config_like_the_command(cluster, tmp_path, args, gone,
+                                                              expect):
+    c = cluster
+    plan = tmp_path / "change.plan"
+    before = c.config.read_text()
+    assert run(c, *args, "--plan-out", str(plan)).exit_code in (0, 1)
+    assert c.config.read_text() == before           # a saved plan writes no config
+    rings = c.checksums()
+    r = run(c, "apply", str(plan), "--dry-run")
+    assert r.exit_code == 0 and "the config follows the rings" in r.output, r.output
+    assert c.config.read_text() == before and c.checksums() == rings
+    doc = json.loads(run(c, "--json", "apply", str(plan), "--yes", "--no-push").stdout)
+    assert doc["written"] and doc["config_update"]["written"], doc
+    text = c.config.read_text()
+    assert expect in text, text
+    assert gone is None or gone not in text.split("[nodes.s01]")[1].split("[nodes.")[0]
+    assert "# the operator's comment" in text
     assert converged(c)
 
 

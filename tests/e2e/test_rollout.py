@@ -206,7 +206,7 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
 
 @pytest.mark.parametrize("edit, words", [
     (("[cluster]\n", "[cluster]\ncanary = -1\n"), "cluster.canary: must not be negative"),
-    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be a integer"),
+    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be an integer, not a string"),
     (None, "proxies.p01.endpoints_url: must be an http:// or https:// URL"),
 ])
 def test_bad_canary_settings_are_config_errors(tmp_path, edit, words):

@@ -292,3 +292,14 @@ def test_bad_ring_description_names_file_and_key(tmp_path, text, key):
         load_config(p)
     msg = str(e.value)
     assert str(p) in msg and f"{key}:" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("text, words", [
+    ('canary = "2"\n', "cluster.canary: must be an integer, not a string"),
+    ('push = 1\n', "cluster.push: must be a boolean, not an integer"),
+])
+def test_a_wrong_type_is_named_in_plain_english(tmp_path, text, words):
+    p = write(tmp_path, BASE.replace("[cluster]\n", "[cluster]\n" + text))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert words in str(e.value), str(e.value)
