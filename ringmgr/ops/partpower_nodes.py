@@ -10,6 +10,7 @@ failure is collected, never fatal to the others.
 from __future__ import annotations
 
 import logging
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -150,15 +151,18 @@ def precheck_proxy(proxy, ex) -> dict:
 
 # -- the detached relinker --------------------------------------------------------------
 
-def ensure_relinker_conf(ex, node, conf: rl.ObjectConf) -> str:
+def ensure_relinker_conf(ex, node, conf: rl.ObjectConf, have: str | None = None) -> str:
     """The config the relinker gets: the node's own when it has [object-relinker],
-    else ringmgr's (written, or rewritten when it differs)."""
+    else ringmgr's (written, or rewritten when it differs from ``have``, its text
+    on the node, read here when not given)."""
     if conf.has_relinker_section:
         return conf.path
     want = rl.own_relinker_conf(conf)
     path = f"{node.run_dir}/{rl.OWN_CONF}"
-    have = ex.run(["cat", path], mutates=False, check=False)
-    if have.rc != 0 or have.stdout != want:
+    if have is None:
+        r = ex.run(["cat", path], mutates=False, check=False)
+        have = r.stdout if r.rc == 0 else None
+    if have != want:
         ex.run(rl.write_conf_argv(node), input=want)
     return path
 
@@ -167,16 +171,24 @@ def start_relinker(on: ObjectNode, ex, op_id: str, step: str, rings,
                    opts: rl.RelinkOptions, retry_failed: bool = False) -> dict:
     """Start the step on the node, or find it running or finished: never a second one."""
     node = on.node
-    conf = read_conf(ex, node)
+    # the config, ringmgr's relinker config and the state in one round trip
+    own_path = f"{node.run_dir}/{rl.OWN_CONF}"
+    token = "ringmgr-" + secrets.token_hex(8)
+    out = ex.run(rl.gather_argv(node, op_id, step, [node.object_conf, own_path], token),
+                 mutates=False, check=False, timeout=LOOK_TIMEOUT)
+    (text, own), st = rl.parse_gather(out.stdout, token, [node.object_conf, own_path])
+    conf = (rl.parse_object_conf(text, node.object_conf) if text is not None
+            else read_conf(ex, node))          # read again: its error names the cause
     if rl.conf_problem(conf):
         raise Refused(rl.conf_problem(conf))
-    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False).stdout)
+    if st.state == "error":
+        st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False).stdout)
     if st.state == "finished" and st.rc != 0 and retry_failed:
         ex.run(["rm", "-f", f"{rl.run_dir(node, op_id)}/{step}.rc"])
         st = rl.RunState("none")
     if st.state in ("finished", "running"):
         return {**st.to_json(), "found": True}
-    conf_path = ensure_relinker_conf(ex, node, conf)
+    conf_path = ensure_relinker_conf(ex, node, conf, have=own)
     local = rl.RelinkOptions(opts.files_per_second, opts.workers,
                              tuple(d for d in opts.devices if d in on.all_devices)
                              if opts.devices else (), opts.stats_interval)

@@ -69,6 +69,17 @@ if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
 [ -s "$pidf" ] && echo "state=started pid=$(cat "$pidf")" || echo "state=busy"
 '''
 TAIL = 'tail -n "$2" "$1" 2>/dev/null || true'
+# argv: sh -c GATHER sh TOKEN START RUN_DIR STEP LOCK FILE...: each file readable (0) or
+# not (1) with its text, then the step's state (START, looking only); one round trip
+GATHER = r'''
+t=$1; start=$2; d=$3; step=$4; lock=$5; shift 5
+for p in "$@"; do
+  if [ -r "$p" ] && [ -f "$p" ]; then printf '%s file 0\n' "$t"; cat "$p" 2>/dev/null
+  else printf '%s file 1\n' "$t"; fi; printf '\n'
+done
+printf '%s state\n' "$t"
+RINGMGR_STATUS_ONLY=1 RINGMGR_WAIT=0 sh -c "$start" sh "$d" "$step" "$lock"
+'''
 
 
 @dataclass
@@ -218,6 +229,37 @@ def status_argv(node, op_id: str, step: str, wait: float = 0.0) -> list[str]:
     later, and one command per node per interval."""
     return ["env", "RINGMGR_STATUS_ONLY=1", f"RINGMGR_WAIT={max(0, round(wait * 10))}",
             "sh", "-c", START, "sh", run_dir(node, op_id), step, f"{node.run_dir}/{LOCK}"]
+
+
+def gather_argv(node, op_id: str, step: str, paths, token: str) -> list[str]:
+    """One command: the text of each file in ``paths`` and the step's state
+    (``parse_gather``); ``token`` (random) separates the parts."""
+    return ["sh", "-c", GATHER, "sh", token, START, run_dir(node, op_id), step,
+            f"{node.run_dir}/{LOCK}", *paths]
+
+
+def parse_gather(stdout: str, token: str, paths) -> tuple[list[str | None], RunState]:
+    """``gather_argv``'s output -> (each file's text, None where unreadable), RunState::
+
+        TOKEN file 0
+        [DEFAULT]
+        ...
+        TOKEN file 1
+        TOKEN state
+        state=running pid=4242
+    """
+    chunks = ("\n" + stdout).split("\n" + token + " ")[1:]
+    texts: list[str | None] = []
+    state = RunState("error", msg=f"unexpected output: {stdout.strip()[-200:]!r}")
+    for chunk in chunks:
+        head, _, body = chunk.partition("\n")
+        if head.startswith("file "):
+            texts.append(body if head == "file 0" else None)
+        elif head == "state":
+            state = parse_state(body)
+    if len(texts) != len(paths):
+        return [None] * len(paths), RunState("error", msg="unexpected output")
+    return texts, state
 
 
 def tail_argv(node, op_id: str, step: str, lines: int = 5) -> list[str]:

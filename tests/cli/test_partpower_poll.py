@@ -59,3 +59,28 @@ def test_a_look_never_waits_for_a_step_that_does_not_run(tmp_path):
         if st.state == "finished":
             break
     assert (st.state, st.rc) == ("finished", 1) and took < 10
+
+
+def test_one_gather_reads_the_files_and_the_state(tmp_path):
+    n = node(tmp_path)
+    a, b, missing = tmp_path / "a.conf", tmp_path / "b.conf", tmp_path / "none.conf"
+    a.write_text("[DEFAULT]\nuser = swift\n")
+    b.write_text("no newline at the end")
+    paths = [str(a), str(missing), str(b)]
+    token = "ringmgr-0123abcd"
+    out = subprocess.run(rl.gather_argv(n, "op", "relink", paths, token),
+                         capture_output=True, text=True, timeout=60).stdout
+    texts, st = rl.parse_gather(out, token, paths)
+    assert texts == [a.read_text(), None, b.read_text()]
+    assert st.state == "none"
+    subprocess.run(rl.start_argv(n, "op", "relink", ["true"]), capture_output=True)
+    for _ in range(100):
+        out = subprocess.run(rl.gather_argv(n, "op", "relink", paths, token),
+                             capture_output=True, text=True, timeout=60).stdout
+        texts, st = rl.parse_gather(out, token, paths)
+        if st.state == "finished":
+            break
+        time.sleep(0.05)
+    assert (st.state, st.rc) == ("finished", 0)
+    assert texts[0] == a.read_text()
+    assert rl.parse_gather("garbage", token, paths)[1].state == "error"
