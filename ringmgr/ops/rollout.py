@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ringmgr.ops.endpoints import CHECKED_RINGS, EndpointCheck
+from ringmgr.ops.endpoints import EndpointCheck, checked_rings
 
 log = logging.getLogger("ringmgr.rollout")
 
@@ -143,7 +143,7 @@ def old_rings_of(config, proxy, local: dict, accept_new: bool, notes: list) -> d
     rings whose md5 changes on it."""
     from swift.common.ring import RingData
 
-    files = [f"{r}.ring.gz" for r in CHECKED_RINGS if f"{r}.ring.gz" in local]
+    files = [f"{r}.ring.gz" for r in checked_rings(config) if f"{r}.ring.gz" in local]
     try:
         theirs = remote_md5s(config, proxy, files, accept_new)
     except Exception as e:  # noqa: BLE001 - the push itself will report the host
@@ -191,6 +191,12 @@ def rollout(config, names, canary: int, *, force: bool = False, accept_new: bool
                          "to ask the proxy's list_endpoints; md5s only")
         probes = {}
     old = {n: old_rings_of(config, h, local, accept_new, out.notes) for n, h in probes.items()}
+    unasked = sorted(f.removesuffix(".ring.gz") for f in local
+                     if f.removesuffix(".ring.gz") not in checked_rings(config))
+    if probes and unasked:
+        out.notes.append(f"{', '.join(unasked)}: confirmed by md5 only (list_endpoints "
+                         f"takes an object's policy from its container: name a container "
+                         f"of each policy in [cluster].canary_containers to ask the proxy)")
 
     wave = Wave(0, "canary", canaries)
     out.waves.append(wave)
@@ -217,7 +223,9 @@ def rollout(config, names, canary: int, *, force: bool = False, accept_new: bool
             url = config.proxies[name].endpoints_url
             for ring, prev in old[name].items():
                 new = RingData.load(str(Path(config.cluster.builder_dir) / f"{ring}.ring.gz"))
-                wave.endpoints.append(check_proxy(name, url, ring, new, prev, hashes))
+                wave.endpoints.append(check_proxy(
+                    name, url, ring, new, prev, hashes,
+                    container=config.cluster.canary_containers.get(ring)))
         failed = [e for e in wave.endpoints if not e.ok]
         if failed:
             wave.error = "; ".join(f"{e.proxy} {e.ring} ring: {e.detail}" for e in failed)

@@ -6,20 +6,23 @@ import json
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.errors import Refused
 from ringmgr.ops import relinker as rl
 from ringmgr.rings import partpower as pp
-from tests.helpers.ringfactory import checksums, make_cluster
+from tests.helpers.cli import run_cli
+from tests.helpers.ringfactory import checksums
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    monkeypatch.setenv("RINGMGR_STATE_DIR", str(tmp_path / "runs"))
-    return make_cluster(tmp_path, nodes=3, zones=3, disks=1, part_power=4)
+def cluster_options():
+    return {"nodes": 3, "zones": 3, "disks": 1, "part_power": 4}
+
+
+@pytest.fixture
+def cluster(cluster, monkeypatch):
+    monkeypatch.setenv("RINGMGR_STATE_DIR", str(cluster.root / "runs"))
+    return cluster
 
 
 def builder(tmp_path, part_power=4):
@@ -31,10 +34,6 @@ def builder(tmp_path, part_power=4):
                    "device": "sdb", "weight": 100.0, "meta": ""})
     b.rebalance(seed=1)
     return b
-
-
-def run(cluster, *args):
-    return CliRunner().invoke(cli, ["--config", str(cluster.config), *args])
 
 
 # -- the phase machine --------------------------------------------------------------
@@ -245,7 +244,7 @@ def test_the_start_script_never_starts_a_second_run(tmp_path):
 @pytest.mark.parametrize("ring", ["account", "container"])
 def test_account_and_container_rings_are_refused_with_swifts_reason(cluster, ring):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "increase-part-power", ring, "--yes", "--json")
+    r = run_cli(cluster, "increase-part-power", ring, "--yes", "--json")
     assert r.exit_code == 2
     doc = json.loads(r.stdout)
     assert doc["reason"] == "refused"
@@ -255,15 +254,15 @@ def test_account_and_container_rings_are_refused_with_swifts_reason(cluster, rin
 
 def test_bad_workers_is_a_usage_error(cluster):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "increase-part-power", "--workers", "many", "--yes")
+    r = run_cli(cluster, "increase-part-power", "--workers", "many", "--yes")
     assert r.exit_code == 2 and "--workers" in r.stderr
     assert checksums(cluster.builder_dir) == before
 
 
 def test_dry_run_prints_every_phase_with_host_commands(cluster):
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "increase-part-power", "--dry-run", "--files-per-second", "10",
-            "--json")
+    r = run_cli(cluster, "increase-part-power", "--dry-run", "--files-per-second", "10",
+                "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert [s["phase"] for s in doc["plan"]] == list(pp.PHASES)
@@ -273,36 +272,36 @@ def test_dry_run_prints_every_phase_with_host_commands(cluster):
     assert "swift-object-relinker" in argv and "10" in argv
     assert doc["written"] is False
     assert checksums(cluster.builder_dir) == before
-    text = run(cluster, "increase-part-power", "--dry-run", "--cancel")
+    text = run_cli(cluster, "increase-part-power", "--dry-run", "--cancel")
     assert text.exit_code == 2 and "nothing to cancel" in text.stderr
 
 
 def test_a_ring_prepared_by_swift_ring_builder_is_detected(cluster):
-    assert run(cluster, "set-min-part-hours", "object", "2", "--yes").exit_code == 0
+    assert run_cli(cluster, "set-min-part-hours", "object", "2", "--yes").exit_code == 0
     r = subprocess.run(["swift-ring-builder", str(cluster.builder_dir / "object.builder"),
                         "prepare_increase_partition_power"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
-    st = run(cluster, "increase-part-power", "object", "--status", "--json")
+    st = run_cli(cluster, "increase-part-power", "object", "--status", "--json")
     doc = json.loads(st.stdout)
     assert doc["phase"] == "prepare" and "swift-ring-builder" in doc["why"]
     assert doc["rings"]["object"]["stage"] == "prepared"
     # other ring changes refuse while it is in progress
     before = checksums(cluster.builder_dir)
-    rb = run(cluster, "rollback", "--yes")
+    rb = run_cli(cluster, "rollback", "--yes")
     assert rb.exit_code == 2 and "partition-power increase" in rb.stderr
     assert checksums(cluster.builder_dir) == before
 
 
 
 def test_rollback_across_a_finished_increase_is_refused(cluster):
-    assert run(cluster, "set-min-part-hours", "object", "2", "--yes").exit_code == 0
-    assert run(cluster, "set-min-part-hours", "object", "3", "--yes").exit_code == 0
+    assert run_cli(cluster, "set-min-part-hours", "object", "2", "--yes").exit_code == 0
+    assert run_cli(cluster, "set-min-part-hours", "object", "3", "--yes").exit_code == 0
     b = str(cluster.builder_dir / "object.builder")
     for cmd in ("prepare_increase_partition_power", "increase_partition_power",
                 "finish_increase_partition_power", "write_ring"):
         r = subprocess.run(["swift-ring-builder", b, cmd], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout
     before = checksums(cluster.builder_dir)
-    r = run(cluster, "rollback", "--to", "1", "--yes")
+    r = run_cli(cluster, "rollback", "--to", "1", "--yes")
     assert r.exit_code == 2 and "across a partition-power change" in r.stderr, r.output
     assert checksums(cluster.builder_dir) == before

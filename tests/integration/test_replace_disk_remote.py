@@ -8,10 +8,10 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
+from tests.helpers.cli import run_cli
 from tests.helpers.loopdisk import FSTAB_TEXT, blkid, loopdisks, mount, mounted_env, mounts_of  # noqa: F401
-from ringmgr.cli.main import cli
+from tests.helpers.loopdisk import over_sshd
 from ringmgr.config import load_config
 from ringmgr.exec.ssh import SSHExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
@@ -24,19 +24,11 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 @pytest.fixture
 def env(tmp_path, monkeypatch, loopdisks, sshd_hosts_factory):
     hosts = sshd_hosts_factory(1)
-    h = hosts.hosts[0]
-
-    def over_ssh(e):
-        e.host, e.ssh_port = h.address, h.port
-        e.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
-                      f'identity_file = "{hosts.identity_file}"\n'
-                      f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
-
-    return mounted_env(tmp_path, monkeypatch, loopdisks, setup=over_ssh)
+    return mounted_env(tmp_path, monkeypatch, loopdisks, setup=lambda e: over_sshd(e, hosts))
 
 
 def ringmgr(env, *args):
-    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    r = run_cli(env, *args)
     return r.exit_code, r.output, r.stdout
 
 
