@@ -44,9 +44,21 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
         env.echo(f"  {name}: {step} {verb}" + (f" (pid {st['pid']})" if st.get("pid") else ""))
     j.set_param("runs", j.params["runs"])
     failed: dict[str, str] = {}
+    # with --wait each look waits on the node for the step to end (at most one poll
+    # interval per round, shared by the rounds [ssh].parallel needs), so the end is
+    # seen at once; recon is asked when a step ended, and while it runs no more often
+    # than the relinker updates it (--stats-interval)
+    rounds = -(-len(todo) // max(1, config.ssh.parallel)) if todo else 1
+    look_wait = env.poll_interval / rounds if wait else 0.0
+    recon_every = max(env.poll_interval, env.opts.stats_interval)
+    asked: dict[str, float] = {}
     while True:
+        now = env.clock()
+        ask = {n for n in todo if not wait or now - asked.get(n, -recon_every) >= recon_every}
+        asked.update((n, now) for n in ask)
         states = pn.parallel(config, todo, lambda on: pn.relinker_state(
-            on, env.executor(on.node), env.recon, op_id, step, env.rings))
+            on, env.executor(on.node), env.recon, op_id, step, env.rings,
+            wait=look_wait, ask_recon=on.name in ask))
         running = []
         for name, st in states.items():
             rec = runs.setdefault(name, {})
@@ -55,7 +67,9 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
                 failed[name] = rec["error"]
                 continue
             rec.update(state=st["state"], rc=st["rc"], done=st["done"],
-                       progress=st["progress"], error=st.get("error", ""))
+                       error=st.get("error", ""))
+            if st["progress"] is not None:
+                rec["progress"] = st["progress"]
             if st["done"]:
                 rec.setdefault("finished", env.clock())
             elif st.get("error"):
@@ -77,7 +91,11 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
             if failed:
                 what += "; failed on " + ", ".join(sorted(failed))
             return what
-        env.sleep(env.poll_interval)
+        left = look_wait - (env.clock() - now)
+        if not look_wait:
+            env.sleep(env.poll_interval)
+        elif left > 0 and len(running) == len(states):
+            env.sleep(left)     # every node answered early, none ended: no waiting look
 
 
 def stop_relinkers(env: Env, j) -> None:

@@ -31,6 +31,7 @@ import configparser
 import shlex
 from dataclasses import dataclass, field
 
+from ringmgr.ops.relinker_sh import GATHER, START, STOP, TAIL  # noqa: F401 (re-exported)
 from ringmgr.rings.partpower import policy_index
 
 RELINKER = "swift-object-relinker"
@@ -39,53 +40,6 @@ DEFAULT_RECON_CACHE = "/var/cache/swift"
 STATS_INTERVAL = 5.0              # seconds between the relinker's recon updates
 OWN_CONF = "object-relinker.conf"
 LOCK = "relinker.lock"
-
-# argv: sh -c START sh RUN_DIR STEP LOCK CMD...   prints one "state=... key=value" line
-START = r'''
-d=$1; step=$2; lock=$3; shift 3
-pidf="$d/$step.pid"; rcf="$d/$step.rc"; logf="$d/$step.log"
-alive() { [ -s "$pidf" ] || return 1; pid=$(cat "$pidf");
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$pidf"; }
-if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
-if alive; then echo "state=running pid=$pid"; exit 0; fi
-[ "${RINGMGR_STATUS_ONLY:-}" = 1 ] && { [ -s "$pidf" ] && echo "state=died pid=$(cat "$pidf")" || echo "state=none"; exit 0; }
-command -v setsid >/dev/null && command -v flock >/dev/null || { echo "state=error msg=setsid-or-flock-missing"; exit 0; }
-mkdir -p "$d" || { echo "state=error msg=cannot-create-run-dir"; exit 0; }
-flock -n "$lock" true || { echo "state=busy"; exit 0; }
-rm -f "$pidf"
-setsid flock -n "$lock" sh -c 'p=$1; r=$2; l=$3; shift 3; echo $$ > "$p.tmp" && mv "$p.tmp" "$p"
-  echo "ringmgr: started pid $$ at $(date +%s.%N)" >>"$l"
-  "$@" >>"$l" 2>&1 </dev/null; rc=$?; echo "ringmgr: exit $rc at $(date +%s.%N)" >>"$l"
-  echo $rc > "$r.tmp"; mv "$r.tmp" "$r"' sh "$pidf" "$rcf" "$logf" "$@" \
-  </dev/null >/dev/null 2>&1 &
-i=0; while [ ! -s "$pidf" ] && [ ! -s "$rcf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
-[ -s "$pidf" ] && echo "state=started pid=$(cat "$pidf")" || echo "state=busy"
-'''
-TAIL = 'tail -n "$2" "$1" 2>/dev/null || true'
-# argv: sh -c STOP sh RUN_DIR STEP   stops the step's wrapper, the relinker and its
-# workers (the wrapper's process tree and every process in their sessions): TERM, then
-# KILL after 10 s; prints "state=stopped pid=..." or "state=notrunning"
-STOP = r"""
-d=$1; step=$2; pidf="$d/$step.pid"
-[ -s "$pidf" ] && pid=$(cat "$pidf") && kill -0 "$pid" 2>/dev/null &&
-  tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$pidf" ||
-  { echo "state=notrunning"; exit 0; }
-sid=$(ps -o sid= -p "$pid" | tr -d ' '); [ -n "$sid" ] || sid=-1
-tree() { ps -e -o pid= -o ppid= -o sid= | awk -v root="$pid" -v s0="$sid" '
-  { p[NR]=$1; pp[NR]=$2; sd[NR]=$3 } END { k[root]=1; ss[s0]=1; n=1
-    while (n) { n=0; for (i in p) if (!(p[i] in k) && (pp[i] in k || sd[i] in ss)) {
-      k[p[i]]=1; ss[sd[i]]=1; n=1 } }
-    for (x in k) print x }'; }
-all=$(tree); i=0; sig=TERM
-while [ -n "$all" ] && [ $i -lt 150 ]; do
-  kill -$sig $all 2>/dev/null; sleep 0.1; i=$((i+1)); [ $i -ge 100 ] && sig=KILL
-  left=""; for x in $all; do case $(ps -o stat= -p "$x") in ""|Z*) ;; *) left="$left $x";;
-  esac; done; all=$left
-done
-[ -z "$all" ] && echo "state=stopped pid=$pid" || echo "state=error msg=still-running:$all"
-"""
 
 
 @dataclass
@@ -226,10 +180,46 @@ def start_argv(node, op_id: str, step: str, command: list[str]) -> list[str]:
             *command]
 
 
-def status_argv(node, op_id: str, step: str) -> list[str]:
-    """The same script, looking only (``RINGMGR_STATUS_ONLY=1``): never starts anything."""
-    return ["env", "RINGMGR_STATUS_ONLY=1", "sh", "-c", START, "sh", run_dir(node, op_id),
-            step, f"{node.run_dir}/{LOCK}"]
+def status_argv(node, op_id: str, step: str, wait: float = 0.0) -> list[str]:
+    """The same script, looking only (``RINGMGR_STATUS_ONLY=1``): never starts anything.
+
+    With ``wait`` (seconds) it answers when the running step ends, or after ``wait``
+    at the latest (checking every 0.1 s on the node, with shell builtins and
+    ``sleep``): a poll that learns of the end at once instead of a poll interval
+    later, and one command per node per interval."""
+    return ["env", "RINGMGR_STATUS_ONLY=1", f"RINGMGR_WAIT={max(0, round(wait * 10))}",
+            "sh", "-c", START, "sh", run_dir(node, op_id), step, f"{node.run_dir}/{LOCK}"]
+
+
+def gather_argv(node, op_id: str, step: str, paths, token: str) -> list[str]:
+    """One command: the text of each file in ``paths`` and the step's state
+    (``parse_gather``); ``token`` (random) separates the parts."""
+    return ["sh", "-c", GATHER, "sh", token, START, run_dir(node, op_id), step,
+            f"{node.run_dir}/{LOCK}", *paths]
+
+
+def parse_gather(stdout: str, token: str, paths) -> tuple[list[str | None], RunState]:
+    """``gather_argv``'s output -> (each file's text, None where unreadable), RunState::
+
+        TOKEN file 0
+        [DEFAULT]
+        ...
+        TOKEN file 1
+        TOKEN state
+        state=running pid=4242
+    """
+    chunks = ("\n" + stdout).split("\n" + token + " ")[1:]
+    texts: list[str | None] = []
+    state = RunState("error", msg=f"unexpected output: {stdout.strip()[-200:]!r}")
+    for chunk in chunks:
+        head, _, body = chunk.partition("\n")
+        if head.startswith("file "):
+            texts.append(body if head == "file 0" else None)
+        elif head == "state":
+            state = parse_state(body)
+    if len(texts) != len(paths):
+        return [None] * len(paths), RunState("error", msg="unexpected output")
+    return texts, state
 
 
 def tail_argv(node, op_id: str, step: str, lines: int = 5) -> list[str]:
