@@ -110,6 +110,9 @@ def _command(app, env, op, names, cancel, all_phases, wait, show_status, dry_run
     journal = op.read_journal(config)
     builders = op.load_builders(config, names)
     done_before = None if new else op.finished_already(config, builders)
+    if not done_before and not dry_run:
+        op.warm(env, journal, builders, cancel=cancel, all_phases=all_phases,
+                status=show_status)
     if done_before:
         from ringmgr.errors import NothingToDo
 

@@ -37,10 +37,35 @@ from ringmgr.ops.partpower_status import plan, status_data
 from ringmgr.rings import partpower as pp
 
 __all__ = ["Env", "Outcome", "KEY", "select_rings", "load_builders", "read_journal",
-           "finished_already", "done_phases", "position", "run", "status_data", "plan"]
+           "finished_already", "done_phases", "position", "run", "status_data", "plan",
+           "warm"]
 
 
 # -- one run -------------------------------------------------------------------------
+
+NODE_PHASES = ("precheck", "relink", "cleanup", "cancel")
+
+
+def warm(env: Env, journal_data: dict | None, builders: dict, *, cancel: bool = False,
+         all_phases: bool = False, status: bool = False) -> None:
+    """Open the connections the next phase uses (every object node; for the precheck
+    the proxies too) in the background, while the run loads its builders and journal
+    (``status``: only those a status look uses, while a relinker phase is next)."""
+    from ringmgr.errors import RingmgrError
+    from ringmgr.ops.partpower_nodes import object_nodes
+
+    try:
+        nxt = position(journal_data, builders, cancel).next
+        if (nxt not in NODE_PHASES and not (all_phases and nxt)) or (
+                status and nxt not in ("relink", "cleanup")):
+            return
+        hosts = [on.node for on in object_nodes(env.config, builders).values()]
+    except RingmgrError:
+        return              # refused below, with its message
+    if nxt == "precheck":
+        hosts += list(env.config.proxies.values())
+    env.warm(hosts)
+
 
 def run(env: Env, *, cancel: bool = False, all_phases: bool = False,
         wait: bool = False) -> Outcome:

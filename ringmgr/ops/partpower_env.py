@@ -37,6 +37,8 @@ class Env:
     poll_interval: float = 5.0
     _executors: dict = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _warming: dict = field(default_factory=dict, init=False, repr=False)
+    _pool: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if self.recon is None:
@@ -44,10 +46,45 @@ class Env:
 
             self.recon = recon_getter(self.config)
 
+    def warm(self, hosts) -> None:
+        """Connect to every host at once in the background (at most ``[ssh].parallel``
+        at a time); a failure shows when the host's executor is used (it connects
+        again and reports it)."""
+        hosts = [h for h in hosts if self._key(h) not in self._warming]
+        if not hosts:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        def connect(host):
+            ex = self._make(host)
+            if hasattr(ex, "connect"):
+                ex.connect()
+
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=max(1, min(self.config.ssh.parallel, len(hosts))),
+                    thread_name_prefix="ringmgr-connect")
+            for h in hosts:
+                self._warming[self._key(h)] = self._pool.submit(connect, h)
+
+    @staticmethod
+    def _key(host):
+        return (host.name, getattr(host, "host", None))
+
     def executor(self, host):
         """The host's executor, made on first use and reused until ``close()`` (it
         connects lazily, and again after its connection dropped)."""
-        key = (host.name, getattr(host, "host", None))
+        fut = self._warming.get(self._key(host))
+        if fut is not None:
+            try:
+                fut.result()        # its connect ended (so two never race)
+            except Exception:  # noqa: BLE001 - the next command connects again, reports
+                pass
+        return self._make(host)
+
+    def _make(self, host):
+        key = self._key(host)
         with self._lock:
             ex = self._executors.get(key)
             if ex is None:
@@ -64,6 +101,10 @@ class Env:
         """Close every executor this run opened (a failure to close is not the run's)."""
         from ringmgr.exec.factory import close_all
 
+        pool, self._pool = self._pool, None
+        if pool is not None:        # connects under way end first (bounded by the
+            pool.shutdown(wait=True, cancel_futures=True)   # connect timeout)
+        self._warming = {}
         with self._lock:
             executors, self._executors = list(self._executors.values()), {}
         close_all(*executors)

@@ -9,6 +9,7 @@ failure is collected, never fatal to the others.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -92,11 +93,26 @@ def one_line(e: BaseException) -> str:
 
 
 def read_conf(ex, node) -> rl.ObjectConf:
+    return read_conf_text(ex, node)[0]
+
+
+def read_conf_text(ex, node) -> tuple[rl.ObjectConf, str]:
     r = ex.run(["cat", node.object_conf], mutates=False, check=False)
     if r.rc != 0:
         raise Refused(f"cannot read {node.object_conf} (nodes.{node.name}."
                       f"object_server_conf): {(r.stderr or r.stdout).strip()[-200:]}")
-    return rl.parse_object_conf(r.stdout, node.object_conf)
+    return rl.parse_object_conf(r.stdout, node.object_conf), r.stdout
+
+
+def conf_seen(conf: rl.ObjectConf, text: str) -> dict | None:
+    """What a later start checks on the node before it starts the relinker in the same
+    round trip as its look (``GATHER_START``): the sha256 of the object-server config
+    ringmgr read and accepted, and ringmgr's relinker config for it (None: the node's
+    own has [object-relinker]).  None for a config with a problem."""
+    if rl.conf_problem(conf):
+        return None
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "own": None if conf.has_relinker_section else rl.own_relinker_conf(conf)}
 
 
 # -- precheck -------------------------------------------------------------------------
@@ -107,7 +123,8 @@ def precheck_node(on: ObjectNode, ex, recon, rings) -> dict:
     node = on.node
     fig: dict = {"problems": [], "devices": {}}
     ex.run(["true"], mutates=False)
-    conf = read_conf(ex, node)
+    conf, text = read_conf_text(ex, node)
+    fig["start"] = conf_seen(conf, text)       # kept apart by precheck(), not shown
     fig.update(reclaim_age=conf.reclaim_age, user=conf.user, mount_check=conf.mount_check,
                relinker_conf=rl.relinker_conf_path(node, conf),
                recon_cache_path=conf.recon_cache_path)
@@ -169,17 +186,48 @@ def ensure_relinker_conf(ex, node, conf: rl.ObjectConf, have: str | None = None)
 
 
 def start_relinker(on: ObjectNode, ex, op_id: str, step: str, rings,
-                   opts: rl.RelinkOptions, retry_failed: bool = False) -> dict:
-    """Start the step on the node, or find it running or finished: never a second one."""
+                   opts: rl.RelinkOptions, retry_failed: bool = False,
+                   seen: dict | None = None) -> dict:
+    """Start the step on the node, or find it running or finished: never a second one.
+
+    With ``seen`` (``conf_seen`` of an earlier read) the look and the start are one
+    command (``GATHER_START``): the node starts the relinker only when its
+    object-server config is still the one seen.  Otherwise, or when it was not, the
+    look reads the configs, ringmgr checks them and starts in a second command.  The
+    result's ``seen`` is what the next start can check."""
     node = on.node
     # the config, ringmgr's relinker config and the state in one round trip
     own_path = f"{node.run_dir}/{rl.OWN_CONF}"
+    paths = [node.object_conf, own_path]
     token = "ringmgr-" + secrets.token_hex(8)
-    out = ex.run(rl.gather_argv(node, op_id, step, [node.object_conf, own_path], token),
-                 mutates=False, check=False, timeout=LOOK_TIMEOUT)
-    (text, own), st = rl.parse_gather(out.stdout, token, [node.object_conf, own_path])
-    conf = (rl.parse_object_conf(text, node.object_conf) if text is not None
-            else read_conf(ex, node))          # read again: its error names the cause
+    local = rl.RelinkOptions(opts.files_per_second, opts.workers,
+                             tuple(d for d in opts.devices if d in on.all_devices)
+                             if opts.devices else (), opts.stats_interval)
+    started, argv = None, None
+    if seen and seen.get("sha256"):
+        argv = rl.relinker_argv(node, step, rings, node.object_conf if seen.get("own") is None
+                                else own_path, local)
+        out = ex.run(["sh", "-c", rl.GATHER_START, "sh", token, rl.START,
+                      rl.run_dir(node, op_id), step, f"{node.run_dir}/{rl.LOCK}",
+                      node.object_conf, seen["sha256"], own_path,
+                      "-" if seen.get("own") is None else
+                      hashlib.sha256(seen["own"].encode()).hexdigest(), *argv],
+                     input=seen.get("own") or "", check=False, timeout=LOOK_TIMEOUT)
+        head = "\n" + token + " start\n"
+        if head in "\n" + out.stdout:
+            started = rl.parse_state(("\n" + out.stdout).split(head, 1)[1])
+    else:
+        out = ex.run(rl.gather_argv(node, op_id, step, paths, token),
+                     mutates=False, check=False, timeout=LOOK_TIMEOUT)
+    (text, own), st = rl.parse_gather(out.stdout, token, paths)
+    if text is not None:
+        conf = rl.parse_object_conf(text, node.object_conf)
+    else:
+        conf, text = read_conf_text(ex, node)  # read again: its error names the cause
+    new_seen = conf_seen(conf, text)
+    if started is not None:
+        return {**started.to_json(), "found": False, "argv": argv, "seen": new_seen,
+                "restarted": started.state == "started" and retry_failed}
     if rl.conf_problem(conf):
         raise Refused(rl.conf_problem(conf))
     if st.state == "error":
@@ -188,14 +236,11 @@ def start_relinker(on: ObjectNode, ex, op_id: str, step: str, rings,
         ex.run(["rm", "-f", f"{rl.run_dir(node, op_id)}/{step}.rc"])
         st = rl.RunState("none")
     if st.state in ("finished", "running"):
-        return {**st.to_json(), "found": True}
-    conf_path = ensure_relinker_conf(ex, node, conf, have=own)
-    local = rl.RelinkOptions(opts.files_per_second, opts.workers,
-                             tuple(d for d in opts.devices if d in on.all_devices)
-                             if opts.devices else (), opts.stats_interval)
+        return {**st.to_json(), "found": True, "seen": new_seen}
+    conf_path = ensure_relinker_conf(ex, node, conf, have=own or "")  # "": missing
     argv = rl.relinker_argv(node, step, rings, conf_path, local)
     st = rl.parse_state(ex.run(rl.start_argv(node, op_id, step, argv)).stdout)
-    return {**st.to_json(), "found": False, "argv": argv,
+    return {**st.to_json(), "found": False, "argv": argv, "seen": new_seen,
             "restarted": st.state == "started" and retry_failed}
 
 

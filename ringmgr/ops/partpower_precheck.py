@@ -38,6 +38,11 @@ def precheck(env: Env, j, builders: dict) -> None:
             problems.append(f"{h.node}: rings not the admin host's "
                             f"({h.error or differ or 'differ'}): push them first")
     out = {}
+    seen = j.params.setdefault("conf_seen", {})
+    for name, fig in figs.items():
+        if isinstance(fig, dict):
+            seen[name] = fig.pop("start", None)   # what the relinker's start checks
+    j.set_param("conf_seen", seen)
     for name, fig in {**figs, **proxies}.items():
         if isinstance(fig, Exception):
             problems.append(f"{name}: {pn.one_line(fig)}")

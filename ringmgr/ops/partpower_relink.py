@@ -24,13 +24,16 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
     if phase == "cleanup":
         _reclaim_warning(env, j)
     todo = {n: on for n, on in nodes.items() if not runs.get(n, {}).get("done")}
+    seen = j.params.setdefault("conf_seen", {})
     started = pn.parallel(config, todo, lambda on: pn.start_relinker(
-        on, env.executor(on.node), op_id, step, env.rings, env.opts, retry_failed=True))
+        on, env.executor(on.node), op_id, step, env.rings, env.opts, retry_failed=True,
+        seen=seen.get(on.name)))
     for name, st in started.items():
         rec = runs.setdefault(name, {})
         if isinstance(st, Exception):
             rec.update(state="unreachable", error=pn.one_line(st))
             continue
+        seen[name] = st.get("seen")
         if st["state"] in ("started", "running"):
             rec.setdefault("started", env.clock())
         rec.update(state=st["state"], pid=st.get("pid") or rec.get("pid"),
@@ -42,6 +45,7 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
                 "found finished", "busy": "busy: another relinker holds the node's lock",
                 "error": f"cannot start: {st.get('msg')}"}.get(st["state"], st["state"])
         env.echo(f"  {name}: {step} {verb}" + (f" (pid {st['pid']})" if st.get("pid") else ""))
+    j.set_param("conf_seen", seen)
     j.set_param("runs", j.params["runs"])
     failed: dict[str, str] = {}
     # with --wait each look waits on the node for the step to end (at most one poll

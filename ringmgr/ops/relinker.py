@@ -31,7 +31,8 @@ import configparser
 import shlex
 from dataclasses import dataclass, field
 
-from ringmgr.ops.relinker_sh import GATHER, START, STOP, TAIL  # noqa: F401 (re-exported)
+from ringmgr.ops.relinker_sh import (GATHER, GATHER_START, START, STOP,  # noqa: F401
+                                     TAIL)
 from ringmgr.rings.partpower import policy_index
 
 RELINKER = "swift-object-relinker"

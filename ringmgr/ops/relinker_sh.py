@@ -65,3 +65,29 @@ done
 printf '%s state\n' "$t"
 RINGMGR_STATUS_ONLY=1 RINGMGR_WAIT=0 sh -c "$start" sh "$d" "$step" "$lock"
 '''
+# argv: sh -c GATHER_START sh TOKEN START RUN_DIR STEP LOCK CONF CONF_SHA OWN OWN_SHA CMD...
+# with stdin the text OWN must have (empty when OWN_SHA is "-": the node's own config
+# has [object-relinker]).  GATHER's output for CONF and OWN and the step's state; then,
+# only when the step is neither finished nor running and CONF's sha256 is CONF_SHA (the
+# config ringmgr checked), OWN written from stdin unless its sha256 is OWN_SHA already,
+# "TOKEN start" and START's output for CMD: a node's relinker started in one round trip.
+GATHER_START = r'''
+t=$1; start=$2; d=$3; step=$4; lock=$5; conf=$6; csum=$7; own=$8; osum=$9; shift 9
+want=$(cat; echo x); want=${want%x}
+for p in "$conf" "$own"; do
+  if [ -r "$p" ] && [ -f "$p" ]; then printf '%s file 0\n' "$t"; cat "$p" 2>/dev/null
+  else printf '%s file 1\n' "$t"; fi; printf '\n'
+done
+printf '%s state\n' "$t"
+st=$(RINGMGR_STATUS_ONLY=1 RINGMGR_WAIT=0 sh -c "$start" sh "$d" "$step" "$lock")
+echo "$st"
+case $st in state=none*|state=died*) ;; *) exit 0;; esac
+sum() { sha256sum < "$1" 2>/dev/null | cut -d' ' -f1; }
+[ -n "$csum" ] && [ "$(sum "$conf")" = "$csum" ] || exit 0
+if [ "$osum" != - ] && [ "$(sum "$own")" != "$osum" ]; then
+  mkdir -p "${own%/*}" && (umask 022 && printf '%s' "$want" > "$own.tmp") &&
+    mv "$own.tmp" "$own" && [ "$(sum "$own")" = "$osum" ] || exit 0
+fi
+printf '%s start\n' "$t"
+sh -c "$start" sh "$d" "$step" "$lock" "$@"
+'''

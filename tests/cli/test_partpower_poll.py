@@ -84,3 +84,57 @@ def test_one_gather_reads_the_files_and_the_state(tmp_path):
     assert (st.state, st.rc) == ("finished", 0)
     assert texts[0] == a.read_text()
     assert rl.parse_gather("garbage", token, paths)[1].state == "error"
+
+
+class Counting:
+    """This machine's shell, counting the commands (round trips over SSH)."""
+
+    def __init__(self):
+        from ringmgr.exec.local import LocalExecutor
+
+        self.inner, self.argvs = LocalExecutor(), []
+
+    def run(self, argv, **kw):
+        self.argvs.append(list(argv))
+        return self.inner.run(argv, **kw)
+
+
+def test_a_start_with_the_config_seen_is_one_command(tmp_path):
+    from ringmgr.errors import Refused
+    from ringmgr.ops import partpower_nodes as pn
+
+    conf = tmp_path / "object-server.conf"
+    conf.write_text("[DEFAULT]\nuser = swift\n[filter:recon]\nuse = egg:swift#recon\n")
+    n = Node("s01", "h", None, str(tmp_path), "root", run_dir=str(tmp_path / "run"),
+             object_server_conf=str(conf), swift_command_prefix=("sh", "-c", "exit 0"))
+    on = pn.ObjectNode(n, {"object": ["sdb"]})
+    opts = rl.RelinkOptions()
+    # no config seen yet: look, write ringmgr's relinker config, start
+    ex = Counting()
+    st = pn.start_relinker(on, ex, "op1", "relink", ["object"], opts, seen=None)
+    assert st["state"] in ("started", "finished") and not st["found"]
+    assert len(ex.argvs) == 3, [" ".join(a)[-90:] for a in ex.argvs]
+    seen = st["seen"]
+    own = tmp_path / "run" / rl.OWN_CONF
+    assert seen["own"] == own.read_text()
+    # seen: the look and the start are one command, which writes the missing config
+    own.unlink()
+    ex = Counting()
+    st = pn.start_relinker(on, ex, "op2", "relink", ["object"], opts, seen=seen)
+    assert st["state"] in ("started", "finished") and not st["found"]
+    assert len(ex.argvs) == 1 and (tmp_path / "run" / "op2" / "relink.pid").exists()
+    assert own.read_text() == seen["own"]
+    # already running or finished: found, nothing started again
+    ex = Counting()
+    again = pn.start_relinker(on, ex, "op2", "relink", ["object"], opts, seen=seen)
+    assert again["found"] and again["state"] in ("running", "finished")
+    # the config changed since: the node does not start; ringmgr checks the new one
+    # and refuses it (its [object-relinker] reports where recon does not look)
+    conf.write_text(conf.read_text() + "[object-relinker]\nrecon_cache_path = /else\n")
+    ex = Counting()
+    try:
+        pn.start_relinker(on, ex, "op3", "relink", ["object"], opts, seen=seen)
+        raise AssertionError("started with a config ringmgr refuses")
+    except Refused:
+        pass
+    assert len(ex.argvs) == 1 and not (tmp_path / "run" / "op3" / "relink.pid").exists()
