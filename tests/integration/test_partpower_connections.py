@@ -57,3 +57,31 @@ def test_a_dropped_connection_is_opened_again_on_the_next_poll(cfg):
         again = poll(env, nodes)
         assert again[name] is not first[name] and again[name].is_active()
         assert all(again[n] is first[n] for n in nodes if n != name)
+
+
+def test_warm_connects_every_node_at_once_and_close_ends_them(cfg):
+    nodes = object_nodes(cfg)
+    with Env(cfg, ["object"]) as env:
+        env.warm([on.node for on in nodes.values()])
+        warmed = {n: env.executor(on.node)._conn for n, on in nodes.items()}
+        assert all(c is not None and c.transport.is_active() for c in warmed.values())
+        assert poll(env, nodes) == {n: c.transport for n, c in warmed.items()}, \
+            "the first poll did not use the connection opened in the background"
+    assert not any(c.transport and c.transport.is_active() for c in warmed.values())
+
+
+def test_connections_under_way_are_closed_after_an_interrupt(cfg):
+    from ringmgr.exec.factory import executor_for
+
+    nodes = object_nodes(cfg)
+    made = []
+
+    def factory(host):
+        made.append(executor_for(cfg, host, dry_run=False))
+        return made[-1]
+
+    with pytest.raises(KeyboardInterrupt):
+        with Env(cfg, ["object"], executor_factory=factory) as env:
+            env.warm([on.node for on in nodes.values()])
+            raise KeyboardInterrupt          # while the connects are under way
+    assert all(ex._conn is None for ex in made), "a connection outlived the run"
