@@ -59,15 +59,34 @@ def test_atomic_write_temp_name_is_swept_and_removed_on_failure(tmp_path, monkey
     real = os.rename
 
     def failing_rename(src, dst):
-        seen.append(os.path.basename(src))
+        seen.append(src)
         raise OSError(errno.EIO, "I/O error", str(src))
 
     monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(OSError):
         atomic_write(p, b"data")
     monkeypatch.setattr(os, "rename", real)
-    assert seen and seen[0].startswith(f"{TMP_PREFIX}object.ring.gz.")
+    # the temp file is in the target's directory (a rename within one filesystem)
+    assert seen and os.path.dirname(seen[0]) == str(tmp_path)
+    assert os.path.basename(seen[0]).startswith(f"{TMP_PREFIX}object.ring.gz.")
     assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("point", ["write", "fsync"])
+def test_atomic_write_fault_points_before_the_rename(tmp_path, monkeypatch, point):
+    """write:NAME is before the temp file exists, fsync:NAME after its bytes are in it:
+    either way the old file stays and no temp file is left."""
+    p = tmp_path / "x.builder"
+    p.write_bytes(b"old")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", f"{point}:x.builder")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
+    with pytest.raises(OSError) as e:
+        atomic_write(p, b"new")
+    assert e.value.filename == f"{point}:x.builder"
+    assert p.read_bytes() == b"old" and names(tmp_path) == ["x.builder"]
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", f"{point}:other.builder")
+    atomic_write(p, b"new")                       # another file's point: not this write
+    assert p.read_bytes() == b"new"
 
 
 def test_atomic_write_interrupted_after_the_temp_exists_removes_it(tmp_path, monkeypatch):
@@ -106,6 +125,31 @@ def test_fault_point_by_name_and_by_count(monkeypatch):
         fault_point("p3")
     fault_point("p4")                                        # only the third
     assert fault_point.seen == 4
+
+
+def test_fault_point_counts_from_the_first_point_a_process_reaches(monkeypatch):
+    monkeypatch.delattr(fault_point, "seen", raising=False)   # a fresh process
+    monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", "2")
+    fault_point("p1")
+    with pytest.raises(OSError) as e:
+        fault_point("p2")
+    assert e.value.filename == "p2"
+
+
+def test_fault_point_without_errno_sigkills_this_process(monkeypatch):
+    """In a forked copy of this process (so that the code under test is this one)."""
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", "b")
+    monkeypatch.delenv("RINGMGR_TEST_FAULT_ERRNO", raising=False)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fault_point("a")
+            fault_point("b")
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
 
 
 def test_fault_point_without_errno_kills_the_process(tmp_path):
@@ -381,6 +425,14 @@ def test_write_output(tmp_path, monkeypatch):
         write_output(tmp_path / "no" / "p.json", b"x", force=True, option="--chart")
     assert str(e.value).startswith(f"--chart {tmp_path / 'no' / 'p.json'} could not be "
                                    f"written: No such file or directory")
+    # the checks run first, with the option's name and the protected paths
+    state = tmp_path / ".ringmgr"
+    state.mkdir()
+    monkeypatch.undo()
+    with pytest.raises(UsageError) as e:
+        write_output(state / "x.json", b"x", force=True, option="--chart", protected=(state,))
+    assert str(e.value).startswith(f"--chart {state / 'x.json'} is {state}, which ringmgr")
+    assert names(state) == []
 
 
 # -- names ------------------------------------------------------------------------------------
