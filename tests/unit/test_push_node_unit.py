@@ -223,6 +223,20 @@ def test_inspect_does_not_sweep_an_unsafe_dir(node):
     assert out["unsafe"] and out["removed_tmp"] == [] and tmp.exists()
 
 
+def test_inspect_judges_swift_dir_by_the_configured_owner(node):
+    """A swift_dir owned by the configured owner is safe; the same dir with no owner
+    configured is reported, naming its path."""
+    d, _ = node
+    os.chown(d, 65534, 65534)
+    try:
+        assert pn.inspect({"dir": str(d), "owner": "nobody"})["unsafe"] is None
+        unsafe = pn.inspect({"dir": str(d)})["unsafe"]
+    finally:
+        os.chown(d, 0, 0)
+    assert unsafe.startswith("swift_dir %s (owner nobody:nogroup, mode 0755) is writable by "
+                             "its owner nobody" % d)
+
+
 def test_inspect_ring_errors(node, monkeypatch):
     d, _ = node
     dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
@@ -233,13 +247,21 @@ def test_inspect_ring_errors(node, monkeypatch):
         def unreadable(*a):
             raise PermissionError(13, "Permission denied")
 
+        unread = {"md5": None, "size": None, "version": None,
+                  "error": "unreadable: Permission denied"}
         monkeypatch.setattr(pn, "open_regular", unreadable)
-        assert pn.inspect_ring(dfd, "object.ring.gz", "/x")["error"] == \
-            "unreadable: Permission denied"
+        assert pn.inspect_ring(dfd, "object.ring.gz", "/x") == unread
         monkeypatch.undo()
         monkeypatch.setattr(pn, "fd_ring_info", unreadable)
-        assert pn.inspect_ring(dfd, "object.ring.gz", "/x")["error"] == \
-            "unreadable: Permission denied"
+        assert pn.inspect_ring(dfd, "object.ring.gz", "/x") == unread
+        monkeypatch.undo()
+        # the admin side reads every key of the answer, also for a non-regular file
+        os.mkfifo(d / "fifo.ring.gz")
+        path = os.path.join(str(d), "fifo.ring.gz")
+        assert pn.inspect_ring(dfd, "fifo.ring.gz", path) == {
+            "md5": None, "size": None, "version": None, "regular": False,
+            "error": "%s is not a regular file (a FIFO, owner root): ringmgr replaces only "
+                     "regular files; remove it on the node, then push again" % path}
     finally:
         os.close(dfd)
 
@@ -542,3 +564,14 @@ def test_main_session_of_a_missing_dir(node, monkeypatch, tmp_path):
     assert lines[0]["exists"] is False
     assert lines[1]["files"]["object.ring.gz"]["error"] == \
         "swift_dir %s was replaced since it was inspected" % (tmp_path / "no")
+
+
+def test_main_session_answers_a_malformed_request_for_a_replaced_dir(monkeypatch, tmp_path):
+    """A file without a name is answered as "?", a request without files with none."""
+    arg = json.dumps({"dir": str(tmp_path / "no")})
+    code, lines = run_main(monkeypatch, ["session", arg],
+                           json.dumps({"files": [{"size": 1}]}).encode() + b"\n")
+    why = "swift_dir %s was replaced since it was inspected" % (tmp_path / "no")
+    assert lines[1]["files"] == {"?": {"ok": False, "error": why}}
+    code, lines = run_main(monkeypatch, ["session", arg], b"{}\n")
+    assert code is None and lines[1] == {"files": {}, "seconds": {"receive": 0, "apply": 0}}
