@@ -141,6 +141,7 @@ def test_fault_point_without_errno_sigkills_this_process(monkeypatch):
     """In a forked copy of this process (so that the code under test is this one)."""
     monkeypatch.setenv("RINGMGR_TEST_FAULT", "b")
     monkeypatch.delenv("RINGMGR_TEST_FAULT_ERRNO", raising=False)
+    fault_point("a")                                   # another point: nothing happens
     pid = os.fork()
     if pid == 0:
         try:

@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 import sys
+import time
 import zlib
 
 import pytest
@@ -100,6 +101,40 @@ def test_header_needs_more_until_complete():
                                % (pn.MAX_META + 1, pn.MAX_META))
     ok = b"R1NG" + struct.pack("!HQ", 2, 2) + b"{}"
     assert pn._header(ok) == ({}, None)
+
+
+def test_header_edge_cases_name_the_numbers_as_written():
+    """Exactly the 6 bytes of magic and format; format and length fields unsigned."""
+    assert pn._header(b"R1NG\0\1", final=True) == (None, "truncated ring header")
+    assert pn._header(b"R1NG\xff\xff") == (None, "unknown ring format 65535")
+    v1 = b"R1NG" + struct.pack("!HI", 1, 0xFFFFFFFF)
+    assert pn._header(v1) == (None, "ring header claims 4294967295 bytes (more than %d)"
+                              % pn.MAX_META)
+    v2 = b"R1NG" + struct.pack("!HQ", 2, (1 << 64) - 1)
+    assert pn._header(v2) == (None, "ring header claims %d bytes (more than %d)"
+                              % ((1 << 64) - 1, pn.MAX_META))
+    err = pn._header(b"R1NG" + struct.pack("!HI", 1, 2) + b"{x")[1]
+    try:
+        json.loads(b"{x")
+    except ValueError as e:
+        assert err == "bad ring header (%s)" % e
+
+
+def test_ring_info_wants_gzip_counts_every_chunk_and_names_zlib_errors(monkeypatch):
+    raw = b"R1NG" + struct.pack("!HI", 1, 15) + b'{"version": 3}'
+    # a zlib stream (not gzip) is not a ring.gz
+    assert pn.ring_bytes_info(zlib.compress(raw))["error"].startswith("corrupt: ")
+    data = ring_gz({"version": 3}, 1, b"\0" * 100)
+    monkeypatch.setattr(pn, "CHUNK", 7)
+    info = pn.ring_bytes_info(data)
+    assert (info["size"], info["version"], info["error"]) == (len(data), 3, None)
+    monkeypatch.undo()
+    bad = data[:10] + bytes(b ^ 0xFF for b in data[10:30]) + data[30:]
+    try:
+        zlib.decompress(bad, wbits=31)
+    except zlib.error as e:
+        want = "corrupt: %s" % e
+    assert pn.ring_bytes_info(bad)["error"] == want
 
 
 def test_two_gzip_members_are_one_stream():
@@ -187,6 +222,30 @@ def test_unsafe_dir(tmp_path):
     msg = pn.unsafe_dir(str(d), st(), "root")
     assert "is writable by everyone" in msg and "(chmod o-w %s)" % d in msg
     os.chmod(d, 0o755)
+    # an owner unknown on the node still leaves root's dir safe
+    assert pn.unsafe_dir(str(d), st(), "no-such-user") is None
+    os.chmod(d, 0o775)
+    assert pn.unsafe_dir(str(d), st(), "no-such-user") is None     # root's group
+    os.chmod(d, 0o755)
+    os.chown(d, 0, 65534)
+    assert pn.unsafe_dir(str(d), st(), "root") is None              # no group write
+    os.chown(d, 0, 0)
+    os.chmod(d, 0o757)
+    assert "the configured owner root: nothing" in pn.unsafe_dir(str(d), st(), None)
+    os.chmod(d, 0o755)
+
+
+def test_open_regular_names_a_symlink_without_following_it(tmp_path):
+    (tmp_path / "real").write_bytes(b"x")
+    os.symlink(tmp_path / "real", tmp_path / "object.ring.gz")
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(pn.NotRegular) as e:
+            pn.open_regular(dfd, "object.ring.gz", "/srv/node/object.ring.gz")
+    finally:
+        os.close(dfd)
+    assert str(e.value).startswith("/srv/node/object.ring.gz is not a regular file "
+                                   "(a symlink, owner root)")
 
 
 # -- inspect ----------------------------------------------------------------------------
@@ -281,6 +340,7 @@ def test_open_dir(tmp_path):
 
 @pytest.mark.parametrize("field, value, error", [
     ("name", "../object.ring.gz", "bad ring name '../object.ring.gz'"),
+    ("name", "sub/object.ring.gz", "bad ring name 'sub/object.ring.gz'"),
     ("name", ".object.ring.gz", "bad ring name '.object.ring.gz'"),
     ("name", "object.builder", "bad ring name 'object.builder'"),
     ("name", 7, "bad ring name 7"),
@@ -575,3 +635,70 @@ def test_main_session_answers_a_malformed_request_for_a_replaced_dir(monkeypatch
     assert lines[1]["files"] == {"?": {"ok": False, "error": why}}
     code, lines = run_main(monkeypatch, ["session", arg], b"{}\n")
     assert code is None and lines[1] == {"files": {}, "seconds": {"receive": 0, "apply": 0}}
+
+
+def test_received_temp_files_are_private_until_checked(node):
+    """While bytes arrive, the temp file is 0600 (no one else reads a half ring)."""
+    d, new = node
+    req, data = request(d, new)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        got = pn.receive(dfd, req["files"], io.BytesIO(data))
+        tmp = d / req["files"][0]["tmp"]
+        assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o600
+        pn.discard(dfd, req["files"], got)
+        assert not tmp.exists()
+    finally:
+        os.close(dfd)
+
+
+def test_same_file_never_follows_a_symlink(tmp_path):
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        (tmp_path / "a").write_text("x")
+        os.symlink(tmp_path / "a", tmp_path / "link")
+        assert not pn.same_file(dfd, "link", os.stat(tmp_path / "a"))
+    finally:
+        os.close(dfd)
+
+
+def test_messages_name_the_full_path_on_the_node(node):
+    d, new = node
+    os.mkfifo(d / "fifo.ring.gz")
+    fifo = os.path.join(str(d), "fifo.ring.gz")
+    out = pn.inspect({"dir": str(d)})
+    assert out["rings"]["fifo.ring.gz"]["error"].startswith(fifo + " is not a regular file")
+    req, data = request(d, new)
+    f = dict(req["files"][0], name="fifo.ring.gz")
+    with pytest.raises(pn.NotRegular) as e:
+        check_one(d, f, data)
+    assert str(e.value).startswith(fifo + " is not a regular file (a FIFO")
+
+
+def test_serve_apply_reports_durations_and_nameless_files(node):
+    d, new = node
+    req, data = request(d, new)
+    t = time.monotonic()
+    out = serve(d, req, io.BytesIO(data))
+    took = time.monotonic() - t
+    assert out["files"]["object.ring.gz"]["ok"] is True
+    assert 0 <= out["seconds"]["receive"] <= took and 0 <= out["seconds"]["apply"] <= took
+    bad = dict(req, files=[{"size": 1}])
+    assert list(serve(d, bad, io.BytesIO(b""))["files"]) == ["?"]
+
+
+def test_a_ring_new_on_the_node_belongs_to_the_configured_owner(node):
+    """swift_dir owned by the configured owner is safe, and a ring the node did not
+    have yet is installed as that owner."""
+    d, new = node
+    os.unlink(d / "object.ring.gz")
+    os.chown(d, 65534, 65534)
+    try:
+        req, data = request(d, new)
+        req["owner"] = "nobody:nogroup"
+        out = serve(d, req, io.BytesIO(data))
+    finally:
+        os.chown(d, 0, 0)
+    assert out["files"]["object.ring.gz"] == {"ok": True, "error": None}
+    st = os.stat(d / "object.ring.gz")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o644)
