@@ -394,3 +394,21 @@ def test_simulate_is_simulate_ring_per_ring_with_the_same_seed_gate_and_validati
     calls.clear()
     simulate(bs, changes, seed=4, validate=False)
     assert calls == []
+
+
+def test_simulate_ring_edits_name_the_devices_whose_address_changed(monkeypatch):
+    """An edit of ip, port, replication_ip or replication_port is reported (the rings
+    must be pushed for it); a meta edit is not. Edits are validated, not rebalanced."""
+    b = builder(mph=1)
+    change = RingChange(info={0: {"port": 6300}, 1: {"replication_ip": "10.9.0.1"},
+                              2: {"replication_port": 6400}, 3: {"ip": "10.9.0.4"},
+                              4: {"meta": "rack 7"}})
+    calls = []
+    real = RingBuilder.validate
+    monkeypatch.setattr(RingBuilder, "validate",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    o = simulate_ring("container", b, change, seed=1)
+    assert o.edited == (0, 1, 2, 3) and o.rebalanced is False and o.parts_moved == 0
+    assert o.ring == "container" and o.before is b and o.after.devs[0]["port"] == 6300
+    assert o.gate_seconds_left == b.min_part_seconds_left > 0
+    assert len(calls) == 1                                # validate is the default
