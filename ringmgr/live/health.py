@@ -82,14 +82,16 @@ def assess(sweep: Sweep, config, *, ring_md5s: dict[str, str],
     for s in sweep.servers():
         by_node.setdefault(s.node, []).append(s)
     unreachable = sweep.unreachable()
+    replies = sweep.by_server()
     for node, servers in sorted(by_node.items()):
-        rep.nodes[node] = _node(node, servers, sweep, unreachable, config, rep.problems,
+        rep.nodes[node] = _node(node, servers, replies, unreachable, config, rep.problems,
                                 ring_md5s=ring_md5s, swift_conf_md5=swift_conf_md5,
                                 ec_policies=ec_policies)
+    rep.problems = list(dict.fromkeys(rep.problems))  # several ports of one host: once
     return rep
 
 
-def _node(name, servers, sweep, unreachable, config, problems, *, ring_md5s,
+def _node(name, servers, replies, unreachable, config, problems, *, ring_md5s,
           swift_conf_md5, ec_policies) -> dict:
     cfg_node = config.nodes.get(name)
     mount_check = cfg_node.mount_check if cfg_node else True
@@ -108,10 +110,11 @@ def _node(name, servers, sweep, unreachable, config, problems, *, ring_md5s,
             problem(ERROR, "server", f"{s.kind} server {s.ip}:{s.port} does not answer "
                                      f"recon: {unreachable[s]}")
             continue
-        out["servers"][s.kind] = {"ip": s.ip, "port": s.port, "up": True, "error": None}
-        for (srv, check), r in sorted(sweep.replies.items(), key=lambda kv: kv[0][1]):
-            if srv != s:
-                continue
+        if out["servers"].get(s.kind, {}).get("up", True):  # one port down: shown
+            out["servers"][s.kind] = {"ip": s.ip, "port": s.port, "up": True,
+                                      "error": None}
+        for r in sorted(replies.get(s, ()), key=lambda r: r.check):
+            check = r.check
             if not r.ok:
                 problem(ERROR, check, f"{s.kind} server {s.ip}:{s.port} /recon/{check}: "
                                       f"{r.error}")
@@ -160,7 +163,9 @@ def _fact(out, s, check, r, problem, *, config, mount_check, ring_md5s, swift_co
         for ring_file, want in sorted(ring_md5s.items()):
             have = v.get(ring_file)
             state = "ok" if have == want else ("missing" if have is None else "differs")
-            out["rings"][ring_file.removesuffix(".ring.gz")] = {"md5": have, "state": state}
+            name = ring_file.removesuffix(".ring.gz")
+            if out["rings"].get(name, {}).get("state", "ok") == "ok":  # a stale port shows
+                out["rings"][name] = {"md5": have, "state": state}
             if state != "ok":
                 problem(WARNING, check, f"{ring_file} {state} from the admin host's "
                                         f"(ringmgr push / ringmgr verify)")
@@ -276,7 +281,7 @@ def check(config, nodes=None, *, clock=None, transport=None) -> Report:
     """Sweep every server (of ``nodes``) and assess it: ``ringmgr health``."""
     import time
 
-    from ringmgr.live.recon import CHECKS, ReconClient, plan_checks
+    from ringmgr.live.recon import ReconClient, plan_health
     from ringmgr.rings.policies import load_policies
 
     clock = clock or time.time
@@ -289,6 +294,6 @@ def check(config, nodes=None, *, clock=None, transport=None) -> Report:
     conf_md5 = file_md5s(conf.parent, [conf.name]).get(conf.name) if conf else None
     ec = any(p.is_ec for p in load_policies(conf).values()) if conf else False
     sweep = ReconClient(config.recon, clock=clock, transport=transport).sweep(
-        plan_checks(servers, CHECKS))
+        plan_health(servers))
     return assess(sweep, config, ring_md5s=md5s, swift_conf_md5=conf_md5,
                   ec_policies=ec, now=sweep.started)

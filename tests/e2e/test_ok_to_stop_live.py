@@ -9,11 +9,10 @@ import json
 import random
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.rings.risk import DownSet, ok_to_stop
 from ringmgr.rings.stop_max import EXACT_MAX, constraints, largest_subset, max_stop
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import checksums, make_cluster
 from tests.e2e.test_health import ringmgr
 
@@ -96,19 +95,18 @@ def test_constraints_beyond_one_key_word(tmp_path):
 def test_cli_max_and_zone(tmp_path):
     c = make_cluster(tmp_path, nodes=6, zones=3, extra_nodes=0)
     before = checksums(c.builder_dir)
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "--json", "ok-to-stop", "--max",
-                                 "s01", "s02", "s03", "s04"])
+    r = run_cli(c, "--json", "ok-to-stop", "--max", "s01", "s02", "s03", "s04")
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["ok"]
     assert doc["max"]["method"] == "exact" and doc["max"]["candidates"] == ["s01", "s02",
                                                                             "s03", "s04"]
     assert doc["max"]["stop"] == ["s01", "s04"]        # one zone (1): s01 and s04
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "ok-to-stop", "--zone", "2"])
+    r = run_cli(c, "ok-to-stop", "--zone", "2")
     assert r.exit_code == 0 and "largest set that can stop together" in r.stdout
     assert "s02, s05" in r.stdout
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "ok-to-stop", "--zone", "9"])
+    r = run_cli(c, "ok-to-stop", "--zone", "9")
     assert r.exit_code == 2 and "no node has a ring device in zone 9" in r.stderr
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "ok-to-stop"])
+    r = run_cli(c, "ok-to-stop")
     assert r.exit_code == 2 and "needs a NODE" in r.stderr
     assert checksums(c.builder_dir) == before
 

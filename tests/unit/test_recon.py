@@ -266,3 +266,103 @@ def test_health_table_and_metrics_show_the_relinker_per_policy(tmp_path):
     samples = {(s.labels["device"], s.labels["policy"]): s.value
                for s in fams["ringmgr_relinker_parts_done_ratio"].samples}
     assert samples[("sdb", "0")] == 1.0 and ("sde", "1") not in samples   # 0 of 0 parts
+
+
+class _Counting(ThreadingHTTPServer):
+    """An HTTP/1.1 recon stand-in that counts the connections made to it."""
+
+    daemon_threads = True
+
+    def __init__(self, answer, *, chunked=False, close_silently=False):
+        self.connections = 0
+        server = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                server.connections += 1
+                super().setup()
+
+            def do_GET(self):
+                body = answer(self.path)
+                self.send_response(200)
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(body), 3):
+                        part = body[i:i + 3]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                if close_silently:      # closes without saying so (a kept-alive limit)
+                    self.close_connection = True
+
+            def log_message(self, *a):
+                pass
+
+        super().__init__(("127.0.0.1", 0), H)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+CHECKS11 = ("replication/object", "reconstruction/object", "diskusage", "unmounted",
+            "async", "quarantined", "ringmd5", "swiftconfmd5", "relinker", "time",
+            "driveaudit")
+
+
+def _answers(path):
+    return json.dumps(sample(path.removeprefix("/recon/").replace("/", "_"))).encode()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_servers_checks_share_kept_alive_connections(chunked):
+    from ringmgr.live.recon_http import PER_SERVER
+
+    srv = _Counting(_answers, chunked=chunked)
+    try:
+        s = Server("s01", "object", "127.0.0.1", srv.server_port)
+        sweep = ReconClient(_Config().recon).sweep([(s, c) for c in CHECKS11])
+        assert all(sweep.get(s, c).ok for c in CHECKS11), [
+            sweep.get(s, c).error for c in CHECKS11]
+        assert sweep.get(s, "time").value == rp.parse_time(sample("time"))
+        assert srv.connections <= PER_SERVER
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_connection_the_server_closed_is_opened_again():
+    srv = _Counting(_answers, close_silently=True)
+    try:
+        s = Server("s01", "object", "127.0.0.1", srv.server_port)
+        sweep = ReconClient(_Config().recon).sweep([(s, c) for c in CHECKS11])
+        assert all(sweep.get(s, c).ok for c in CHECKS11)
+        assert srv.connections == len(CHECKS11)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_hung_server_costs_about_two_timeouts_not_one_per_check():
+    """It accepts connections (the kernel's backlog) and never answers."""
+    import time
+
+    from ringmgr.config import ReconConfig
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)
+    try:
+        s = Server("s01", "object", "127.0.0.1", hung.getsockname()[1])
+        t0 = time.monotonic()
+        cfg = ReconConfig(timeout=0.5, connect_timeout=1.0, concurrency=16)
+        sweep = ReconClient(cfg).sweep([(s, c) for c in CHECKS11])
+        took = time.monotonic() - t0
+        assert all(sweep.get(s, c).error == "no answer within 0.5 s" for c in CHECKS11)
+        assert took < 2.0, took      # one check alone, then the other ten at once
+        assert not sweep.unreachable()
+    finally:
+        hung.close()
