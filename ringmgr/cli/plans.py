@@ -105,7 +105,8 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
             app.warn(msg, prefix="note: ")
             app.reason = "gate_closed"
             app.add_next(app.rerun(drop=()), time.time() + first.wait_seconds)
-            app.emit({"written": False, "rings": {}, "message": msg, **g.to_json()})
+            app.emit({"written": False, "rings": {}, "message": msg, "host_steps": [],
+                      **g.to_json()})
             return EXIT_WARNING
         raise NotYet(msg, not_before=time.time() + first.wait_seconds)
     from ringmgr.cli.replication import enforce

@@ -233,6 +233,10 @@ def operations_in_progress(config) -> dict[str, dict]:
             pending = [n for n, st in steps.items()
                        if (st.get("state") if isinstance(st, dict) else st) not in
                        ("done", "skipped")]
+            if key == "increase-part-power":
+                from ringmgr.ops.partpower_journal import half_state
+
+                pending = [half_state(config, data)]
             out[key] = {"created": data.get("created", "?"),
                         "next": pending[0] if pending else None,
                         "command": _continue_command(key)}
@@ -249,9 +253,12 @@ def _part_power_status(app) -> None:
         return
     if not journal:
         return
+    from ringmgr.ops.partpower_journal import half_state
+
     done = [k for k, v in journal.get("steps", {}).items() if v.get("state") == "done"]
     app.remark(f"partition-power increase {journal.get('params', {}).get('op_id')} in "
-               f"progress (done: {', '.join(done) or 'nothing yet'}): "
+               f"progress (done: {', '.join(done) or 'nothing yet'}; "
+               f"{half_state(app.config, journal)}): "
                f"`ringmgr increase-part-power --status` shows it")
     app.add_next(app.cmd("increase-part-power", "--status"))
 

@@ -63,6 +63,33 @@ def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
         assert data["rings"][ring]["parts_moved"] == steps[0]["rings"][ring]["parts_moved"]
 
 
+def test_drain_dry_run_has_the_ring_steps_and_the_push_to_every_host(cluster):
+    """drain-node --dry-run --json: ``steps`` (the gradual schedule) and ``host_steps``
+    (what a real run changes on hosts): with --push one push session per node and
+    proxy of the config; without it none (the builders alone change)."""
+    from ringmgr.config import load_config
+    from ringmgr.ops.push.session import session_argv
+
+    before = checksums(cluster.builder_dir)
+    r = run_cli(cluster, "--json", "drain-node", "s03", "--dry-run", "--push", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and doc["steps"][-1]["action"] == "remove"
+    hosts = load_config(cluster.config).hosts()
+    assert len(hosts) >= 7
+    assert [s["host"] for s in doc["host_steps"]] == sorted(hosts)
+    for s in doc["host_steps"]:
+        assert s["step"] == "push" and not s["destructive"] and s["host"] in s["reason"]
+        assert s["argv"] == session_argv(hosts[s["host"]], True)
+    text = run_cli(cluster, "drain-node", "s03", "--dry-run", "--push", "--seed", "3").stdout
+    assert "[s01] python3 <ringmgr push_node.py> session" in text
+    r = run_cli(cluster, "--json", "drain-node", "s03", "--dry-run", "--no-push", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and doc["host_steps"] == []
+    assert checksums(cluster.builder_dir) == before
+
+
 def test_drain_performs_only_the_first_step_and_says_when_the_next_is_due(cluster):
     w0 = node_weights(cluster, "object", "s02")
     r = run_cli(cluster, "drain-node", "s02", "--max-move", "5", "--yes", "--seed", "8")

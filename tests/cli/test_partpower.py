@@ -4,6 +4,7 @@ run and status (no host is reached: these stop before anything runs on a node)."
 import copy
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +105,18 @@ def test_rings_at_different_points_are_refused(tmp_path):
         pp.common_stage({"object": a, "object-1": pp.apply_ring_phase(a, "prepare")})
 
 
+def test_a_finish_written_but_not_pushed_is_pushed_on_the_next_run():
+    """ringmgr killed after the finish call was committed: the builders are back at
+    stage 'none', the journal has no finish; the next run pushes it (not a refusal)."""
+    done = {"precheck", "prepare", "relink", "increase", "cleanup"}
+    pos = pp.next_phase("none", done, start_power=4, power_now=5)
+    assert pos.next == "finish" and "still has to reach every node" in pos.why
+    cancelled = pp.next_phase("none", {"precheck", "prepare", "cancel", "cleanup"},
+                              start_power=4, power_now=4)
+    assert cancelled.next == "finish" and cancelled.cancelled
+    assert pp.next_phase("none", done | {"finish"}).complete
+
+
 def test_a_journal_that_does_not_match_the_builders_is_refused():
     with pytest.raises(Refused, match="changed outside"):
         pp.next_phase("none", {"precheck", "prepare", "relink"})
@@ -154,20 +167,34 @@ def test_parse_state(out, state, pid, rc):
     assert (st.state, st.pid, st.rc) == (state, pid, rc)
 
 
-def test_parse_df_and_inode_rule():
+def test_parse_df_and_inode_and_space_rules():
     out = ("== /srv/node/sdb\nFilesystem Inodes IUsed IFree IUse% Mounted on\n"
-           "/dev/loop3 1000 600 400 60% /srv/node/sdb\n== /srv/node/sdc\n"
+           "/dev/loop3 1000 600 400 60% /srv/node/sdb\n-- space\n"
+           "Filesystem 1024-blocks Used Available Capacity Mounted on\n"
+           "/dev/loop3 301056 300800 256 99% /srv/node/sdb\n== /srv/node/sdc\n"
+           "df: /srv/node/sdc: No such file or directory\n-- space\n"
            "df: /srv/node/sdc: No such file or directory\n")
     got = rl.parse_df_per_path(out)
-    assert got["/srv/node/sdb"] == {"inodes": 1000, "used": 600, "free": 400}
+    assert got["/srv/node/sdb"] == {"inodes": 1000, "used": 600, "free": 400,
+                                    "size_kib": 301056, "avail_kib": 256}
     assert got["/srv/node/sdc"] is None
     assert "400 inodes free" in rl.inode_problem("sdb", got["/srv/node/sdb"])
     assert rl.inode_problem("sdb", {"inodes": 1000, "used": 100, "free": 900}) is None
+    assert rl.space_problem("sdb", got["/srv/node/sdb"]) == (
+        "sdb: 256 KiB free, the relink of 600 inodes needs about 600 KiB (new inodes and "
+        "directories): free space first")
+    assert rl.space_problem("sdb", {**got["/srv/node/sdb"], "avail_kib": 600}) is None
+    # the real df, locally: both tables parsed
+    real = subprocess.run(rl.df_argv(["/", "/nonexistent-dir"]), capture_output=True,
+                          text=True).stdout
+    mine = rl.parse_df_per_path(real)
+    assert mine["/nonexistent-dir"] is None
+    assert mine["/"]["size_kib"] > mine["/"]["avail_kib"] > 0
 
 
 def test_relinker_progress_judges_each_device_and_policy():
     data = {"devices": {"sdb": {"policies": {"0": {"step": "relink", "parts_done": 16,
-                                                   "total_parts": 16},
+                                                   "total_parts": 16, "total_time": 2.5},
                                              "1": {"step": "relink", "parts_done": 3,
                                                    "total_parts": 16}}}}}
     prog = rl.relinker_progress(data, "relink", ["sdb", "sdc"], [0, 1])
@@ -176,6 +203,26 @@ def test_relinker_progress_judges_each_device_and_policy():
     assert rl.progress_incomplete(prog) == ["sdb policy 1: relink 3/16"]
     # cleanup progress is not relink progress
     assert not rl.relinker_progress(data, "cleanup", ["sdb"], [0])["sdb"]["0"]["complete"]
+
+
+@pytest.mark.parametrize("sample, step", [("relinker-relink-midway.json", "relink"),
+                                           ("relinker-cleanup-midway.json", "cleanup")])
+def test_a_policy_just_started_is_not_complete(sample, step):
+    """swift's recon reads 0/0 for a policy the relinker has only started on a device
+    (no total_time yet): real replies captured from swift's relinker."""
+    data = json.loads((Path(__file__).parents[1] / "data" / "recon" / sample).read_text())
+    devs = sorted(data["devices"])
+    prog = rl.relinker_progress(data, step, devs, [0, 1])
+    started = [(d, p) for d in devs for p, r in data["devices"][d]["policies"].items()
+               if "total_time" not in r]
+    assert started, sample
+    for d, p in started:
+        assert prog[d][p]["total_parts"] == 0 and not prog[d][p]["complete"], (d, p)
+    assert any(f"{d} policy {p}:" in line for d, p in started
+               for line in rl.progress_incomplete(prog))
+    done = [(d, p) for d in devs for p, r in data["devices"][d]["policies"].items()
+            if "total_time" in r]
+    assert done and all(prog[d][p]["complete"] for d, p in done)
 
 
 def test_relinker_argv_passes_options_through():
@@ -305,3 +352,54 @@ def test_rollback_across_a_finished_increase_is_refused(cluster):
     r = run_cli(cluster, "rollback", "--to", "1", "--yes")
     assert r.exit_code == 2 and "across a partition-power change" in r.stderr, r.output
     assert checksums(cluster.builder_dir) == before
+
+
+def test_the_stop_script_ends_the_whole_relinker_tree(tmp_path):
+    """--cancel while relinking: the real script stops the wrapper, the command and its
+    children (a relinker's workers), the node's lock is free again, and a second stop
+    finds nothing."""
+    import os
+    import time
+
+    from ringmgr.config import Node
+
+    node = Node("s01", "h", None, str(tmp_path), "root", run_dir=str(tmp_path / "run"))
+    cmd = ["sh", "-c", "sleep 300 & sleep 301 & wait"]
+    first = rl.parse_state(subprocess.run(rl.start_argv(node, "op", "relink", cmd),
+                                          capture_output=True, text=True).stdout)
+    assert first.state == "started"
+
+    def tree():
+        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,args="], capture_output=True,
+                             text=True).stdout
+        sid = os.getsid(first.pid)
+        return [ln.split()[0] for ln in out.splitlines() if int(ln.split()[1]) == sid]
+
+    for _ in range(50):
+        if len(tree()) >= 5:       # flock, wrapper, sh, two sleeps
+            break
+        time.sleep(0.1)
+    members = tree()
+    assert len(members) >= 5, members
+    try:
+        stop = rl.parse_state(subprocess.run(rl.stop_argv(node, "op", "relink"),
+                                             capture_output=True, text=True).stdout)
+        assert (stop.state, stop.pid) == ("stopped", first.pid)
+        alive = [p for p in members if os.path.exists(f"/proc/{p}") and
+                 open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+        assert not alive, alive
+    finally:
+        for p in members:
+            try:
+                os.kill(int(p), 9)
+            except OSError:
+                pass
+    st = rl.parse_state(subprocess.run(rl.status_argv(node, "op", "relink"),
+                                       capture_output=True, text=True).stdout)
+    assert st.state == "died"
+    again = rl.parse_state(subprocess.run(rl.stop_argv(node, "op", "relink"),
+                                          capture_output=True, text=True).stdout)
+    assert again.state == "notrunning"
+    nxt = rl.parse_state(subprocess.run(rl.start_argv(node, "op2", "cleanup", ["true"]),
+                                        capture_output=True, text=True).stdout)
+    assert nxt.state in ("started", "finished"), "the node's relinker lock is free"

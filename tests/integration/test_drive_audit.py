@@ -140,6 +140,25 @@ def test_act_dry_run_changes_nothing(failing):
     assert mounts_of(e.old.dev) == [str(e.mount_point)]
 
 
+def test_act_dry_run_with_push_plans_the_push_after_the_weight_change(failing):
+    """[cluster].push: a real --act pushes the weight-0 rings, so the dry run's
+    host_steps end with the push session on every host."""
+    from ringmgr.config import load_config
+    from ringmgr.ops.push.session import session_argv
+
+    e = failing
+    text = e.config.read_text()
+    e.config.write_text(text.replace("[cluster]\n", "[cluster]\npush = true\n", 1))
+    code, out, stdout = ringmgr(e, "drive-audit", "s01", "--act", "--dry-run", "--json")
+    assert code == 1, out
+    (acted,) = json.loads(stdout)["acted"]
+    steps = acted["host_steps"]
+    assert [s["step"] for s in steps] == ["unmount", "guard", "push"]
+    node = load_config(e.config).node("s01")
+    assert steps[-1]["host"] == "s01" and steps[-1]["argv"] == session_argv(node, True)
+    assert mounts_of(e.old.dev) == [str(e.mount_point)]
+
+
 def test_act_unmounts_and_guards(failing):
     e = failing
     before = unchanged(e)

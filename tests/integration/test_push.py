@@ -419,3 +419,48 @@ def test_dry_run_host_steps_are_what_the_push_executes(env):
     assert sorted(executed) == sorted(plan)
     assert {f"{n}.ring.gz": md5_of(os.path.join(env.node("h01"), f"{n}.ring.gz"))
             for n in RINGS} == env.admin_md5()
+
+
+def test_drain_dry_run_host_steps_are_what_the_drain_step_executes(sshd_hosts, tmp_path,
+                                                                    monkeypatch):
+    """`drain-node --push --dry-run --json` has the gradual `steps` and, as
+    `host_steps`, the push after the write; the real step with --push starts exactly
+    those sessions on the nodes (and nothing else that changes a node)."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    admin = admin_builders(tmp_path / "admin")
+    cfg = sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
+    args = ["--config", str(cfg), "drain-node", "h03", "--max-move", "50", "--seed", "3",
+            "--push", "--no-replication-check"]
+    r = run_cli([*args, "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and doc["steps"][0]["action"] == "set-weight"
+    plan = planned(doc)
+    assert sorted(h for h, _ in plan) == ["h01", "h02", "h03"]
+    executed = []
+    r = run_recorded([*args, "--yes"], executed)
+    assert r.exit_code in (0, 1), r.output            # 1: the next step is due later
+    assert sorted(executed) == sorted(plan)
+    for h in sshd_hosts.hosts:
+        assert flat_checksums(h.swift_dir) == {
+            f"{n}.ring.gz": md5_of(admin / f"{n}.ring.gz") for n in RINGS}
+
+
+def test_canary_rollout_reaches_the_hosts_through_the_cli_transport(env):
+    """`push --canary 1` (push, verify, then the waves) makes every executor through
+    App.transport like a plain push: a recorder sees one push session per host and the
+    canary's verify session (a check), and the rings land."""
+    from tests.helpers.apps import run_recorded
+
+    executed, checks = [], []
+    r = run_recorded(["--config", str(env.config), "push", "--canary", "1"], executed,
+                     checks=checks)
+    assert r.exit_code == 0, r.output
+    assert sorted(h for h, _ in executed) == ["h01", "h02", "h03"]
+    canary = r.output.split("canary: pushing to ")[1].split()[0]
+    assert [h for h, _ in checks] == [canary]
+    assert all(argv[-2] == "session" for _, argv in executed + checks)
+    for name in env.hosts.names:
+        assert flat_checksums(env.node(name)) == env.admin_md5()

@@ -162,3 +162,25 @@ def test_cli_dry_run_host_steps_are_what_a_real_run_executes_over_ssh(env):
     assert r.exit_code == 0, r.output
     assert executed == plan
     assert mounts_of(env.new.dev) == [str(env.mount_point)]
+
+
+def test_weight_zero_push_host_steps_are_what_a_real_run_executes_over_ssh(env):
+    """--weight-zero --push: the plan's push session (in the weight step) and the
+    unmount and guard are the commands the real run sends, the push included (it goes
+    through the CLI's transport like every other host command)."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    swift_dir = env.root / "node-swift"
+    swift_dir.mkdir()
+    env.write_config(env.old.dev, swift_dir=f'"{swift_dir}"')
+    base = ["--config", str(env.config), "replace-disk", "s01", env.dev, "--weight-zero",
+            "--push"]
+    r = run_cli([*base, "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [s["step"] for s in doc["host_steps"]] == ["weight-zero", "unmount", "guard"]
+    executed = []
+    r = run_recorded([*base, "--yes"], executed)
+    assert r.exit_code == 0, r.output
+    assert executed == planned(doc)
+    assert node_ring_weight(swift_dir, env.node_ip, env.dev) == 0.0
