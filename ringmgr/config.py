@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ringmgr.config_check import (
-    BOOL, INT, INTMAP, NUM, NUMMAP, PATH, STR, STRLIST, Validator,
+    BOOL, INT, INTMAP, NUM, NUMMAP, PATH, STR, STRLIST, STRMAP, Validator,
 )
 from ringmgr.config_nodes import (  # noqa: F401  (Host, Node, Proxy are re-exported)
     NODE_DEFAULTS, NODE_KEYS, Host, Node, Proxy, parse_node, parse_proxy,
@@ -44,6 +44,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "ring_reload": NUM,
         "full_percent": NUM,
         "canary": INT,
+        "canary_containers": STRMAP,
         "measure_usage": BOOL,
     },
     "ssh": {
@@ -92,6 +93,8 @@ class ClusterConfig:
     ring_reload: float = 15.0    # seconds: how late a server may re-read a changed ring.gz
     full_percent: float = 90.0   # refuse a change that would fill a device past this
     canary: int = 0              # push --canary default: hosts pushed and proven first
+    # object-N ring -> "account/container" of that policy, for push --canary's endpoints
+    canary_containers: dict[str, str] = field(default_factory=dict)
     measure_usage: bool = False  # du each device's datadirs over SSH for ring changes
 
     def port_for(self, ring: str) -> int:
@@ -228,6 +231,7 @@ def parse_config(data: dict, path: Path) -> Config:
         ring_reload=float(c.get("ring_reload", 15.0)),
         full_percent=float(c.get("full_percent", 90.0)),
         canary=c.get("canary", 0),
+        canary_containers=dict(c.get("canary_containers", {})),
         measure_usage=c.get("measure_usage", False),
     )
     if not 0 < cluster.full_percent <= 100:
@@ -243,6 +247,13 @@ def parse_config(data: dict, path: Path) -> Config:
                 v.fail(f"cluster.{kind}.{ring}", "not a ring name (account, container, "
                                                  "object, object-N)")
             v.port(f"cluster.{kind}.{ring}", port)
+    for ring, path in cluster.canary_containers.items():
+        if not (is_ring_name(ring) and ring.startswith("object-")):
+            v.fail(f"cluster.canary_containers.{ring}", "not an object-N ring name (policy "
+                                                        "0's object ring needs no container)")
+        if path.count("/") != 1 or not all(path.split("/")):
+            v.fail(f"cluster.canary_containers.{ring}", f"{path!r} is not ACCOUNT/CONTAINER "
+                                                        f"(e.g. AUTH_ops/canary-ec)")
     if cluster.format_version is not None and cluster.format_version not in (0, 1, 2):
         v.fail("cluster.format_version", "must be 0, 1 or 2")
 

@@ -92,7 +92,7 @@ class Validator:
         }.get(kind)
         if kind == WEIGHTS:
             if not isinstance(value, dict):
-                self.fail(key, f"must be a {kind}, not {tname(value)}")
+                self.fail(key, f"must be {article(kind)}, not {tname(value)}")
             for dev, w in value.items():
                 if not is_number(w):
                     self.fail(f"{key}.{dev}", f"weight must be a finite number, not {w!r}"
@@ -109,7 +109,7 @@ class Validator:
                 self.fail(key, f"must be a finite number, not {value!r}")
             if kind == PATH and value == "":
                 self.fail(key, "must be a path, not an empty string")
-            self.fail(key, f"must be a {kind}, not {tname(value)}")
+            self.fail(key, f"must be {article(kind)}, not {tname(value)}")
         if kind in (INT, NUM) and value < 0:
             self.fail(key, f"must not be negative ({value})")
 
@@ -117,6 +117,11 @@ class Validator:
 def is_number(x) -> bool:
     """An int or a finite float (TOML allows inf and nan; 1e309 parses as inf)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def article(kind: str) -> str:
+    """'an integer', 'a string': the kind with its article."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def tname(value) -> str:

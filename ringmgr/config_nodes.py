@@ -30,6 +30,7 @@ NODE_DEFAULTS = {
     "swift_command_prefix": [],
     "run_dir": "/var/lib/ringmgr",
     "mount_check": True,
+    "transport": None,
 }
 
 NODE_COMMON = {
@@ -37,6 +38,7 @@ NODE_COMMON = {
     "ssh_port": INT,
     "swift_dir": STR,
     "owner": STR,
+    "transport": STR,
 }
 NODE_KEYS = {
     **NODE_COMMON,
@@ -71,6 +73,10 @@ class Host:
     ssh_port: int | None
     swift_dir: str
     owner: str
+    # how ringmgr reaches the host (exec/factory.py TRANSPORTS; None: local for
+    # localhost, else ssh), and the dotted key it came from, for a refusal
+    transport: str | None = None
+    transport_key: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ def parse_node(v: Validator, name: str, n: dict, defaults: dict,
         ssh_port=n.get("ssh_port", defaults["ssh_port"]),
         swift_dir=n.get("swift_dir", defaults["swift_dir"]),
         owner=n.get("owner", defaults["owner"]),
+        **_transport(v, key, n, defaults),
         ip=n.get("ip", ""),
         replication_ip=n.get("replication_ip"),
         region=n.get("region", 1),
@@ -202,6 +209,7 @@ def parse_proxy(v: Validator, name: str, p: dict, defaults: dict, nodes) -> Prox
         ssh_port=p.get("ssh_port", defaults["ssh_port"]),
         swift_dir=p.get("swift_dir", defaults["swift_dir"]),
         owner=p.get("owner", defaults["owner"]),
+        **_transport(v, key, p, defaults),
         endpoints_url=p.get("endpoints_url"),
     )
     v.port(f"{key}.ssh_port", proxy.ssh_port)
@@ -211,6 +219,17 @@ def parse_proxy(v: Validator, name: str, p: dict, defaults: dict, nodes) -> Prox
                                        "list_endpoints path on the proxy)")
     v.owner(f"{key}.owner" if "owner" in p else "defaults.owner", proxy.owner)
     return proxy
+
+
+def _transport(v: Validator, key: str, table: dict, defaults: dict) -> dict:
+    """A host's ``transport`` (its own, else ``[defaults]``) and where it was set.  The
+    name is checked against the known transports where executors are made (the
+    factory), which this layer does not import; here only its form."""
+    name = table.get("transport", defaults["transport"])
+    where = key_of_node(table, key, "transport")
+    if name is not None and not NAME_RE.fullmatch(name):
+        v.fail(where, f"must be a transport name ([A-Za-z0-9._-]), not {name!r}")
+    return {"transport": name, "transport_key": where if name is not None else ""}
 
 
 def key_of_node(n: dict, key: str, field_name: str) -> str:

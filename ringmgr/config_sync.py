@@ -228,19 +228,38 @@ class ConfigSync:
 
     def wrap(self, hook):
         def after_simulation(result):
-            try:
-                self.new = config_edit(self.old, self.config, result.outcomes,
-                                       result.changes)
-            except SyncProblem as e:
-                self.problem = str(e)
-            if self.new is not None:
-                diff = unified_diff(self.path, self.old, self.new)
-                result.changes.info["config"] = {"path": str(self.path), "diff": diff}
-                self.app.out(f"ringmgr.toml ([converge]: the config follows the rings):\n"
-                             f"{diff.rstrip()}")
+            self.prepare(result.outcomes, result.changes)
             if hook is not None:
                 hook(result)
         return after_simulation
+
+    def prepare(self, outcomes: dict, changes) -> None:
+        """Work out the config edit for this change and show it (the history keeps it)."""
+        try:
+            self.new = config_edit(self.old, self.config, outcomes, changes)
+        except SyncProblem as e:
+            self.problem = str(e)
+        if self.new is not None:
+            diff = unified_diff(self.path, self.old, self.new)
+            changes.info["config"] = {"path": str(self.path), "diff": diff}
+            self.app.out(f"ringmgr.toml ([converge]: the config follows the rings):\n"
+                         f"{diff.rstrip()}")
+
+    def plan_applied(self, current: dict, builders: dict, change: dict) -> None:
+        """``ringmgr apply PLAN``: the edit for the saved builders replacing ``current``
+        (a ring the plan creates is not described here: a warning says so)."""
+        from types import SimpleNamespace
+
+        from ringmgr.rings.changes import ChangeSet
+
+        changes = ChangeSet.from_json(change)
+        outcomes = {n: SimpleNamespace(changed=True, before=current[n], after=b)
+                    for n, b in builders.items() if n in current}
+        new = sorted(set(builders) - set(current))
+        if new:
+            self.problem = (f"the plan creates {', '.join(new)}: {self.path} does not "
+                            f"describe new rings; edit it by hand")
+        self.prepare(outcomes, changes)
 
     def json(self) -> dict:
         if self.new is None and self.problem is None:
@@ -264,8 +283,33 @@ class ConfigSync:
             self.app.warn(self.problem)
             self.new = None
             return
+        import json
+        import time
+
+        from ringmgr.rings.files import atomic_write
+        from ringmgr.rings.store import RingStore
+
+        from ringmgr.config_sync_marker import md5_text, marker_path
+
+        store = RingStore.from_config(self.config)
+        store.state_dir.mkdir(mode=0o700, exist_ok=True)
+        # until the builders are committed, status names this edit and resume undoes it
+        atomic_write(self.marker, json.dumps({
+            "path": str(self.path), "old": self.old, "new_md5": md5_text(self.new),
+            "change_id": store.next_id(), "time": time.time()}).encode(), mode=0o600)
+        self.marked = True
         write_config(self.path, self.new)
         self.written = True
+
+    @property
+    def marker(self) -> Path:
+        from ringmgr.config_sync_marker import marker_path
+
+        return marker_path(self.config)
+
+    def committed(self) -> None:
+        """The builders are committed: the config edit is whole."""
+        self.marker.unlink(missing_ok=True)
 
     def undo(self) -> None:
         """The commit failed after the config was written: put the old text back."""
@@ -273,6 +317,8 @@ class ConfigSync:
                 self.path.read_text(encoding="utf-8") == self.new:
             write_config(self.path, self.old)
             self.written = False
+        if getattr(self, "marked", False):
+            self.marker.unlink(missing_ok=True)
 
     def report(self) -> dict:
         out = self.json()

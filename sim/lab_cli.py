@@ -1,4 +1,4 @@
-"""``sim/lab``'s command line: up, replicate, add-node, status, swap-disk, stop-node,
+"""``sim/lab``'s command line: up, replicate, reconstruct, add-node, status, swap-disk, stop-node,
 start-node, reboot, down (see sim/README.md and docs/lab.md)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from sim import lab_cluster
 from sim import lab_configs as cfg
 from sim.lab_cluster import add_node, down, print_status, status, up
-from sim.lab_daemons import replicate, start_node, stop_node
+from sim.lab_daemons import reconstruct, replicate, start_node, stop_node
 from sim.lab_disks import swap_disk
 from sim.lab_procs import LabError
 from sim.lab_reboot import reboot
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="sshd also serves this many addresses for later add-node (default 2)")
     p_up.add_argument("--timeout", type=float, default=60.0)
     for name, help_ in [("replicate", "run every replicator once on every node"),
+                        ("reconstruct", "run the object reconstructor once on every node "
+                                        "(--ec labs)"),
                         ("down", "stop and remove everything the lab started")]:
         sub.add_parser(name, help=help_)
     p_add = sub.add_parser("add-node", help="start one more storage node (in no ring yet)")
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(exports(lab))
         elif args.cmd == "replicate":
             replicate(args.state)
+        elif args.cmd == "reconstruct":
+            reconstruct(args.state)
         elif args.cmd == "add-node":
             add_node(args.state, disks=args.disks, zone=args.zone)
         elif args.cmd == "status":

@@ -1,6 +1,6 @@
 """The lab's daemons: memcached, the proxy, every node's rsync daemon and swift servers
 (run through ``lab_swiftrun.py``), readiness of the proxy, a node stopped or started,
-and one pass of every replicator."""
+one pass of every replicator, and one of every reconstructor."""
 
 from __future__ import annotations
 
@@ -141,16 +141,34 @@ def replicate(state: str, timeout: float = 120.0) -> None:
     this command is killed half-way.
     """
     lab = load_lab(os.path.abspath(state))
+    _once(lab, [(f"swift-{server}-replicator", server) for server in cfg.SERVERS],
+          "replicators", timeout)
+    say(f"replicated: {len(lab.nodes) * len(cfg.SERVERS)} replicators ran once")
+
+
+def reconstruct(state: str, timeout: float = 120.0) -> None:
+    """One pass of the object reconstructor on every node (``once`` mode), all at once,
+    as ``replicate``: what moves and rebuilds erasure-coded fragments (the object
+    replicator skips erasure-coded policies).  Refused on a lab without ``--ec``."""
+    lab = load_lab(os.path.abspath(state))
+    if not lab.ec:
+        raise LabError("this lab has no erasure-coded policy (start it with --ec): "
+                       "there is nothing to reconstruct")
+    _once(lab, [("swift-object-reconstructor", "object")], "reconstructors", timeout)
+    say(f"reconstructed: {len(lab.nodes)} reconstructors ran once")
+
+
+def _once(lab: cfg.Lab, daemons: list[tuple[str, str]], what: str, timeout: float) -> None:
+    """Each of ``daemons`` (console script, server conf) once on every node; wait."""
     _wait_ring_reload(lab)
     records = Records(lab.state)
     procs = []
     for node in lab.nodes:
-        for server in cfg.SERVERS:
-            name = f"{node.name}-{server}-replicator"
+        for script, server in daemons:
+            name = f"{node.name}-{script.removeprefix('swift-')}"
             log = f"{lab.log_dir}/{name}.log"
             procs.append((name, log, spawn(records, name, swift_argv(
-                node.swift_dir, f"swift-{server}-replicator", node.conf(server), "once", "-v"),
-                log)))
+                node.swift_dir, script, node.conf(server), "once", "-v"), log)))
     failed = []
     deadline = time.monotonic() + timeout
     try:
@@ -166,5 +184,4 @@ def replicate(state: str, timeout: float = 120.0) -> None:
         for _, _, p in procs:
             p.poll()
     if failed:
-        raise LabError("replicators failed: " + ", ".join(failed))
-    say(f"replicated: {len(procs)} replicators ran once")
+        raise LabError(f"{what} failed: " + ", ".join(failed))

@@ -54,7 +54,8 @@ def json_reports_match_their_schema(monkeypatch):
 def cluster_options():
     """make_cluster's keyword arguments for the ``cluster`` fixture (plus ``subdir``: the
     cluster under tmp_path/SUBDIR instead of tmp_path).  A test module that needs another
-    cluster overrides this fixture."""
+    cluster overrides this fixture; one that needs more around it (a swift.conf, an
+    environment variable) builds on it: ``def cluster(cluster): ...; return cluster``."""
     return {}
 
 

@@ -64,8 +64,11 @@ class App:
         """The loaded ringmgr.toml (loaded on first use, so --help needs none)."""
         if self._config is None:
             from ringmgr.config import find_config_path, load_config
+            from ringmgr.exec.factory import check_transports
 
-            self._config = load_config(find_config_path(self.config_path))
+            config = load_config(find_config_path(self.config_path))
+            check_transports(config)
+            self._config = config
         return self._config
 
     def setup_logging(self, ctx: click.Context) -> None:

@@ -37,6 +37,29 @@ COMMAND_MODULES = [
     "ringmgr.cli.partpower",
 ]
 
+# command name -> its module: a run imports only the module of the command it runs
+# (``ringmgr health`` does not load the ring commands); tests/unit/test_cli_lazy.py
+# checks this against what each module registers
+COMMANDS = {
+    **dict.fromkeys(("add-node", "rebalance", "remove-device", "remove-node", "resume",
+                     "rollback", "set-weight", "status", "write-rings"), "ringmgr.cli.rings"),
+    **dict.fromkeys(("create", "set-info", "set-min-part-hours", "set-overload",
+                     "set-region", "set-replicas", "set-zone"), "ringmgr.cli.ringset"),
+    **dict.fromkeys(("diff", "dump", "import"), "ringmgr.cli.ringview"),
+    **dict.fromkeys(("converge", "plan"), "ringmgr.cli.converge"),
+    "history": "ringmgr.cli.history",
+    **dict.fromkeys(("reboot-node", "rejoin-node", "shutdown-node"), "ringmgr.cli.nodes"),
+    **dict.fromkeys(("apply", "drain-node", "simulate"), "ringmgr.cli.plans"),
+    **dict.fromkeys(("drive-audit", "replace-disk"), "ringmgr.cli.disk"),
+    **dict.fromkeys(("push", "verify"), "ringmgr.cli.push"),
+    **dict.fromkeys(("failure-impact", "ok-to-stop"), "ringmgr.cli.risk"),
+    "safe-to-destroy": "ringmgr.cli.destroy",
+    "compute": "ringmgr.cli.compute",
+    "health": "ringmgr.cli.health",
+    **dict.fromkeys(("controller", "restore-order", "schedule"), "ringmgr.cli.controller"),
+    "increase-part-power": "ringmgr.cli.partpower",
+}
+
 log = logging.getLogger("ringmgr")
 _audit = logging.getLogger("ringmgr.audit")
 _audit.propagate = False
@@ -182,9 +205,72 @@ def cli(ctx, config_path, verbose):
     app.setup_logging(ctx)
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(cli)
-completion.attach(cli)
+class _LazyCommands(dict):
+    """The top-level commands, each module imported (and its commands given their
+    completion) when one of its commands is looked up; anything that lists or counts
+    them imports them all first."""
+
+    def __init__(self):
+        super().__init__()
+        self._loaded: set[str] = set()
+
+    def _load(self, module: str) -> None:
+        if module in self._loaded:
+            return
+        self._loaded.add(module)
+        scratch = click.Group("ringmgr")
+        importlib.import_module(module).register(scratch)
+        completion.attach(scratch)
+        dict.update(self, scratch.commands)
+
+    def _load_all(self) -> None:
+        for module in COMMAND_MODULES:
+            self._load(module)
+
+    def _lookup(self, name) -> None:
+        if not dict.__contains__(self, name) and name in COMMANDS:
+            self._load(COMMANDS[name])
+
+    def __missing__(self, name):
+        self._lookup(name)
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+    def get(self, name, default=None):
+        self._lookup(name)
+        return dict.get(self, name, default)
+
+    def __contains__(self, name):
+        self._lookup(name)
+        return dict.__contains__(self, name)
+
+    def __setitem__(self, name, command):
+        self._load_all()
+        dict.__setitem__(self, name, command)
+
+    def __iter__(self):
+        self._load_all()
+        return dict.__iter__(self)
+
+    def __len__(self):
+        self._load_all()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._load_all()
+        return dict.keys(self)
+
+    def values(self):
+        self._load_all()
+        return dict.values(self)
+
+    def items(self):
+        self._load_all()
+        return dict.items(self)
+
+
+cli.commands = _LazyCommands()
 
 
 def main():

@@ -70,7 +70,8 @@ def register(group: click.Group) -> None:
                   help="relink only this device (repeatable; the phase completes only "
                        "when every device is done)")
     @click.option("--poll", type=float, default=5.0, show_default=True,
-                  help="seconds between progress checks with --wait")
+                  help="with --wait: seconds a progress check waits on a node for its "
+                  "relinker to end (an end is seen at once)")
     @click.option("--dry-run", is_flag=True, help="print every remaining phase with its "
                   "host commands; change nothing")
     @click.option("--new", "new", is_flag=True, help="after a finished increase: start "
@@ -98,51 +99,59 @@ def register(group: click.Group) -> None:
         env = op.Env(config, names, RelinkOptions(files_per_second, workers, tuple(devices)),
                      argv=app.argv, echo=app.note, warn=app.warn, push=_pusher(app, config),
                      poll_interval=poll)
-        journal = op.read_journal(config)
-        builders = op.load_builders(config, names)
-        done_before = None if new else op.finished_already(config, builders)
-        if done_before:
-            from ringmgr.errors import NothingToDo
+        with env:    # one executor (SSH connection) per host, closed at the end
+            return _command(app, env, op, names, cancel, all_phases, wait, show_status,
+                            dry_run, new, yes, poll)
 
-            app.emit({"written": False, **op.status_data(
-                env, op.read_journal(config, finished=True), builders)})
-            raise NothingToDo(done_before)
-        if show_status or dry_run:
-            data = op.status_data(env, journal, builders, cancel)
-            if show_status and data["phase"] in ("relink", "cleanup") and journal:
-                data = _live(env, journal, builders, data)
-            if dry_run:
-                data["plan"] = op.plan(env, journal, builders, cancel)
-                data["host_steps"] = [h for s in data["plan"] for h in s["host_steps"]]
-                app.out(render_plan(data["plan"]))
-                app.add_next(app.rerun())
-            else:
-                app.out(render(data))
-                if data["phase"]:
-                    app.add_next(app.rerun(drop=("--status",)))
-            app.emit({"written": False, **data})
-            return 0
-        app.confirm("Run the partition-power increase's next phase"
-                    + (" and the ones after it" if all_phases else "") + "?", yes)
-        outcome = op.run(env, cancel=cancel, all_phases=all_phases, wait=wait)
-        app.written = outcome.written
-        app.out(render(outcome.data))
-        app.emit(outcome.data)
-        if outcome.nothing_to_do:
-            app.reason = "nothing_to_do"
-            return 0
-        if outcome.complete:
-            return 0
-        app.reason = "in_progress"
-        again = app.rerun()
-        if outcome.waiting:
-            app.message = f"{outcome.waiting}; run the same command again to check"
-            app.add_next(again, time.time() + poll)
+
+def _command(app, env, op, names, cancel, all_phases, wait, show_status, dry_run, new,
+             yes, poll):
+    config = env.config
+    journal = op.read_journal(config)
+    builders = op.load_builders(config, names)
+    done_before = None if new else op.finished_already(config, builders)
+    if done_before:
+        from ringmgr.errors import NothingToDo
+
+        app.emit({"written": False, **op.status_data(
+            env, op.read_journal(config, finished=True), builders)})
+        raise NothingToDo(done_before)
+    if show_status or dry_run:
+        data = op.status_data(env, journal, builders, cancel)
+        if show_status and data["phase"] in ("relink", "cleanup") and journal:
+            data = _live(env, journal, builders, data)
+        if dry_run:
+            data["plan"] = op.plan(env, journal, builders, cancel)
+            data["host_steps"] = [h for s in data["plan"] for h in s["host_steps"]]
+            app.out(render_plan(data["plan"]))
+            app.add_next(app.rerun())
         else:
-            app.message = f"next phase: {outcome.data['phase']}"
-            app.add_next(again)
-        app.remark(app.message)
-        return 1
+            app.out(render(data))
+            if data["phase"]:
+                app.add_next(app.rerun(drop=("--status",)))
+        app.emit({"written": False, **data})
+        return 0
+    app.confirm("Run the partition-power increase's next phase"
+                + (" and the ones after it" if all_phases else "") + "?", yes)
+    outcome = op.run(env, cancel=cancel, all_phases=all_phases, wait=wait)
+    app.written = outcome.written
+    app.out(render(outcome.data))
+    app.emit(outcome.data)
+    if outcome.nothing_to_do:
+        app.reason = "nothing_to_do"
+        return 0
+    if outcome.complete:
+        return 0
+    app.reason = "in_progress"
+    again = app.rerun()
+    if outcome.waiting:
+        app.message = f"{outcome.waiting}; run the same command again to check"
+        app.add_next(again, time.time() + poll)
+    else:
+        app.message = f"next phase: {outcome.data['phase']}"
+        app.add_next(again)
+    app.remark(app.message)
+    return 1
 
 
 def _live(env, journal, builders, data):
@@ -172,7 +181,7 @@ def _pusher(app, config):
         from ringmgr.ops.push import push_rings
 
         app.note("pushing the rings to every node and proxy ...")
-        report = push_rings(config)
+        report = push_rings(config, transport=app.transport)
         record_push(config, report, change_id)
         app.out(report.render_table())
         return report

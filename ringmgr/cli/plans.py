@@ -105,7 +105,8 @@ def run_gradual(kind: str, node_name: str, max_move: float, *, command: str | No
             app.warn(msg, prefix="note: ")
             app.reason = "gate_closed"
             app.add_next(app.rerun(drop=()), time.time() + first.wait_seconds)
-            app.emit({"written": False, "rings": {}, "message": msg, **g.to_json()})
+            app.emit({"written": False, "rings": {}, "message": msg, "host_steps": [],
+                      **g.to_json()})
             return EXIT_WARNING
         raise NotYet(msg, not_before=time.time() + first.wait_seconds)
     from ringmgr.cli.replication import enforce
@@ -157,14 +158,32 @@ def register(group: click.Group) -> None:
     def apply(plan, dry_run, yes, push):
         """Apply a plan saved with --plan-out exactly as it was simulated (refused if any
         ring changed since: re-plan)."""
+        from ringmgr.config_sync import ConfigSync
         from ringmgr.rings.plan import apply_plan
 
         app = App.current()
         config = app.config
-        data = apply_plan(config, plan, dry_run=dry_run, confirm=lambda q: app.confirm(q, yes),
-                          show=app.out, argv=argv_of(app))
+        sync = ConfigSync.for_config(app, config)
+
+        def confirm(q):
+            app.confirm(q, yes)
+            if sync is not None:  # the config goes first, as for every ring change
+                sync.write_before_commit()
+
+        try:
+            data = apply_plan(config, plan, dry_run=dry_run, confirm=confirm, show=app.out,
+                              argv=argv_of(app),
+                              planned=None if sync is None else sync.plan_applied)
+        except BaseException as e:
+            if sync is not None and not getattr(e, "written", False):
+                sync.undo()
+            raise
         app.written = data["written"]
         app.emit(data)
+        if sync is not None:
+            if data["written"]:
+                sync.committed()
+            app.emit(sync.report())
         if data["written"]:
             after_write(app, config, push, f"change #{data['change_id']} (plan {plan})",
                         change_id=data["change_id"])

@@ -20,7 +20,8 @@ def run_canary(app, nodes, canary: int, *, force: bool, accept_new: bool, dry_ru
         canaries = choose_canaries(hosts, canary, set(config.proxies))
         later = [h for h in hosts if h not in canaries]
         report = push_rings(config, list(nodes), force=force, accept_new_host_keys=accept_new,
-                            dry_run=True, progress=progress)
+                            dry_run=True, progress=progress,
+                            transport=app.transport)
         app.out(report.render_table())
         plan = [{"number": 0, "kind": "canary", "hosts": canaries}] + [
             {"number": i, "kind": "wave", "hosts": w}
@@ -39,7 +40,7 @@ def run_canary(app, nodes, canary: int, *, force: bool, accept_new: bool, dry_ru
             app.add_next(app.rerun())
         return 0
     ro = rollout(config, list(nodes), canary, force=force, accept_new=accept_new,
-                 progress=progress, note=app.note)
+                 progress=progress, note=app.note, transport=app.transport)
     for w in ro.waves:
         if w.report is not None:
             record_push(config, w.report)
@@ -129,7 +130,7 @@ def push_after_canary(app, config, change_id: int | None = None) -> None:
 
     canary = config.cluster.canary
     app.note(f"pushing the rings: {canary} canary host(s) first ([cluster].canary) ...")
-    ro = rollout(config, [], canary, note=app.note)
+    ro = rollout(config, [], canary, note=app.note, transport=app.transport)
     reports = [w.report for w in ro.waves if w.report is not None]
     for rep in reports:
         record_push(config, rep, change_id)

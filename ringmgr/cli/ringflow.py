@@ -102,6 +102,8 @@ def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=N
         raise
     app.written = result.written
     if sync is not None:
+        if result.written:
+            sync.committed()
         app.emit(sync.report())
     for m in result.messages:
         app.warn(m, prefix="note: ")
@@ -121,13 +123,28 @@ def run_ring_change(planner, *, dry_run, yes, seed, push, used_bytes, plan_out=N
                    f"{result.seed} to get exactly this result)")
         seeded = any(a == "--seed" or a.startswith("--seed=") for a in app.argv)
         app.add_next(app.rerun(add=() if seeded else ("--seed", str(result.seed))))
-        if push if push is not None else config.cluster.push:
-            changed = sorted(n for n, o in result.outcomes.items() if o.changed)
-            hosts = sorted(config.hosts())
-            app.remark(f"with the push: {', '.join(f'{n}.ring.gz' for n in changed)} would go "
-                       f"to {len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
+        app.emit({"host_steps": planned_push_steps(app, config, push, result.outcomes)})
     app.emit({**hooks.json(result), **(extra_json or {})})
     return result.exit_code
+
+
+def planned_push_steps(app, config, push: bool | None, outcomes=None) -> list[dict]:
+    """A dry run's ``host_steps``: the push a real run makes after writing (--push or
+    [cluster].push: one node-script session per node and proxy), shown as text too;
+    none without a push (a real run then changes the builders only)."""
+    if not (push if push is not None else config.cluster.push):
+        return []
+    from ringmgr.exec import plan as hostplan
+    from ringmgr.ops.push import planned_push
+
+    changed = sorted(n for n, o in (outcomes or {}).items() if o.changed)
+    hosts = sorted(config.hosts())
+    app.remark(f"with the push: {', '.join(f'{n}.ring.gz' for n in changed) or 'the rings'} "
+               f"would go to {len(hosts)} host(s): {', '.join(hosts) or 'none in the config'}")
+    steps = planned_push(config) if hosts else []
+    for line in hostplan.render_text(steps):
+        app.out(line)
+    return hostplan.to_json(steps)
 
 
 def _measurer(app, config):
@@ -173,7 +190,7 @@ def push_after(app, config, change_id: int | None = None):
 
         return push_after_canary(app, config, change_id)
     app.note("pushing the rings to every node and proxy ...")
-    report = push_rings(config)
+    report = push_rings(config, transport=app.transport)
     record_push(config, report, change_id)
     app.out(report.render_table())
     app.emit({"push": report.to_json()})

@@ -25,12 +25,13 @@ def register(group: click.Group) -> None:
 
         app = App.current()
         data = ring_status(app.config)
+        _config_sync_status(app.config, data)
         app.out(render_status(data))
         _part_power_status(app)
         app.emit(data)
         if data["exit_code"]:
             app.reason = "check_failed"
-            if data.get("pending_change"):
+            if data.get("pending_change") or data.get("config_update_interrupted"):
                 app.add_next(app.cmd("resume"))
             if any(p.endswith(("missing", "stale", "corrupt")) for p in data["problems"]):
                 app.add_next(app.cmd("write-rings"))
@@ -162,6 +163,7 @@ def register(group: click.Group) -> None:
     def resume(operation, discard, force):
         """Finish (or undo) an interrupted ring change, and list the host operations in
         progress (replace-disk, runbooks) with the command that continues each."""
+        from ringmgr.config_sync_marker import recover_sync
         from ringmgr.rings.store import RingStore
 
         app = App.current()
@@ -175,6 +177,9 @@ def register(group: click.Group) -> None:
             store = RingStore.from_config(config)
             with store.lock():
                 msg = store.recover(discard=discard, force=force)
+                synced = recover_sync(config)
+            if synced:
+                msg = f"{msg}; {synced}" if msg else synced
             app.written = msg is not None
             app.out(msg or "no interrupted ring change")
         shown = {k: v for k, v in ops.items() if operation in (None, k)}
@@ -189,6 +194,20 @@ def register(group: click.Group) -> None:
         app.emit({"written": msg is not None, "message": msg or "nothing to do",
                   "operations": shown})
         return 0
+
+
+def _config_sync_status(config, data: dict) -> None:
+    """An interrupted [converge] config edit is a half-state: status names it."""
+    from ringmgr.config_sync_marker import interrupted_sync, sync_problem
+    from ringmgr.errors import EXIT_WARNING
+
+    info = interrupted_sync(config)
+    if info is None:
+        return
+    data["problems"].append(sync_problem(info))
+    data["config_update_interrupted"] = {k: info.get(k) for k in
+                                         ("path", "change_id", "state", "time")}
+    data["exit_code"] = max(data["exit_code"], EXIT_WARNING)
 
 
 def operations_in_progress(config) -> dict[str, dict]:
@@ -214,6 +233,10 @@ def operations_in_progress(config) -> dict[str, dict]:
             pending = [n for n, st in steps.items()
                        if (st.get("state") if isinstance(st, dict) else st) not in
                        ("done", "skipped")]
+            if key == "increase-part-power":
+                from ringmgr.ops.partpower_journal import half_state
+
+                pending = [half_state(config, data)]
             out[key] = {"created": data.get("created", "?"),
                         "next": pending[0] if pending else None,
                         "command": _continue_command(key)}
@@ -230,9 +253,12 @@ def _part_power_status(app) -> None:
         return
     if not journal:
         return
+    from ringmgr.ops.partpower_journal import half_state
+
     done = [k for k, v in journal.get("steps", {}).items() if v.get("state") == "done"]
     app.remark(f"partition-power increase {journal.get('params', {}).get('op_id')} in "
-               f"progress (done: {', '.join(done) or 'nothing yet'}): "
+               f"progress (done: {', '.join(done) or 'nothing yet'}; "
+               f"{half_state(app.config, journal)}): "
                f"`ringmgr increase-part-power --status` shows it")
     app.add_next(app.cmd("increase-part-power", "--status"))
 

@@ -5,9 +5,10 @@ compute and controller runbooks, the OpenStack client on this admin host) gets i
 executor here, so the transport, the dry-run recorder and the capability check are
 decided once:
 
-* the transport: ``TRANSPORTS[name]``, named by the host's ``transport`` attribute
-  when it has one, else ``local`` for a host whose address is ``localhost`` (a
-  single-machine setup) and ``ssh`` otherwise;
+* the transport: ``TRANSPORTS[name]``, named by the host's ``transport`` (ringmgr.toml:
+  the node's or proxy's ``transport`` key, or ``[defaults]``'s; an unknown name is a
+  config error, ``check_transports``) when it has one, else ``local`` for a host whose
+  address is ``localhost`` (a single-machine setup) and ``ssh`` otherwise;
 * ``needs``: the capabilities the caller uses beyond ``run`` (``STREAM`` for push);
   a transport without them is skipped for ``ssh`` when the host was not given one
   explicitly, else refused in one line;
@@ -71,6 +72,27 @@ def host_for(config: "Config", name: str, address: str | None = None):
     return config.hosts().get(address) or AdHocHost(name, address)
 
 
+def check_transport(config: "Config", host) -> None:
+    """Refuse a host whose configured ``transport`` is none of ``TRANSPORTS``: a
+    ConfigError naming the file and the key it was set by."""
+    name = getattr(host, "transport", None)
+    if name is None or name in TRANSPORTS:
+        return
+    from ringmgr.errors import ConfigError
+
+    where = getattr(host, "transport_key", "") or f"host {host.name}"
+    prefix = f"{config.path}: " if getattr(config, "path", None) else ""
+    raise ConfigError(f"{prefix}{where}: unknown transport {name!r} (known: "
+                      f"{', '.join(sorted(TRANSPORTS))})")
+
+
+def check_transports(config: "Config") -> None:
+    """Every configured host's transport is a known one (checked when the CLI loads
+    the config, so a typo is refused before anything runs)."""
+    for host in config.hosts().values():
+        check_transport(config, host)
+
+
 def transport_name(host, needs: frozenset[str] = frozenset()) -> str:
     explicit = getattr(host, "transport", None)
     if explicit:
@@ -91,13 +113,8 @@ def _capabilities(name: str) -> frozenset[str]:
 def default_transport(config: "Config", host, known_hosts: "KnownHosts | None" = None, *,
                       needs: frozenset[str] = frozenset()) -> Executor:
     """The configured transport's executor for ``host`` (not yet wrapped for a dry run)."""
-    name = transport_name(host, needs)
-    if name not in TRANSPORTS:
-        from ringmgr.errors import UsageError
-
-        raise UsageError(f"host {host.name}: unknown transport {name!r} (known: "
-                         f"{', '.join(sorted(TRANSPORTS))})")
-    return TRANSPORTS[name](config, host, known_hosts)
+    check_transport(config, host)
+    return TRANSPORTS[transport_name(host, needs)](config, host, known_hosts)
 
 
 def executor_for(config: "Config", host, *, dry_run: bool,

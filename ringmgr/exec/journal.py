@@ -5,7 +5,7 @@ state of each step, so a run stopped anywhere continues where it stopped.
 identity=None)``
     One JSON file per operation key (``replace-disk.s02.sdb``) in ``state_dir``, else
     ``$RINGMGR_STATE_DIR``, else ``~/.local/state/ringmgr/runs/``; written atomically
-    (temp file, fsync, rename) after every state change and locked (flock) while
+    (``rings.files.atomic_write``: temp file, fsync, rename) after every state change and locked (flock) while
     open (``LockHeld`` if another run holds it).  The directory is made 0700 and
     refused (``Refused``) when anyone but this user or root could write it or one of
     its parents (``private_dir``): a journal decides what a resumed run does.  A
@@ -35,7 +35,6 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -247,24 +246,10 @@ def _archive(path: Path, key: str) -> None:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Temp file in the same directory, fsync, rename, fsync the directory."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """``data`` as JSON through the one atomic writer (``rings.files.atomic_write``:
+    temp file in the same directory, fsync, rename, fsync the directory), readable by
+    this user only (a journal decides what a resumed run does)."""
+    from ringmgr.rings.files import atomic_write
+
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(Path(path), text.encode(), mode=0o600)

@@ -82,21 +82,23 @@ def assess(sweep: Sweep, config, *, ring_md5s: dict[str, str],
     for s in sweep.servers():
         by_node.setdefault(s.node, []).append(s)
     unreachable = sweep.unreachable()
+    replies = sweep.by_server()
     for node, servers in sorted(by_node.items()):
-        rep.nodes[node] = _node(node, servers, sweep, unreachable, config, rep.problems,
+        rep.nodes[node] = _node(node, servers, replies, unreachable, config, rep.problems,
                                 ring_md5s=ring_md5s, swift_conf_md5=swift_conf_md5,
                                 ec_policies=ec_policies)
+    rep.problems = list(dict.fromkeys(rep.problems))  # several ports of one host: once
     return rep
 
 
-def _node(name, servers, sweep, unreachable, config, problems, *, ring_md5s,
+def _node(name, servers, replies, unreachable, config, problems, *, ring_md5s,
           swift_conf_md5, ec_policies) -> dict:
     cfg_node = config.nodes.get(name)
     mount_check = cfg_node.mount_check if cfg_node else True
     out = {"servers": {}, "replication": {}, "devices": [], "unmounted": [],
            "mount_check": mount_check, "async_pending": None, "quarantined": None,
-           "rings": {}, "swift_conf": None, "relinker": [], "clock_skew": None,
-           "drive_audit_errors": None}
+           "rings": {}, "swift_conf": None, "relinker": [], "relinker_policies": [],
+           "clock_skew": None, "drive_audit_errors": None}
 
     def problem(sev, what, msg):
         problems.append(Problem(sev, name, what, f"{name}: {msg}"))
@@ -108,10 +110,11 @@ def _node(name, servers, sweep, unreachable, config, problems, *, ring_md5s,
             problem(ERROR, "server", f"{s.kind} server {s.ip}:{s.port} does not answer "
                                      f"recon: {unreachable[s]}")
             continue
-        out["servers"][s.kind] = {"ip": s.ip, "port": s.port, "up": True, "error": None}
-        for (srv, check), r in sorted(sweep.replies.items(), key=lambda kv: kv[0][1]):
-            if srv != s:
-                continue
+        if out["servers"].get(s.kind, {}).get("up", True):  # one port down: shown
+            out["servers"][s.kind] = {"ip": s.ip, "port": s.port, "up": True,
+                                      "error": None}
+        for r in sorted(replies.get(s, ()), key=lambda r: r.check):
+            check = r.check
             if not r.ok:
                 problem(ERROR, check, f"{s.kind} server {s.ip}:{s.port} /recon/{check}: "
                                       f"{r.error}")
@@ -160,7 +163,9 @@ def _fact(out, s, check, r, problem, *, config, mount_check, ring_md5s, swift_co
         for ring_file, want in sorted(ring_md5s.items()):
             have = v.get(ring_file)
             state = "ok" if have == want else ("missing" if have is None else "differs")
-            out["rings"][ring_file.removesuffix(".ring.gz")] = {"md5": have, "state": state}
+            name = ring_file.removesuffix(".ring.gz")
+            if out["rings"].get(name, {}).get("state", "ok") == "ok":  # a stale port shows
+                out["rings"][name] = {"md5": have, "state": state}
             if state != "ok":
                 problem(WARNING, check, f"{ring_file} {state} from the admin host's "
                                         f"(ringmgr push / ringmgr verify)")
@@ -173,8 +178,12 @@ def _fact(out, s, check, r, problem, *, config, mount_check, ring_md5s, swift_co
             problem(WARNING, check, "swift.conf differs from the admin host's "
                                     "([cluster].swift_conf)")
     elif check == "relinker":
-        out["relinker"] = [{"device": d.device, "step": d.step, "parts_done": d.parts_done,
-                            "total_parts": d.total_parts, "finished": d.finished} for d in v]
+        from ringmgr.live.recon_parse import relinker_by_policy
+
+        out["relinker"] = [{"device": d.device, "policy": d.policy, "step": d.step,
+                            "parts_done": d.parts_done, "total_parts": d.total_parts,
+                            "finished": d.finished} for d in v]
+        out["relinker_policies"] = relinker_by_policy(v)
     elif check == "time":
         skew = clock_skew(r)
         out["clock_skew"] = None if skew is None else round(skew, 3)
@@ -192,7 +201,7 @@ def _fact(out, s, check, r, problem, *, config, mount_check, ring_md5s, swift_co
 def render(rep: Report) -> str:
     """The text table: one line per node, then the problems."""
     rows = [("node", "servers", "object repl", "container", "account", "disks",
-             "async", "quar", "rings", "skew")]
+             "async", "quar", "rings", "skew", "relinker")]
     for name, n in rep.nodes.items():
         up = "".join(k[0] if n["servers"].get(k, {}).get("up") else "-"
                      for k in SERVER_TYPES if k in n["servers"])
@@ -207,7 +216,8 @@ def render(rep: Report) -> str:
                                    if r["state"] != "ok") or "-")
         skew = "-" if n["clock_skew"] is None else f"{n['clock_skew']:+.1f}s"
         rows.append((name, up, *repl, disks, _dash(n["async_pending"]),
-                     "-" if quar is None else str(sum(quar.values())), ring_cell, skew))
+                     "-" if quar is None else str(sum(quar.values())), ring_cell, skew,
+                     relinker_cell(n["relinker_policies"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if rep.problems:
@@ -219,6 +229,17 @@ def render(rep: Report) -> str:
     lines.append(f"{len(rep.nodes)} node(s), {rep.servers} server(s): "
                  + ("healthy" if not rep.problems else f"{errs} error(s), {warns} warning(s)"))
     return "\n".join(lines)
+
+
+def relinker_cell(policies) -> str:
+    """'policy 1: relinking, 3/4 devices done' per policy; '-' when it never ran."""
+    cells = []
+    for p in policies:
+        doing = {"relink": "relinking", "cleanup": "cleaning up"}.get(p["step"], "running")
+        state = (f"{p['step']} done" if p["devices_done"] == p["devices"] and p["step"]
+                 else f"{doing}, {p['devices_done']}/{p['devices']} devices done")
+        cells.append(state if p["policy"] is None else f"policy {p['policy']}: {state}")
+    return "; ".join(cells) or "-"
 
 
 def _pass_cell(p) -> str:
@@ -260,7 +281,7 @@ def check(config, nodes=None, *, clock=None, transport=None) -> Report:
     """Sweep every server (of ``nodes``) and assess it: ``ringmgr health``."""
     import time
 
-    from ringmgr.live.recon import CHECKS, ReconClient, plan_checks
+    from ringmgr.live.recon import ReconClient, plan_health
     from ringmgr.rings.policies import load_policies
 
     clock = clock or time.time
@@ -273,6 +294,6 @@ def check(config, nodes=None, *, clock=None, transport=None) -> Report:
     conf_md5 = file_md5s(conf.parent, [conf.name]).get(conf.name) if conf else None
     ec = any(p.is_ec for p in load_policies(conf).values()) if conf else False
     sweep = ReconClient(config.recon, clock=clock, transport=transport).sweep(
-        plan_checks(servers, CHECKS))
+        plan_health(servers))
     return assess(sweep, config, ring_md5s=md5s, swift_conf_md5=conf_md5,
                   ec_policies=ec, now=sweep.started)

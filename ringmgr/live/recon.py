@@ -3,8 +3,9 @@
 ``swift-recon`` makes one sweep per option (``-r``, ``-d``, ``-u``, ``--md5`` each
 visit every server again) and takes its hosts from one ring.  Here a sweep is a list
 of ``(Server, check)`` pairs over the servers of *every* ring, run at once under one
-bound (``[recon].concurrency`` requests in flight) with connect and read timeouts
-(``[recon].connect_timeout``, ``[recon].timeout``), over one connection pool (httpx).
+bound (``[recon].concurrency`` requests in flight, a pool of threads) with connect
+and read timeouts (``[recon].connect_timeout``, ``[recon].timeout``), over kept-alive
+connections (``recon_http``: at most two per server, reused for its checks).
 
 A failure on one server is collected, never raised: each answer is a ``Reply`` with
 either a parsed ``value`` or a one-line ``error`` ("connection refused", "no answer
@@ -20,7 +21,6 @@ port (recon on a separate port) and ``[recon].scheme`` the scheme.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pickle
 import time
@@ -37,6 +37,15 @@ CHECKS = {
     "object": ("replication/object", "reconstruction/object", "diskusage", "unmounted",
                "async", "quarantined", "ringmd5", "swiftconfmd5", "relinker", "time",
                "driveaudit"),
+    "container": ("replication/container",),
+    "account": ("replication/account",),
+}
+# What the other servers of the same type on the same address are asked: the rest is
+# about the host (its clock, disks, swift.conf, drive audit, recon cache) and recon
+# answers it the same on every port of the host (one ``devices``, one recon cache and
+# one swift.conf, as with ``servers_per_port``).
+PER_PORT_CHECKS = {
+    "object": ("replication/object", "reconstruction/object", "ringmd5"),
     "container": ("replication/container",),
     "account": ("replication/account",),
 }
@@ -94,17 +103,23 @@ class Sweep:
     def servers(self) -> list[Server]:
         return sorted({s for s, _ in self.replies})
 
+    def by_server(self) -> dict[Server, list[Reply]]:
+        """Each server's replies, in the order they were asked for."""
+        out: dict[Server, list[Reply]] = {}
+        for (s, _), r in self.replies.items():
+            out.setdefault(s, []).append(r)
+        return out
+
     def unreachable(self) -> dict[Server, str]:
         """Servers none of whose requests got an HTTP answer, with the first error."""
         out = {}
-        for server in self.servers():
-            replies = [r for (s, _), r in self.replies.items() if s == server]
+        for server, replies in sorted(self.by_server().items()):
             if replies and all(r.error and r.error.startswith(_NO_ANSWER) for r in replies):
                 out[server] = replies[0].error.removeprefix(_NO_ANSWER)
         return out
 
 
-_NO_ANSWER = "unreachable: "
+_NO_ANSWER = "unreachable: "   # recon_http.NO_ANSWER
 
 
 def ring_devices(builder_dir: Path, rings=None) -> dict[str, list[dict]]:
@@ -146,8 +161,21 @@ def plan_checks(servers, checks=CHECKS) -> list[tuple[Server, str]]:
     return [(s, c) for s in servers for c in checks.get(s.kind, ())]
 
 
+def plan_health(servers) -> list[tuple[Server, str]]:
+    """The (server, check) pairs of a health sweep: ``CHECKS`` for the first server of
+    each type on each address, ``PER_PORT_CHECKS`` for the others there."""
+    seen = set()
+    out = []
+    for s in sorted(servers):
+        first = (s.ip, s.kind) not in seen
+        seen.add((s.ip, s.kind))
+        out += [(s, c) for c in (CHECKS if first else PER_PORT_CHECKS).get(s.kind, ())]
+    return out
+
+
 class ReconClient:
-    """Runs sweeps; ``transport`` is for httpx's own test transports only."""
+    """Runs sweeps; ``transport`` (tests only) is a function ``(server, path) ->
+    (status, body)`` standing in for the network."""
 
     def __init__(self, recon_config, *, clock=time.time, transport=None):
         self.cfg = recon_config
@@ -159,63 +187,112 @@ class ReconClient:
         return f"{self.cfg.scheme}://{host}:{server.port}/recon/{check}"
 
     def sweep(self, pairs) -> Sweep:
-        """Ask every (server, check) in ``pairs`` at once; never raises for a server."""
-        return asyncio.run(self._sweep(list(pairs)))
+        """Ask every (server, check) in ``pairs`` at once; never raises for a server.
 
-    async def _sweep(self, pairs) -> Sweep:
-        import httpx
+        Threads (at most ``[recon].concurrency``) take jobs: a server's first check
+        alone (a server that cannot be reached is not tried again for each check:
+        they all get that error), then its other checks split over at most
+        ``recon_http.PER_SERVER`` kept-alive connections.  A check that times out
+        sends the server's remaining checks out one per connection, so a hung server
+        costs about two timeouts, not one per check."""
+        import queue
+        import threading
 
+        from ringmgr.live import recon_http
+
+        pairs = list(pairs)
         cfg = self.cfg
-        timeout = httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout)
-        limits = httpx.Limits(max_connections=cfg.concurrency,
-                              max_keepalive_connections=cfg.concurrency)
-        sem = asyncio.Semaphore(cfg.concurrency)
+        ssl = recon_http.ssl_context(cfg.scheme)
         out = Sweep(started=self.clock())
-        kwargs = {"transport": self.transport} if self.transport else {}
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False,
-                                     **kwargs) as client:
-            async def one(server, check):
-                async with sem:
-                    reply = await self._get(client, server, check)
-                out.replies[(server, check)] = reply
+        by_server: dict[Server, list[str]] = {}
+        for s, c in pairs:
+            by_server.setdefault(s, []).append(c)
+        jobs: queue.Queue = queue.Queue()
 
-            await asyncio.gather(*(one(s, c) for s, c in pairs))
+        def ask(conn, server, check) -> Reply:
+            reply = self._get(conn, server, check)
+            out.replies[(server, check)] = reply
+            return reply
+
+        def run(server, checks, first):
+            conn = recon_http.Connection(server.ip, server.port, ssl_context=ssl,
+                                         connect_timeout=cfg.connect_timeout,
+                                         timeout=cfg.timeout)
+            try:
+                if first:
+                    reply = ask(conn, server, checks[0])
+                    checks = checks[1:]
+                    if reply.error and reply.error.startswith(_NO_ANSWER):
+                        for check in checks:
+                            out.replies[(server, check)] = Reply(
+                                server, check, error=reply.error, sent=reply.sent,
+                                received=reply.received)
+                        return
+                    if reply.error and reply.error.startswith(recon_http.TIMED_OUT):
+                        for check in checks:
+                            jobs.put((server, [check], False))
+                        return
+                    n = min(recon_http.PER_SERVER, len(checks))
+                    parts = [checks[i::n] for i in range(n)]
+                    for part in parts[1:]:
+                        jobs.put((server, part, False))
+                    checks = parts[0] if parts else []
+                checks = list(checks)
+                while checks:
+                    reply = ask(conn, server, checks.pop(0))
+                    if reply.error and reply.error.startswith(recon_http.TIMED_OUT):
+                        for check in checks:
+                            jobs.put((server, [check], False))
+                        return
+            finally:
+                conn.close()
+
+        def worker():
+            while True:
+                job = jobs.get()
+                if job is None:
+                    return
+                try:
+                    run(*job)
+                except Exception as e:  # noqa: BLE001  (never lose a server's answer)
+                    server, checks, _ = job
+                    for check in checks:
+                        out.replies.setdefault((server, check), Reply(
+                            server, check, error=f"{type(e).__name__}: {e}"))
+                finally:
+                    jobs.task_done()
+
+        for server, checks in by_server.items():
+            jobs.put((server, checks, True))
+        n = min(cfg.concurrency, len(pairs))   # a hung server's checks fan out
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(n)]
+        for t in threads:
+            t.start()
+        jobs.join()
+        for t in threads:
+            jobs.put(None)
+        for t in threads:
+            t.join()
+        out.replies = {k: out.replies[k] for k in pairs if k in out.replies}
         out.finished = self.clock()
         return out
 
-    async def _get(self, client, server: Server, check: str) -> Reply:
-        import httpx
+    def _get(self, conn, server: Server, check: str) -> Reply:
+        from ringmgr.live.recon_http import ReconHTTPError
 
         reply = Reply(server, check, sent=self.clock())
+        path = f"/recon/{check}"
         try:
-            r = await client.get(self.url(server, check))
-        except httpx.ConnectTimeout:
-            reply.error = f"{_NO_ANSWER}no connection within {self.cfg.connect_timeout:g} s"
-        except httpx.ConnectError as e:
-            reply.error = _NO_ANSWER + _connect_reason(e)
-        except httpx.TimeoutException:
-            reply.error = f"no answer within {self.cfg.timeout:g} s"
-        except httpx.HTTPError as e:
-            reply.error = f"{type(e).__name__}: {e}"
+            if self.transport is not None:
+                status, body = self.transport(server, path)
+            else:
+                status, body = conn.get(path)
+        except ReconHTTPError as e:
+            reply.error = str(e)
         else:
-            reply.error, reply.value = decode(check, r.status_code, r.content)
+            reply.error, reply.value = decode(check, status, body)
         reply.received = self.clock()
         return reply
-
-
-def _connect_reason(e) -> str:
-    """'connection refused', 'no route to host', ...: the OS error under httpx's."""
-    seen = e
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
-            return "connection refused"
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror.lower()
-        for inner in getattr(seen, "exceptions", ()):  # an ExceptionGroup of attempts
-            if isinstance(inner, OSError) and inner.strerror:
-                return inner.strerror.lower()
-        seen = seen.__cause__ or seen.__context__
-    return str(e) or type(e).__name__
 
 
 def decode(check: str, status: int, body: bytes) -> tuple[str | None, object]:

@@ -220,4 +220,11 @@ def replication_gate(config, rings, *, clock_fn=time.time, transport=None) -> Ga
     pairs = list(dict.fromkeys(pairs))
     sweep = Sweep() if not pairs else ReconClient(config.recon, clock=clock_fn,
                                                   transport=transport).sweep(pairs)
-    return evaluate(sweep, servers, pushes, config, ec_rings=ec_rings)
+    res = evaluate(sweep, servers, pushes, config, ec_rings=ec_rings)
+    unknown = [r for r in rings if r.startswith("object-")] if not policies else []
+    if unknown:
+        res.notes.append(f"no [cluster].swift_conf: {', '.join(unknown)} taken as replicated "
+                         f"(the object replicator's pass counts); an erasure-coded policy's "
+                         f"data moves with the reconstructor, whose pass is then not waited "
+                         f"for: set swift_conf")
+    return res

@@ -24,7 +24,7 @@ from ringmgr.config import Config, Node
 from ringmgr.exec.base import Executor
 from ringmgr.ops import facts, logwindow
 from ringmgr.ops.kernel_log import mount_root_birth, read_log  # noqa: F401 (the API)
-from ringmgr.ops.ringdevs import node_ring_devices
+from ringmgr.rings.devices import ring_devices
 
 # -- how old is the device's filesystem? ---------------------------------------------------
 def read_replace_journal(state_dir, node: str, dev: str) -> dict | None:
@@ -247,7 +247,7 @@ def audit_nodes(config: Config, names: list[str], *, window: logwindow.Window,
 
     state_dir = state_dir or cluster_state_dir(config)
     try:
-        by_node_ring = {n: node_ring_devices(config, config.node(n)) for n in names}
+        by_node_ring = {n: ring_devices(config, config.node(n)) for n in names}
     except RingmgrError:
         by_node_ring = {n: {} for n in names}
 
@@ -287,11 +287,16 @@ def act_on(config: Config, failing, *, lazy=False, dry_run=False, echo=None,
                                 echo=echo)
         finally:
             close_all(run_ex)
-        weight = _zero_weight(config, node_name, node, f.device, summary, dry_run, echo)
+        weight = _zero_weight(config, node_name, node, f.device, summary, dry_run, echo,
+                              transport)
         text = (f"{node_name}/{f.device}: " + ", ".join(
             f"{r.name} {r.status}" + (f" ({r.reason})" if r.reason else "")
             for r in summary.results) + f"; weight {weight}")
         planned = run_ex.plan if dry_run else []
+        if dry_run and summary.ok and config.cluster.push:
+            from ringmgr.ops.push import planned_push
+
+            planned = planned + planned_push(config)  # the push after the weight change
         out.append({"node": node_name, "device": f.device, "summary": text,
                     "commands": [list(s.argv) for s in planned] if dry_run else None,
                     "host_steps": hostplan.to_json(planned),
@@ -300,7 +305,8 @@ def act_on(config: Config, failing, *, lazy=False, dry_run=False, echo=None,
     return out
 
 
-def _zero_weight(config, node_name, node, dev, summary, dry_run, echo) -> str:
+def _zero_weight(config, node_name, node, dev, summary, dry_run, echo,
+                 transport=None) -> str:
     """Weight 0 for a disk taken out (where the ring commands can): what was done."""
     from ringmgr.ops.disk import weight as disk_weight
 
@@ -313,7 +319,8 @@ def _zero_weight(config, node_name, node, dev, summary, dry_run, echo) -> str:
 
     try:
         result = disk_weight.set_weight(config, node, dev, 0.0, yes=True, show=echo,
-                                        argv=["ringmgr", "drive-audit", node_name, "--act"])
+                                        argv=["ringmgr", "drive-audit", node_name, "--act"],
+                                        transport=transport)
     except NotYet as e:
         return f"not changed yet ({e})"
     note = disk_weight.push_note(bool(result.written), bool(config.cluster.push), False)

@@ -10,7 +10,11 @@ make up a name that hashes into it (swift's ``hash_path`` with the cluster's
 the new ring's primaries for that partition.
 
 Covered rings: account, container and object (policy 0: a name in a container that
-does not exist is placed by policy 0); other object rings are confirmed by their md5.
+does not exist is placed by policy 0), and each object-N ring named in
+``[cluster].canary_containers``: list_endpoints takes an object's policy from its
+container (the proxy's container info), so the probe names an object in an existing
+container of policy N, and the answer's ``X-Backend-Storage-Policy-Index`` must be N.
+Other object rings are confirmed by their md5.
 """
 
 from __future__ import annotations
@@ -53,8 +57,26 @@ def partition_of(hashes: tuple[bytes, bytes], part_shift: int, *names: str) -> i
     return struct.unpack_from(">I", digest)[0] >> part_shift
 
 
-def probe_names(ring: str, i: int) -> tuple[str, ...]:
-    """The i-th made-up name for ``ring``: an account, a container or an object."""
+def checked_rings(config) -> tuple[str, ...]:
+    """The rings a canary proxy can be asked about (see the module docstring)."""
+    return CHECKED_RINGS + tuple(sorted(config.cluster.canary_containers))
+
+
+def policy_index(ring: str) -> int | None:
+    """object -> 0, object-N -> N; None for account and container."""
+    if ring == "object":
+        return 0
+    if ring.startswith("object-"):
+        return int(ring.split("-", 1)[1])
+    return None
+
+
+def probe_names(ring: str, i: int, container: str | None = None) -> tuple[str, ...]:
+    """The i-th made-up name for ``ring``: an account, a container or an object (in
+    ``container``, ACCOUNT/CONTAINER, when given: object-N rings)."""
+    if container is not None:
+        account, cont = container.split("/", 1)
+        return (account, cont, f"{PROBE}-o{i}")
     if ring == "account":
         return (f"{PROBE}-{i}",)
     if ring == "container":
@@ -63,10 +85,11 @@ def probe_names(ring: str, i: int) -> tuple[str, ...]:
 
 
 def find_probe(ring: str, part_shift: int, targets: set[int], hashes,
-               limit: int = MAX_TRIES) -> tuple[tuple[str, ...], int] | None:
+               limit: int = MAX_TRIES, container: str | None = None
+               ) -> tuple[tuple[str, ...], int] | None:
     """A made-up name whose partition is in ``targets`` (and that partition)."""
     for i in range(limit):
-        names = probe_names(ring, i)
+        names = probe_names(ring, i, container)
         part = partition_of(hashes, part_shift, *names)
         if part in targets:
             return names, part
@@ -125,6 +148,12 @@ def parse_endpoints(body: bytes) -> set[tuple[str, int, str, int]]:
     Sample: ``{"endpoints": ["http://127.0.5.3:16200/sdb/27/AUTH_test/c/o"],
     "headers": {"X-Backend-Storage-Policy-Index": "0"}}``.
     """
+    return parse_answer(body)[0]
+
+
+def parse_answer(body: bytes) -> tuple[set[tuple[str, int, str, int]], int | None]:
+    """A v2 answer -> (endpoints as ``parse_endpoints``, the storage policy index of an
+    object's answer; None for accounts and containers)."""
     from urllib.parse import urlsplit
 
     doc = json.loads(body)
@@ -133,7 +162,8 @@ def parse_endpoints(body: bytes) -> set[tuple[str, int, str, int]]:
         u = urlsplit(url)
         dev, part = u.path.lstrip("/").split("/")[:2]
         out.add((u.hostname, int(u.port), dev, int(part)))
-    return out
+    index = (doc.get("headers") or {}).get("X-Backend-Storage-Policy-Index")
+    return out, None if index is None else int(index)
 
 
 @dataclass
@@ -162,13 +192,14 @@ def ask(endpoints_url: str, names: tuple[str, ...], timeout: float) -> bytes:
 
 
 def check_proxy(proxy_name: str, endpoints_url: str, ring: str, new, old, hashes,
-                timeout: float = 10.0) -> EndpointCheck:
-    """Does the proxy place a name of a partition the change moved as ``new`` does?"""
+                timeout: float = 10.0, container: str | None = None) -> EndpointCheck:
+    """Does the proxy place a name of a partition the change moved as ``new`` does?
+    (object-N rings: a name in ``container``, which must be of policy N.)"""
     targets = moved_partitions(old, new) if old is not None else set()
     moved = bool(targets)
     if not targets:
         targets = set(range(2 ** (32 - new._part_shift)))
-    found = find_probe(ring, new._part_shift, targets, hashes)
+    found = find_probe(ring, new._part_shift, targets, hashes, container=container)
     if found is None:
         return EndpointCheck(proxy_name, ring, False, detail="no probe name found")
     names, part = found
@@ -177,7 +208,7 @@ def check_proxy(proxy_name: str, endpoints_url: str, ring: str, new, old, hashes
     check = EndpointCheck(proxy_name, ring, False, path, part, moved,
                           expected=sorted(f"{i}:{p}/{d}" for i, p, d, _ in want))
     try:
-        got = parse_endpoints(ask(endpoints_url, names, timeout))
+        got, index = parse_answer(ask(endpoints_url, names, timeout))
     except urllib.error.HTTPError as e:
         check.detail = f"{endpoints_url} answered {e.code} (is list_endpoints in its pipeline?)"
         return check
@@ -186,6 +217,13 @@ def check_proxy(proxy_name: str, endpoints_url: str, ring: str, new, old, hashes
         return check
     check.answered = sorted(f"{i}:{p}/{d}" + ("" if pt == part else f" (partition {pt})")
                             for i, p, d, pt in got)
+    want_index = policy_index(ring)
+    if want_index and index != want_index:
+        check.detail = (f"the proxy places objects of {container} by storage policy "
+                        f"{index}, not {want_index} (the {ring} ring): is {container} a "
+                        f"container of policy {want_index}? (create it with "
+                        f"X-Storage-Policy, or fix [cluster].canary_containers)")
+        return check
     check.ok = got == want
     if not check.ok:
         check.detail = (f"the proxy places {path} on {', '.join(check.answered)}; the new "

@@ -31,7 +31,7 @@ from ringmgr.ops.partpower_journal import (KEY, done_phases, finished_already,
                                            load_builders, open_journal, phase_info,
                                            position, read_journal, select_rings)
 from ringmgr.ops.partpower_precheck import precheck
-from ringmgr.ops.partpower_relink import refuse_while_relinking, relinker_phase
+from ringmgr.ops.partpower_relink import relinker_phase, stop_relinkers
 from ringmgr.ops.partpower_ring import ring_phase
 from ringmgr.ops.partpower_status import plan, status_data
 from ringmgr.rings import partpower as pp
@@ -69,7 +69,7 @@ def run(env: Env, *, cancel: bool = False, all_phases: bool = False,
                 precheck(env, j, builders)
             elif phase in pp.RING_PHASES:
                 if phase == "cancel":
-                    refuse_while_relinking(env, j)
+                    stop_relinkers(env, j)
                 written = ring_phase(env, j, phase) or written
             else:
                 waiting = relinker_phase(env, j, phase, wait=wait)

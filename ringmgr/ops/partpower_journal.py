@@ -94,3 +94,19 @@ def phase_info(j, phase: str) -> dict:
 def nodes_done(j, step: str) -> list[str]:
     runs = j.params.get("runs", {}).get(step, {})
     return sorted(n for n, r in runs.items() if r.get("done"))
+
+
+def half_state(config, journal_data: dict) -> str:
+    """Where an interrupted increase stands, from its journal and the builders: 'relink
+    next (...)' or the builders' refusal (for ``status`` and ``resume``)."""
+    rings = (journal_data.get("identity") or {}).get("rings") or []
+    try:
+        pos = position(journal_data, load_builders(config, rings))
+    except Exception as e:  # noqa: BLE001 - shown, never fatal to status
+        return f"cannot tell: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    if pos.complete:
+        return "every phase done"
+    started = (journal_data.get("params", {}).get("phases", {}).get(pos.next) or {})
+    if started.get("started") and not started.get("finished"):
+        return f"{pos.next} started, not finished: run the same command again"
+    return f"{pos.next} next ({pos.why})"

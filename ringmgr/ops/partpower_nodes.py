@@ -10,9 +10,11 @@ failure is collected, never fatal to the others.
 from __future__ import annotations
 
 import logging
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ringmgr.config import Node
 from ringmgr.errors import Refused
 from ringmgr.ops import relinker as rl
 from ringmgr.rings.partpower import policy_index
@@ -20,13 +22,16 @@ from ringmgr.rings.partpower import policy_index
 log = logging.getLogger("ringmgr.partpower")
 
 MIN_VERSION = (2, 27)
+# a look at a node (status, log tail) that takes longer is a node that does not answer:
+# the connection is reused for the whole run, so a half-open one must not hold a poll
+LOOK_TIMEOUT = 60.0
 
 
 @dataclass
 class ObjectNode:
     """A storage node with devices in the operation's rings."""
 
-    node: object
+    node: Node
     devices: dict[str, list[str]] = field(default_factory=dict)   # ring -> device names
     port: int = 6200                                                # its object server
 
@@ -98,7 +103,7 @@ def read_conf(ex, node) -> rl.ObjectConf:
 
 def precheck_node(on: ObjectNode, ex, recon, rings) -> dict:
     """Facts and problems of one object node: config, reclaim_age, the relinker's config,
-    swift's version, mounted devices, inodes."""
+    swift's version, mounted devices, inodes and free space."""
     node = on.node
     fig: dict = {"problems": [], "devices": {}}
     ex.run(["true"], mutates=False)
@@ -134,9 +139,9 @@ def precheck_node(on: ObjectNode, ex, recon, rings) -> dict:
     for dev, path in paths.items():
         f = per_path.get(path)
         fig["devices"][dev] = f
-        why = rl.inode_problem(dev, f)
-        if why:
-            fig["problems"].append(why)
+        for why in (rl.inode_problem(dev, f), f and rl.space_problem(dev, f)):
+            if why:
+                fig["problems"].append(why)
     return fig
 
 
@@ -147,15 +152,18 @@ def precheck_proxy(proxy, ex) -> dict:
 
 # -- the detached relinker --------------------------------------------------------------
 
-def ensure_relinker_conf(ex, node, conf: rl.ObjectConf) -> str:
+def ensure_relinker_conf(ex, node, conf: rl.ObjectConf, have: str | None = None) -> str:
     """The config the relinker gets: the node's own when it has [object-relinker],
-    else ringmgr's (written, or rewritten when it differs)."""
+    else ringmgr's (written, or rewritten when it differs from ``have``, its text
+    on the node, read here when not given)."""
     if conf.has_relinker_section:
         return conf.path
     want = rl.own_relinker_conf(conf)
     path = f"{node.run_dir}/{rl.OWN_CONF}"
-    have = ex.run(["cat", path], mutates=False, check=False)
-    if have.rc != 0 or have.stdout != want:
+    if have is None:
+        r = ex.run(["cat", path], mutates=False, check=False)
+        have = r.stdout if r.rc == 0 else None
+    if have != want:
         ex.run(rl.write_conf_argv(node), input=want)
     return path
 
@@ -164,16 +172,24 @@ def start_relinker(on: ObjectNode, ex, op_id: str, step: str, rings,
                    opts: rl.RelinkOptions, retry_failed: bool = False) -> dict:
     """Start the step on the node, or find it running or finished: never a second one."""
     node = on.node
-    conf = read_conf(ex, node)
+    # the config, ringmgr's relinker config and the state in one round trip
+    own_path = f"{node.run_dir}/{rl.OWN_CONF}"
+    token = "ringmgr-" + secrets.token_hex(8)
+    out = ex.run(rl.gather_argv(node, op_id, step, [node.object_conf, own_path], token),
+                 mutates=False, check=False, timeout=LOOK_TIMEOUT)
+    (text, own), st = rl.parse_gather(out.stdout, token, [node.object_conf, own_path])
+    conf = (rl.parse_object_conf(text, node.object_conf) if text is not None
+            else read_conf(ex, node))          # read again: its error names the cause
     if rl.conf_problem(conf):
         raise Refused(rl.conf_problem(conf))
-    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False).stdout)
+    if st.state == "error":
+        st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False).stdout)
     if st.state == "finished" and st.rc != 0 and retry_failed:
         ex.run(["rm", "-f", f"{rl.run_dir(node, op_id)}/{step}.rc"])
         st = rl.RunState("none")
     if st.state in ("finished", "running"):
         return {**st.to_json(), "found": True}
-    conf_path = ensure_relinker_conf(ex, node, conf)
+    conf_path = ensure_relinker_conf(ex, node, conf, have=own)
     local = rl.RelinkOptions(opts.files_per_second, opts.workers,
                              tuple(d for d in opts.devices if d in on.all_devices)
                              if opts.devices else (), opts.stats_interval)
@@ -183,23 +199,32 @@ def start_relinker(on: ObjectNode, ex, op_id: str, step: str, rings,
             "restarted": st.state == "started" and retry_failed}
 
 
-def relinker_state(on: ObjectNode, ex, recon, op_id: str, step: str, rings) -> dict:
+def relinker_state(on: ObjectNode, ex, recon, op_id: str, step: str, rings, *,
+                   wait: float = 0.0, ask_recon: bool = True) -> dict:
     """The node's step: running / finished (rc) / died, and recon's progress per device
-    and policy; ``done`` when it exited 0 and recon shows nothing incomplete."""
+    and policy; ``done`` when it exited 0 and recon shows nothing incomplete.
+
+    ``wait``: the node answers when a running step ends, else after ``wait`` seconds.
+    Without ``ask_recon`` a step still running is not asked about on recon
+    (``progress`` is then None: unchanged); an ended one always is."""
     node = on.node
-    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step), mutates=False).stdout)
+    st = rl.parse_state(ex.run(rl.status_argv(node, op_id, step, wait), mutates=False,
+                               timeout=LOOK_TIMEOUT + wait).stdout)
     out = st.to_json()
-    try:
-        data = recon(node.ip, on.port, "relinker")
-    except Exception as e:  # noqa: BLE001
-        data, out["recon_error"] = None, one_line(e)
-    progress = rl.relinker_progress(data, step, on.all_devices,
-                                    [policy_index(r) for r in sorted(rings)])
-    out["progress"] = progress
-    incomplete = rl.progress_incomplete(progress)
+    out["progress"], incomplete = None, []
+    if ask_recon or st.state != "running":
+        try:
+            data = recon(node.ip, on.port, "relinker")
+        except Exception as e:  # noqa: BLE001
+            data, out["recon_error"] = None, one_line(e)
+        progress = rl.relinker_progress(data, step, on.all_devices,
+                                        [policy_index(r) for r in sorted(rings)])
+        out["progress"] = progress
+        incomplete = rl.progress_incomplete(progress)
     out["incomplete"] = incomplete
     if st.state == "finished" and st.rc != 0:
-        tail = ex.run(rl.tail_argv(node, op_id, step), mutates=False, check=False).stdout
+        tail = ex.run(rl.tail_argv(node, op_id, step), mutates=False, check=False,
+                      timeout=LOOK_TIMEOUT).stdout
         out["log_tail"] = tail.strip().splitlines()[-5:]
     out["done"] = st.state == "finished" and st.rc == 0 and not incomplete
     if st.state == "finished" and st.rc == 2:

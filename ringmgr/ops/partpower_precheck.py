@@ -47,7 +47,8 @@ def precheck(env: Env, j, builders: dict) -> None:
         out[name] = fig
     for name, fig in figs.items():
         if isinstance(fig, dict):
-            inodes = ", ".join(f"{d} {f['used']} used/{f['free']} free" if f else f"{d} ?"
+            inodes = ", ".join(f"{d} {f['used']} used/{f['free']} free, "
+                               f"{f.get('avail_kib', '?')} KiB free" if f else f"{d} ?"
                                for d, f in sorted(fig["devices"].items()))
             env.echo(f"  {name}: swift {fig['swift_version']}, reclaim_age "
                      f"{fig['reclaim_age']} s, runs as {fig['user']}, relinker config "
@@ -63,11 +64,16 @@ def precheck(env: Env, j, builders: dict) -> None:
                  + (f"about {estimate:.0f} s" if estimate is not None else
                     "not estimated (no --files-per-second; unthrottled)"))
         if estimate is not None and estimate > min(reclaim):
+            short = sorted(n for n, f in figs.items() if isinstance(f, dict)
+                           and f["reclaim_age"] < estimate)
             problems.append(f"reclaim_age {min(reclaim)} s is shorter than the expected "
                             f"relink and cleanup ({estimate:.0f} s at --files-per-second "
-                            f"{env.opts.files_per_second:g}): raise reclaim_age first")
+                            f"{env.opts.files_per_second:g}) on {', '.join(short)}: raise "
+                            f"reclaim_age ([object-replicator] in the object-server "
+                            f"config) above {estimate:.0f} s on every node first, or relink "
+                            f"faster (a higher --files-per-second)")
     phase_info(j, "precheck").update(nodes=out, reclaim_age=min(reclaim) if reclaim else None,
                                 estimate=estimate)
     j.set_param("phases", j.params["phases"])
     if problems:
-        raise Refused("precheck failed; nothing was changed:\n  " + "\n  ".join(problems))
+        raise Refused("precheck failed, nothing was changed: " + "; ".join(problems))

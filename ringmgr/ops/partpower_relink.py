@@ -44,9 +44,21 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
         env.echo(f"  {name}: {step} {verb}" + (f" (pid {st['pid']})" if st.get("pid") else ""))
     j.set_param("runs", j.params["runs"])
     failed: dict[str, str] = {}
+    # with --wait each look waits on the node for the step to end (at most one poll
+    # interval per round, shared by the rounds [ssh].parallel needs), so the end is
+    # seen at once; recon is asked when a step ended, and while it runs no more often
+    # than the relinker updates it (--stats-interval)
+    rounds = -(-len(todo) // max(1, config.ssh.parallel)) if todo else 1
+    look_wait = env.poll_interval / rounds if wait else 0.0
+    recon_every = max(env.poll_interval, env.opts.stats_interval)
+    asked: dict[str, float] = {}
     while True:
+        now = env.clock()
+        ask = {n for n in todo if not wait or now - asked.get(n, -recon_every) >= recon_every}
+        asked.update((n, now) for n in ask)
         states = pn.parallel(config, todo, lambda on: pn.relinker_state(
-            on, env.executor(on.node), env.recon, op_id, step, env.rings))
+            on, env.executor(on.node), env.recon, op_id, step, env.rings,
+            wait=look_wait, ask_recon=on.name in ask))
         running = []
         for name, st in states.items():
             rec = runs.setdefault(name, {})
@@ -55,7 +67,9 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
                 failed[name] = rec["error"]
                 continue
             rec.update(state=st["state"], rc=st["rc"], done=st["done"],
-                       progress=st["progress"], error=st.get("error", ""))
+                       error=st.get("error", ""))
+            if st["progress"] is not None:
+                rec["progress"] = st["progress"]
             if st["done"]:
                 rec.setdefault("finished", env.clock())
             elif st.get("error"):
@@ -77,25 +91,41 @@ def relinker_phase(env: Env, j, phase: str, *, wait: bool) -> str | None:
             if failed:
                 what += "; failed on " + ", ".join(sorted(failed))
             return what
-        env.sleep(env.poll_interval)
+        left = look_wait - (env.clock() - now)
+        if not look_wait:
+            env.sleep(env.poll_interval)
+        elif left > 0 and len(running) == len(states):
+            env.sleep(left)     # every node answered early, none ended: no waiting look
 
 
-def refuse_while_relinking(env: Env, j) -> None:
-    """Cancel only when no relink runs: its links would be made after the cleanup
-    looked, and the cleanup could not start on the node (the node's relinker lock)."""
+def stop_relinkers(env: Env, j) -> None:
+    """``--cancel`` while relinking: stop the relink on every node where it runs (its
+    wrapper, the relinker and its workers), so that no link is made after the cancel's
+    cleanup looked and the cleanup gets the node's relinker lock.  A node that cannot be
+    checked refuses the cancel (nothing changed); the relinks stopped stay stopped."""
+    from ringmgr.ops import relinker as rl
+
     runs = j.params.get("runs", {}).get("relink", {})
     if not runs:
         return
     builders = load_builders(env.config, env.rings)
     nodes = {n: on for n, on in pn.object_nodes(env.config, builders).items() if n in runs}
-    states = pn.parallel(env.config, nodes, lambda on: pn.relinker_state(
-        on, env.executor(on.node), env.recon, j.params["op_id"], "relink", env.rings))
-    busy = sorted(n for n, st in states.items()
-                  if isinstance(st, Exception) or st["state"] in ("running", "started"))
-    if busy:
-        raise Refused(f"relink is still running (or cannot be checked) on "
-                      f"{', '.join(busy)}: wait for it to end (`ringmgr increase-part-power "
-                      f"--status`), then cancel; nothing was changed")
+    op_id = j.params["op_id"]
+    stopped = pn.parallel(env.config, nodes, lambda on: rl.parse_state(env.executor(
+        on.node).run(rl.stop_argv(on.node, op_id, "relink")).stdout))
+    bad = {}
+    for name, st in stopped.items():
+        if isinstance(st, Exception) or st.state not in ("stopped", "notrunning"):
+            bad[name] = pn.one_line(st) if isinstance(st, Exception) else (st.msg or st.state)
+        elif st.state == "stopped":
+            runs[name].update(state="stopped", error="stopped by --cancel")
+            env.echo(f"  {name}: relink stopped (pid {st.pid}) for the cancel")
+    j.set_param("runs", j.params["runs"])
+    if bad:
+        raise Refused("cannot stop the relink on " + "; ".join(
+            f"{n}: {why}" for n, why in sorted(bad.items()))
+            + ": the cancel needs every relinker stopped; fix the node and run the same "
+              "command again; nothing was changed")
 
 
 def _reclaim_warning(env: Env, j) -> None:

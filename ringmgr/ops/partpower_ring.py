@@ -63,4 +63,55 @@ def ring_phase(env: Env, j, phase: str) -> bool:
         env.echo(f"waiting {left:.0f} s until every server has re-read the ring "
                  f"([cluster].ring_reload)")
         env.sleep(left)
+    if phase == "increase":
+        info["endpoints"] = proxies_use_the_increase(env)
+        j.set_param("phases", j.params["phases"])
     return written
+
+
+def proxies_use_the_increase(env: Env, limit: float | None = None) -> dict:
+    """Every proxy with ``endpoints_url`` answers by the increased object ring (policy 0:
+    list_endpoints places a name in a container it does not know by policy 0) before
+    the cleanup may remove the old links: asked for a made-up name whose partition at
+    the new power is not one of the old power's, until it does, at most
+    ``limit`` (default 4 x ring_reload, at least 60 s); then the phase stays open."""
+    from swift.common.ring import RingData
+
+    from ringmgr.ops import endpoints as ep
+
+    config = env.config
+    proxies = {n: p.endpoints_url for n, p in config.proxies.items()
+               if getattr(p, "endpoints_url", None)}
+    hashes = ep.hash_conf(config.cluster.swift_conf)
+    if "object" not in env.rings or not proxies or hashes is None:
+        return {}
+    new = RingData.load(f"{config.cluster.builder_dir}/object.ring.gz")
+    parts = 2 ** (32 - new._part_shift)
+    names, part = ep.find_probe("object", new._part_shift, set(range(parts // 2, parts)),
+                                hashes)
+    want = {(ip, port, dev, part) for ip, port, dev in ep.primaries(new, part)}
+    deadline = env.clock() + (limit if limit is not None
+                              else max(60.0, 4 * config.cluster.ring_reload))
+    while True:
+        behind = {}
+        for name, url in sorted(proxies.items()):
+            try:
+                got = ep.parse_endpoints(ep.ask(url, names, 10.0))
+            except Exception as e:  # noqa: BLE001 - named below
+                behind[name] = str(e).strip().splitlines()[-1] if str(e) else type(e).__name__
+                continue
+            if got != want:
+                behind[name] = (f"places {'/'.join(names)} in partition(s) "
+                                f"{', '.join(str(p) for p in sorted({g[3] for g in got}))}"
+                                f", the increased ring in {part}")
+        if not behind:
+            env.echo(f"every proxy ({', '.join(sorted(proxies))}) answers by the increased "
+                     f"ring (list_endpoints: {'/'.join(names)} in partition {part})")
+            return {"probe": "/".join(names), "partition": part, "proxies": sorted(proxies)}
+        if env.clock() >= deadline:
+            raise StepFailed("increase: the rings were pushed, but not every proxy uses "
+                             "them yet: " + "; ".join(f"{n}: {why}" for n, why in
+                                                      sorted(behind.items()))
+                             + "; run the same command again once they do (the cleanup "
+                               "waits for it)")
+        env.sleep(min(env.poll_interval, 1.0))

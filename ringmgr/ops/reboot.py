@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ringmgr.config import Config, Node
+from ringmgr.config import Config
 from ringmgr.errors import Refused, StepFailed
 from ringmgr.exec import plan as hostplan
 from ringmgr.exec.base import Executor
@@ -65,13 +65,6 @@ class RebootReport:
                 "ok_to_stop": self.ok_to_stop}
 
 
-def ring_devices(config: Config, node: Node) -> list[str]:
-    """The node's device names in any ring (by its ip)."""
-    from ringmgr.ops.ringdevs import node_ring_devices
-
-    return sorted(node_ring_devices(config, node))
-
-
 def reboot_node(config: Config, name: str, *, force: bool, dry_run: bool, timeout: float,
                 confirm: Callable[[str], None], echo: Callable[[str], None],
                 transport=None, poll: float = 2.0, clock=time.monotonic,
@@ -96,7 +89,9 @@ def reboot_node(config: Config, name: str, *, force: bool, dry_run: bool, timeou
                           f"quorum or unreadable (see `ringmgr ok-to-stop {name}`); bring the "
                           f"other nodes and disks back first, or pass --force")
         echo(f"warning: --force: rebooting {name} although it is not safe to stop")
-    devices = ring_devices(config, node)
+    from ringmgr.rings.devices import ring_devices
+
+    devices = sorted(ring_devices(config, node))     # its device names in any ring
     command = hostplan.command_text(node.reboot_command)
 
     ex = factory(dry_run)

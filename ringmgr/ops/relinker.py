@@ -31,6 +31,7 @@ import configparser
 import shlex
 from dataclasses import dataclass, field
 
+from ringmgr.ops.relinker_sh import GATHER, START, STOP, TAIL  # noqa: F401 (re-exported)
 from ringmgr.rings.partpower import policy_index
 
 RELINKER = "swift-object-relinker"
@@ -39,31 +40,6 @@ DEFAULT_RECON_CACHE = "/var/cache/swift"
 STATS_INTERVAL = 5.0              # seconds between the relinker's recon updates
 OWN_CONF = "object-relinker.conf"
 LOCK = "relinker.lock"
-
-# argv: sh -c START sh RUN_DIR STEP LOCK CMD...   prints one "state=... key=value" line
-START = r'''
-d=$1; step=$2; lock=$3; shift 3
-pidf="$d/$step.pid"; rcf="$d/$step.rc"; logf="$d/$step.log"
-alive() { [ -s "$pidf" ] || return 1; pid=$(cat "$pidf");
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$pidf"; }
-if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
-if alive; then echo "state=running pid=$pid"; exit 0; fi
-[ "${RINGMGR_STATUS_ONLY:-}" = 1 ] && { [ -s "$pidf" ] && echo "state=died pid=$(cat "$pidf")" || echo "state=none"; exit 0; }
-command -v setsid >/dev/null && command -v flock >/dev/null || { echo "state=error msg=setsid-or-flock-missing"; exit 0; }
-mkdir -p "$d" || { echo "state=error msg=cannot-create-run-dir"; exit 0; }
-flock -n "$lock" true || { echo "state=busy"; exit 0; }
-rm -f "$pidf"
-setsid flock -n "$lock" sh -c 'p=$1; r=$2; l=$3; shift 3; echo $$ > "$p.tmp" && mv "$p.tmp" "$p"
-  echo "ringmgr: started pid $$ at $(date +%s.%N)" >>"$l"
-  "$@" >>"$l" 2>&1 </dev/null; rc=$?; echo "ringmgr: exit $rc at $(date +%s.%N)" >>"$l"
-  echo $rc > "$r.tmp"; mv "$r.tmp" "$r"' sh "$pidf" "$rcf" "$logf" "$@" \
-  </dev/null >/dev/null 2>&1 &
-i=0; while [ ! -s "$pidf" ] && [ ! -s "$rcf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-if [ -s "$rcf" ]; then echo "state=finished rc=$(cat "$rcf")"; exit 0; fi
-[ -s "$pidf" ] && echo "state=started pid=$(cat "$pidf")" || echo "state=busy"
-'''
-TAIL = 'tail -n "$2" "$1" 2>/dev/null || true'
 
 
 @dataclass
@@ -204,14 +180,55 @@ def start_argv(node, op_id: str, step: str, command: list[str]) -> list[str]:
             *command]
 
 
-def status_argv(node, op_id: str, step: str) -> list[str]:
-    """The same script, looking only (``RINGMGR_STATUS_ONLY=1``): never starts anything."""
-    return ["env", "RINGMGR_STATUS_ONLY=1", "sh", "-c", START, "sh", run_dir(node, op_id),
-            step, f"{node.run_dir}/{LOCK}"]
+def status_argv(node, op_id: str, step: str, wait: float = 0.0) -> list[str]:
+    """The same script, looking only (``RINGMGR_STATUS_ONLY=1``): never starts anything.
+
+    With ``wait`` (seconds) it answers when the running step ends, or after ``wait``
+    at the latest (checking every 0.1 s on the node, with shell builtins and
+    ``sleep``): a poll that learns of the end at once instead of a poll interval
+    later, and one command per node per interval."""
+    return ["env", "RINGMGR_STATUS_ONLY=1", f"RINGMGR_WAIT={max(0, round(wait * 10))}",
+            "sh", "-c", START, "sh", run_dir(node, op_id), step, f"{node.run_dir}/{LOCK}"]
+
+
+def gather_argv(node, op_id: str, step: str, paths, token: str) -> list[str]:
+    """One command: the text of each file in ``paths`` and the step's state
+    (``parse_gather``); ``token`` (random) separates the parts."""
+    return ["sh", "-c", GATHER, "sh", token, START, run_dir(node, op_id), step,
+            f"{node.run_dir}/{LOCK}", *paths]
+
+
+def parse_gather(stdout: str, token: str, paths) -> tuple[list[str | None], RunState]:
+    """``gather_argv``'s output -> (each file's text, None where unreadable), RunState::
+
+        TOKEN file 0
+        [DEFAULT]
+        ...
+        TOKEN file 1
+        TOKEN state
+        state=running pid=4242
+    """
+    chunks = ("\n" + stdout).split("\n" + token + " ")[1:]
+    texts: list[str | None] = []
+    state = RunState("error", msg=f"unexpected output: {stdout.strip()[-200:]!r}")
+    for chunk in chunks:
+        head, _, body = chunk.partition("\n")
+        if head.startswith("file "):
+            texts.append(body if head == "file 0" else None)
+        elif head == "state":
+            state = parse_state(body)
+    if len(texts) != len(paths):
+        return [None] * len(paths), RunState("error", msg="unexpected output")
+    return texts, state
 
 
 def tail_argv(node, op_id: str, step: str, lines: int = 5) -> list[str]:
     return ["sh", "-c", TAIL, "sh", f"{run_dir(node, op_id)}/{step}.log", str(lines)]
+
+
+def stop_argv(node, op_id: str, step: str) -> list[str]:
+    """Stop the step's relinker on the node (``--cancel`` while relinking)."""
+    return ["sh", "-c", STOP, "sh", run_dir(node, op_id), step]
 
 
 def write_conf_argv(node) -> list[str]:
@@ -249,9 +266,12 @@ def relinker_progress(data: dict | None, step: str, devices, policies) -> dict:
                 out[dev][str(p)] = None
                 continue
             done, total = rec.get("parts_done", 0), rec.get("total_parts", 0)
+            # swift sets total_time once it has finished the policy on the device; a
+            # policy just started reads 0/0, which is not done
             out[dev][str(p)] = {"step": rec.get("step"), "parts_done": done,
                                 "total_parts": total,
-                                "complete": rec.get("step") == step and done >= total}
+                                "complete": rec.get("step") == step and done >= total
+                                and "total_time" in rec}
     return out
 
 
@@ -266,7 +286,7 @@ def progress_incomplete(progress: dict) -> list[str]:
     return out
 
 
-# -- df -i ------------------------------------------------------------------------
+# -- df -i and df -k -----------------------------------------------------------------
 
 def parse_df_inodes(stdout: str) -> dict[str, dict]:
     """``df -P -i PATH...`` -> {mount point path asked: {inodes, used, free}}::
@@ -274,7 +294,8 @@ def parse_df_inodes(stdout: str) -> dict[str, dict]:
         Filesystem     Inodes IUsed  IFree IUse% Mounted on
         /dev/loop3     153600  1025 152575    1% /srv/node/sdb
 
-    Keyed by the "Mounted on" column."""
+    Keyed by the "Mounted on" column.  (``df -P -k`` has the same columns: 1K-blocks,
+    Used, Available.)"""
     out = {}
     for line in stdout.splitlines()[1:]:
         parts = line.split()
@@ -286,20 +307,37 @@ def parse_df_inodes(stdout: str) -> dict[str, dict]:
 
 
 def df_argv(paths) -> list[str]:
-    """One df per path, each headed, so a missing path does not hide the others."""
-    script = 'for p in "$@"; do echo "== $p"; df -P -i "$p" 2>&1; done'
+    """One df -i and one df -k per path, each headed, so a missing path does not hide
+    the others."""
+    script = ('for p in "$@"; do echo "== $p"; df -P -i "$p" 2>&1; echo "-- space"; '
+              'df -P -k "$p" 2>&1; done')
     return ["sh", "-c", script, "sh", *paths]
 
 
 def parse_df_per_path(stdout: str) -> dict[str, dict | None]:
-    """The output of ``df_argv``: {path: {inodes, used, free} or None (df failed)}."""
+    """The output of ``df_argv``: {path: {inodes, used, free, size_kib, avail_kib} or
+    None (df failed)}::
+
+        == /srv/node/sdb
+        Filesystem     Inodes IUsed  IFree IUse% Mounted on
+        /dev/loop3     153600  1025 152575    1% /srv/node/sdb
+        -- space
+        Filesystem     1024-blocks  Used Available Capacity Mounted on
+        /dev/loop3          301056 18164    282892       7% /srv/node/sdb
+    """
     out: dict[str, dict | None] = {}
     cur, buf = None, []
 
     def flush():
-        if cur is not None:
-            got = parse_df_inodes("\n".join(buf))
-            out[cur] = next(iter(got.values()), None)
+        if cur is None:
+            return
+        text = "\n".join(buf)
+        inodes, _, space = text.partition("-- space")
+        got = next(iter(parse_df_inodes(inodes).values()), None)
+        kib = next(iter(parse_df_inodes(space).values()), None)
+        if got is not None and kib is not None:
+            got.update(size_kib=kib["inodes"], avail_kib=kib["free"])
+        out[cur] = got
 
     for line in stdout.splitlines():
         if line.startswith("== "):
@@ -318,6 +356,23 @@ def inode_problem(dev: str, fig: dict | None) -> str | None:
     if fig["inodes"] and fig["free"] < fig["used"]:
         return (f"{dev}: {fig['free']} inodes free, {fig['used']} in use: the relink "
                 f"needs about as many again")
+    return None
+
+
+KIB_PER_INODE = 1    # what a new inode and its share of new directory blocks take
+
+
+def space_problem(dev: str, fig: dict | None) -> str | None:
+    """The new inodes (512 bytes each on XFS, allocated from free space) and the
+    directory blocks of the new partition and suffix directories need room too:
+    refused below ``KIB_PER_INODE`` KiB free per inode in use (the relinker would stop
+    with ENOSPC half way)."""
+    if fig is None or fig.get("avail_kib") is None:
+        return None if fig is None else f"{dev}: df -k failed"
+    need = fig["used"] * KIB_PER_INODE
+    if fig["avail_kib"] < need:
+        return (f"{dev}: {fig['avail_kib']} KiB free, the relink of {fig['used']} inodes "
+                f"needs about {need} KiB (new inodes and directories): free space first")
     return None
 
 

@@ -94,6 +94,31 @@ def _request(target: Target, path: str, *, body: bytes = b"", headers: dict | No
         conn.close()
 
 
+def unreachable(target: Target, timeout: float = TIMEOUT) -> str | None:
+    """Why a TCP connection to ``target``'s server fails (None: it accepts one)."""
+    try:
+        socket.create_connection((target.ip, target.port), timeout=timeout).close()
+    except socket.timeout:
+        return f"no connection within {timeout:g}s"
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__
+    return None
+
+
+def own_server_down(node: str, kind: str, local: Target, timeout: float,
+                    seen: dict) -> str | None:
+    """Why a device's own ``kind`` server cannot be asked (None: it can), for
+    safe-to-destroy; each address is tried once per run (``seen``)."""
+    key = (local.ip, local.port)
+    if key not in seen:
+        why = unreachable(local, timeout)
+        seen[key] = why and (f"{node}'s {kind} server {local.ip}:{local.port} does not "
+                             f"answer ({why}): what its devices hold cannot be compared "
+                             f"with their primaries while the node's servers are down "
+                             f"(start them and check again)")
+    return seen[key]
+
+
 def _check(target: Target, status: int, body: bytes, what: str) -> None:
     if status == 507:
         raise ReplicateError(str(target), f"device {target.device} is not mounted (507)")

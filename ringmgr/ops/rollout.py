@@ -22,8 +22,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ringmgr.ops.endpoints import CHECKED_RINGS, EndpointCheck
+from ringmgr.ops.endpoints import EndpointCheck, checked_rings
+
+if TYPE_CHECKING:
+    from ringmgr.ops.push.report import PushReport
 
 log = logging.getLogger("ringmgr.rollout")
 
@@ -39,7 +43,7 @@ class Wave:
     confirmed: dict[str, str] = field(default_factory=dict)   # host -> ok | why not
     endpoints: list[EndpointCheck] = field(default_factory=list)
     error: str | None = None
-    report: object = None            # the PushReport (recorded by the CLI)
+    report: PushReport | None = None   # recorded by the CLI
 
     @property
     def ok(self) -> bool:
@@ -104,12 +108,13 @@ def waves_of(names: list[str], size: int) -> list[list[str]]:
     return [names[i:i + size] for i in range(0, len(names), max(1, size))]
 
 
-def remote_md5s(config, host, files: list[str], accept_new: bool) -> dict[str, str]:
+def remote_md5s(config, host, files: list[str], accept_new: bool,
+                transport=None) -> dict[str, str]:
     """md5 of each ring file in the host's swift_dir (over SSH; missing files absent)."""
     from ringmgr.exec.factory import executor_for
     from ringmgr.exec.ssh import KnownHosts
 
-    ex = executor_for(config, host, dry_run=False,
+    ex = executor_for(config, host, dry_run=False, transport=transport,
                       known_hosts=KnownHosts.from_config(config.ssh, accept_new))
     try:
         r = ex.run(["md5sum", "--", *[f"{host.swift_dir}/{f}" for f in files]],
@@ -138,14 +143,15 @@ def find_ring_file(builder_dir: Path, name: str, md5: str) -> Path | None:
     return None
 
 
-def old_rings_of(config, proxy, local: dict, accept_new: bool, notes: list) -> dict:
+def old_rings_of(config, proxy, local: dict, accept_new: bool, notes: list,
+                 transport=None) -> dict:
     """Ring name -> the RingData the proxy had before the push (None: unknown), for the
     rings whose md5 changes on it."""
     from swift.common.ring import RingData
 
-    files = [f"{r}.ring.gz" for r in CHECKED_RINGS if f"{r}.ring.gz" in local]
+    files = [f"{r}.ring.gz" for r in checked_rings(config) if f"{r}.ring.gz" in local]
     try:
-        theirs = remote_md5s(config, proxy, files, accept_new)
+        theirs = remote_md5s(config, proxy, files, accept_new, transport)
     except Exception as e:  # noqa: BLE001 - the push itself will report the host
         notes.append(f"{proxy.name}: could not read its ring md5s before the push ({e})")
         return {}
@@ -165,9 +171,11 @@ def old_rings_of(config, proxy, local: dict, accept_new: bool, notes: list) -> d
 
 
 def rollout(config, names, canary: int, *, force: bool = False, accept_new: bool = False,
-            progress=None, note=lambda m: None, sleep=time.sleep) -> Rollout:
+            progress=None, note=lambda m: None, sleep=time.sleep,
+            transport=None) -> Rollout:
     """Canaries, proof, then waves (see the module docstring).  Per-host failures are
-    in the result (``stopped``), not raised."""
+    in the result (``stopped``), not raised.  ``transport``: as ``push_rings``'s (the
+    CLI's ``App.transport``; None is the configured one)."""
     from swift.common.ring import RingData
 
     from ringmgr.ops.endpoints import check_proxy, hash_conf
@@ -190,14 +198,21 @@ def rollout(config, names, canary: int, *, force: bool = False, accept_new: bool
         out.notes.append("no [swift-hash] in [cluster].swift_conf: cannot make up names "
                          "to ask the proxy's list_endpoints; md5s only")
         probes = {}
-    old = {n: old_rings_of(config, h, local, accept_new, out.notes) for n, h in probes.items()}
+    old = {n: old_rings_of(config, h, local, accept_new, out.notes, transport)
+           for n, h in probes.items()}
+    unasked = sorted(f.removesuffix(".ring.gz") for f in local
+                     if f.removesuffix(".ring.gz") not in checked_rings(config))
+    if probes and unasked:
+        out.notes.append(f"{', '.join(unasked)}: confirmed by md5 only (list_endpoints "
+                         f"takes an object's policy from its container: name a container "
+                         f"of each policy in [cluster].canary_containers to ask the proxy)")
 
     wave = Wave(0, "canary", canaries)
     out.waves.append(wave)
     note(f"canary: pushing to {', '.join(canaries)} first")
-    if not _push_wave(config, wave, force, accept_new, progress, push_rings, md5s):
+    if not _push_wave(config, wave, force, accept_new, progress, push_rings, md5s, transport):
         return _stop(out, hosts, f"canary push failed: {wave.error}")
-    ver = verify_rings(config, canaries, accept_new_host_keys=accept_new)
+    ver = verify_rings(config, canaries, accept_new_host_keys=accept_new, transport=transport)
     for r in ver.results:
         bad = {n: s for n, s in r.verify.items() if s not in ("ok", "extra")}
         wave.confirmed[r.node] = r.error or ("ok" if not bad else
@@ -217,7 +232,9 @@ def rollout(config, names, canary: int, *, force: bool = False, accept_new: bool
             url = config.proxies[name].endpoints_url
             for ring, prev in old[name].items():
                 new = RingData.load(str(Path(config.cluster.builder_dir) / f"{ring}.ring.gz"))
-                wave.endpoints.append(check_proxy(name, url, ring, new, prev, hashes))
+                wave.endpoints.append(check_proxy(
+                    name, url, ring, new, prev, hashes,
+                    container=config.cluster.canary_containers.get(ring)))
         failed = [e for e in wave.endpoints if not e.ok]
         if failed:
             wave.error = "; ".join(f"{e.proxy} {e.ring} ring: {e.detail}" for e in failed)
@@ -228,7 +245,7 @@ def rollout(config, names, canary: int, *, force: bool = False, accept_new: bool
         wave = Wave(i, "wave", names_)
         out.waves.append(wave)
         note(f"wave {i}: pushing to {', '.join(names_)}")
-        if not _push_wave(config, wave, force, accept_new, progress, push_rings, md5s):
+        if not _push_wave(config, wave, force, accept_new, progress, push_rings, md5s, transport):
             return _stop(out, hosts, f"wave {i} failed: {wave.error}")
     return out
 
@@ -240,7 +257,8 @@ def _stop(out: Rollout, hosts: dict, why: str) -> Rollout:
     return out
 
 
-def _push_wave(config, wave: Wave, force, accept_new, progress, push_rings, md5s) -> bool:
+def _push_wave(config, wave: Wave, force, accept_new, progress, push_rings, md5s,
+               transport=None) -> bool:
     from ringmgr.ops.push import load_local_rings
 
     now = {n: r.md5 for n, r in load_local_rings(config.cluster.builder_dir,
@@ -250,7 +268,7 @@ def _push_wave(config, wave: Wave, force, accept_new, progress, push_rings, md5s
                       "pushed (start the rollout again for the new rings)")
         return False
     rep = push_rings(config, wave.hosts, force=force, accept_new_host_keys=accept_new,
-                     progress=progress)
+                     progress=progress, transport=transport)
     wave.report = rep
     wave.updated = {r.node: list(r.updated) for r in rep.results}
     if rep.failed:

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 
 from ringmgr.errors import StepFailed, UsageError
 from ringmgr.ops import destroy_compare as cmp
-from ringmgr.ops.replicate_client import ReplicateError, Target, db_info, object_hashes
+from ringmgr.ops.replicate_client import (
+    ReplicateError, Target, db_info, object_hashes, own_server_down,
+)
 
 log = logging.getLogger("ringmgr.destroy")
 
@@ -263,10 +265,19 @@ def check_database(config, ring: str, builder, part: int, db_hash: str, local: T
     return checks
 
 
+def _down(rep: DeviceReport, node, kind: str, local: Target, timeout, seen) -> bool:
+    """The device's own ``kind`` server does not answer: one error, no partition asked."""
+    why = own_server_down(node.name, kind, local, timeout, seen)
+    if why and why not in rep.errors:
+        rep.errors.append(why)
+    return bool(why)
+
+
 def check_device(config, node, device: str, listing: dict, builders: dict, policies,
-                 timeout: float, pool) -> DeviceReport:
+                 timeout: float, pool, seen: dict | None = None) -> DeviceReport:
     from ringmgr.rings.policies import policy_for_ring
 
+    seen = {} if seen is None else seen
     rep = DeviceReport(node.name, device, f"{node.mount_root}/{device}")
     for ring, b in sorted(builders.items()):
         n = assigned_parts(b, node, device)
@@ -294,6 +305,8 @@ def check_device(config, node, device: str, listing: dict, builders: dict, polic
         b = builders[ring]
         policy = policy_for_ring(policies, ring)
         local, self_id = local_target(config, node, ring, b, device)
+        if any(parts.values()) and _down(rep, node, "object", local, timeout, seen):
+            continue
         for part, suffixes in parts.items():
             if suffixes:
                 jobs.append(pool.submit(check_object_partition, config, ring, b, policy,
@@ -307,9 +320,11 @@ def check_device(config, node, device: str, listing: dict, builders: dict, polic
             continue
         b = builders[ring]
         local, self_id = local_target(config, node, ring, b, device)
+        rep.databases += sum(len(hashes) for hashes in parts.values())
+        if any(parts.values()) and _down(rep, node, ring, local, timeout, seen):
+            continue
         for part, hashes in parts.items():
             for h in hashes:
-                rep.databases += 1
                 jobs.append(pool.submit(check_database, config, ring, b, int(part), h,
                                         local, self_id, timeout))
     for j in jobs:
@@ -363,7 +378,7 @@ def safe_to_destroy(config, spec: str, *, timeout: float = 10.0,
     if progress:
         progress(f"listing {', '.join(devices)} on {node.name} ...")
     listings = list_devices(config, node, devices, accept_new_host_keys, executor)
-    reports = []
+    reports, seen = [], {}
     with ThreadPoolExecutor(max_workers=CONCURRENCY,
                             thread_name_prefix="ringmgr-destroy") as pool:
         for dev in devices:
@@ -373,5 +388,5 @@ def safe_to_destroy(config, spec: str, *, timeout: float = 10.0,
                 progress(f"comparing {node.name}/{dev}: {parts} partition(s) with their "
                          f"primaries ...")
             reports.append(check_device(config, node, dev, listings[dev], builders,
-                                        policies, timeout, pool))
+                                        policies, timeout, pool, seen))
     return DestroyReport(node.name, reports)

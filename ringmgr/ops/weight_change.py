@@ -14,17 +14,18 @@ from ringmgr.rings.service import ChangeResult
 def set_weight_all_rings(config, node, dev: str | None, weight: float, *, yes: bool,
                          seed: int | None = None, dry_run: bool = False,
                          confirm=None, show=None, argv=None,
-                         push: bool | None = None) -> ChangeResult:
+                         push: bool | None = None, transport=None) -> ChangeResult:
     """``rings.node_weight.set_weight_all_rings``, then, after a written change, the
     push when ``push`` (default ``[cluster].push``).  A failed push is reported through
-    ``show``, not raised: the ring change itself stands and `ringmgr push` retries."""
+    ``show``, not raised: the ring change itself stands and `ringmgr push` retries.
+    ``transport``: how the push reaches the hosts (the CLI's; None: the configured)."""
     show = show or (lambda text: None)
     result = _set_weight(config, node, dev, weight, yes=yes, seed=seed, dry_run=dry_run,
                          confirm=confirm, show=show, argv=argv)
     if result.written and (config.cluster.push if push is None else push):
         from ringmgr.ops.push import push_rings
 
-        report = push_rings(config)
+        report = push_rings(config, transport=transport)
         show(report.render_table())
         if not report.ok:
             show(f"warning: the push failed on {', '.join(report.failed)}: run "

@@ -125,6 +125,10 @@ def next_phase(stage_now: str, done: set[str], *, cancel: bool = False,
         if cancel:
             raise Refused("nothing to cancel: no partition-power increase is in progress "
                           "(next_part_power is not set)")
+        if "cleanup" in done and done & {"increase", "cancel"}:
+            # killed after the finish call was written, before it was pushed
+            return Position("finish", phases, "finished in the builders; the finished "
+                            "ring still has to reach every node", cancelled)
         if done & {"prepare", "relink", "increase", "cancel", "cleanup"}:
             raise Refused("the journal records phases done, but next_part_power is not set "
                           "in the builders: the rings were changed outside this operation "

@@ -259,11 +259,13 @@ class Plan:
         return reasons
 
 
-def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
+def apply_plan(config, path, *, dry_run: bool, confirm, show, argv, planned=None) -> dict:
     """Install a saved plan's builders (and rings) via ``RingStore.commit``.
 
     Refuses (exit 2) when any base builder changed since planning: a plan is exact
-    only for the builders it was simulated on.
+    only for the builders it was simulated on.  ``planned(current, builders, change)``
+    is called once the plan is known to fit, before the dry run returns or the
+    confirmation (the config follows the rings there).
     """
     from ringmgr.rings.report import render_text
     from ringmgr.rings.store import RingStore
@@ -288,6 +290,8 @@ def apply_plan(config, path, *, dry_run: bool, confirm, show, argv) -> dict:
                    if n in current for d in _removed(current[n], b)]
         out = {"written": False, "plan": str(path), "change": plan.description,
                "seed": plan.seed, "rings": plan.reports, "steps": plan.schedule}
+        if planned is not None:
+            planned(current, builders, plan.change)
         if dry_run:
             return out
         confirm(f"Write the planned changes to {len(builders)} ring(s) in {store.dir}?")

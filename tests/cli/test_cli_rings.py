@@ -8,9 +8,9 @@ import time
 import pytest
 from swift.common.ring import Ring, RingBuilder, RingData
 
-from ringmgr.cli.main import cli
 from tests.helpers.refusal import one_line_error
 from tests.helpers.cli import run_cli
+from tests.helpers.mounts import read_only
 from tests.helpers.ringfactory import lock_held, make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
@@ -267,14 +267,10 @@ def test_builder_dir_not_writable(cluster):
     if os.geteuid() != 0:
         pytest.skip("needs root to mount")
     before = cluster.checksums()
-    subprocess.run(["mount", "--bind", str(cluster.builder_dir), str(cluster.builder_dir)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(cluster.builder_dir)], check=True)
+    with read_only(cluster.builder_dir):
         r = run_cli(cluster, "remove-node", "s03", "--yes")
         assert r.exit_code == 2, r.output
         assert "not writable" in r.output
-    finally:
-        subprocess.run(["umount", str(cluster.builder_dir)], check=True)
     assert cluster.checksums() == before
 
 

@@ -11,13 +11,12 @@ import subprocess
 import time
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.rings.desired import describe_differences
 from ringmgr.rings.reconcile import ring_diff
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "object")
@@ -29,10 +28,6 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     monkeypatch.delenv("RINGMGR_CONFIG", raising=False)
     return tmp_path
-
-
-def run(config, *args):
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
 def rings_of(cluster) -> list[str]:
@@ -64,8 +59,8 @@ def converge_to_the_end(cluster, max_move, *extra, limit=40):
     steps = []
     for _ in range(limit):
         before = builders(cluster)
-        r = run(cluster.config, "--json", "converge", "--yes", "--max-move", str(max_move),
-                *extra)
+        r = run_cli(cluster, "--json", "converge", "--yes", "--max-move", str(max_move),
+                    *extra)
         doc = json.loads(r.stdout)
         if doc["exit_code"] == 0 and not doc["written"]:
             assert doc["reason"] == "nothing_to_do", doc
@@ -106,7 +101,7 @@ def test_converge_step_by_step_reaches_the_config(env):
             .replace('[nodes.s03]\nip = "127.0.9.3"\nzone = 3\n',
                      '[nodes.s03]\nip = "127.0.9.3"\nzone = 3\nmeta = "rack 7"\n'))
     assert "s06" not in c.config.read_text()
-    r = run(c.config, "--json", "plan", "--max-move", "8")
+    r = run_cli(c.config, "--json", "plan", "--max-move", "8")
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["reason"] == "check_failed" and not doc["converged"]
     kinds = {d["kind"] for d in doc["differences"]}
@@ -125,9 +120,9 @@ def test_converge_step_by_step_reaches_the_config(env):
     for ring in RINGS:   # swift's own check of what converge wrote
         assert subprocess.run([SRB, str(c.builder_dir / f"{ring}.builder"), "validate"],
                               capture_output=True).returncode == 0
-    r = run(c.config, "plan")
+    r = run_cli(c.config, "plan")
     assert r.exit_code == 0 and r.stdout.startswith("converged")
-    history = json.loads(run(c.config, "--json", "history").stdout)
+    history = json.loads(run_cli(c.config, "--json", "history").stdout)
     assert len([e for e in history["history"]
                 if "converge" in e.get("description", "")]) == len(steps)
 
@@ -137,7 +132,7 @@ def test_a_changed_ip_with_previous_ip_is_set_info_not_drain_and_add(env):
                      extra_config="[converge]\n")
     desired(c, lambda t: t.replace('[nodes.s02]\nip = "127.0.9.2"\n',
                                    '[nodes.s02]\nip = "127.0.8.2"\nprevious_ip = "127.0.9.2"\n'))
-    doc = json.loads(run(c.config, "--json", "plan").stdout)
+    doc = json.loads(run_cli(c.config, "--json", "plan").stdout)
     assert {d["kind"] for d in doc["differences"]} == {"info"}
     assert {d["field"] for d in doc["differences"]} == {"ip", "replication_ip"}
     before = {r: sorted((d["id"], d["device"], d["parts"]) for d in b.devs if d)
@@ -149,13 +144,13 @@ def test_a_changed_ip_with_previous_ip_is_set_info_not_drain_and_add(env):
             for r, b in after.items()} == before   # same devices, no data moved
     assert {d["ip"] for b in after.values() for d in b.devs if d and d["id"] in (2, 3)} == \
         {"127.0.8.2"}
-    doc = json.loads(run(c.config, "--json", "plan").stdout)
+    doc = json.loads(run_cli(c.config, "--json", "plan").stdout)
     assert doc["converged"] and doc["stale_previous_ip"] == ["s02"]
-    assert "nodes.s02.previous_ip matches no device" in run(c.config, "plan").stdout
+    assert "nodes.s02.previous_ip matches no device" in run_cli(c.config, "plan").stdout
     # without previous_ip the same change would be a drain plus an add
     desired(c, lambda t: t.replace('ip = "127.0.8.2"\nprevious_ip = "127.0.9.2"\n',
                                    'ip = "127.0.7.2"\n'))
-    kinds = {d["kind"] for d in json.loads(run(c.config, "--json", "plan").stdout)
+    kinds = {d["kind"] for d in json.loads(run_cli(c.config, "--json", "plan").stdout)
              ["differences"]}
     assert kinds == {"add", "drain"}
 
@@ -164,12 +159,12 @@ def test_part_power_points_to_increase_part_power(env):
     c = make_cluster(env, nodes=4, rings=RINGS, extra_nodes=0,
                      extra_config="[converge]\n[rings.object]\npart_power = 7\n")
     before = c.checksums()
-    r = run(c.config, "--json", "plan")
+    r = run_cli(c.config, "--json", "plan")
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["part_power"] == [{"ring": "object", "have": 6,
                                                        "want": 7}]
     assert any("increase-part-power object" in n["command"] for n in doc["next"])
-    r = run(c.config, "--json", "converge", "--yes")
+    r = run_cli(c.config, "--json", "converge", "--yes")
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["reason"] == "part_power" and not doc["written"]
     assert c.checksums() == before
@@ -180,15 +175,15 @@ def test_over_limit_is_said_and_done_only_when_allowed(env):
     c = make_cluster(env, nodes=4, zones=2, rings=RINGS, extra_nodes=1,
                      extra_config="[converge]\nmax_move = 0.2\n")
     before = c.checksums()
-    doc = json.loads(run(c.config, "--json", "plan").stdout)
+    doc = json.loads(run_cli(c.config, "--json", "plan").stdout)
     assert set(doc["over_limit"]) == set(RINGS)
     assert all(s["over_limit"] and s["held"] == "over_limit" and s["parts_moved_pct"] > 0.2
                for s in doc["next_step"].values())
-    r = run(c.config, "--json", "converge", "--yes")
+    r = run_cli(c.config, "--json", "converge", "--yes")
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["reason"] == "over_limit" and not doc["written"]
     assert "--allow-over-limit" in doc["message"] and c.checksums() == before
-    r = run(c.config, "--json", "converge", "--yes", "--allow-over-limit")
+    r = run_cli(c.config, "--json", "converge", "--yes", "--allow-over-limit")
     doc = json.loads(r.stdout)
     assert doc["written"] and doc["differences_left"] == 0, doc["message"]
     assert all(d["weight"] == 100.0 for b in builders(c).values() for d in b.devs
@@ -202,14 +197,14 @@ def test_pause_file_window_and_steps_per_day(env):
                                   f'max_steps_per_day = 1\n')
     pause.write_text("")
     before = c.checksums()
-    doc = json.loads(run(c.config, "--json", "converge", "--yes").stdout)
+    doc = json.loads(run_cli(c.config, "--json", "converge", "--yes").stdout)
     assert doc["exit_code"] == 1 and doc["reason"] == "paused" and str(pause) in doc["message"]
     assert c.checksums() == before
     pause.unlink()
-    assert json.loads(run(c.config, "--json", "converge", "--yes").stdout)["written"]
+    assert json.loads(run_cli(c.config, "--json", "converge", "--yes").stdout)["written"]
     open_gate(c)
     before = c.checksums()
-    doc = json.loads(run(c.config, "--json", "converge", "--yes").stdout)
+    doc = json.loads(run_cli(c.config, "--json", "converge", "--yes").stdout)
     assert doc["exit_code"] == 1 and doc["reason"] == "step_limit"
     assert doc["next"][0]["not_before"] is not None and c.checksums() == before
     # a window that is closed now (a weekday other than today's, all day)
@@ -217,21 +212,21 @@ def test_pause_file_window_and_steps_per_day(env):
     other = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[(today + 3) % 7]
     desired(c, lambda t: t.replace("max_steps_per_day = 1\n",
                                    f'window = "{other} 00:00-24:00"\n'))
-    doc = json.loads(run(c.config, "--json", "converge", "--yes").stdout)
+    doc = json.loads(run_cli(c.config, "--json", "converge", "--yes").stdout)
     assert doc["exit_code"] == 1 and doc["reason"] == "outside_window"
     assert other in doc["message"] and doc["next"][0]["not_before"]
     assert c.checksums() == before
     # a dry run still shows the step, with the stop noted
-    r = run(c.config, "converge", "--dry-run")
+    r = run_cli(c.config, "converge", "--dry-run")
     assert r.exit_code == 0 and "a real run would stop here" in r.stderr
 
 
 def test_converge_needs_a_converge_section(env):
     c = make_cluster(env, nodes=4, rings=RINGS, extra_nodes=1)
     before = c.checksums()
-    r = run(c.config, "converge", "--yes")
+    r = run_cli(c.config, "converge", "--yes")
     assert r.exit_code == 2 and "[converge]" in r.stderr and c.checksums() == before
-    assert run(c.config, "plan").exit_code == 1   # plan needs none: it writes nothing
+    assert run_cli(c.config, "plan").exit_code == 1   # plan needs none: it writes nothing
 
 
 @pytest.mark.parametrize("extra, expect", [
@@ -244,7 +239,7 @@ def test_bad_input_exit_2_one_line_nothing_changed(env, extra, expect):
                      extra_config="[converge]\n" + extra)
     before = c.checksums()
     for command in (("plan",), ("converge", "--yes")):
-        r = run(c.config, *command)
+        r = run_cli(c.config, *command)
         assert r.exit_code == 2, r.output
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("ringmgr: error: ") and \
@@ -259,7 +254,7 @@ def test_a_window_that_does_not_parse(env, window):
                      extra_config=f'[converge]\nwindow = "{window}"\n')
     before = c.checksums()
     for command in (("plan",), ("converge", "--yes")):
-        r = run(c.config, *command)
+        r = run_cli(c.config, *command)
         assert r.exit_code == 2, r.output
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and "converge.window" in lines[0], r.output
@@ -385,13 +380,13 @@ def test_a_drain_swift_cannot_finish_is_drain_stuck_naming_the_devices(env, monk
                   if d and d["weight"] == 0 and d["parts"])
     assert left, "the scenario needs assignments left on drained devices"
     before = checksums(c.builder_dir)
-    r = run(c.config, "--json", "converge", "--yes")
+    r = run_cli(c.config, "--json", "converge", "--yes")
     doc = json.loads(r.stdout)
     assert (r.exit_code, doc["reason"], doc["written"]) == (1, "drain_stuck", False)
     assert doc["drain_stuck"] == [f"object: {ip}/{dev} (id {int(ip[-1]) - 1}, {n} "
                                   f"assignment(s))" for dev, ip, n in sorted(
                                       left, key=lambda x: x[1])]
-    r = run(c.config, "converge", "--yes")
+    r = run_cli(c.config, "converge", "--yes")
     lines = [ln for ln in r.output.splitlines() if ln.startswith("ringmgr: warning: ")]
     assert r.exit_code == 1 and len(lines) == 1, r.output
     assert all(w in lines[0] for w in ("drain_stuck", "127.0.9.1/sdb (id 0",

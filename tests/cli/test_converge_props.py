@@ -9,11 +9,9 @@ import copy
 import json
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
 from ringmgr.config import parse_config
 from ringmgr.errors import UsageError
 from ringmgr.rings.converge import plan_converge
@@ -21,6 +19,7 @@ from ringmgr.rings.engine import simulate_ring
 from ringmgr.rings.reconcile import ring_diff
 from ringmgr.rings.report import count_moves, total_assignments
 from tests.cli.test_import import SRB, odd, odd_template, srb  # noqa: F401 (fixtures)
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import checksums
 
 
@@ -29,21 +28,21 @@ def test_import_then_plan_is_zero_changes(odd, tmp_path):  # noqa: F811
     srb(odd / "object.builder", "set_info", "--ip", "127.0.9.4", "--device", "sdc",
         "--change-meta", "odd meta", "--yes")
     srb(odd / "object.builder", "write_ring")
-    text = CliRunner().invoke(cli, ["import", str(odd)]).stdout
+    text = run_cli(None, "import", str(odd)).stdout
     cfg = tmp_path / "ringmgr.toml"
     cfg.write_text(text + "\n[converge]\nmax_move = 5\n")
     before = checksums(odd)
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "plan"])
+    r = run_cli(cfg, "--json", "plan")
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["converged"] and doc["differences"] == [], doc
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "converge", "--yes"])
+    r = run_cli(cfg, "--json", "converge", "--yes")
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["reason"] == "nothing_to_do" and not doc["written"]
     assert checksums(odd) == before
     # and one field changed in the config is exactly one difference
     cfg.write_text(cfg.read_text().replace("sdc = { weight = 50.5, zone = 5 }",
                                            "sdc = { weight = 50.5, zone = 6 }"))
-    doc = json.loads(CliRunner().invoke(cli, ["--config", str(cfg), "--json", "plan"]).stdout)
+    doc = json.loads(run_cli(cfg, "--json", "plan").stdout)
     assert [(d["ring"], d["kind"], d["have"], d["want"]) for d in doc["differences"]] == \
         [("object", "zone", 5, 6)]
 

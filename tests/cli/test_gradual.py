@@ -23,6 +23,15 @@ def node_weights(cluster, ring, node):
             if d is not None and d["ip"] == ip}
 
 
+def dry_run(cluster, *args) -> dict:
+    """The report of ``ringmgr --json ARGS`` (a dry run: exit 0, builder_dir unchanged)."""
+    before = checksums(cluster.builder_dir)
+    r = run_cli(cluster, "--json", *args)
+    assert r.exit_code == 0, r.output
+    assert checksums(cluster.builder_dir) == before
+    return json.loads(r.stdout)
+
+
 @pytest.fixture(autouse=True)
 def audit_log(tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
@@ -34,11 +43,8 @@ def cluster_options():
 
 
 def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
-    before = checksums(cluster.builder_dir)
-    r = run_cli(cluster, "--json", "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
-    assert r.exit_code == 0, r.output
-    assert checksums(cluster.builder_dir) == before
-    steps = json.loads(r.stdout)["steps"]
+    data = dry_run(cluster, "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
+    steps = data["steps"]
     assert len(steps) >= 4
     assert steps[-1]["action"] == "remove"
     fractions = [s["fraction"] for s in steps if s["action"] == "set-weight"]
@@ -48,15 +54,40 @@ def test_drain_dry_run_steps_stay_under_max_move_and_end_with_remove(cluster):
             assert v["parts_moved_pct"] <= 5 or s["over_limit"], (s["step"], ring, v)
     assert steps[0]["exact"] and steps[0]["wait_before_seconds"] == 0
     assert all(s["wait_before_seconds"] == 3600 for s in steps[1:])
-    data = json.loads(r.stdout)
     assert data["wait_between_steps_seconds"] == 3600
     assert data["total_wait_seconds"] == 3600 * (len(steps) - 1)
     text = run_cli(cluster, "drain-node", "s03", "--dry-run", "--max-move", "5", "--seed", "3")
     assert f"expected duration at least {len(steps) - 1} h" in text.stdout
     # the exact first step: what the report predicts is step 1's simulation
-    data = json.loads(r.stdout)
     for ring in RINGS:
         assert data["rings"][ring]["parts_moved"] == steps[0]["rings"][ring]["parts_moved"]
+
+
+def test_drain_dry_run_has_the_ring_steps_and_the_push_to_every_host(cluster):
+    """drain-node --dry-run --json: ``steps`` (the gradual schedule) and ``host_steps``
+    (what a real run changes on hosts): with --push one push session per node and
+    proxy of the config; without it none (the builders alone change)."""
+    from ringmgr.config import load_config
+    from ringmgr.ops.push.session import session_argv
+
+    before = checksums(cluster.builder_dir)
+    r = run_cli(cluster, "--json", "drain-node", "s03", "--dry-run", "--push", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and doc["steps"][-1]["action"] == "remove"
+    hosts = load_config(cluster.config).hosts()
+    assert len(hosts) >= 7
+    assert [s["host"] for s in doc["host_steps"]] == sorted(hosts)
+    for s in doc["host_steps"]:
+        assert s["step"] == "push" and not s["destructive"] and s["host"] in s["reason"]
+        assert s["argv"] == session_argv(hosts[s["host"]], True)
+    text = run_cli(cluster, "drain-node", "s03", "--dry-run", "--push", "--seed", "3").stdout
+    assert "[s01] python3 <ringmgr push_node.py> session" in text
+    r = run_cli(cluster, "--json", "drain-node", "s03", "--dry-run", "--no-push", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and doc["host_steps"] == []
+    assert checksums(cluster.builder_dir) == before
 
 
 def test_drain_performs_only_the_first_step_and_says_when_the_next_is_due(cluster):
@@ -98,19 +129,13 @@ def test_drain_of_a_node_already_at_zero_removes_it(tmp_path):
         b = load(c, ring)
         b._last_part_moves_epoch -= 7200
         b.save(str(c.builder_dir / f"{ring}.builder"))
-    r = run_cli(c, "--json", "drain-node", "s04", "--dry-run", "--max-move", "50")
-    assert r.exit_code == 0, r.output
-    steps = json.loads(r.stdout)["steps"]
+    steps = dry_run(c, "drain-node", "s04", "--dry-run", "--max-move", "50")["steps"]
     assert steps[-1]["action"] == "remove"
     assert all(s["action"] in ("rebalance", "remove") for s in steps)
 
 
 def test_add_node_ramp_starts_low_and_reaches_the_configured_weight(cluster):
-    before = checksums(cluster.builder_dir)
-    r = run_cli(cluster, "--json", "add-node", "s07", "--dry-run", "--max-move", "4", "--seed", "2")
-    assert r.exit_code == 0, r.output
-    assert checksums(cluster.builder_dir) == before
-    steps = json.loads(r.stdout)["steps"]
+    steps = dry_run(cluster, "add-node", "s07", "--dry-run", "--max-move", "4", "--seed", "2")["steps"]
     assert steps[0]["action"] == "add" and 0 < steps[0]["fraction"] < 1
     assert steps[-1]["fraction"] == 1.0 and steps[-1]["weights"]["object"]["sdb"] == 100.0
     for s in steps:

@@ -17,6 +17,8 @@ import pytest
 from swift.common.ring import RingBuilder
 
 from tests.helpers.checksums import checksums
+from tests.helpers.procs import ringmgr_processes
+from tests.helpers.replay import replay_with_swift
 from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "container", "object", "object-1")
@@ -218,19 +220,6 @@ def test_lock_message_names_the_live_holder_of_an_inherited_lock(cluster):
         os.kill(child, signal.SIGKILL)
 
 
-def _ringmgr_processes(marker: str) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker.encode() in cmd and b"ringmgr" in cmd:
-                out.append(int(d.name))
-    return out
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_during_forked_simulation_leaves_no_worker_and_no_lock(tmp_path, sig):
@@ -242,15 +231,15 @@ def test_killed_during_forked_simulation_leaves_no_worker_and_no_lock(tmp_path, 
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     marker = str(c.config)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(_ringmgr_processes(marker)) < 2:
+    while time.monotonic() < deadline and len(ringmgr_processes(marker)) < 2:
         time.sleep(0.01)
-    assert len(_ringmgr_processes(marker)) >= 2, "no forked workers seen"
+    assert len(ringmgr_processes(marker)) >= 2, "no forked workers seen"
     p.send_signal(sig)
     p.wait(timeout=60)
     deadline = time.monotonic() + 10
-    while _ringmgr_processes(marker) and time.monotonic() < deadline:
+    while ringmgr_processes(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _ringmgr_processes(marker) == [], "a worker outlived ringmgr"
+    assert ringmgr_processes(marker) == [], "a worker outlived ringmgr"
     r = ringmgr(c, "resume")
     assert r.returncode == 0, r.stderr
     # the lock is free for swift-ring-builder-safe's own lock function too
@@ -591,22 +580,11 @@ def test_history_replays_exactly_with_swift_ring_builder(cluster, tmp_path, args
     assert entry["seed"] == 7
     text = ringmgr(cluster, "history", "--replay").stdout
     assert "swift-ring-builder" in text and "rebalance 7" in text
-    for ring, rec in entry["rings"].items():
-        replay = rec["replay"]
-        work = tmp_path / f"replay-{ring}"
-        work.mkdir()
-        copy = work / f"{ring}.builder"
-        shutil.copy(cluster.builder_dir / replay["from"], copy)
-        for argv in replay["commands"]:
-            p = subprocess.run([str(copy) if a == "{builder}" else a for a in argv],
-                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
-            assert p.returncode in (0, 1), (argv, p.stdout, p.stderr)
+    for ring, copy in replay_with_swift(cluster, entry, tmp_path).items():
         ours = RingBuilder.load(str(cluster.builder_dir / f"{ring}.builder"))
         theirs = RingBuilder.load(str(copy))
         assert [list(x) for x in ours._replica2part2dev] == \
                [list(x) for x in theirs._replica2part2dev], ring
-        assert (work / f"{ring}.ring.gz").read_bytes() == \
-               (cluster.builder_dir / f"{ring}.ring.gz").read_bytes(), ring
 
 
 @pytest.mark.parametrize("parts, removed, devs_changed, balance, dispersion, force, saved", [

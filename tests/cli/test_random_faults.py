@@ -28,6 +28,7 @@ import pytest
 
 from ringmgr.rings.ringfile import check_ring_file
 from ringmgr.rings.store import RingStore
+from tests.helpers.procs import ringmgr_processes
 from tests.helpers.ringfactory import make_cluster
 
 RINGS = ("account", "object", "object-1")
@@ -46,17 +47,7 @@ def _start(c, *args):
 
 
 def _processes(c) -> list[int]:
-    marker = str(c.config).encode()
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in cmd and b"ringmgr" in cmd:
-                out.append(int(d.name))
-    return out
+    return ringmgr_processes(str(c.config))
 
 
 def _builder_md5s(c) -> dict:

@@ -13,27 +13,13 @@ import pytest
 from swift.common.ring import RingBuilder
 
 from tests.helpers.cli import run_cli
+from tests.helpers.replay import replay_with_swift
 from tests.helpers.ringfactory import make_cluster
+from tests.helpers.swift_conf import EC21, REPLICATED, with_swift_conf
 
 RINGS = ("account", "container", "object", "object-1")
 SRB = shutil.which("swift-ring-builder")
 pytestmark = pytest.mark.skipif(SRB is None, reason="swift-ring-builder not installed")
-
-SWIFT_CONF = """[swift-hash]
-swift_hash_path_suffix = ringmgr-tests
-
-[storage-policy:0]
-name = gold
-default = yes
-
-[storage-policy:1]
-name = ec21
-policy_type = erasure_coding
-ec_type = liberasurecode_rs_vand
-ec_num_data_fragments = 2
-ec_num_parity_fragments = 1
-"""
-
 
 def srb(builder, *args):
     return subprocess.run([SRB, str(builder), *map(str, args)], capture_output=True,
@@ -49,30 +35,10 @@ def builder_state(path) -> dict:
     return d
 
 
-def with_cluster_key(cluster, line: str):
-    text = cluster.config.read_text().replace("[cluster]\n", f"[cluster]\n{line}\n", 1)
-    cluster.config.write_text(text)
-
-
-REPLICATED_CONF = """[swift-hash]
-swift_hash_path_suffix = ringmgr-tests
-
-[storage-policy:0]
-name = gold
-default = yes
-
-[storage-policy:1]
-name = silver
-"""
-
-
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    c = make_cluster(tmp_path)
-    (tmp_path / "swift.conf").write_text(REPLICATED_CONF)
-    with_cluster_key(c, f'swift_conf = "{tmp_path / "swift.conf"}"')
-    return c
+def cluster(cluster):
+    with_swift_conf(cluster, REPLICATED)
+    return cluster
 
 
 def reshape(cluster, *, weights=None, overload=None):
@@ -303,19 +269,8 @@ def test_history_replay_reproduces_the_new_kinds(args, cluster, tmp_path):
     r = run_cli(cluster, *args, "--yes", "--seed", "7")
     assert r.exit_code in (0, 1), r.output
     entry = json.loads(run_cli(cluster, "--json", "history").stdout)["history"][-1]
-    for ring, rec in entry["rings"].items():
-        replay = rec["replay"]
-        work = tmp_path / f"replay-{ring}"
-        work.mkdir()
-        copy = work / f"{ring}.builder"
-        shutil.copy(cluster.builder_dir / replay["from"], copy)
-        for argv in replay["commands"]:
-            p = subprocess.run([str(copy) if a == "{builder}" else a for a in argv],
-                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
-            assert p.returncode in (0, 1), (argv, p.stdout, p.stderr)
+    for ring, copy in replay_with_swift(cluster, entry, tmp_path).items():
         assert builder_state(copy) == builder_state(cluster.builder_dir / f"{ring}.builder")
-        assert (work / f"{ring}.ring.gz").read_bytes() == \
-            (cluster.builder_dir / f"{ring}.ring.gz").read_bytes(), ring
 
 
 # -- the flow -------------------------------------------------------------------------
@@ -427,7 +382,7 @@ def test_set_overload_shows_swifts_required_overload(cluster):
 
 
 def test_set_replicas_refused_on_an_erasure_coded_ring(cluster, tmp_path):
-    (tmp_path / "swift.conf").write_text(SWIFT_CONF)
+    (tmp_path / "swift.conf").write_text(EC21)    # the fixture's [cluster].swift_conf
     before = cluster.checksums()
     r = run_cli(cluster, "set-replicas", "object-1", "4", "--yes")
     assert r.exit_code == 2 and "erasure coded 2+1" in r.output and "stay 3 x 1 = 3" in r.output

@@ -9,29 +9,7 @@ import pytest
 from tests.helpers.checksums import checksums
 from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import make_cluster
-
-EC_CONF = """[swift-hash]
-swift_hash_path_suffix = t
-
-[storage-policy:0]
-name = gold
-default = yes
-
-[storage-policy:1]
-name = ec42
-policy_type = erasure_coding
-ec_type = liberasurecode_rs_vand
-ec_num_data_fragments = 4
-ec_num_parity_fragments = 2
-"""
-
-
-def with_swift_conf(cluster, text):
-    conf = cluster.root / "swift.conf"
-    conf.write_text(text)
-    cfg = cluster.config.read_text().replace("[cluster]\n", f'[cluster]\nswift_conf = "{conf}"\n', 1)
-    cluster.config.write_text(cfg)
-    return conf
+from tests.helpers.swift_conf import EC42, with_swift_conf
 
 
 @pytest.fixture
@@ -133,7 +111,7 @@ def test_ec_policy_from_swift_conf(tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
     c = make_cluster(tmp_path, nodes=6, zones=6, disks=1, part_power=4, replicas=6,
                      rings=("object", "object-1"))
-    with_swift_conf(c, EC_CONF)
+    with_swift_conf(c, EC42)
     # two of six nodes down: EC 4+2 loses write quorum (5), replicated 6x keeps it (3)
     r = run_cli(c, "ok-to-stop", "s01", "--down", "s02", "--json")
     assert r.exit_code == 1

@@ -7,11 +7,10 @@ import os
 import stat
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.errors import Refused
 from ringmgr.exec.runner import Journal, Step, run_steps
+from tests.helpers.cli import run_cli
 from tests.helpers.ringfactory import make_cluster
 
 
@@ -31,7 +30,7 @@ def home(tmp_path, monkeypatch):
 
 def test_state_dir_is_made_0700_and_the_audit_log_0600(home, tmp_path):
     c = make_cluster(tmp_path / "c")
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "history"])
+    r = run_cli(c, "history")
     assert r.exit_code == 0, r.output
     state = home / ".local" / "state" / "ringmgr"
     log = state / "ringmgr.log"
@@ -49,7 +48,7 @@ def test_existing_audit_log_is_tightened_to_0600(home, tmp_path):
     (state / "ringmgr.log").write_text("old line\n")
     os.chmod(state / "ringmgr.log", 0o644)
     c = make_cluster(tmp_path / "c")
-    assert CliRunner().invoke(cli, ["--config", str(c.config), "history"]).exit_code == 0
+    assert run_cli(c, "history").exit_code == 0
     assert mode(state / "ringmgr.log") == 0o600
     assert (state / "ringmgr.log").read_text().startswith("old line\n")
 
@@ -101,7 +100,7 @@ def test_audit_log_symlink_is_not_followed(tmp_path, monkeypatch):
     os.symlink(victim, link)
     monkeypatch.setenv("RINGMGR_LOG", str(link))
     c = make_cluster(tmp_path / "c")
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "history"])
+    r = run_cli(c, "history")
     assert r.exit_code == 0, r.output
     assert victim.read_text() == "precious\n"
     assert "audit log" in r.stderr and "not written" in r.stderr

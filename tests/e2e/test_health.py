@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import run_cli
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def ringmgr(*args, env, check=None):
     """In process (so --json is checked against docs/schema/health.json)."""
-    from click.testing import CliRunner
-
-    from ringmgr.cli.main import cli
-
-    r = CliRunner().invoke(cli, list(args), env=env)
+    r = run_cli(None, *args, env=env)
     r.returncode = r.exit_code
     if check is not None:
         assert r.exit_code == check, (r.exit_code, r.stdout, r.stderr, r.exception)

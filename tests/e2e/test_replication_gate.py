@@ -168,3 +168,20 @@ def test_unpushed_change_and_no_push(tmp_path):
     assert "change #3" in res.pending[0] and "has not been pushed" in res.pending[0]
     res = evaluate(sw, servers, {"object": Push("object", None, None)}, _config(tmp_path))
     assert res.open and "no push of this ring is recorded" in res.notes[0]
+
+
+def test_without_swift_conf_object_n_rings_are_taken_as_replicated_with_a_note(tmp_path):
+    from ringmgr.live.repl_gate import replication_gate
+    from tests.helpers.ringfactory import make_cluster
+
+    c = make_cluster(tmp_path / "a")            # no swift_conf; no push recorded
+    res = replication_gate(load_config(c.config), ["object", "object-1"])
+    assert res.open and any(n.startswith("no [cluster].swift_conf: object-1 taken as "
+                                         "replicated") for n in res.notes), res.notes
+    conf = tmp_path / "swift.conf"
+    conf.write_text("[storage-policy:0]\nname = gold\ndefault = yes\n"
+                    "[storage-policy:1]\nname = silver\n")
+    cfg = c.config.read_text().replace("[cluster]\n", f'[cluster]\nswift_conf = "{conf}"\n', 1)
+    c.config.write_text(cfg)
+    res = replication_gate(load_config(c.config), ["object", "object-1"])
+    assert not any("swift_conf" in n for n in res.notes), res.notes

@@ -6,17 +6,15 @@ write its swift_dir."""
 import copy
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.ops import endpoints as ep
 from ringmgr.ops.rollout import choose_canaries, waves_of
 from tests.helpers import json_schema as js
-from tests.integration.test_push import umount_when_free
+from tests.helpers.cli import run_cli
+from tests.helpers.mounts import read_only
 
 
 def test_canaries_take_one_proxy_first_then_nodes():
@@ -70,7 +68,7 @@ def test_moved_partitions_and_probe_names():
 # -- on the lab -----------------------------------------------------------------------
 
 def run(lab, *args):
-    r = CliRunner().invoke(cli, [*args, "--json"], env=lab.env)
+    r = run_cli(None, *args, "--json", env=lab.env)
     doc = json.loads(r.stdout)
     assert not js.errors(args[0], doc), js.errors(args[0], doc)
     return r.exit_code, doc
@@ -82,8 +80,7 @@ def ring_md5s(d: str) -> dict:
 
 
 def change_rings(lab):
-    r = CliRunner().invoke(cli, ["set-weight", "s01", "40", "--yes", "--no-push"],
-                           env=lab.env)
+    r = run_cli(None, "set-weight", "s01", "40", "--yes", "--no-push", env=lab.env)
     assert r.exit_code in (0, 1), r.output
     return ring_md5s(lab.builder_dir)
 
@@ -115,8 +112,7 @@ def test_canary_rollout_proves_the_proxy_routes_by_the_new_ring(lab_cluster):
     # [cluster].canary makes a ring change's --push a confirmed rollout too
     cfg = Path(lab.config_path)
     cfg.write_text(cfg.read_text().replace("[cluster]\n", "[cluster]\ncanary = 1\n", 1))
-    r = CliRunner().invoke(cli, ["set-weight", "s02", "60", "--yes", "--push", "--json"],
-                           env=lab.env)
+    r = run_cli(None, "set-weight", "s02", "60", "--yes", "--push", "--json", env=lab.env)
     doc = json.loads(r.stdout)
     assert r.exit_code in (0, 1) and doc["push"]["ok"] is True, r.output
     canary = doc["push"]["rollout"]["waves"][0]
@@ -141,13 +137,8 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
     assert new != old
 
     # 1. the canary's swift_dir is read-only: the push fails there, nothing else moves
-    d = lab.node("s01").swift_dir
-    subprocess.run(["mount", "--bind", d, d], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
+    with read_only(lab.node("s01").swift_dir):
         code, doc = run(lab, "push", "--canary", "1", "s01", "s02", "s03", "s04")
-    finally:
-        umount_when_free(d)
     assert code == 2, doc
     ro = doc["rollout"]
     assert len(ro["waves"]) == 1 and ro["waves"][0]["hosts"] == ["s01"]
@@ -187,13 +178,8 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
     #    keep the old rings
     cfg = Path(lab.config_path)
     cfg.write_text(cfg.read_text().replace("parallel = 16", "parallel = 1", 1))
-    d = lab.node("s03").swift_dir
-    subprocess.run(["mount", "--bind", d, d], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
+    with read_only(lab.node("s03").swift_dir):
         code, doc = run(lab, "push", "--canary", "1", "s01", "s02", "s03", "s04")
-    finally:
-        umount_when_free(d)
     assert code == 2, doc
     ro = doc["rollout"]
     assert [(w["kind"], w["hosts"], w["ok"]) for w in ro["waves"]] == [
@@ -204,10 +190,62 @@ def test_failed_canaries_stop_the_rollout_and_the_rest_keep_the_old_rings(lab_cl
         == [True, True, False, False]
 
 
+def with_canary_containers(lab, table: str) -> None:
+    cfg = Path(lab.config_path)
+    text = cfg.read_text()
+    if "canary_containers" in text:
+        text = "\n".join(x for x in text.splitlines() if not x.startswith("canary_containers"))
+    cfg.write_text(text.replace("[cluster]\n", f"[cluster]\ncanary_containers = {table}\n", 1))
+
+
+@pytest.mark.slow
+@pytest.mark.lab(nodes=4, disks=1, part_power=6)
+def test_canary_asks_the_proxy_about_object_n_rings_through_a_container_of_the_policy(
+        lab_cluster):
+    lab = lab_cluster
+    # without a container of policy 1 the proxy cannot be asked about object-1: md5 only
+    change_rings(lab)
+    code, doc = run(lab, "push", "--canary", "1")
+    assert code == 0, doc
+    assert {e["ring"] for e in doc["rollout"]["waves"][0]["endpoints"]} == {
+        "account", "container", "object"}
+    assert any(n.startswith("object-1: confirmed by md5 only") for n in doc["rollout"]["notes"])
+
+    assert lab.put("canary-silver", policy="silver") in (201, 202)
+    assert lab.put("canary-gold") in (201, 202)
+    with_canary_containers(lab, '{ "object-1" = "AUTH_test/canary-silver" }')
+    r = run_cli(None, "set-weight", "s02", "40", "--yes", "--no-push", env=lab.env)
+    assert r.exit_code in (0, 1), r.output
+    code, doc = run(lab, "push", "--canary", "1")
+    assert code == 0, doc
+    checks = {e["ring"]: e for e in doc["rollout"]["waves"][0]["endpoints"]}
+    assert set(checks) == {"account", "container", "object", "object-1"}
+    e = checks["object-1"]
+    assert e["ok"] and e["moved"] and e["path"].startswith("AUTH_test/canary-silver/"), e
+    assert len(e["expected"]) == 2      # silver: one replica fewer than gold's 3
+    assert not any(n.startswith("object-1:") for n in doc["rollout"]["notes"])
+
+    # a container of another policy: the proxy's answer is for policy 0, not object-1's;
+    # the rollout stops after the canary
+    with_canary_containers(lab, '{ "object-1" = "AUTH_test/canary-gold" }')
+    r = run_cli(None, "set-weight", "s03", "40", "--yes", "--no-push", env=lab.env)
+    assert r.exit_code in (0, 1), r.output
+    code, doc = run(lab, "push", "--canary", "1")
+    assert code == 2, doc
+    bad = [e for e in doc["rollout"]["waves"][0]["endpoints"] if not e["ok"]]
+    assert [e["ring"] for e in bad] == ["object-1"], bad
+    assert "by storage policy 0, not 1" in bad[0]["detail"]
+    assert doc["rollout"]["pending"] == ["s01", "s02", "s03", "s04"]
+
+
 @pytest.mark.parametrize("edit, words", [
     (("[cluster]\n", "[cluster]\ncanary = -1\n"), "cluster.canary: must not be negative"),
-    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be a integer"),
+    (("[cluster]\n", "[cluster]\ncanary = \"2\"\n"), "cluster.canary: must be an integer, not a string"),
     (None, "proxies.p01.endpoints_url: must be an http:// or https:// URL"),
+    (("[cluster]\n", '[cluster]\ncanary_containers = { object = "a/c" }\n'),
+     "cluster.canary_containers.object: not an object-N ring name"),
+    (("[cluster]\n", '[cluster]\ncanary_containers = { "object-1" = "a" }\n'),
+     "cluster.canary_containers.object-1: 'a' is not ACCOUNT/CONTAINER"),
 ])
 def test_bad_canary_settings_are_config_errors(tmp_path, edit, words):
     from tests.helpers.ringfactory import make_cluster
@@ -219,7 +257,7 @@ def test_bad_canary_settings_are_config_errors(tmp_path, edit, words):
     else:
         text += '[proxies.p01]\nendpoints_url = "p01:8080/endpoints"\n'
     c.config.write_text(text)
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "push", "--canary", "1"])
+    r = run_cli(c, "push", "--canary", "1")
     assert r.exit_code == 2 and words in r.output, r.output
 
 
@@ -227,5 +265,5 @@ def test_a_negative_canary_is_a_usage_error(tmp_path):
     from tests.helpers.ringfactory import make_cluster
 
     c = make_cluster(tmp_path)
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "push", "--canary", "-1"])
+    r = run_cli(c, "push", "--canary", "-1")
     assert r.exit_code == 2 and "--canary" in r.output

@@ -7,12 +7,11 @@ import pickle
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.ops import destroy_compare as cmp
 from ringmgr.ops.replicate_client import parse_hashes
 from tests.helpers import json_schema as js
+from tests.helpers.cli import run_cli
 
 
 @pytest.mark.parametrize("local, remote, want", [
@@ -73,7 +72,7 @@ def test_replicate_answers_are_data_only():
 
 def destroy(lab, target):
     """safe-to-destroy in process (its --json checked against the schema)."""
-    r = CliRunner().invoke(cli, ["safe-to-destroy", target, "--json"], env=lab.env)
+    r = run_cli(None, "safe-to-destroy", target, "--json", env=lab.env)
     doc = json.loads(r.stdout)
     assert not js.errors("safe-to-destroy", doc)
     assert doc["exit_code"] == r.exit_code
@@ -81,7 +80,7 @@ def destroy(lab, target):
 
 
 def ringmgr_ok(lab, *args):
-    r = CliRunner().invoke(cli, list(args), env=lab.env)
+    r = run_cli(None, *args, env=lab.env)
     assert r.exit_code in (0, 1), r.output
     return r
 
@@ -158,7 +157,7 @@ def test_drain_node_removes_the_devices_only_once_they_are_safe_to_destroy(lab_c
     for i in range(6):
         assert lab.put("d", f"o{i}", b"x" * 100) == 201
     args = ["drain-node", "s04", "--max-move", "100", "--yes", "--push", "--json"]
-    r = CliRunner().invoke(cli, args, env=lab.env)      # weight 0, rebalanced, pushed
+    r = run_cli(None, *args, env=lab.env)      # weight 0, rebalanced, pushed
     assert r.exit_code == 1 and json.loads(r.stdout)["reason"] == "replication_pending"
     held = object_files(lab, "s04")
     assert held
@@ -167,7 +166,7 @@ def test_drain_node_removes_the_devices_only_once_they_are_safe_to_destroy(lab_c
 
     # no replication yet (past the replication gate, which would refuse first): the
     # removal step is refused, nothing written
-    r = CliRunner().invoke(cli, [*args, "--no-replication-check"], env=lab.env)
+    r = run_cli(None, *args, "--no-replication-check", env=lab.env)
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["reason"] == "risk", r.output
     assert doc["written"] is False and "not yet safe to destroy s04" in doc["warnings"][-1]
@@ -175,13 +174,51 @@ def test_drain_node_removes_the_devices_only_once_they_are_safe_to_destroy(lab_c
     assert {p.name: p.read_bytes() for p in builders} == before
 
     lab.replicate()
-    r = CliRunner().invoke(cli, args, env=lab.env)
+    r = run_cli(None, *args, env=lab.env)
     doc = json.loads(r.stdout)
     assert r.exit_code in (0, 1) and doc["written"] is True, r.output
     assert doc["safe_to_destroy"]["verdict"] == "safe"
-    status = json.loads(CliRunner().invoke(cli, ["status", "--json"], env=lab.env).stdout)
+    status = json.loads(run_cli(None, "status", "--json", env=lab.env).stdout)
     assert all("s04" not in ring["nodes"] for ring in status["rings"].values())
     assert all(lab.get("d", f"o{i}") == (200, b"x" * 100) for i in range(6))
+
+
+@pytest.mark.slow
+@pytest.mark.lab(nodes=4, disks=1, part_power=6)
+def test_a_dead_node_cannot_tell_naming_its_servers(lab_cluster):
+    lab = lab_cluster
+    assert lab.put("dead") in (201, 202)
+    for i in range(6):
+        assert lab.put("dead", f"o{i}", b"y" * 100) == 201
+    ringmgr_ok(lab, "remove-node", "s04", "--yes", "--push")
+    held = object_files(lab, "s04")
+    assert held
+
+    # its servers are down (its disks and SSH stay): what it holds is listed, but
+    # cannot be compared: cannot tell, once per server, naming the node; no partition
+    # is reported as if a primary had failed
+    lab.stop_node("s04")
+    try:
+        code, doc = destroy(lab, "s04")
+    finally:
+        lab.start_node("s04")
+    dev = doc["safe_to_destroy"]["devices"]["sdb"]
+    assert code == 2 and doc["reason"] == "failed" and dev["verdict"] == "cannot_tell", doc
+    assert dev["partitions"]["objects"] > 0 and not dev["problems"]
+    ports = {e.split(" server ")[0]: e for e in dev["errors"]}
+    # (each server named once, for those of whose data s04 holds some)
+    assert "s04's object" in ports and len(ports) == len(dev["errors"]), dev["errors"]
+    assert set(ports) <= {"s04's object", "s04's account", "s04's container"}
+    assert all("does not answer (Connection refused)" in e for e in dev["errors"])
+    assert "cannot tell whether s04 is safe to destroy: s04's " in doc["errors"][0]
+
+    # the same node with its servers running: the data is compared
+    code, doc = destroy(lab, "s04")
+    assert code == 1 and doc["safe_to_destroy"]["devices"]["sdb"]["problems"]
+    lab.replicate()
+    code, doc = destroy(lab, "s04")
+    assert code == 0, doc["safe_to_destroy"]
+    assert object_files(lab, "s04") == held
 
 
 @pytest.mark.parametrize("target, words", [
@@ -193,7 +230,7 @@ def test_bad_targets_are_one_line_errors(tmp_path, target, words):
 
     c = make_cluster(tmp_path)
     before = {p.name: p.read_bytes() for p in c.builder_dir.iterdir() if p.is_file()}
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "safe-to-destroy", target])
+    r = run_cli(c, "safe-to-destroy", target)
     assert r.exit_code == 2 and words in r.output
     assert r.output.count("ringmgr: error:") == 1 and "Traceback" not in r.output
     assert {p.name: p.read_bytes() for p in c.builder_dir.iterdir() if p.is_file()} == before
@@ -203,8 +240,7 @@ def test_a_node_that_cannot_be_listed_is_cannot_tell(tmp_path):
     from tests.helpers.ringfactory import make_cluster
 
     c = make_cluster(tmp_path)   # its hosts have names that do not resolve
-    r = CliRunner().invoke(cli, ["--config", str(c.config), "safe-to-destroy", "s01",
-                                 "--json"])
+    r = run_cli(c, "safe-to-destroy", "s01", "--json")
     doc = json.loads(r.stdout)
     assert r.exit_code == 2 and doc["reason"] == "failed"
     assert "cannot list s01's devices over SSH" in doc["errors"][0]

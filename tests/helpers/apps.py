@@ -8,11 +8,9 @@ real transport (SSH to the sshd test hosts, or local) for everything else.
 
 from __future__ import annotations
 
-from click.testing import CliRunner
-
 from ringmgr.cli.app import App
-from ringmgr.cli.main import cli
 from ringmgr.exec.factory import ADMIN, default_transport
+from tests.helpers import cli
 
 
 def transport(api=None, hosts=None):
@@ -28,13 +26,13 @@ def transport(api=None, hosts=None):
 
 
 def run_cli(args, *, api=None, hosts=None, sleep=None, now=None, **kw):
-    """``CliRunner().invoke(cli, args)`` with an App set up for the test."""
+    """``tests.helpers.cli.run_cli(None, *args)`` with an App set up for the test."""
     app = App(transport=transport(api, hosts) if (api or hosts) else None)
     if sleep is not None:
         app.sleep = sleep
     if now is not None:
         app.now = now
-    return CliRunner().invoke(cli, list(args), obj=app, **kw)
+    return cli.run_cli(None, *args, obj=app, **kw)
 
 
 class Executed:
@@ -95,4 +93,4 @@ def planned(doc: dict) -> list[tuple[str, tuple[str, ...]]]:
 
 def run_recorded(args, log: list, api=None, checks: list | None = None, **kw):
     app = App(transport=recording(log, api, checks), sleep=kw.pop("sleep", lambda s: None))
-    return CliRunner().invoke(cli, list(args), obj=app, **kw)
+    return cli.run_cli(None, *args, obj=app, **kw)

@@ -9,6 +9,7 @@ rings, disks and data freely; ``sim/lab down`` runs in a finally, also when the 
         lab_cluster.put("c", "o", b"data")
         ringmgr(..., env=lab_cluster.env)
         lab_cluster.replicate()
+        lab_cluster.reconstruct()              # ec=True labs: the EC fragments move
         new = lab_cluster.add_node()           # servers up, in ringmgr.toml, in no ring
         lab_cluster.stop_node("s02")           # a failed node; start_node("s02") again
         lab_cluster.swap_disk("s01", "sdb")    # xfs labs: the physical disk swap
@@ -71,6 +72,11 @@ class LabCluster:
     def replicate(self, timeout: float = 120) -> None:
         """Every replicator once on every node (``sim/lab replicate``)."""
         self._lab("replicate", timeout=timeout)
+
+    def reconstruct(self, timeout: float = 120) -> None:
+        """The object reconstructor once on every node (``sim/lab reconstruct``, ``ec=True``
+        labs): erasure-coded fragments move only with it."""
+        self._lab("reconstruct", timeout=timeout)
 
     def add_node(self, disks: int | None = None, zone: int | None = None) -> LabNode:
         """``sim/lab add-node``: one more node with running servers, in the config, in no

@@ -243,6 +243,16 @@ def blkid(dev: str) -> dict[str, str]:
     return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
 
 
+def over_sshd(e: DiskEnv, hosts) -> None:
+    """Point the env's node at the first sshd test host of ``hosts`` (root, the hosts'
+    key and known_hosts); before the config is written (a ``mounted_env`` setup)."""
+    h = hosts.hosts[0]
+    e.host, e.ssh_port = h.address, h.port
+    e.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
+                  f'identity_file = "{hosts.identity_file}"\n'
+                  f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
+
+
 def mounted_env(tmp_path: Path, monkeypatch, disks: "LoopDisks", *, setup=None) -> DiskEnv:
     """The usual starting point: a node whose disk ``env.dev`` is a real XFS loop disk
     mounted at its mount point, a config that says so, and ringmgr's journals and audit

@@ -37,6 +37,17 @@ def rows(builder) -> list[list[int]]:
     return [list(r) for r in builder._replica2part2dev]
 
 
+def brute_moves(before, after) -> int:
+    """Brute force: replica slots whose device differs (a slot on one side only counts)."""
+    b, a = rows(before), rows(after)
+    moved = 0
+    for r, row in enumerate(a):
+        for p, dev in enumerate(row):
+            if r >= len(b) or p >= len(b[r]) or b[r][p] != dev:
+                moved += 1
+    return moved
+
+
 def remove_node(builder, ip, seed=2):
     after = copy.deepcopy(builder)
     for dev in after.devs:

@@ -9,6 +9,7 @@ import pytest
 from swift.common.ring import RingBuilder
 
 from tests.helpers.cli import run_cli
+from tests.integration.test_push import admin_builders
 
 RINGS = ("account", "container", "object", "object-1")
 
@@ -126,18 +127,7 @@ def test_history_show_one_change_in_full(cluster):
 
 def test_push_after_a_change_is_recorded_in_its_history(sshd_hosts, tmp_path, monkeypatch):
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    admin = tmp_path / "admin"
-    admin.mkdir()
-    for ring in ("account", "container", "object"):
-        b = RingBuilder(6, 3, 0)
-        for i in range(3):
-            for dev in ("sdb", "sdc"):
-                b.add_dev({"region": 1, "zone": i + 1, "ip": f"10.9.0.{i + 1}", "port": 6200,
-                           "replication_ip": f"10.9.0.{i + 1}", "replication_port": 6200,
-                           "device": dev, "weight": 100.0, "meta": ""})
-        b.rebalance(seed=1)
-        b.save(str(admin / f"{ring}.builder"))
-        b.get_ring().save(str(admin / f"{ring}.ring.gz"))
+    admin = admin_builders(tmp_path / "admin")
     cfg = sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
 
     def ringmgr(*args):

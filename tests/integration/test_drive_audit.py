@@ -7,16 +7,15 @@ import stat
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 
-from ringmgr.cli.main import cli
 from ringmgr.config import parse_config
 from ringmgr.ops import facts
 from ringmgr.ops.drive_audit import map_errors
 from ringmgr.ops.kernel_log import read_kernel_log
 from ringmgr.exec.local import LocalExecutor
 from tests.helpers.checksums import checksums
-from tests.helpers.loopdisk import loopdisks, mounted_env, mounts_of  # noqa: F401
+from tests.helpers.cli import run_cli
+from tests.helpers.loopdisk import loopdisks, mounted_env, mounts_of, over_sshd  # noqa: F401
 
 LOG = """\
 [  812.311] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ) flags 0x0
@@ -105,7 +104,7 @@ def failing(tmp_path, monkeypatch, loopdisks):
 
 
 def ringmgr(env, *args):
-    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    r = run_cli(env, *args)
     return r.exit_code, r.output, r.stdout
 
 
@@ -138,6 +137,25 @@ def test_act_dry_run_changes_nothing(failing):
 
     b = RingBuilder.load(str(e.root / "builders" / "object.builder"))
     assert [d["weight"] for d in b.devs if d["device"] == e.dev] == [100.0]
+    assert mounts_of(e.old.dev) == [str(e.mount_point)]
+
+
+def test_act_dry_run_with_push_plans_the_push_after_the_weight_change(failing):
+    """[cluster].push: a real --act pushes the weight-0 rings, so the dry run's
+    host_steps end with the push session on every host."""
+    from ringmgr.config import load_config
+    from ringmgr.ops.push.session import session_argv
+
+    e = failing
+    text = e.config.read_text()
+    e.config.write_text(text.replace("[cluster]\n", "[cluster]\npush = true\n", 1))
+    code, out, stdout = ringmgr(e, "drive-audit", "s01", "--act", "--dry-run", "--json")
+    assert code == 1, out
+    (acted,) = json.loads(stdout)["acted"]
+    steps = acted["host_steps"]
+    assert [s["step"] for s in steps] == ["unmount", "guard", "push"]
+    node = load_config(e.config).node("s01")
+    assert steps[-1]["host"] == "s01" and steps[-1]["argv"] == session_argv(node, True)
     assert mounts_of(e.old.dev) == [str(e.mount_point)]
 
 
@@ -191,13 +209,8 @@ def one_line_error(out):
 
 @pytest.mark.slow
 def test_audit_over_ssh(failing, sshd_hosts_factory):
-    hosts = sshd_hosts_factory(1)
-    h = hosts.hosts[0]
     e = failing
-    e.host, e.ssh_port = h.address, h.port
-    e.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
-                  f'identity_file = "{hosts.identity_file}"\n'
-                  f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
+    over_sshd(e, sshd_hosts_factory(1))
     e.write_config(e.old.dev)
     code, out, stdout = ringmgr(e, "drive-audit", "--json")
     assert code == 1, out
@@ -354,15 +367,7 @@ def test_act_dry_run_host_steps_are_what_the_act_executes_over_ssh(tmp_path, mon
     if os.geteuid() != 0:
         pytest.skip("needs root")
     hosts = sshd_hosts_factory(1)
-    h = hosts.hosts[0]
-
-    def over_ssh(env):
-        env.host, env.ssh_port = h.address, h.port
-        env.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
-                        f'identity_file = "{hosts.identity_file}"\n'
-                        f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
-
-    e = mounted_env(tmp_path, monkeypatch, loopdisks, setup=over_ssh)
+    e = mounted_env(tmp_path, monkeypatch, loopdisks, setup=lambda env: over_sshd(env, hosts))
     subprocess.run(["xfs_io", "-x", "-c", "shutdown", str(e.mount_point)], check=True)
     base = ["--config", str(e.config), "drive-audit", "s01", "--act"]
     r = run_cli([*base, "--dry-run", "--json"])

@@ -17,6 +17,7 @@ from swift.common.ring import RingBuilder, RingData
 
 from tests.helpers.checksums import flat_checksums, md5_of
 from tests.helpers.cli import run_cli
+from tests.helpers.mounts import read_only, umount_when_free  # noqa: F401 (importable here too)
 from tests.helpers.ringfactory import lock_held
 
 RINGS = ("account", "container", "object")
@@ -43,6 +44,23 @@ def make_rings(d, names=RINGS, pp=6, changes=0, devices=6, builders=False):
             b.save(os.path.join(d, f"{n}.builder"))
         out[n] = path
     return out
+
+
+def admin_builders(admin, rings=RINGS):
+    """An admin host's builder_dir for the sshd test hosts: builders and rings of three
+    nodes (10.9.0.1-3, a zone each), sdb and sdc on each."""
+    admin.mkdir()
+    for ring in rings:
+        b = RingBuilder(6, 3, 0)
+        for i in range(3):
+            for dev in ("sdb", "sdc"):
+                b.add_dev({"region": 1, "zone": i + 1, "ip": f"10.9.0.{i + 1}", "port": 6200,
+                           "replication_ip": f"10.9.0.{i + 1}", "replication_port": 6200,
+                           "device": dev, "weight": 100.0, "meta": ""})
+        b.rebalance(seed=1)
+        b.save(str(admin / f"{ring}.builder"))
+        b.get_ring().save(str(admin / f"{ring}.ring.gz"))
+    return admin
 
 
 class Env:
@@ -151,29 +169,12 @@ def test_read_only_swift_dir_fails_that_node_only(env):
     env.seed_old_rings("h02")
     d = str(env.node("h02"))
     old = flat_checksums(d)
-    subprocess.run(["mount", "--bind", d, d], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", d], check=True)
+    with read_only(d):
         r = env.run("push")
         assert r.exit_code == 2
         assert "not writable" in r.output and "h02" in r.output
         assert flat_checksums(d) == old
-    finally:
-        umount_when_free(d)
     assert flat_checksums(env.node("h01")) == env.admin_md5()
-
-
-def umount_when_free(d: str, seconds: float = 10) -> None:
-    """umount ``d``, retrying while it is busy (the node-side process of a failed push may
-    still be exiting on a loaded machine)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        r = subprocess.run(["umount", d], capture_output=True, text=True)
-        if r.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"umount {d}: {r.stderr.strip()}")
-        time.sleep(0.2)
 
 
 def test_full_filesystem_keeps_the_old_ring_and_leaves_no_temp_file(env):
@@ -370,18 +371,7 @@ def test_a_silent_node_times_out_without_holding_up_the_others(sshd_hosts, tmp_p
 def test_ring_change_with_push_reaches_every_node(sshd_hosts, tmp_path, monkeypatch):
     """The lead's `--push` step calls push_rings after writing: the new rings land."""
     monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
-    admin = tmp_path / "admin"
-    admin.mkdir()
-    for ring in RINGS:
-        b = RingBuilder(6, 3, 0)
-        for i in range(3):
-            for dev in ("sdb", "sdc"):
-                b.add_dev({"region": 1, "zone": i + 1, "ip": f"10.9.0.{i + 1}", "port": 6200,
-                           "replication_ip": f"10.9.0.{i + 1}", "replication_port": 6200,
-                           "device": dev, "weight": 100.0, "meta": ""})
-        b.rebalance(seed=1)
-        b.save(str(admin / f"{ring}.builder"))
-        b.get_ring().save(str(admin / f"{ring}.ring.gz"))
+    admin = admin_builders(tmp_path / "admin")
     before = {f"{r}.ring.gz": md5_of(admin / f"{r}.ring.gz") for r in RINGS}
     cfg = sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
     p = subprocess.run(["ringmgr", "--config", str(cfg), "set-weight", "h01/sdb", "50",
@@ -429,3 +419,48 @@ def test_dry_run_host_steps_are_what_the_push_executes(env):
     assert sorted(executed) == sorted(plan)
     assert {f"{n}.ring.gz": md5_of(os.path.join(env.node("h01"), f"{n}.ring.gz"))
             for n in RINGS} == env.admin_md5()
+
+
+def test_drain_dry_run_host_steps_are_what_the_drain_step_executes(sshd_hosts, tmp_path,
+                                                                    monkeypatch):
+    """`drain-node --push --dry-run --json` has the gradual `steps` and, as
+    `host_steps`, the push after the write; the real step with --push starts exactly
+    those sessions on the nodes (and nothing else that changes a node)."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    monkeypatch.setenv("RINGMGR_LOG", str(tmp_path / "audit.log"))
+    admin = admin_builders(tmp_path / "admin")
+    cfg = sshd_hosts.write_config(tmp_path / "ringmgr.toml", admin)
+    args = ["--config", str(cfg), "drain-node", "h03", "--max-move", "50", "--seed", "3",
+            "--push", "--no-replication-check"]
+    r = run_cli([*args, "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and doc["steps"][0]["action"] == "set-weight"
+    plan = planned(doc)
+    assert sorted(h for h, _ in plan) == ["h01", "h02", "h03"]
+    executed = []
+    r = run_recorded([*args, "--yes"], executed)
+    assert r.exit_code in (0, 1), r.output            # 1: the next step is due later
+    assert sorted(executed) == sorted(plan)
+    for h in sshd_hosts.hosts:
+        assert flat_checksums(h.swift_dir) == {
+            f"{n}.ring.gz": md5_of(admin / f"{n}.ring.gz") for n in RINGS}
+
+
+def test_canary_rollout_reaches_the_hosts_through_the_cli_transport(env):
+    """`push --canary 1` (push, verify, then the waves) makes every executor through
+    App.transport like a plain push: a recorder sees one push session per host and the
+    canary's verify session (a check), and the rings land."""
+    from tests.helpers.apps import run_recorded
+
+    executed, checks = [], []
+    r = run_recorded(["--config", str(env.config), "push", "--canary", "1"], executed,
+                     checks=checks)
+    assert r.exit_code == 0, r.output
+    assert sorted(h for h, _ in executed) == ["h01", "h02", "h03"]
+    canary = r.output.split("canary: pushing to ")[1].split()[0]
+    assert [h for h, _ in checks] == [canary]
+    assert all(argv[-2] == "session" for _, argv in executed + checks)
+    for name in env.hosts.names:
+        assert flat_checksums(env.node(name)) == env.admin_md5()

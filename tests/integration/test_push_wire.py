@@ -61,37 +61,33 @@ def host_of(env, name):
     return env.hosts.host(name)
 
 
-def test_bytes_differing_from_the_announced_md5_are_refused_node_named(env, monkeypatch):
-    before = {h.name: tree(h.swift_dir) for h in env.hosts.hosts}
-    target = host_of(env, "h02")
-    seen = damage_ring_bytes(monkeypatch, env, "h02", flip_one_byte)
-    r = env.run("--json", "push")
-    assert seen, "no ring bytes were sent to h02"
-    assert r.exit_code == 2, r.output
-    rep = json.loads(r.stdout)
-    err = rep["hosts"]["h02"]["error"]
-    assert "md5" in err and "expected" in err and "no ring on the node was changed" in err
-    assert rep["hosts"]["h02"]["updated"] == []
-    assert "h02" in r.stderr.strip().splitlines()[-1]
-    assert tree(target.swift_dir) == before["h02"]     # old rings, no temp file left
-    for name in ("h01", "h03"):                        # the others got the new rings
-        assert tree(host_of(env, name).swift_dir) == env.admin_md5()
+def md5_refused(err):
+    return "md5" in err and "expected" in err and "no ring on the node was changed" in err
 
 
-def test_short_stream_is_refused_old_ring_kept_node_named(env, monkeypatch):
-    before = {h.name: tree(h.swift_dir) for h in env.hosts.hosts}
-    target = host_of(env, "h03")
-    seen = damage_ring_bytes(monkeypatch, env, "h03", cut_short)
-    r = env.run("--json", "push")
-    assert seen, "no ring bytes were sent to h03"
-    assert r.exit_code == 2, r.output
-    rep = json.loads(r.stdout)
-    err = rep["hosts"]["h03"]["error"]
+def eof_refused(err):
     # the node script exits 3 on EOF mid-transfer (every temp file removed first);
     # a node that read on would meet the size or md5 check
-    assert any(w in err for w in ("exit 3", "incomplete", "md5")), err
-    assert rep["hosts"]["h03"]["updated"] == []
-    assert "h03" in r.stderr.strip().splitlines()[-1]
-    assert tree(target.swift_dir) == before["h03"]     # old rings, no temp file left
-    for name in ("h01", "h02"):
+    return any(w in err for w in ("exit 3", "incomplete", "md5"))
+
+
+@pytest.mark.parametrize("host, damage, refused", [
+    ("h02", flip_one_byte, md5_refused),    # bytes differing from the announced md5
+    ("h03", cut_short, eof_refused),        # a short stream
+], ids=["differing-bytes", "short-stream"])
+def test_damaged_ring_bytes_are_refused_old_ring_kept_node_named(env, monkeypatch, host,
+                                                                 damage, refused):
+    before = {h.name: tree(h.swift_dir) for h in env.hosts.hosts}
+    target = host_of(env, host)
+    seen = damage_ring_bytes(monkeypatch, env, host, damage)
+    r = env.run("--json", "push")
+    assert seen, f"no ring bytes were sent to {host}"
+    assert r.exit_code == 2, r.output
+    rep = json.loads(r.stdout)
+    err = rep["hosts"][host]["error"]
+    assert refused(err), err
+    assert rep["hosts"][host]["updated"] == []
+    assert host in r.stderr.strip().splitlines()[-1]
+    assert tree(target.swift_dir) == before[host]     # old rings, no temp file left
+    for name in {"h01", "h02", "h03"} - {host}:        # the others got the new rings
         assert tree(host_of(env, name).swift_dir) == env.admin_md5()

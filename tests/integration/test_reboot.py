@@ -8,12 +8,11 @@ import subprocess
 import time
 
 import pytest
-from click.testing import CliRunner
 from swift.common.ring import RingBuilder
 
-from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.ops.reboot import reboot_node
+from tests.helpers.cli import run_cli
 
 
 def build_rings(builder_dir, ips, replicas=3):
@@ -55,7 +54,7 @@ def _cluster(sshd_hosts, tmp_path, monkeypatch, replicas):
                         f'reboot_command = ["sh", "-c", {json.dumps(restart)}]\n', 1)
     cfg = tmp_path / "ringmgr.toml"
     cfg.write_text(text)
-    assert CliRunner().invoke(cli, ["--config", str(cfg), "push"]).exit_code == 0
+    assert run_cli(cfg, "push").exit_code == 0
     yield cfg, hosts, mount_root
     # the restarted sshd is ours too: stop it by the pid it wrote
     try:
@@ -88,8 +87,7 @@ def test_reboot_waits_for_the_node_and_checks_disks_and_rings(cluster):
 def test_reboot_reports_an_unmounted_disk_and_stale_ring(cluster):
     cfg, hosts, mount_root = cluster
     (hosts.host("h01").swift_dir / "object.ring.gz").write_bytes(b"not a ring")
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "reboot-node", "h01", "--yes",
-                                 "--timeout", "30"])
+    r = run_cli(cfg, "--json", "reboot-node", "h01", "--yes", "--timeout", "30")
     assert r.exit_code == 1, r.output
     data = json.loads(r.stdout)
     assert data["unmounted"] == ["sdb"]
@@ -99,8 +97,7 @@ def test_reboot_reports_an_unmounted_disk_and_stale_ring(cluster):
 def test_dry_run_shows_the_command_and_reboots_nothing(cluster):
     cfg, hosts, _ = cluster
     pid_before = (hosts.workdir / "sshd.0.pid").read_text()
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "reboot-node", "h01",
-                                 "--dry-run"])
+    r = run_cli(cfg, "--json", "reboot-node", "h01", "--dry-run")
     assert r.exit_code in (0, 1), r.output
     data = json.loads(r.stdout)
     assert data["dry_run"] is True and data["commands"][0][:2] == ["sh", "-c"]
@@ -118,7 +115,7 @@ def test_refused_when_not_safe_to_stop(cluster):
                 b.set_dev_weight(d["id"], 0.0)
         b.save(str(admin / f"{ring}.builder"))
     pid_before = (hosts.workdir / "sshd.0.pid").read_text()
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--yes"])
+    r = run_cli(cfg, "reboot-node", "h01", "--yes")
     assert r.exit_code == 2, r.output
     assert "short of a write quorum" in r.output.strip().splitlines()[-1]
     assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
@@ -130,8 +127,7 @@ def test_two_replicas_reboot_allowed_by_swifts_quorum_refused_by_majority(cluste
     refuses it, and so does --down with another node already down."""
     cfg, hosts, _ = cluster2
     pid_before = (hosts.workdir / "sshd.0.pid").read_text()
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "--json", "reboot-node", "h01",
-                                 "--dry-run"])
+    r = run_cli(cfg, "--json", "reboot-node", "h01", "--dry-run")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["ok_to_stop"]["ok"] is True and data["ok_to_stop"]["quorum_rule"] == "swift"
@@ -139,13 +135,11 @@ def test_two_replicas_reboot_allowed_by_swifts_quorum_refused_by_majority(cluste
     assert "safe to stop h01" in r.stderr
     for extra in (["--quorum", "majority"], ["--down", "h02"]):
         for mode in ("--dry-run", "--yes"):
-            r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", mode,
-                                         *extra])
+            r = run_cli(cfg, "reboot-node", "h01", mode, *extra)
             assert r.exit_code == 2, (extra, mode, r.output)
             assert "do NOT stop h01" in r.output
             assert "short of a write quorum" in r.output.strip().splitlines()[-1]
-    bad = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--dry-run",
-                                   "--down", "h09"])
+    bad = run_cli(cfg, "reboot-node", "h01", "--dry-run", "--down", "h09")
     assert bad.exit_code == 2 and "h09" in bad.output.strip().splitlines()[-1]
     assert (hosts.workdir / "sshd.0.pid").read_text() == pid_before
 
@@ -158,8 +152,7 @@ def test_a_failing_reboot_command_is_exit_2_without_waiting(cluster):
     cfg.write_text(text[:start] + 'reboot_command = ["sh", "-c", "echo no such unit >&2; '
                    'exit 3"]' + text[end:])
     pid_before = (hosts.workdir / "sshd.0.pid").read_text()
-    r = CliRunner().invoke(cli, ["--config", str(cfg), "reboot-node", "h01", "--yes",
-                                 "--timeout", "600"])
+    r = run_cli(cfg, "reboot-node", "h01", "--yes", "--timeout", "600")
     assert r.exit_code == 2, r.output
     last = r.output.strip().splitlines()[-1]
     assert "reboot command failed on h01 (exit 3: no such unit)" in last

@@ -9,11 +9,10 @@ import os
 import stat
 
 import pytest
-from click.testing import CliRunner
 
+from tests.helpers.cli import run_cli
 from tests.helpers.loopdisk import (FSTAB_TEXT, blkid, loopdisks, mount,  # noqa: F401
                                     mounted_env, mounts_of)
-from ringmgr.cli.main import cli
 from ringmgr.config import load_config
 from ringmgr.exec.local import LocalExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
@@ -40,7 +39,7 @@ def env(tmp_path, monkeypatch, loopdisks):
 
 
 def ringmgr(env, *args):
-    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    r = run_cli(env, *args)
     return r.exit_code, r.output
 
 
@@ -442,8 +441,8 @@ def test_weight_zero_while_out_and_restored_after(env):
     assert "a real run changes the rings here; they must then be pushed" in out
     assert "is unmounted and guarded" not in out and "a real run will unmount" in out
     # with --push the plan has the push too: one session per node, in the weight step
-    r = CliRunner().invoke(cli, ["--config", str(env.config), "replace-disk", "s01", env.dev,
-                                 "--weight-zero", "--push", "--dry-run", "--json"])
+    r = run_cli(env, "replace-disk", "s01", env.dev, "--weight-zero", "--push", "--dry-run",
+                "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     steps = [(s["host"], s["step"], s["destructive"]) for s in doc["host_steps"]]
@@ -625,8 +624,7 @@ def test_interactive_confirmation_names_node_and_device(env, monkeypatch):
     monkeypatch.setattr(ringmgr.cli.app, "interactive", lambda: True)
 
     def ask(answers):
-        r = CliRunner().invoke(cli, ["--config", str(env.config), "replace-disk", "s01",
-                                     env.dev], input=answers)
+        r = run_cli(env, "replace-disk", "s01", env.dev, input=answers)
         return r.exit_code, r.output
 
     code, out = ask("n\n")  # "is the new disk in?" no: stop at the swap

@@ -8,10 +8,10 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
+from tests.helpers.cli import run_cli
 from tests.helpers.loopdisk import FSTAB_TEXT, blkid, loopdisks, mount, mounted_env, mounts_of  # noqa: F401
-from ringmgr.cli.main import cli
+from tests.helpers.loopdisk import over_sshd
 from ringmgr.config import load_config
 from ringmgr.exec.ssh import SSHExecutor
 from ringmgr.ops.disk import ReplaceOptions, replace_disk
@@ -24,19 +24,11 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 @pytest.fixture
 def env(tmp_path, monkeypatch, loopdisks, sshd_hosts_factory):
     hosts = sshd_hosts_factory(1)
-    h = hosts.hosts[0]
-
-    def over_ssh(e):
-        e.host, e.ssh_port = h.address, h.port
-        e.ssh_toml = (f'[ssh]\nuser = "root"\nport = {h.port}\n'
-                      f'identity_file = "{hosts.identity_file}"\n'
-                      f'known_hosts = "{hosts.known_hosts}"\nretries = 1\n\n')
-
-    return mounted_env(tmp_path, monkeypatch, loopdisks, setup=over_ssh)
+    return mounted_env(tmp_path, monkeypatch, loopdisks, setup=lambda e: over_sshd(e, hosts))
 
 
 def ringmgr(env, *args):
-    r = CliRunner().invoke(cli, ["--config", str(env.config), *args])
+    r = run_cli(env, *args)
     return r.exit_code, r.output, r.stdout
 
 
@@ -170,3 +162,25 @@ def test_cli_dry_run_host_steps_are_what_a_real_run_executes_over_ssh(env):
     assert r.exit_code == 0, r.output
     assert executed == plan
     assert mounts_of(env.new.dev) == [str(env.mount_point)]
+
+
+def test_weight_zero_push_host_steps_are_what_a_real_run_executes_over_ssh(env):
+    """--weight-zero --push: the plan's push session (in the weight step) and the
+    unmount and guard are the commands the real run sends, the push included (it goes
+    through the CLI's transport like every other host command)."""
+    from tests.helpers.apps import planned, run_cli, run_recorded
+
+    swift_dir = env.root / "node-swift"
+    swift_dir.mkdir()
+    env.write_config(env.old.dev, swift_dir=f'"{swift_dir}"')
+    base = ["--config", str(env.config), "replace-disk", "s01", env.dev, "--weight-zero",
+            "--push"]
+    r = run_cli([*base, "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [s["step"] for s in doc["host_steps"]] == ["weight-zero", "unmount", "guard"]
+    executed = []
+    r = run_recorded([*base, "--yes"], executed)
+    assert r.exit_code == 0, r.output
+    assert executed == planned(doc)
+    assert node_ring_weight(swift_dir, env.node_ip, env.dev) == 0.0

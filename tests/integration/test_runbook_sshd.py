@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,10 @@ def procs():
         p = subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 300"],
                              start_new_session=True)
         started.append(p)
+        deadline = time.monotonic() + 30   # until bash has exec'd: ps shows the name
+        while not Path(f"/proc/{p.pid}/cmdline").read_bytes().startswith(name.encode()):
+            assert time.monotonic() < deadline and p.poll() is None, name
+            time.sleep(0.02)
         return p
 
     yield start

@@ -82,6 +82,7 @@ def test_rows_moved_and_backup_written(db, tmp_path):
     assert all(r["host"] == FAILED for rows in data["rows"].values() for r in rows)
     assert [r["port_id"] for r in data["rows"]["ml2_port_binding_levels"]] == [P1, P2]
     assert backup.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in backup.parent.iterdir()] == ["backup.json"]   # no temp file
     # run again: nothing left on the failed host, nothing to do, no new backup
     again = sr.move_host(nova, neutron, FAILED, TARGET, backup_path=tmp_path / "b2.json")
     assert again.empty and again.backup is None and not (tmp_path / "b2.json").exists()

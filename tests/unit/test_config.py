@@ -153,6 +153,9 @@ def test_defaults_apply_to_nodes(tmp_path):
     (BASE + 'mkfs_options = ["-i size=1024"]\n', "nodes.s01.mkfs_options"),
     (BASE + 'mkfs_options = ["-L", "x"]\n', "nodes.s01.mkfs_options"),
     (BASE + 'mkfs_options = ["-m", "uuid=1"]\n', "nodes.s01.mkfs_options"),
+    (BASE + 'transport = "kube ctl"\n', "nodes.s01.transport"),
+    (BASE + "transport = 1\n", "nodes.s01.transport"),
+    (BASE + '\n[proxies.p1]\ntransport = ""\n', "proxies.p1.transport"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     p = write(tmp_path, text)
@@ -292,3 +295,43 @@ def test_bad_ring_description_names_file_and_key(tmp_path, text, key):
         load_config(p)
     msg = str(e.value)
     assert str(p) in msg and f"{key}:" in msg and "\n" not in msg
+
+
+def test_transport_per_host_from_defaults_and_refused_when_unknown(tmp_path):
+    """``transport``: a node's or proxy's own, else [defaults]', else none (the factory
+    picks local or ssh by address); a name no transport has is a config error naming
+    the key it was set by (checked where executors are made: exec/factory.py)."""
+    from ringmgr.exec.factory import TRANSPORTS, check_transports
+
+    text = BASE.replace("[nodes.s01]", '[defaults]\ntransport = "ssh"\n\n[nodes.s01]') + (
+        '\n[nodes.s02]\nip = "10.0.0.2"\ntransport = "local"\n\n[proxies.p1]\n')
+    c = load_config(write(tmp_path, text))
+    assert {n: h.transport for n, h in c.hosts().items()} == {
+        "s01": "ssh", "s02": "local", "p1": "ssh"}
+    assert c.nodes["s01"].transport_key == "defaults.transport"
+    assert c.nodes["s02"].transport_key == "nodes.s02.transport"
+    check_transports(c)
+    assert load_config(write(tmp_path, BASE)).nodes["s01"].transport is None
+
+    for text, key in ((BASE + 'transport = "kubectl"\n', "nodes.s01.transport"),
+                      (BASE.replace("[nodes.s01]", '[defaults]\ntransport = "kubectl"\n\n'
+                                                   '[nodes.s01]'), "defaults.transport"),
+                      (BASE + '\n[proxies.p1]\ntransport = "kubectl"\n',
+                       "proxies.p1.transport")):
+        p = write(tmp_path, text)
+        c = load_config(p)           # the form is right: the name is the factory's to know
+        with pytest.raises(ConfigError) as e:
+            check_transports(c)
+        assert str(e.value) == (f"{p}: {key}: unknown transport 'kubectl' (known: "
+                                f"{', '.join(sorted(TRANSPORTS))})")
+
+
+@pytest.mark.parametrize("text, words", [
+    ('canary = "2"\n', "cluster.canary: must be an integer, not a string"),
+    ('push = 1\n', "cluster.push: must be a boolean, not an integer"),
+])
+def test_a_wrong_type_is_named_in_plain_english(tmp_path, text, words):
+    p = write(tmp_path, BASE.replace("[cluster]\n", "[cluster]\n" + text))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert words in str(e.value), str(e.value)

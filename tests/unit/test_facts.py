@@ -119,6 +119,10 @@ def test_ps():
      "dm-2", "dm-2", "fs-error", "9.9"),
     ("[ 9.9] EXT4-fs error (device vdb1): ext4_find_entry:1455: reading directory lblock 0",
      "vdb", "vdb1", "fs-error", "9.9"),
+    # a coloured dmesg line: its escape sequences are passed over
+    ("\x1b[32m[ 1107.085823] \x1b[0m\x1b[33mXFS (loop0): \x1b[0m\x1b[7m\x1b[31mLog I/O "
+     "Error (0x6) detected at xfs_fs_goingdown+0x63/0xb0\x1b[0m",
+     "loop0", "loop0", "fs-error", "1107.085823"),
 ])
 def test_kernel_log_error_lines(line, device, partition, kind, when):
     (err,) = facts.parse_kernel_log(line)
@@ -156,9 +160,3 @@ def test_errors_grouped_by_whole_disk():
 def test_whole_disk(name, disk):
     assert facts.whole_disk(name) == disk
 
-
-def test_kernel_log_colour_escapes_ignored():
-    line = ("\x1b[32m[ 1107.085823] \x1b[0m\x1b[33mXFS (loop0): \x1b[0m\x1b[7m\x1b[31mLog I/O "
-            "Error (0x6) detected at xfs_fs_goingdown+0x63/0xb0\x1b[0m")
-    (err,) = facts.parse_kernel_log(line)
-    assert (err.device, err.kind, err.when) == ("loop0", "fs-error", "1107.085823")

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from ringmgr.errors import EXIT_ERROR, EXIT_OK, StepFailed, UsageError
+from ringmgr.errors import EXIT_ERROR, EXIT_OK, ConfigError, StepFailed
 from ringmgr.exec import plan as hostplan
 from ringmgr.exec.base import STREAM, DryRunExecutor, NotCapable, Result
 from ringmgr.exec.factory import (ADMIN, AdHocHost, executor_for, host_for,
@@ -51,8 +51,26 @@ def test_transport_by_address_capability_and_explicit_name():
         transport = "kubectl"
 
     assert transport_name(Pod("s01", "pod-0")) == "kubectl"
-    with pytest.raises(UsageError, match="unknown transport 'kubectl'"):
+    with pytest.raises(ConfigError, match="unknown transport 'kubectl'"):
         executor_for(Cfg(), Pod("s01", "pod-0"), dry_run=False)
+
+
+def test_the_configured_transport_is_the_one_used(tmp_path):
+    """ringmgr.toml's ``transport`` decides the executor, over the address rule."""
+    from ringmgr.config import load_config
+    from ringmgr.exec.ssh import SSHExecutor
+
+    p = tmp_path / "ringmgr.toml"
+    p.write_text('[cluster]\nbuilder_dir = "rings"\n\n'
+                 '[nodes.s01]\nip = "10.0.0.1"\nhost = "10.0.0.1"\ntransport = "local"\n\n'
+                 '[nodes.s02]\nip = "10.0.0.2"\nhost = "localhost"\ntransport = "ssh"\n\n'
+                 '[nodes.s03]\nip = "10.0.0.3"\nhost = "localhost"\n')
+    config = load_config(p)
+    assert isinstance(executor_for(config, config.node("s01"), dry_run=False), LocalExecutor)
+    assert isinstance(executor_for(config, config.node("s02"), dry_run=False), SSHExecutor)
+    assert isinstance(executor_for(config, config.node("s03"), dry_run=False), LocalExecutor)
+    ex = executor_for(config, config.node("s01"), dry_run=True)
+    assert isinstance(ex, DryRunExecutor) and isinstance(ex.inner, LocalExecutor)
 
 
 def test_a_transport_without_a_needed_capability_is_refused_and_closed():

@@ -7,22 +7,9 @@ import pytest
 from ringmgr.errors import ConfigError
 from ringmgr.rings.policies import (load_policies, majority_quorum, parse_swift_conf,
                                     policy_for_ring, quorum_size)
+from tests.helpers.swift_conf import EC42
 
-SWIFT_CONF = """
-[swift-hash]
-swift_hash_path_suffix = changeme
-
-[storage-policy:0]
-name = gold
-default = yes
-
-[storage-policy:1]
-name = ec42
-policy_type = erasure_coding
-ec_type = liberasurecode_rs_vand
-ec_num_data_fragments = 4
-ec_num_parity_fragments = 2
-
+SWIFT_CONF = EC42 + """
 [storage-policy:2]
 name = ec-dup
 policy_type = erasure_coding

@@ -23,16 +23,7 @@ import pytest
 
 from ringmgr.ops import push_node as pn
 from tests.integration.test_push import make_rings
-from tests.unit.test_push_node import request, serve
-
-
-@pytest.fixture
-def node(tmp_path):
-    d = tmp_path / "swift"
-    make_rings(d, changes=0)
-    new = tmp_path / "admin"
-    make_rings(new, changes=1)
-    return d, new
+from tests.helpers.push_node import node, request, serve  # noqa: F401 (node: a fixture)
 
 
 def ring_gz(meta: dict, fmt: int = 1, tail: bytes = b"") -> bytes:

@@ -71,13 +71,56 @@ def test_mounted_diskusage_and_percent():
     assert du[0].percent == 25.0
 
 
-def test_relinker_progress():
+def test_relinker_progress_without_policies():
     devs = rp.parse_relinker({"devices": {"sdb": {"parts_done": 3, "total_parts": 8,
                                                   "step": "relink"},
                                           "sdc": {"parts_done": 8, "total_parts": 8,
                                                   "step": "cleanup"}}, "workers": None})
-    assert [(d.device, d.step, d.finished) for d in devs] == [
-        ("sdb", "relink", False), ("sdc", "cleanup", True)]
+    assert [(d.device, d.policy, d.step, d.finished) for d in devs] == [
+        ("sdb", None, "relink", False), ("sdc", None, "cleanup", True)]
+
+
+def _relinker(name):
+    """Answers of swift's recon middleware during a real relinker run
+    (sim/capture_relinker.py: two policies, four devices, swift 2.38.3)."""
+    return json.loads((DATA / f"relinker-{name}.json").read_text())
+
+
+# (sample, per policy (policy, step, devices, done), the health column, unfinished entries)
+RELINKER_CASES = [
+    ("relink-midway", [(0, "relink", 4, 4), (1, "relink", 4, 0)],
+     "policy 0: relink done; policy 1: relinking, 0/4 devices done", [("sde", 1)]),
+    ("relink-done", [(0, "relink", 4, 4), (1, "relink", 4, 4)],
+     "policy 0: relink done; policy 1: relink done", []),
+    ("cleanup-midway", [(0, "cleanup", 4, 4), (1, "cleanup", 4, 0)],
+     "policy 0: cleanup done; policy 1: cleaning up, 0/4 devices done", [("sdb", 1)]),
+    ("cleanup-done", [(0, "cleanup", 4, 4), (1, "cleanup", 4, 4)],
+     "policy 0: cleanup done; policy 1: cleanup done", []),
+]
+
+
+@pytest.mark.parametrize("name,policies,cell,unfinished", RELINKER_CASES)
+def test_relinker_per_policy_on_real_answers(name, policies, cell, unfinished):
+    from ringmgr.live.health import relinker_cell
+
+    entries = rp.parse_relinker(_relinker(name))
+    by = rp.relinker_by_policy(entries)
+    assert [(p["policy"], p["step"], p["devices"], p["devices_done"]) for p in by] == policies
+    assert relinker_cell(by) == cell
+    assert [(e.device, e.policy) for e in entries if not e.finished] == unfinished
+    # the device-level totals swift writes beside the policies are not an entry
+    assert all(e.policy is not None for e in entries)
+    assert {e.step for e in entries} == {name.split("-")[0]}
+
+
+def test_relinker_never_run_and_bad_policy_keys():
+    from ringmgr.live.health import relinker_cell
+
+    assert relinker_cell(rp.relinker_by_policy(rp.parse_relinker(sample("relinker")))) == "-"
+    with pytest.raises(rp.ReconParseError, match="is not an index"):
+        rp.parse_relinker({"devices": {"sdb": {"policies": {"gold": {}}}}})
+    with pytest.raises(rp.ReconParseError, match="policy 1 parts_done"):
+        rp.parse_relinker({"devices": {"sdb": {"policies": {"1": {"parts_done": "x"}}}}})
 
 
 @pytest.mark.parametrize("check,body,words", [
@@ -195,3 +238,131 @@ def test_one_server_failing_does_not_stop_the_sweep():
     finally:
         bad.shutdown()
         good.shutdown()
+
+
+def test_health_table_and_metrics_show_the_relinker_per_policy(tmp_path):
+    """The node's relinker entries as assess fills them, through the text table and
+    the node_exporter metrics (a policy label per device)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ringmgr.live.health import Report, render
+    from ringmgr.live.prometheus import write_textfile
+
+    entries = rp.parse_relinker(_relinker("relink-midway"))
+    node = {"servers": {}, "replication": {}, "devices": [], "unmounted": [],
+            "mount_check": True, "async_pending": None, "quarantined": None, "rings": {},
+            "swift_conf": None, "clock_skew": None, "drive_audit_errors": None,
+            "relinker": [{"device": e.device, "policy": e.policy, "step": e.step,
+                          "parts_done": e.parts_done, "total_parts": e.total_parts,
+                          "finished": e.finished} for e in entries],
+            "relinker_policies": rp.relinker_by_policy(entries)}
+    rep = Report(nodes={"s01": node}, servers=1, checked_at=1.0)
+    header, row = render(rep).splitlines()[:2]
+    assert header.split()[-1] == "relinker"
+    assert row.endswith("policy 0: relink done; policy 1: relinking, 0/4 devices done")
+    prom = tmp_path / "h.prom"
+    write_textfile(str(prom), rep)
+    fams = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    samples = {(s.labels["device"], s.labels["policy"]): s.value
+               for s in fams["ringmgr_relinker_parts_done_ratio"].samples}
+    assert samples[("sdb", "0")] == 1.0 and ("sde", "1") not in samples   # 0 of 0 parts
+
+
+class _Counting(ThreadingHTTPServer):
+    """An HTTP/1.1 recon stand-in that counts the connections made to it."""
+
+    daemon_threads = True
+
+    def __init__(self, answer, *, chunked=False, close_silently=False):
+        self.connections = 0
+        server = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                server.connections += 1
+                super().setup()
+
+            def do_GET(self):
+                body = answer(self.path)
+                self.send_response(200)
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(body), 3):
+                        part = body[i:i + 3]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                if close_silently:      # closes without saying so (a kept-alive limit)
+                    self.close_connection = True
+
+            def log_message(self, *a):
+                pass
+
+        super().__init__(("127.0.0.1", 0), H)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+CHECKS11 = ("replication/object", "reconstruction/object", "diskusage", "unmounted",
+            "async", "quarantined", "ringmd5", "swiftconfmd5", "relinker", "time",
+            "driveaudit")
+
+
+def _answers(path):
+    return json.dumps(sample(path.removeprefix("/recon/").replace("/", "_"))).encode()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_servers_checks_share_kept_alive_connections(chunked):
+    from ringmgr.live.recon_http import PER_SERVER
+
+    srv = _Counting(_answers, chunked=chunked)
+    try:
+        s = Server("s01", "object", "127.0.0.1", srv.server_port)
+        sweep = ReconClient(_Config().recon).sweep([(s, c) for c in CHECKS11])
+        assert all(sweep.get(s, c).ok for c in CHECKS11), [
+            sweep.get(s, c).error for c in CHECKS11]
+        assert sweep.get(s, "time").value == rp.parse_time(sample("time"))
+        assert srv.connections <= PER_SERVER
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_connection_the_server_closed_is_opened_again():
+    srv = _Counting(_answers, close_silently=True)
+    try:
+        s = Server("s01", "object", "127.0.0.1", srv.server_port)
+        sweep = ReconClient(_Config().recon).sweep([(s, c) for c in CHECKS11])
+        assert all(sweep.get(s, c).ok for c in CHECKS11)
+        assert srv.connections == len(CHECKS11)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_hung_server_costs_about_two_timeouts_not_one_per_check():
+    """It accepts connections (the kernel's backlog) and never answers."""
+    import time
+
+    from ringmgr.config import ReconConfig
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)
+    try:
+        s = Server("s01", "object", "127.0.0.1", hung.getsockname()[1])
+        t0 = time.monotonic()
+        cfg = ReconConfig(timeout=0.5, connect_timeout=1.0, concurrency=16)
+        sweep = ReconClient(cfg).sweep([(s, c) for c in CHECKS11])
+        took = time.monotonic() - t0
+        assert all(sweep.get(s, c).error == "no answer within 0.5 s" for c in CHECKS11)
+        assert took < 2.0, took      # one check alone, then the other ten at once
+        assert not sweep.unreachable()
+    finally:
+        hung.close()

@@ -10,22 +10,13 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from tests.helpers.small_rings import build_ring, node_ip, nodes_by_ip, remove_node, rows
+from tests.helpers.small_rings import (brute_moves, build_ring, node_ip, nodes_by_ip, remove_node,
+                                       rows)
 from ringmgr.rings.report import (count_moves, failure_domain_risk, parts_per_device,
                                   render_text, ring_report, total_assignments)
 
 
 # -- brute force ---------------------------------------------------------------
-
-def brute_moves(before, after) -> int:
-    b, a = rows(before), rows(after)
-    moved = 0
-    for r, row in enumerate(a):
-        for p, dev in enumerate(row):
-            if r >= len(b) or p >= len(b[r]) or b[r][p] != dev:
-                moved += 1
-    return moved
-
 
 def brute_risk(builder, key) -> int:
     table = rows(builder)

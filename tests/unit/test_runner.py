@@ -228,3 +228,21 @@ def test_keep_finished_returns_the_finished_journal_until_archived(tmp_path):
     (archived,) = tmp_path.glob("op.*.json")
     assert json.loads(archived.read_text())["params"] == {"uuid": "u-1"}
     assert json.loads((tmp_path / "op.json").read_text())["params"] == {"uuid": "u-2"}
+
+
+def test_journal_is_written_by_the_one_atomic_writer(tmp_path, monkeypatch):
+    """Saved through rings.files.atomic_write: private (0600), no temp file left, and a
+    write that fails (an I/O error at its fsync) leaves the previous journal whole."""
+    j = Journal.open("op", tmp_path)
+    j.set_param("uuid", "u1")
+    path = tmp_path / "op.json"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    before = path.read_bytes()
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", "fsync:op.json")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
+    with pytest.raises(OSError):
+        j.set_param("uuid", "u2")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".op.lock")) \
+        == ["op.json"]
+    j.close()

@@ -18,13 +18,13 @@ from swift.common.ring import RingBuilder
 from ringmgr.errors import BuilderError, Refused
 from ringmgr.rings import store as store_mod
 from ringmgr.rings.store import RingStore, _append_line, _read_jsonl, _ring_order, pending_change
-from tests.helpers.ringfactory import lock_held, make_cluster
+from tests.helpers.ringfactory import lock_held
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    return make_cluster(tmp_path, rings=("account", "object", "object-1", "container"),
-                        nodes=3, disks=1, part_power=4)
+def cluster_options():
+    return {"rings": ("account", "object", "object-1", "container"), "nodes": 3, "disks": 1,
+            "part_power": 4}
 
 
 def test_paths(tmp_path):
@@ -133,14 +133,21 @@ def test_ring_checks_full_and_as_written(cluster):
     assert s.ring_check("object", b).state == "stale"
 
 
-def test_ring_checks_trust_what_the_history_recorded(cluster, monkeypatch):
+def recorded_as_they_are(s, monkeypatch) -> dict:
+    """The history answers one change that recorded the object builder and ring as they
+    are now; that record (to edit)."""
     from ringmgr.rings.files import md5_file
 
-    s = RingStore(cluster.builder_dir)
     f = s.files("object")
     rec = {"rings": {"object": {"builder_md5_after": md5_file(f.builder),
                                 "ring_md5_after": md5_file(f.ring)}}}
     monkeypatch.setattr(RingStore, "history", lambda self: [rec])
+    return rec
+
+
+def test_ring_checks_trust_what_the_history_recorded(cluster, monkeypatch):
+    s = RingStore(cluster.builder_dir)
+    rec = recorded_as_they_are(s, monkeypatch)
     full = []
     monkeypatch.setattr(RingStore, "ring_check", lambda self, n, b: full.append(n) or
                         store_mod.RingCheck("stale", "checked"))
@@ -169,13 +176,9 @@ def test_ring_checks_fall_back_when_history_is_damaged(cluster, monkeypatch):
 
 
 def test_ring_checks_symlinked_builder_gets_the_full_check(cluster, monkeypatch):
-    from ringmgr.rings.files import md5_file
-
     s = RingStore(cluster.builder_dir)
     f = s.files("object")
-    rec = {"rings": {"object": {"builder_md5_after": md5_file(f.builder),
-                                "ring_md5_after": md5_file(f.ring)}}}
-    monkeypatch.setattr(RingStore, "history", lambda self: [rec])
+    recorded_as_they_are(s, monkeypatch)
     os.rename(f.builder, cluster.builder_dir / "real.builder.bak")
     os.symlink(cluster.builder_dir / "real.builder.bak", f.builder)
     with pytest.raises(BuilderError):                   # the full check reads it: refused

@@ -38,12 +38,12 @@ on the node).
 from ringmgr.ops.disk.context import (DiskContext, ReplaceOptions, check_name,
                                       choose_params, operation_key)
 from ringmgr.ops.disk.flow import ReplaceRun, finished_result_stands, replace_disk
-from ringmgr.ops.disk.precheck import precheck, ring_devices
+from ringmgr.ops.disk.precheck import precheck
 from ringmgr.ops.disk.sizes import peer_sizes, size_warnings, weight_suggested_sizes
 from ringmgr.ops.disk.steps import replace_disk_steps, take_out_steps
 from ringmgr.ops.disk.weight import push_note, refill_report
 
 __all__ = ["DiskContext", "ReplaceOptions", "ReplaceRun", "check_name", "choose_params",
            "finished_result_stands", "operation_key", "peer_sizes", "precheck", "push_note",
-           "refill_report", "replace_disk", "replace_disk_steps", "ring_devices",
+           "refill_report", "replace_disk", "replace_disk_steps",
            "size_warnings", "take_out_steps", "weight_suggested_sizes"]

@@ -46,6 +46,7 @@ class DiskContext:
     assumed_unmounted: bool = False
     push_due: list[str] = field(default_factory=list)   # ring changes not on the nodes
     pushed: list[str] = field(default_factory=list)
+    transport: Callable | None = None    # how a push reaches the hosts (the CLI's)
 
     @property
     def block(self) -> str:

@@ -88,7 +88,7 @@ def replace_disk(config: Config, node_name: str, dev: str, opts: ReplaceOptions,
     try:
         return _replace_disk(config, node, dev, opts, ex, dry_run=dry_run, resume=resume,
                              state_dir=state_dir, confirm=confirm, echo=echo,
-                             ask_replaced=ask_replaced)
+                             ask_replaced=ask_replaced, transport=transport)
     finally:
         if own:
             close_all(ex)
@@ -96,7 +96,7 @@ def replace_disk(config: Config, node_name: str, dev: str, opts: ReplaceOptions,
 
 def _replace_disk(config: Config, node: Node, dev: str, opts: ReplaceOptions,
                   ex: Executor, *, dry_run, resume, state_dir, confirm, echo,
-                  ask_replaced) -> ReplaceRun:
+                  ask_replaced, transport=None) -> ReplaceRun:
     from ringmgr.exec.factory import dry
     from ringmgr.exec.runner import Journal, RunSummary, cluster_state_dir, run_steps
 
@@ -126,7 +126,7 @@ def _replace_disk(config: Config, node: Node, dev: str, opts: ReplaceOptions,
             echo("the run in progress set the weight to 0: it is restored at the end")
             opts.weight_zero = True
         ctx = DiskContext(config, node, dev, run_ex, opts, params, dry_run=dry_run,
-                          echo=echo, ask_replaced=ask_replaced)
+                          echo=echo, ask_replaced=ask_replaced, transport=transport)
         if journal.in_progress:
             done = [n for n, s in journal.data["steps"].items() if s["state"] in ("done", "skipped")]
             echo(f"resuming {key} (done: {', '.join(done) or 'nothing yet'})")

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import time
 
-from ringmgr.config import Config, Node
 from ringmgr.errors import Refused, UsageError
 from ringmgr.ops import facts
 from ringmgr.ops.disk.context import DiskContext
 from ringmgr.ops.disk.safety import check_mount_point, refuse_if_in_use
+from ringmgr.rings.devices import ring_devices
 
 # -- precheck ---------------------------------------------------------------------
-def ring_devices(config: Config, node: Node, dev: str) -> dict[str, dict]:
-    """ring -> {"id", "weight", "parts"} for DEV of NODE (matched by node ip + name)."""
-    from ringmgr.ops.ringdevs import node_ring_devices
-
-    return node_ring_devices(config, node).get(dev, {})
-
-
 def precheck(ctx: DiskContext, journal) -> dict:
     """Read-only checks before anything runs; refuses with the fix (see the module doc)."""
     node, dev = ctx.node, ctx.dev
     in_config = dev in node.devices or any(dev in r for r in node.ring_devices.values())
-    rings = ring_devices(ctx.config, node, dev)
+    rings = ring_devices(ctx.config, node, dev).get(dev, {})
     if not in_config and not rings:
         raise UsageError(f"device {dev!r} of node {node.name} is in neither the config nor "
                          f"the rings; check the name (`ringmgr status`)")

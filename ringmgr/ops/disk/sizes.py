@@ -17,9 +17,9 @@ def peer_sizes(ctx) -> dict[str, list[tuple[float, int]]]:
     Read-only: one ``realpath`` and one ``lsblk`` for all of them (lsblk skips the
     paths that do not exist and still prints the others).
     """
-    from ringmgr.ops.ringdevs import node_ring_devices
+    from ringmgr.rings.devices import ring_devices
 
-    by_dev = {d: rings for d, rings in node_ring_devices(ctx.config, ctx.node).items()
+    by_dev = {d: rings for d, rings in ring_devices(ctx.config, ctx.node).items()
               if d != ctx.dev}
     if not by_dev:
         return {}

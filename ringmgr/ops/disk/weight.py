@@ -79,7 +79,7 @@ def push_or_say(ctx, result, what: str) -> None:
 
         ctx.echo("  pushing the changed rings to every node and proxy ...")
         try:
-            report = push_rings(ctx.config)
+            report = push_rings(ctx.config, transport=ctx.transport)
             ctx.echo(report.render_table())
             failed, retry = ([] if report.ok else report.failed), report.retry_command()
         except RingmgrError as e:
@@ -126,7 +126,7 @@ def weight_restore_check(ctx):
 
 
 def weight_restore(ctx):
-    from ringmgr.ops.disk.precheck import ring_devices
+    from ringmgr.rings.devices import ring_devices
 
     weights = {r["weight"] for r in ctx.params.get("weights", {}).values()}
     if len(weights) != 1:
@@ -144,7 +144,7 @@ def weight_restore(ctx):
                  for ring, rep in (getattr(result, "reports", None) or {}).items()
                  if getattr(result, "written", False)}
         ctx.findings["weight_restore"] = {"weight": weight, "moves": moved}
-        ctx.findings["rings"] = ring_devices(ctx.config, ctx.node, ctx.dev)
+        ctx.findings["rings"] = ring_devices(ctx.config, ctx.node, ctx.dev).get(ctx.dev, {})
     push_or_say(ctx, result, f"weight {weight:g} for {ctx.node.name}/{ctx.dev} on every ring")
 
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,9 +246,11 @@ def _plain(v):
 
 
 def write_backup(path: Path, report: MoveReport, nova: DBTarget, neutron: DBTarget) -> Path:
-    """Write the rows as they are now (temp file, fsync, rename).  An existing file
-    (an earlier attempt) is never overwritten: the new one gets a numbered name."""
+    """Write the rows as they are now (the one atomic writer, ``rings.files``: temp
+    file, fsync, into place, fsync of the directory; 0600).  An existing file (an
+    earlier attempt) is never overwritten: the new one gets a numbered name."""
     from ringmgr.exec.statedir import private_dir
+    from ringmgr.rings.files import atomic_write
 
     path = Path(path)
     if path.parent == default_backup_dir():
@@ -267,14 +267,8 @@ def write_backup(path: Path, report: MoveReport, nova: DBTarget, neutron: DBTarg
             "databases": {nova.key: nova.describe(), neutron.key: neutron.describe()},
             "rows": {t: [{k: _plain(v) for k, v in r.items()} for r in rows]
                      for t, rows in report.rows.items()}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, text.encode("utf-8"), mode=0o600, replace=False)
     return path
 
 
