@@ -97,8 +97,8 @@ def _node(name, servers, replies, unreachable, config, problems, *, ring_md5s,
     mount_check = cfg_node.mount_check if cfg_node else True
     out = {"servers": {}, "replication": {}, "devices": [], "unmounted": [],
            "mount_check": mount_check, "async_pending": None, "quarantined": None,
-           "rings": {}, "swift_conf": None, "relinker": [], "clock_skew": None,
-           "drive_audit_errors": None}
+           "rings": {}, "swift_conf": None, "relinker": [], "relinker_policies": [],
+           "clock_skew": None, "drive_audit_errors": None}
 
     def problem(sev, what, msg):
         problems.append(Problem(sev, name, what, f"{name}: {msg}"))
@@ -178,8 +178,12 @@ def _fact(out, s, check, r, problem, *, config, mount_check, ring_md5s, swift_co
             problem(WARNING, check, "swift.conf differs from the admin host's "
                                     "([cluster].swift_conf)")
     elif check == "relinker":
-        out["relinker"] = [{"device": d.device, "step": d.step, "parts_done": d.parts_done,
-                            "total_parts": d.total_parts, "finished": d.finished} for d in v]
+        from ringmgr.live.recon_parse import relinker_by_policy
+
+        out["relinker"] = [{"device": d.device, "policy": d.policy, "step": d.step,
+                            "parts_done": d.parts_done, "total_parts": d.total_parts,
+                            "finished": d.finished} for d in v]
+        out["relinker_policies"] = relinker_by_policy(v)
     elif check == "time":
         skew = clock_skew(r)
         out["clock_skew"] = None if skew is None else round(skew, 3)
@@ -197,7 +201,7 @@ def _fact(out, s, check, r, problem, *, config, mount_check, ring_md5s, swift_co
 def render(rep: Report) -> str:
     """The text table: one line per node, then the problems."""
     rows = [("node", "servers", "object repl", "container", "account", "disks",
-             "async", "quar", "rings", "skew")]
+             "async", "quar", "rings", "skew", "relinker")]
     for name, n in rep.nodes.items():
         up = "".join(k[0] if n["servers"].get(k, {}).get("up") else "-"
                      for k in SERVER_TYPES if k in n["servers"])
@@ -212,7 +216,8 @@ def render(rep: Report) -> str:
                                    if r["state"] != "ok") or "-")
         skew = "-" if n["clock_skew"] is None else f"{n['clock_skew']:+.1f}s"
         rows.append((name, up, *repl, disks, _dash(n["async_pending"]),
-                     "-" if quar is None else str(sum(quar.values())), ring_cell, skew))
+                     "-" if quar is None else str(sum(quar.values())), ring_cell, skew,
+                     relinker_cell(n["relinker_policies"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if rep.problems:
@@ -224,6 +229,17 @@ def render(rep: Report) -> str:
     lines.append(f"{len(rep.nodes)} node(s), {rep.servers} server(s): "
                  + ("healthy" if not rep.problems else f"{errs} error(s), {warns} warning(s)"))
     return "\n".join(lines)
+
+
+def relinker_cell(policies) -> str:
+    """'policy 1: relinking, 3/4 devices done' per policy; '-' when it never ran."""
+    cells = []
+    for p in policies:
+        doing = {"relink": "relinking", "cleanup": "cleaning up"}.get(p["step"], "running")
+        state = (f"{p['step']} done" if p["devices_done"] == p["devices"] and p["step"]
+                 else f"{doing}, {p['devices_done']}/{p['devices']} devices done")
+        cells.append(state if p["policy"] is None else f"policy {p['policy']}: {state}")
+    return "; ".join(cells) or "-"
 
 
 def _pass_cell(p) -> str:

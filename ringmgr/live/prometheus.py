@@ -37,7 +37,7 @@ def write_textfile(path, report) -> None:
     skew = g("clock_skew_seconds", "node clock minus the admin host's", ("node",))
     audit = g("drive_audit_errors", "errors found by swift-drive-audit", ("node",))
     relink = g("relinker_parts_done_ratio", "swift-object-relinker progress",
-               ("node", "device", "step"))
+               ("node", "device", "policy", "step"))
     problems = g("health_problems", "problems found by ringmgr health", ("severity",))
     g("health_checked_timestamp_seconds", "when the sweep ran").set(report.checked_at)
 
@@ -71,7 +71,8 @@ def write_textfile(path, report) -> None:
             audit.labels(node).set(n["drive_audit_errors"])
         for d in n["relinker"]:
             if d["total_parts"]:
-                relink.labels(node, d["device"], d["step"] or "").set(
+                relink.labels(node, d["device"], "" if d["policy"] is None else
+                              str(d["policy"]), d["step"] or "").set(
                     d["parts_done"] / d["total_parts"])
     for sev in ("error", "warning"):
         problems.labels(sev).set(sum(p.severity == sev for p in report.problems))

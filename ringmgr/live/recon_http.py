@@ -8,6 +8,8 @@ of threads no larger than ``[recon].concurrency`` (the requests in flight).
 
 An answer is ``(status, body)``; a failure is a ``ReconHTTPError`` whose text is the
 one line the report shows, prefixed ``unreachable: `` when no connection was made.
+(The standard library's ``http.client`` was measured in its place: slower to import
+and per answer; docs/performance.md, health section.)
 """
 
 from __future__ import annotations
@@ -131,7 +133,9 @@ class Connection:
                     raise ReconHTTPError("bad HTTP answer: body over 16 MiB")
                 body = self._exactly(length)
             else:                   # the body runs to the end of the connection
-                body = self.file.read(MAX_BODY)
+                body = self.file.read(MAX_BODY + 1)
+                if len(body) > MAX_BODY:
+                    raise ReconHTTPError("bad HTTP answer: body over 16 MiB")
                 keep = False
         except ValueError:
             raise ReconHTTPError("bad HTTP answer: a broken length or chunk size") from None
@@ -140,7 +144,10 @@ class Connection:
     def _chunked(self) -> bytes:
         chunks, total = [], 0
         while True:
-            size = int(self.file.readline(1024).split(b";")[0].strip(), 16)
+            line = self.file.readline(1024)
+            if not line:
+                raise ReconHTTPError("the server closed the connection mid-answer")
+            size = int(line.split(b";")[0].strip(), 16)
             if size == 0:
                 while self.file.readline(MAX_HEAD) not in (b"\r\n", b"\n", b""):
                     pass            # trailers

@@ -247,7 +247,10 @@ def parse_driveaudit(obj) -> int | None:
 
 @dataclass(frozen=True)
 class RelinkerDevice:
+    """One device's progress for one policy (``policy`` None: an answer without
+    per-policy entries, the device's totals only)."""
     device: str
+    policy: int | None
     step: str | None          # "relink" or "cleanup"
     parts_done: int | None
     total_parts: int | None
@@ -255,18 +258,26 @@ class RelinkerDevice:
 
 
 def parse_relinker(obj) -> list[RelinkerDevice]:
-    """``/recon/relinker`` -> per device progress of swift-object-relinker.
+    """``/recon/relinker`` -> progress of swift-object-relinker per device and policy.
 
     Never run::
 
         {"devices": null, "workers": null}
 
-    Running (keys per device: ``parts_done``, ``total_parts``, ``step``,
-    ``start_time``, ``timestamp``, ``stats``; a device is finished when its parts
-    are all done)::
+    Running or run (swift writes each policy's progress under the device, keyed by the
+    policy index as a string; the device's own ``parts_done`` / ``total_parts`` are the
+    sums over its policies and it has no ``step``; a run starts from an empty cache)::
 
-        {"devices": {"sdb": {"parts_done": 12, "total_parts": 256, "step": "relink",
-                             "policies": {...}, ...}}, "workers": {...}}
+        {"devices": {"sdb": {"parts_done": 12, "total_parts": 16, "stats": {...},
+                             "policies": {"0": {"step": "relink", "parts_done": 8,
+                                                "total_parts": 8, "part_power": 3,
+                                                "next_part_power": 4, ...},
+                                          "1": {"step": "relink", "parts_done": 4,
+                                                "total_parts": 8, ...}}}},
+         "workers": {"4242": {"devices": ["sdb"], "return_code": null, ...}}}
+
+    One entry per device and policy, sorted; finished when swift has been through the
+    device for the policy (``total_time`` is set) and its parts are all done.
     """
     obj = _mapping(obj, "relinker")
     if "devices" not in obj:
@@ -276,14 +287,53 @@ def parse_relinker(obj) -> list[RelinkerDevice]:
     out = []
     for dev, st in sorted(devices.items()):
         st = _mapping(st, f"relinker {dev}")
-        done = st.get("parts_done")
-        total = st.get("total_parts")
-        done = None if done is None else int(_num(done, f"relinker {dev} parts_done"))
-        total = None if total is None else int(_num(total, f"relinker {dev} total_parts"))
-        step = st.get("step")
-        out.append(RelinkerDevice(dev, step if isinstance(step, str) else None, done, total,
-                                  finished=done is not None and total is not None
-                                  and done >= total))
+        policies = st.get("policies")
+        if policies is None:
+            out.append(_relinker_entry(dev, None, st, f"relinker {dev}"))
+            continue
+        policies = _mapping(policies, f"relinker {dev} policies")
+        for key, rec in policies.items():
+            if not str(key).isdigit():
+                raise ReconParseError(f"relinker {dev}: policy {key!r:.20} is not an index")
+        for key in sorted(policies, key=int):
+            what = f"relinker {dev} policy {key}"
+            rec = _mapping(policies[key], what)
+            e = _relinker_entry(dev, int(key), rec, what)
+            # swift sets total_time when it has gone through the whole device for the
+            # policy; before that a device just begun shows 0 of 0 parts
+            out.append(e if "total_time" in rec else
+                       RelinkerDevice(e.device, e.policy, e.step, e.parts_done,
+                                      e.total_parts, finished=False))
+    return out
+
+
+def _relinker_entry(dev: str, policy, st: dict, what: str) -> RelinkerDevice:
+    done, total = st.get("parts_done"), st.get("total_parts")
+    done = None if done is None else int(_num(done, f"{what} parts_done"))
+    total = None if total is None else int(_num(total, f"{what} total_parts"))
+    step = st.get("step")
+    return RelinkerDevice(dev, policy, step if isinstance(step, str) else None, done, total,
+                          finished=done is not None and total is not None and done >= total)
+
+
+def relinker_by_policy(entries) -> list[dict]:
+    """Per policy: its step and how many devices are done with it, out of the devices
+    the answer names (a device the relinker has not reached for a policy yet counts
+    as not done)::
+
+        [{"policy": 1, "step": "relink", "devices": 4, "devices_done": 3}]
+
+    ``step`` is None when the devices report different steps (or none)."""
+    total = len({e.device for e in entries})
+    by: dict = {}
+    for e in entries:
+        by.setdefault(e.policy, []).append(e)
+    out = []
+    for policy in sorted(by, key=lambda p: -1 if p is None else p):
+        devs = by[policy]
+        steps = {d.step for d in devs}
+        out.append({"policy": policy, "step": steps.pop() if len(steps) == 1 else None,
+                    "devices": total, "devices_done": sum(d.finished for d in devs)})
     return out
 
 

@@ -267,9 +267,12 @@ def relinker_progress(data: dict | None, step: str, devices, policies) -> dict:
                 out[dev][str(p)] = None
                 continue
             done, total = rec.get("parts_done", 0), rec.get("total_parts", 0)
+            # swift sets total_time once it has finished the policy on the device; a
+            # policy just started reads 0/0, which is not done
             out[dev][str(p)] = {"step": rec.get("step"), "parts_done": done,
                                 "total_parts": total,
-                                "complete": rec.get("step") == step and done >= total}
+                                "complete": rec.get("step") == step and done >= total
+                                and "total_time" in rec}
     return out
 
 

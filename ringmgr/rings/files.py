@@ -164,7 +164,7 @@ def symlink_message(path: Path, what: str) -> str:
             f"that holds the real files, or replace the link by the file")
 
 
-def check_replaceable(path: Path, what: str = "file") -> None:
+def check_replaceable(path: Path, what: str) -> None:
     """Refuse before a change when ``path`` could not be replaced atomically: a symlink
     or non-regular file in its place, an immutable or append-only file (``chattr``),
     or a directory that this user cannot write."""

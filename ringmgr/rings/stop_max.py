@@ -30,15 +30,24 @@ from ringmgr.rings.risk import DownSet, _shortfall, down_mask
 EXACT_MAX = 16
 
 
+PER_WORD = 16   # candidates per 64-bit key word: 4 bits each (up to 15 primaries)
+
+
 def constraints(builders: dict, policies: dict, candidates: list[str], down: DownSet,
                 quorum: str = "swift"):
     """(matrix[u, k], spare[u]): one row per distinct way a partition touches the
-    candidate ips (``candidates``, in order)."""
+    candidate ips (``candidates``, in order).
+
+    A partition's key holds, 4 bits per candidate, how many of its reachable, distinct
+    primaries are on that candidate; 16 candidates fill a 64-bit word, more take more
+    words.  The key is summed row by row from a per-device table (0 for a device that
+    is down or not on a candidate), one gather per replica row."""
     import numpy as np
 
     k = len(candidates)
+    words = max(1, -(-k // PER_WORD))
     index = {ip: i for i, ip in enumerate(candidates)}
-    rows_all, spares = [], []
+    keys_all, spares = [], []
     for ring, builder in builders.items():
         policy = policy_for_ring(policies, ring)
         nrep, up, units, q, _, _, _ = _shortfall(builder, policy, down, quorum)
@@ -46,41 +55,36 @@ def constraints(builders: dict, policies: dict, candidates: list[str], down: Dow
         spare = np.maximum(spare, 0)
         mask = down_mask(builder, down)
         size = len(mask)
-        cand = np.full(size, -1, dtype=np.int64)
+        # by device id, plus one slot (``size``) for entries naming no device
+        val = np.zeros((words, size + 1), dtype=np.uint64)
         for i, dev in enumerate(builder.devs):
-            if dev is not None and dev["ip"] in index:
-                cand[i] = index[dev["ip"]]
-        parts = builder.parts
-        key = np.zeros(parts, dtype=np.uint64)
+            if dev is not None and dev["ip"] in index and not mask[i]:
+                c = index[dev["ip"]]
+                val[c // PER_WORD, i] = np.uint64(1) << np.uint64(4 * (c % PER_WORD))
+        key = np.zeros((words, builder.parts), dtype=np.uint64)
         rows = replica_rows(builder)
         for r, row in enumerate(rows):
-            valid = row < size
-            ok = np.zeros(len(row), dtype=bool)
-            ok[valid] = ~mask[row[valid]]
-            for prev in rows[:r]:
+            add = val[:, np.minimum(row, size)]
+            for prev in rows[:r]:   # a device twice in one partition counts once
                 n = min(len(row), len(prev))
-                ok[:n] &= row[:n] != prev[:n]
-            c = np.full(len(row), -1, dtype=np.int64)
-            c[valid] = cand[row[valid]]
-            hit = ok & (c >= 0)
-            # 4 bits per candidate: up to 15 primaries of one partition on one node
-            key[:len(row)][hit] += np.left_shift(np.uint64(1),
-                                                 (4 * c[hit]).astype(np.uint64))
-        touched = key != 0
+                add[:, :n][:, row[:n] == prev[:n]] = 0
+            key[:, :len(row)] += add
+        touched = (key != 0).any(axis=0)
         if not touched.any():
             continue
-        keys, sp = key[touched], spare[touched]
-        order = np.argsort(keys, kind="stable")
-        keys, sp = keys[order], sp[order]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        rows_all.append(keys[starts])
+        keys, sp = key[:, touched], spare[touched]
+        order = np.argsort(keys[0]) if words == 1 else np.lexsort(keys[::-1])
+        keys, sp = keys[:, order], sp[order]
+        starts = np.flatnonzero(np.r_[True, (keys[:, 1:] != keys[:, :-1]).any(axis=0)])
+        keys_all.append(keys[:, starts])
         spares.append(np.minimum.reduceat(sp, starts))
-    if not rows_all:
+    if not keys_all:
         return np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    keys = np.concatenate(rows_all)
+    keys = np.concatenate(keys_all, axis=1)
     spare = np.concatenate(spares)
-    shifts = (4 * np.arange(k)).astype(np.uint64)
-    matrix = ((keys[:, None] >> shifts[None, :]) & np.uint64(15)).astype(np.int64)
+    pos = np.arange(k)
+    shifts = (4 * (pos % PER_WORD)).astype(np.uint64)
+    matrix = ((keys[pos // PER_WORD].T >> shifts[None, :]) & np.uint64(15)).astype(np.int64)
     return matrix, spare
 
 

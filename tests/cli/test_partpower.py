@@ -4,6 +4,7 @@ run and status (no host is reached: these stop before anything runs on a node)."
 import copy
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -193,7 +194,7 @@ def test_parse_df_and_inode_and_space_rules():
 
 def test_relinker_progress_judges_each_device_and_policy():
     data = {"devices": {"sdb": {"policies": {"0": {"step": "relink", "parts_done": 16,
-                                                   "total_parts": 16},
+                                                   "total_parts": 16, "total_time": 2.5},
                                              "1": {"step": "relink", "parts_done": 3,
                                                    "total_parts": 16}}}}}
     prog = rl.relinker_progress(data, "relink", ["sdb", "sdc"], [0, 1])
@@ -202,6 +203,26 @@ def test_relinker_progress_judges_each_device_and_policy():
     assert rl.progress_incomplete(prog) == ["sdb policy 1: relink 3/16"]
     # cleanup progress is not relink progress
     assert not rl.relinker_progress(data, "cleanup", ["sdb"], [0])["sdb"]["0"]["complete"]
+
+
+@pytest.mark.parametrize("sample, step", [("relinker-relink-midway.json", "relink"),
+                                           ("relinker-cleanup-midway.json", "cleanup")])
+def test_a_policy_just_started_is_not_complete(sample, step):
+    """swift's recon reads 0/0 for a policy the relinker has only started on a device
+    (no total_time yet): real replies captured from swift's relinker."""
+    data = json.loads((Path(__file__).parents[1] / "data" / "recon" / sample).read_text())
+    devs = sorted(data["devices"])
+    prog = rl.relinker_progress(data, step, devs, [0, 1])
+    started = [(d, p) for d in devs for p, r in data["devices"][d]["policies"].items()
+               if "total_time" not in r]
+    assert started, sample
+    for d, p in started:
+        assert prog[d][p]["total_parts"] == 0 and not prog[d][p]["complete"], (d, p)
+    assert any(f"{d} policy {p}:" in line for d, p in started
+               for line in rl.progress_incomplete(prog))
+    done = [(d, p) for d in devs for p, r in data["devices"][d]["policies"].items()
+            if "total_time" in r]
+    assert done and all(prog[d][p]["complete"] for d, p in done)
 
 
 def test_relinker_argv_passes_options_through():

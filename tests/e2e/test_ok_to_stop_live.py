@@ -70,6 +70,28 @@ def test_already_down_and_greedy(tmp_path):
     assert method == "greedy" and chosen == [0, 3] + list(range(6, wide))
 
 
+def test_constraints_beyond_one_key_word(tmp_path):
+    """More than 16 candidates take a second 64-bit key word: each distinct row of the
+    matrix is a real partition's count of primaries per candidate, none merged."""
+    import numpy as np
+
+    c, builders = _builders(tmp_path, nodes=20, zones=5, extra_nodes=0, rings=("object",),
+                            part_power=8)
+    b = builders["object"]
+    ips = [f"127.0.9.{i}" for i in range(1, 21)]
+    down = DownSet([ips[19]])
+    matrix, spare = constraints(builders, {}, ips, down)
+    on = np.array([ips.index(d["ip"]) for d in b.devs])[
+        np.array([np.frombuffer(r, dtype=np.uint16) for r in b._replica2part2dev])]
+    counts = np.stack([(on == i).sum(axis=0) for i in range(20)], axis=1)
+    counts[:, 19] = 0                          # already down: nothing more to lose there
+    want = np.unique(counts[counts.any(axis=1)], axis=0)
+    assert sorted(map(tuple, matrix.tolist())) == sorted(map(tuple, want.tolist()))
+    assert matrix[:, 16:19].any()              # the second word is filled
+    chosen, method = largest_subset(matrix, spare, 20)
+    assert method == "greedy" and _safe(builders, [ips[i] for i in chosen], down)
+
+
 def test_cli_max_and_zone(tmp_path):
     c = make_cluster(tmp_path, nodes=6, zones=3, extra_nodes=0)
     before = checksums(c.builder_dir)

@@ -158,6 +158,21 @@ def test_config_device_uses_the_nodes_own_fields():
     n.device_fields = lambda ring, dev, port: {"ring": ring, "dev": dev, "port": port}
     assert config_device(n, "object", "sdb", 6200, 7.0) == {"ring": "object", "dev": "sdb",
                                                             "port": 6200}
+    # a scenario's inline node may have no replication_ip at all
+    inline = SimpleNamespace(region=2, zone=1, ip="10.0.0.9")
+    assert config_device(inline, "object", "sdb", 6200, 1.0)["replication_ip"] == "10.0.0.9"
+
+
+def test_plan_add_node_asks_the_node_for_each_rings_device_definition():
+    bs = {"object": builder(nodes=3), "account": builder(nodes=3)}
+    n = node(4)
+    n.device_fields = lambda ring, dev, port: {
+        "region": 1, "zone": 4, "ip": n.ip, "port": port, "replication_ip": n.ip,
+        "replication_port": port, "device": dev, "weight": None, "meta": f"for {ring}"}
+    cs = plan_add_node(bs, n, {"object": 6200, "account": 6202}.get)
+    for ring, port in (("object", 6200), ("account", 6202)):
+        assert [(a["meta"], a["port"], a["weight"]) for a in cs.rings[ring].adds] == \
+            [(f"for {ring}", port, 100.0)] * 2
 
 
 def test_plan_rebalance_and_seed():
@@ -279,6 +294,16 @@ def test_swift_save_refusal_cases():
     assert f(b, b, False, 3, 0, False, 5.0, 5.0, d + 1, 0) is None
     assert f(b, b, False, 3, 0, False, 5.0, 5.0, d + 0.5, 0) == cowardly
     assert f(b, b, False, 3, 0, False, 5.0, 5.0, d - 0.5, 0) == cowardly
+    # the dispersion's change is measured against the new dispersion, not its size
+    after = SimpleNamespace(dispersion=5.0)
+    assert f(b, after, False, 3, 0, False, 5.0, 5.0, 5.0, 0) == cowardly
+    assert f(b, after, False, 3, 0, False, 5.0, 5.0, 3.9, 0) is None
+    # the MAX_BALANCE rule needs both at MAX_BALANCE; otherwise the 1% rule holds
+    assert f(b, b, False, 3, 0, False, MAX_BALANCE, MAX_BALANCE - 0.5, d, 0) == cowardly
+    # one second of the gate left still names the gate
+    assert f(b, b, False, 0, 0, False, 1.0, 1.0, 0.0, 1).startswith(
+        "No partitions could be reassigned: the time between rebalances must be at least "
+        "min_part_hours")
 
 
 def test_simulate_ring_settings_marks_keep_swifts_result():
@@ -341,3 +366,49 @@ def test_balance_of_an_empty_builder():
     assert engine._balance_of(RingBuilder(4, 3, 0)) == 0.0
     b = builder()
     assert engine._balance_of(b) == b.get_balance()
+
+
+def test_simulate_is_simulate_ring_per_ring_with_the_same_seed_gate_and_validation(
+        monkeypatch):
+    changes = ChangeSet("x", {"object": RingChange(removes=[0]),
+                              "account": RingChange(weights={1: 50.0})})
+    bs = {"object": builder(), "account": builder()}
+    out = simulate(bs, changes, seed=4)
+    for name, change in changes.rings.items():
+        alone = simulate_ring(name, bs[name], change, 4)
+        assert out[name].ring == name
+        assert out[name].after._replica2part2dev == alone.after._replica2part2dev
+        assert out[name].parts_moved == alone.parts_moved
+    # the gate (min_part_hours) holds unless a dry run pretends it open
+    gated = {"object": builder(mph=1)}
+    change = ChangeSet("w", {"object": RingChange(weights={1: 50.0})})
+    assert simulate(gated, change, seed=4)["object"].blocked is True
+    assert simulate(gated, change, seed=4, pretend_gate_open=True)["object"].blocked is False
+    # swift's validate() runs unless the caller skips it
+    calls = []
+    real = RingBuilder.validate
+    monkeypatch.setattr(RingBuilder, "validate",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    simulate(bs, changes, seed=4)
+    assert len(calls) == 2
+    calls.clear()
+    simulate(bs, changes, seed=4, validate=False)
+    assert calls == []
+
+
+def test_simulate_ring_edits_name_the_devices_whose_address_changed(monkeypatch):
+    """An edit of ip, port, replication_ip or replication_port is reported (the rings
+    must be pushed for it); a meta edit is not. Edits are validated, not rebalanced."""
+    b = builder(mph=1)
+    change = RingChange(info={0: {"port": 6300}, 1: {"replication_ip": "10.9.0.1"},
+                              2: {"replication_port": 6400}, 3: {"ip": "10.9.0.4"},
+                              4: {"meta": "rack 7"}})
+    calls = []
+    real = RingBuilder.validate
+    monkeypatch.setattr(RingBuilder, "validate",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    o = simulate_ring("container", b, change, seed=1)
+    assert o.edited == (0, 1, 2, 3) and o.rebalanced is False and o.parts_moved == 0
+    assert o.ring == "container" and o.before is b and o.after.devs[0]["port"] == 6300
+    assert o.gate_seconds_left == b.min_part_seconds_left > 0
+    assert len(calls) == 1                                # validate is the default

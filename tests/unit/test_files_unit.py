@@ -59,15 +59,34 @@ def test_atomic_write_temp_name_is_swept_and_removed_on_failure(tmp_path, monkey
     real = os.rename
 
     def failing_rename(src, dst):
-        seen.append(os.path.basename(src))
+        seen.append(src)
         raise OSError(errno.EIO, "I/O error", str(src))
 
     monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(OSError):
         atomic_write(p, b"data")
     monkeypatch.setattr(os, "rename", real)
-    assert seen and seen[0].startswith(f"{TMP_PREFIX}object.ring.gz.")
+    # the temp file is in the target's directory (a rename within one filesystem)
+    assert seen and os.path.dirname(seen[0]) == str(tmp_path)
+    assert os.path.basename(seen[0]).startswith(f"{TMP_PREFIX}object.ring.gz.")
     assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("point", ["write", "fsync"])
+def test_atomic_write_fault_points_before_the_rename(tmp_path, monkeypatch, point):
+    """write:NAME is before the temp file exists, fsync:NAME after its bytes are in it:
+    either way the old file stays and no temp file is left."""
+    p = tmp_path / "x.builder"
+    p.write_bytes(b"old")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", f"{point}:x.builder")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
+    with pytest.raises(OSError) as e:
+        atomic_write(p, b"new")
+    assert e.value.filename == f"{point}:x.builder"
+    assert p.read_bytes() == b"old" and names(tmp_path) == ["x.builder"]
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", f"{point}:other.builder")
+    atomic_write(p, b"new")                       # another file's point: not this write
+    assert p.read_bytes() == b"new"
 
 
 def test_atomic_write_interrupted_after_the_temp_exists_removes_it(tmp_path, monkeypatch):
@@ -106,6 +125,32 @@ def test_fault_point_by_name_and_by_count(monkeypatch):
         fault_point("p3")
     fault_point("p4")                                        # only the third
     assert fault_point.seen == 4
+
+
+def test_fault_point_counts_from_the_first_point_a_process_reaches(monkeypatch):
+    monkeypatch.delattr(fault_point, "seen", raising=False)   # a fresh process
+    monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", "2")
+    fault_point("p1")
+    with pytest.raises(OSError) as e:
+        fault_point("p2")
+    assert e.value.filename == "p2"
+
+
+def test_fault_point_without_errno_sigkills_this_process(monkeypatch):
+    """In a forked copy of this process (so that the code under test is this one)."""
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", "b")
+    monkeypatch.delenv("RINGMGR_TEST_FAULT_ERRNO", raising=False)
+    fault_point("a")                                   # another point: nothing happens
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fault_point("a")
+            fault_point("b")
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
 
 
 def test_fault_point_without_errno_kills_the_process(tmp_path):
@@ -173,6 +218,30 @@ def test_read_regular_notices_a_file_growing_past_the_limit(tmp_path, monkeypatc
     assert read_regular(p, limit=5) == b"12345"
 
 
+def test_read_regular_reads_at_most_one_byte_past_the_limit(tmp_path, monkeypatch):
+    """Short reads (as from a file growing while it is read) still stop one byte past
+    the limit, so a file larger than its stat said is refused, never held whole."""
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 100)
+    real_fstat, real_read = os.fstat, os.read
+    asked = []
+
+    class Small:
+        def __init__(self, st):
+            self.st_mode, self.st_size = st.st_mode, 1
+
+    def short_read(fd, n):
+        asked.append(n)
+        return real_read(fd, min(n, 4))
+
+    monkeypatch.setattr(os, "fstat", lambda fd: Small(real_fstat(fd)))
+    monkeypatch.setattr(os, "read", short_read)
+    with pytest.raises(BuilderError) as e:
+        read_regular(p, limit=8, what="ring")
+    assert str(e.value) == f"ring {p} grew past 8 bytes while being read"
+    assert asked == [9, 5, 1]                      # 4 + 4 + 1 bytes: limit + 1 in all
+
+
 def test_read_regular_refuses_symlink_fifo_directory_and_says_missing(tmp_path):
     real = tmp_path / "real.builder"
     real.write_bytes(b"x")
@@ -191,6 +260,7 @@ def test_read_regular_refuses_symlink_fifo_directory_and_says_missing(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         read_regular(tmp_path / "missing")
     assert e.value.filename == str(tmp_path / "missing") and e.value.errno == errno.ENOENT
+    assert e.value.strerror == os.strerror(errno.ENOENT)
     with pytest.raises(BuilderError) as e:
         read_regular(tmp_path / "real.builder" / "below")
     assert str(e.value) == (f"file {tmp_path / 'real.builder' / 'below'} cannot be read "
@@ -213,8 +283,8 @@ def chattr(flag, path):
 
 def test_check_replaceable_accepts_regular_and_missing(tmp_path):
     (tmp_path / "object.builder").write_bytes(b"x")
-    check_replaceable(tmp_path / "object.builder")
-    check_replaceable(tmp_path / "missing.builder")
+    check_replaceable(tmp_path / "object.builder", "builder")
+    check_replaceable(tmp_path / "missing.builder", "builder")
 
 
 def test_check_replaceable_refuses_symlink_and_non_regular(tmp_path):
@@ -236,13 +306,13 @@ def test_check_replaceable_refuses_chattr_flags(tmp_path, flag, kind, letter):
     chattr(flag, p)
     try:
         with pytest.raises(Refused) as e:
-            check_replaceable(p)
+            check_replaceable(p, "builder")
         assert str(e.value) == (f"{p} is {kind} (chattr {flag}): nothing was changed; "
                                 f"remove the flag with `chattr -{letter} {p}`, or leave "
                                 f"this ring alone")
     finally:
         subprocess.run(["chattr", f"-{letter}", str(p)])
-    check_replaceable(p)
+    check_replaceable(p, "builder")
 
 
 def test_check_writable_dir(tmp_path):
@@ -262,7 +332,7 @@ def test_check_writable_dir(tmp_path):
         subprocess.run(["chattr", "-i", str(d)])
     # a directory in a file's place under the check: the parent must be writable
     with pytest.raises(Refused):
-        check_replaceable(tmp_path / "missing" / "object.builder")
+        check_replaceable(tmp_path / "missing" / "object.builder", "builder")
 
 
 def test_check_writable_dir_read_only_and_not_writable(tmp_path, monkeypatch):
@@ -271,10 +341,38 @@ def test_check_writable_dir_read_only_and_not_writable(tmp_path, monkeypatch):
     with pytest.raises(Refused) as e:
         check_writable_dir(tmp_path)
     assert str(e.value) == f"{tmp_path} is on a read-only filesystem: nothing was changed"
-    monkeypatch.setattr(files, "_read_only_fs", lambda path: False)
-    with pytest.raises(Refused) as e:
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(Refused) as e:                  # the real statvfs of tmp_path
         check_writable_dir(tmp_path)
     assert str(e.value) == f"{tmp_path} is not writable by this user: nothing was changed"
+
+
+def test_inode_flags_never_follow_a_symlink_nor_block_on_a_fifo(tmp_path):
+    """A name swapped for a symlink or FIFO after the lstat reads as no flags."""
+    import signal
+
+    p = tmp_path / "f"
+    p.write_text("x")
+    chattr("+a", p)
+    try:
+        os.symlink(p, tmp_path / "link")
+        assert files._inode_flags(p) & files.FS_APPEND_FL
+        assert files._inode_flags(tmp_path / "link") == 0
+    finally:
+        subprocess.run(["chattr", "-a", str(p)])
+    os.mkfifo(tmp_path / "fifo")
+
+    def blocked(*_):
+        raise AssertionError("_inode_flags blocked opening a FIFO")
+
+    old = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(5)
+    try:
+        assert files._inode_flags(tmp_path / "fifo") == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def test_inode_flags_and_read_only(tmp_path):
@@ -381,6 +479,14 @@ def test_write_output(tmp_path, monkeypatch):
         write_output(tmp_path / "no" / "p.json", b"x", force=True, option="--chart")
     assert str(e.value).startswith(f"--chart {tmp_path / 'no' / 'p.json'} could not be "
                                    f"written: No such file or directory")
+    # the checks run first, with the option's name and the protected paths
+    state = tmp_path / ".ringmgr"
+    state.mkdir()
+    monkeypatch.undo()
+    with pytest.raises(UsageError) as e:
+        write_output(state / "x.json", b"x", force=True, option="--chart", protected=(state,))
+    assert str(e.value).startswith(f"--chart {state / 'x.json'} is {state}, which ringmgr")
+    assert names(state) == []
 
 
 # -- names ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 import sys
+import time
 import zlib
 
 import pytest
@@ -91,6 +92,42 @@ def test_header_needs_more_until_complete():
                                % (pn.MAX_META + 1, pn.MAX_META))
     ok = b"R1NG" + struct.pack("!HQ", 2, 2) + b"{}"
     assert pn._header(ok) == ({}, None)
+
+
+def test_header_edge_cases_name_the_numbers_as_written():
+    """Exactly the 6 bytes of magic and format; format and length fields unsigned."""
+    assert pn._header(b"R1NG\0\1", final=True) == (None, "truncated ring header")
+    assert pn._header(b"R1NG\xff\xff") == (None, "unknown ring format 65535")
+    v1 = b"R1NG" + struct.pack("!HI", 1, 0xFFFFFFFF)
+    assert pn._header(v1) == (None, "ring header claims 4294967295 bytes (more than %d)"
+                              % pn.MAX_META)
+    v2 = b"R1NG" + struct.pack("!HQ", 2, (1 << 64) - 1)
+    assert pn._header(v2) == (None, "ring header claims %d bytes (more than %d)"
+                              % ((1 << 64) - 1, pn.MAX_META))
+    err = pn._header(b"R1NG" + struct.pack("!HI", 1, 2) + b"{x")[1]
+    try:
+        json.loads(b"{x")
+    except ValueError as e:
+        assert err == "bad ring header (%s)" % e
+
+
+def test_ring_info_wants_gzip_counts_every_chunk_and_names_zlib_errors(monkeypatch):
+    meta = b'{"version": 3}'
+    raw = b"R1NG" + struct.pack("!HI", 1, len(meta)) + meta
+    assert pn.ring_bytes_info(zlib.compress(raw, wbits=31))["version"] == 3
+    # the same bytes as a zlib stream (not gzip) are not a ring.gz
+    assert pn.ring_bytes_info(zlib.compress(raw))["error"].startswith("corrupt: ")
+    data = ring_gz({"version": 3}, 1, b"\0" * 100)
+    monkeypatch.setattr(pn, "CHUNK", 7)
+    info = pn.ring_bytes_info(data)
+    assert (info["size"], info["version"], info["error"]) == (len(data), 3, None)
+    monkeypatch.undo()
+    bad = data[:10] + bytes(b ^ 0xFF for b in data[10:30]) + data[30:]
+    try:
+        zlib.decompress(bad, wbits=31)
+    except zlib.error as e:
+        want = "corrupt: %s" % e
+    assert pn.ring_bytes_info(bad)["error"] == want
 
 
 def test_two_gzip_members_are_one_stream():
@@ -178,6 +215,30 @@ def test_unsafe_dir(tmp_path):
     msg = pn.unsafe_dir(str(d), st(), "root")
     assert "is writable by everyone" in msg and "(chmod o-w %s)" % d in msg
     os.chmod(d, 0o755)
+    # an owner unknown on the node still leaves root's dir safe
+    assert pn.unsafe_dir(str(d), st(), "no-such-user") is None
+    os.chmod(d, 0o775)
+    assert pn.unsafe_dir(str(d), st(), "no-such-user") is None     # root's group
+    os.chmod(d, 0o755)
+    os.chown(d, 0, 65534)
+    assert pn.unsafe_dir(str(d), st(), "root") is None              # no group write
+    os.chown(d, 0, 0)
+    os.chmod(d, 0o757)
+    assert "the configured owner root: nothing" in pn.unsafe_dir(str(d), st(), None)
+    os.chmod(d, 0o755)
+
+
+def test_open_regular_names_a_symlink_without_following_it(tmp_path):
+    (tmp_path / "real").write_bytes(b"x")
+    os.symlink(tmp_path / "real", tmp_path / "object.ring.gz")
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(pn.NotRegular) as e:
+            pn.open_regular(dfd, "object.ring.gz", "/srv/node/object.ring.gz")
+    finally:
+        os.close(dfd)
+    assert str(e.value).startswith("/srv/node/object.ring.gz is not a regular file "
+                                   "(a symlink, owner root)")
 
 
 # -- inspect ----------------------------------------------------------------------------
@@ -214,6 +275,20 @@ def test_inspect_does_not_sweep_an_unsafe_dir(node):
     assert out["unsafe"] and out["removed_tmp"] == [] and tmp.exists()
 
 
+def test_inspect_judges_swift_dir_by_the_configured_owner(node):
+    """A swift_dir owned by the configured owner is safe; the same dir with no owner
+    configured is reported, naming its path."""
+    d, _ = node
+    os.chown(d, 65534, 65534)
+    try:
+        assert pn.inspect({"dir": str(d), "owner": "nobody"})["unsafe"] is None
+        unsafe = pn.inspect({"dir": str(d)})["unsafe"]
+    finally:
+        os.chown(d, 0, 0)
+    assert unsafe.startswith("swift_dir %s (owner nobody:nogroup, mode 0755) is writable by "
+                             "its owner nobody" % d)
+
+
 def test_inspect_ring_errors(node, monkeypatch):
     d, _ = node
     dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
@@ -224,13 +299,21 @@ def test_inspect_ring_errors(node, monkeypatch):
         def unreadable(*a):
             raise PermissionError(13, "Permission denied")
 
+        unread = {"md5": None, "size": None, "version": None,
+                  "error": "unreadable: Permission denied"}
         monkeypatch.setattr(pn, "open_regular", unreadable)
-        assert pn.inspect_ring(dfd, "object.ring.gz", "/x")["error"] == \
-            "unreadable: Permission denied"
+        assert pn.inspect_ring(dfd, "object.ring.gz", "/x") == unread
         monkeypatch.undo()
         monkeypatch.setattr(pn, "fd_ring_info", unreadable)
-        assert pn.inspect_ring(dfd, "object.ring.gz", "/x")["error"] == \
-            "unreadable: Permission denied"
+        assert pn.inspect_ring(dfd, "object.ring.gz", "/x") == unread
+        monkeypatch.undo()
+        # the admin side reads every key of the answer, also for a non-regular file
+        os.mkfifo(d / "fifo.ring.gz")
+        path = os.path.join(str(d), "fifo.ring.gz")
+        assert pn.inspect_ring(dfd, "fifo.ring.gz", path) == {
+            "md5": None, "size": None, "version": None, "regular": False,
+            "error": "%s is not a regular file (a FIFO, owner root): ringmgr replaces only "
+                     "regular files; remove it on the node, then push again" % path}
     finally:
         os.close(dfd)
 
@@ -250,6 +333,7 @@ def test_open_dir(tmp_path):
 
 @pytest.mark.parametrize("field, value, error", [
     ("name", "../object.ring.gz", "bad ring name '../object.ring.gz'"),
+    ("name", "sub/object.ring.gz", "bad ring name 'sub/object.ring.gz'"),
     ("name", ".object.ring.gz", "bad ring name '.object.ring.gz'"),
     ("name", "object.builder", "bad ring name 'object.builder'"),
     ("name", 7, "bad ring name 7"),
@@ -533,3 +617,81 @@ def test_main_session_of_a_missing_dir(node, monkeypatch, tmp_path):
     assert lines[0]["exists"] is False
     assert lines[1]["files"]["object.ring.gz"]["error"] == \
         "swift_dir %s was replaced since it was inspected" % (tmp_path / "no")
+
+
+def test_main_session_answers_a_malformed_request_for_a_replaced_dir(monkeypatch, tmp_path):
+    """A file without a name is answered as "?", a request without files with none."""
+    arg = json.dumps({"dir": str(tmp_path / "no")})
+    code, lines = run_main(monkeypatch, ["session", arg],
+                           json.dumps({"files": [{"size": 1}]}).encode() + b"\n")
+    why = "swift_dir %s was replaced since it was inspected" % (tmp_path / "no")
+    assert lines[1]["files"] == {"?": {"ok": False, "error": why}}
+    code, lines = run_main(monkeypatch, ["session", arg], b"{}\n")
+    assert code is None and lines[1] == {"files": {}, "seconds": {"receive": 0, "apply": 0}}
+
+
+def test_received_temp_files_are_private_until_checked(node):
+    """While bytes arrive, the temp file is 0600 (no one else reads a half ring)."""
+    d, new = node
+    req, data = request(d, new)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        got = pn.receive(dfd, req["files"], io.BytesIO(data))
+        tmp = d / req["files"][0]["tmp"]
+        assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o600
+        pn.discard(dfd, req["files"], got)
+        assert not tmp.exists()
+    finally:
+        os.close(dfd)
+
+
+def test_same_file_never_follows_a_symlink(tmp_path):
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        (tmp_path / "a").write_text("x")
+        os.symlink(tmp_path / "a", tmp_path / "link")
+        assert not pn.same_file(dfd, "link", os.stat(tmp_path / "a"))
+    finally:
+        os.close(dfd)
+
+
+def test_messages_name_the_full_path_on_the_node(node):
+    d, new = node
+    os.mkfifo(d / "fifo.ring.gz")
+    fifo = os.path.join(str(d), "fifo.ring.gz")
+    out = pn.inspect({"dir": str(d)})
+    assert out["rings"]["fifo.ring.gz"]["error"].startswith(fifo + " is not a regular file")
+    req, data = request(d, new)
+    f = dict(req["files"][0], name="fifo.ring.gz")
+    with pytest.raises(pn.NotRegular) as e:
+        check_one(d, f, data)
+    assert str(e.value).startswith(fifo + " is not a regular file (a FIFO")
+
+
+def test_serve_apply_reports_durations_and_nameless_files(node):
+    d, new = node
+    req, data = request(d, new)
+    t = time.monotonic()
+    out = serve(d, req, io.BytesIO(data))
+    took = time.monotonic() - t
+    assert out["files"]["object.ring.gz"]["ok"] is True
+    assert 0 <= out["seconds"]["receive"] <= took and 0 <= out["seconds"]["apply"] <= took
+    bad = dict(req, files=[{"size": 1}])
+    assert list(serve(d, bad, io.BytesIO(b""))["files"]) == ["?"]
+
+
+def test_a_ring_new_on_the_node_belongs_to_the_configured_owner(node):
+    """swift_dir owned by the configured owner is safe, and a ring the node did not
+    have yet is installed as that owner."""
+    d, new = node
+    os.unlink(d / "object.ring.gz")
+    os.chown(d, 65534, 65534)
+    try:
+        req, data = request(d, new)
+        req["owner"] = "nobody:nogroup"
+        out = serve(d, req, io.BytesIO(data))
+    finally:
+        os.chown(d, 0, 0)
+    assert out["files"]["object.ring.gz"] == {"ok": True, "error": None}
+    st = os.stat(d / "object.ring.gz")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o644)

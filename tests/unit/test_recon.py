@@ -71,13 +71,56 @@ def test_mounted_diskusage_and_percent():
     assert du[0].percent == 25.0
 
 
-def test_relinker_progress():
+def test_relinker_progress_without_policies():
     devs = rp.parse_relinker({"devices": {"sdb": {"parts_done": 3, "total_parts": 8,
                                                   "step": "relink"},
                                           "sdc": {"parts_done": 8, "total_parts": 8,
                                                   "step": "cleanup"}}, "workers": None})
-    assert [(d.device, d.step, d.finished) for d in devs] == [
-        ("sdb", "relink", False), ("sdc", "cleanup", True)]
+    assert [(d.device, d.policy, d.step, d.finished) for d in devs] == [
+        ("sdb", None, "relink", False), ("sdc", None, "cleanup", True)]
+
+
+def _relinker(name):
+    """Answers of swift's recon middleware during a real relinker run
+    (sim/capture_relinker.py: two policies, four devices, swift 2.38.3)."""
+    return json.loads((DATA / f"relinker-{name}.json").read_text())
+
+
+# (sample, per policy (policy, step, devices, done), the health column, unfinished entries)
+RELINKER_CASES = [
+    ("relink-midway", [(0, "relink", 4, 4), (1, "relink", 4, 0)],
+     "policy 0: relink done; policy 1: relinking, 0/4 devices done", [("sde", 1)]),
+    ("relink-done", [(0, "relink", 4, 4), (1, "relink", 4, 4)],
+     "policy 0: relink done; policy 1: relink done", []),
+    ("cleanup-midway", [(0, "cleanup", 4, 4), (1, "cleanup", 4, 0)],
+     "policy 0: cleanup done; policy 1: cleaning up, 0/4 devices done", [("sdb", 1)]),
+    ("cleanup-done", [(0, "cleanup", 4, 4), (1, "cleanup", 4, 4)],
+     "policy 0: cleanup done; policy 1: cleanup done", []),
+]
+
+
+@pytest.mark.parametrize("name,policies,cell,unfinished", RELINKER_CASES)
+def test_relinker_per_policy_on_real_answers(name, policies, cell, unfinished):
+    from ringmgr.live.health import relinker_cell
+
+    entries = rp.parse_relinker(_relinker(name))
+    by = rp.relinker_by_policy(entries)
+    assert [(p["policy"], p["step"], p["devices"], p["devices_done"]) for p in by] == policies
+    assert relinker_cell(by) == cell
+    assert [(e.device, e.policy) for e in entries if not e.finished] == unfinished
+    # the device-level totals swift writes beside the policies are not an entry
+    assert all(e.policy is not None for e in entries)
+    assert {e.step for e in entries} == {name.split("-")[0]}
+
+
+def test_relinker_never_run_and_bad_policy_keys():
+    from ringmgr.live.health import relinker_cell
+
+    assert relinker_cell(rp.relinker_by_policy(rp.parse_relinker(sample("relinker")))) == "-"
+    with pytest.raises(rp.ReconParseError, match="is not an index"):
+        rp.parse_relinker({"devices": {"sdb": {"policies": {"gold": {}}}}})
+    with pytest.raises(rp.ReconParseError, match="policy 1 parts_done"):
+        rp.parse_relinker({"devices": {"sdb": {"policies": {"1": {"parts_done": "x"}}}}})
 
 
 @pytest.mark.parametrize("check,body,words", [
@@ -195,6 +238,34 @@ def test_one_server_failing_does_not_stop_the_sweep():
     finally:
         bad.shutdown()
         good.shutdown()
+
+
+def test_health_table_and_metrics_show_the_relinker_per_policy(tmp_path):
+    """The node's relinker entries as assess fills them, through the text table and
+    the node_exporter metrics (a policy label per device)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ringmgr.live.health import Report, render
+    from ringmgr.live.prometheus import write_textfile
+
+    entries = rp.parse_relinker(_relinker("relink-midway"))
+    node = {"servers": {}, "replication": {}, "devices": [], "unmounted": [],
+            "mount_check": True, "async_pending": None, "quarantined": None, "rings": {},
+            "swift_conf": None, "clock_skew": None, "drive_audit_errors": None,
+            "relinker": [{"device": e.device, "policy": e.policy, "step": e.step,
+                          "parts_done": e.parts_done, "total_parts": e.total_parts,
+                          "finished": e.finished} for e in entries],
+            "relinker_policies": rp.relinker_by_policy(entries)}
+    rep = Report(nodes={"s01": node}, servers=1, checked_at=1.0)
+    header, row = render(rep).splitlines()[:2]
+    assert header.split()[-1] == "relinker"
+    assert row.endswith("policy 0: relink done; policy 1: relinking, 0/4 devices done")
+    prom = tmp_path / "h.prom"
+    write_textfile(str(prom), rep)
+    fams = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    samples = {(s.labels["device"], s.labels["policy"]): s.value
+               for s in fams["ringmgr_relinker_parts_done_ratio"].samples}
+    assert samples[("sdb", "0")] == 1.0 and ("sde", "1") not in samples   # 0 of 0 parts
 
 
 class _Counting(ThreadingHTTPServer):

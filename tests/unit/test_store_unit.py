@@ -353,6 +353,10 @@ def test_push_records_and_jsonl(cluster, tmp_path):
     assert _read_jsonl(p) == [{"a": 1}, {"c": 3}]
     _append_line(p, '{"d": 4}')
     assert p.read_text().endswith('{"c": 3}\n{"d": 4}\n')
+    t = tmp_path / "one.jsonl"
+    t.write_text("{")                               # a torn line of one byte
+    _append_line(t, "{}")
+    assert t.read_text() == "{\n{}\n"
     q = tmp_path / "new.jsonl"
     _append_line(q, "{}")
     assert q.read_text() == "{}\n"
@@ -390,3 +394,34 @@ def test_damaged_history_is_reported_with_its_lines(cluster):
         s.next_id()
     s.repair_history()
     assert s.history() == [] and s.read_history() == ([], [])
+
+
+def test_recover_undoes_drops_or_forces_as_asked(cluster, monkeypatch):
+    """resume's three ways out of an interrupted change, through the store."""
+    s = RingStore(cluster.builder_dir)
+    assert s.recover() is None                          # nothing pending
+    s.txn_dir.mkdir(parents=True)
+    assert s.recover() == ("undid an interrupted change that had not been committed; "
+                           "the old rings stand")
+    s.txn_dir.mkdir()
+    assert s.recover(discard=True).startswith("dropped the pending change #None")
+    assert not s.txn_dir.exists()
+    # committed (journal written), then the builder edited by another tool
+    b = s.load("object")
+    b.set_dev_weight(0, b.devs[0]["weight"] / 2)
+    b.rebalance(seed=1)
+    monkeypatch.setenv("RINGMGR_TEST_FAULT", "txn:committed")
+    monkeypatch.setenv("RINGMGR_TEST_FAULT_ERRNO", "EIO")
+    with pytest.raises(OSError):
+        s.commit({"object": b}, {"description": "half weight"})
+    monkeypatch.delenv("RINGMGR_TEST_FAULT")
+    assert s.pending(held=True)["committed"] is True
+    builder = s.files("object").builder
+    edited = builder.read_bytes() + b"\0"
+    builder.write_bytes(edited)
+    with pytest.raises(Refused) as e:
+        s.recover()
+    assert "object.builder changed while change" in str(e.value)
+    assert builder.read_bytes() == edited
+    assert s.recover(force=True).startswith("finished interrupted change")
+    assert builder.read_bytes() != edited and s.pending() is None
