@@ -66,14 +66,7 @@ def relinker_span(lab, op: str, step: str) -> dict[str, tuple[float, float]]:
 
 def relinker_seconds(lab, op: str, step: str) -> dict[str, float]:
     """Per node: the relinker process's own run time (the wrapper's start/exit lines)."""
-    out = {}
-    for n in lab.nodes:
-        log = Path(n.mount_root).parent.parent / "var/lib/ringmgr" / op / f"{step}.log"
-        text = log.read_text()
-        start = re.findall(r"ringmgr: started pid \d+ at ([0-9.]+)", text)
-        end = re.findall(r"ringmgr: exit -?\d+ at ([0-9.]+)", text)
-        out[n.name] = float(end[-1]) - float(start[-1])
-    return out
+    return {n: end - start for n, (start, end) in relinker_span(lab, op, step).items()}
 
 
 def manual(lab, step: str, prefix_of, conf_of) -> float:
