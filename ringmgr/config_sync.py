@@ -200,15 +200,6 @@ def unified_diff(path, old: str, new: str) -> str:
                                         f"a/{Path(path).name}", f"b/{Path(path).name}"))
 
 
-def write_config(path, text: str) -> None:
-    """Replace ``path`` atomically, keeping its mode (the project's one atomic writer:
-    a random exclusive temp name, fsync, rename, fsync of the directory)."""
-    from ringmgr.rings.files import atomic_write
-
-    path = Path(path)
-    atomic_write(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o7777)
-
-
 class ConfigSync:
     """The CLI side: after the simulation, work out (and show) the config edit; after
     the commit, write it.  ``None`` from ``for_config`` when there is no [converge]."""
@@ -219,6 +210,7 @@ class ConfigSync:
         self.old = self.path.read_text(encoding="utf-8")
         self.new = None
         self.problem = None
+        self.written = self.marked = False
 
     @classmethod
     def for_config(cls, app, config):
@@ -271,7 +263,7 @@ class ConfigSync:
     def write_before_commit(self) -> None:
         """Called once the change is confirmed, right before the builders are committed:
         the config goes first, so that a crash in between leaves it ahead of the rings
-        (what the operator asked for: `ringmgr plan` shows it, converge finishes it)
+        (marked: `status` names it, `resume` puts it back with the uncommitted change)
         rather than behind them (where converge would undo the change)."""
         if self.problem:
             self.app.warn(self.problem)
@@ -283,20 +275,10 @@ class ConfigSync:
             self.app.warn(self.problem)
             self.new = None
             return
-        import json
-        import time
+        from ringmgr.config_sync_marker import mark, write_config
 
-        from ringmgr.rings.files import atomic_write
-        from ringmgr.rings.store import RingStore
-
-        from ringmgr.config_sync_marker import md5_text, marker_path
-
-        store = RingStore.from_config(self.config)
-        store.state_dir.mkdir(mode=0o700, exist_ok=True)
         # until the builders are committed, status names this edit and resume undoes it
-        atomic_write(self.marker, json.dumps({
-            "path": str(self.path), "old": self.old, "new_md5": md5_text(self.new),
-            "change_id": store.next_id(), "time": time.time()}).encode(), mode=0o600)
+        mark(self.config, self.path, self.old, self.new)
         self.marked = True
         write_config(self.path, self.new)
         self.written = True
@@ -313,16 +295,17 @@ class ConfigSync:
 
     def undo(self) -> None:
         """The commit failed after the config was written: put the old text back."""
-        if getattr(self, "written", False) and \
-                self.path.read_text(encoding="utf-8") == self.new:
+        if self.written and self.path.read_text(encoding="utf-8") == self.new:
+            from ringmgr.config_sync_marker import write_config
+
             write_config(self.path, self.old)
             self.written = False
-        if getattr(self, "marked", False):
+        if self.marked:
             self.marker.unlink(missing_ok=True)
 
     def report(self) -> dict:
         out = self.json()
-        if getattr(self, "written", False):
+        if self.written:
             out["config_update"]["written"] = True
             self.app.remark(f"{self.path} updated to describe the rings as they are now")
         elif out and self.problem:

@@ -22,6 +22,22 @@ def md5_text(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
+def mark(config, path, old: str, new: str) -> None:
+    """Record that ``path`` is about to say ``new`` (it said ``old``) for the change the
+    builder store commits next."""
+    import json
+    import time
+
+    from ringmgr.rings.files import atomic_write
+    from ringmgr.rings.store import RingStore
+
+    store = RingStore.from_config(config)
+    store.state_dir.mkdir(mode=0o700, exist_ok=True)
+    atomic_write(marker_path(config), json.dumps({
+        "path": str(path), "old": old, "new_md5": md5_text(new),
+        "change_id": store.next_id(), "time": time.time()}).encode(), mode=0o600)
+
+
 def interrupted_sync(config) -> dict | None:
     """A config edit whose ring change was interrupted (the marker ``write_before_commit``
     leaves until the builders are committed): path, change_id, time and ``state``:
@@ -84,7 +100,7 @@ def recover_sync(config) -> str | None:
         raise BuilderError(sync_problem(info))
     msg = None
     if info["state"] == "ahead":
-        _write_back(info["path"], info["old"])
+        write_config(info["path"], info["old"])
         msg = (f"{info['path']}: put back as it was before change #{info['change_id']} "
                f"(its ring change was not committed)")
     elif info["state"] == "edited":
@@ -94,7 +110,9 @@ def recover_sync(config) -> str | None:
     return msg
 
 
-def _write_back(path, text: str) -> None:
+def write_config(path, text: str) -> None:
+    """Replace ``path`` atomically, keeping its mode (the project's one atomic writer:
+    a random exclusive temp name, fsync, rename, fsync of the directory)."""
     from ringmgr.rings.files import atomic_write
 
     path = Path(path)
