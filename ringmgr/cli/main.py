@@ -70,6 +70,31 @@ class RingmgrGroup(click.Group):
     """A group whose ``main`` maps exceptions to one-line messages and exit codes, and
     prints the one JSON envelope (``--json``) once the exit code is known."""
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._loaded: set[str] = set()
+
+    # click's lazy group: a command's module is imported (and its commands given their
+    # completion) when one of its commands is looked up; listing imports them all
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            self._load(COMMANDS[name])
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx):
+        for module in COMMAND_MODULES:
+            self._load(module)
+        return super().list_commands(ctx)
+
+    def _load(self, module: str) -> None:
+        if module in self._loaded:
+            return
+        self._loaded.add(module)
+        scratch = click.Group(self.name)
+        importlib.import_module(module).register(scratch)
+        completion.attach(scratch)
+        self.commands.update(scratch.commands)
+
     def main(self, args=None, prog_name="ringmgr", complete_var=None, **extra):
         # swift's ring module imports eventlet, whose green DNS costs a quarter second
         # at import and is of no use to ringmgr (it resolves nothing through eventlet)
@@ -205,72 +230,6 @@ def cli(ctx, config_path, verbose):
     app.setup_logging(ctx)
 
 
-class _LazyCommands(dict):
-    """The top-level commands, each module imported (and its commands given their
-    completion) when one of its commands is looked up; anything that lists or counts
-    them imports them all first."""
-
-    def __init__(self):
-        super().__init__()
-        self._loaded: set[str] = set()
-
-    def _load(self, module: str) -> None:
-        if module in self._loaded:
-            return
-        self._loaded.add(module)
-        scratch = click.Group("ringmgr")
-        importlib.import_module(module).register(scratch)
-        completion.attach(scratch)
-        dict.update(self, scratch.commands)
-
-    def _load_all(self) -> None:
-        for module in COMMAND_MODULES:
-            self._load(module)
-
-    def _lookup(self, name) -> None:
-        if not dict.__contains__(self, name) and name in COMMANDS:
-            self._load(COMMANDS[name])
-
-    def __missing__(self, name):
-        self._lookup(name)
-        if dict.__contains__(self, name):
-            return dict.__getitem__(self, name)
-        raise KeyError(name)
-
-    def get(self, name, default=None):
-        self._lookup(name)
-        return dict.get(self, name, default)
-
-    def __contains__(self, name):
-        self._lookup(name)
-        return dict.__contains__(self, name)
-
-    def __setitem__(self, name, command):
-        self._load_all()
-        dict.__setitem__(self, name, command)
-
-    def __iter__(self):
-        self._load_all()
-        return dict.__iter__(self)
-
-    def __len__(self):
-        self._load_all()
-        return dict.__len__(self)
-
-    def keys(self):
-        self._load_all()
-        return dict.keys(self)
-
-    def values(self):
-        self._load_all()
-        return dict.values(self)
-
-    def items(self):
-        self._load_all()
-        return dict.items(self)
-
-
-cli.commands = _LazyCommands()
 
 
 def main():

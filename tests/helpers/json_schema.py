@@ -20,7 +20,8 @@ def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tupl
     """Every command a user can run with --json: leaves, and groups that run on their own
     (``invoke_without_command``, e.g. history)."""
     out = {}
-    for name, cmd in sorted(group.commands.items()):
+    for name in group.list_commands(None):
+        cmd = group.get_command(None, name)
         path = (*prefix, name)
         if isinstance(cmd, click.Group):
             if cmd.invoke_without_command:
@@ -64,9 +65,9 @@ def command_of(argv: list[str], cli) -> tuple[str, ...]:
             continue
         if a.startswith("-"):
             continue
-        if isinstance(node, click.Group) and a in node.commands:
+        if isinstance(node, click.Group) and node.get_command(None, a) is not None:
             path.append(a)
-            node = node.commands[a]
+            node = node.get_command(None, a)
             continue
         break
     return tuple(path)
@@ -77,7 +78,7 @@ def schema_for(path: tuple[str, ...], cli) -> str:
     a group that cannot run on its own (``ringmgr compute --bogus``)."""
     node = cli
     for p in path:
-        node = node.commands[p]
+        node = node.get_command(None, p)
     if not path or (isinstance(node, click.Group) and not node.invoke_without_command):
         return "envelope"
     return schema_name(path)
